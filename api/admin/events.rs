@@ -1,0 +1,217 @@
+//! Creating events and reading their sales.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sqlx::{PgPool, Postgres, Transaction};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::auth::Admin;
+use crate::domain::Currency;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::sales::events::{fetch_rows, group, EventRow};
+use crate::startup::AppState;
+
+pub const MAX_TICKET_TYPES: usize = 20;
+pub const MAX_CAPACITY: i64 = 1_000_000;
+pub const MAX_PER_ORDER: i64 = 100;
+/// 100 million in major units; keeps `price × quantity` far from overflow.
+pub const MAX_PRICE_MINOR: i64 = 10_000_000_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewTicketType {
+    pub name: String,
+    /// Price of one ticket in minor units (e.g. 999 for 9.99 GBP).
+    pub price_minor: i64,
+    pub capacity: i64,
+    pub max_per_order: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewEvent {
+    pub name: String,
+    pub venue: String,
+    /// RFC 3339, in the future.
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub starts_at: OffsetDateTime,
+    /// ISO 4217 code, e.g. `GBP`.
+    pub currency: String,
+    pub ticket_types: Vec<NewTicketType>,
+}
+
+/// An event as the organiser sees it: with sales figures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminEventView {
+    pub id: Uuid,
+    pub name: String,
+    pub venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    pub currency: String,
+    pub ticket_types: Vec<AdminTicketTypeView>,
+    /// Money taken for paid orders, minor units.
+    pub revenue_minor: i64,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AdminTicketTypeView {
+    pub id: Uuid,
+    pub name: String,
+    pub price_minor: i64,
+    pub currency: String,
+    pub capacity: i32,
+    pub max_per_order: i32,
+    pub sold: i32,
+    /// Seats in live holds and unpaid orders.
+    pub held: i32,
+    pub available: i32,
+    pub revenue_minor: i64,
+}
+
+fn text(field: &str, raw: &str) -> ApiResult<String> {
+    let t = raw.trim();
+    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+        return Err(ApiError::validation(format!("{field} must be 1 to 200 characters without control characters")));
+    }
+    Ok(t.to_owned())
+}
+
+fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
+    if !(min..=max).contains(&value) {
+        return Err(ApiError::validation(format!("{field} must be between {min} and {max}")));
+    }
+    Ok(value)
+}
+
+/// Create an event with its ticket types.
+#[utoipa::path(
+    tag = "admin",
+    request_body = NewEvent,
+    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed")),
+    security(("admin" = [])),
+    responses(
+        (status = 201, description = "Created", body = AdminEventView),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 422, description = "Invalid event", body = ErrorBody),
+    )
+)]
+#[post("/admin/events")]
+pub async fn create_event(state: web::Data<AppState>, _admin: Admin, body: web::Json<NewEvent>) -> ApiResult<HttpResponse> {
+    let mut tx = state.pool.begin().await?;
+    let id = insert_event(&mut tx, &body, false).await?;
+    tx.commit().await?;
+    Ok(HttpResponse::Created().json(admin_event(&state.pool, id).await?))
+}
+
+/// Validates and inserts an event; the caller commits.
+pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_demo: bool) -> ApiResult<Uuid> {
+    let name = text("name", &e.name)?;
+    let venue = text("venue", &e.venue)?;
+    let currency = Currency::parse(&e.currency).map_err(ApiError::validation)?;
+    if e.starts_at <= OffsetDateTime::now_utc() {
+        return Err(ApiError::validation("starts_at must be in the future"));
+    }
+    if e.ticket_types.is_empty() || e.ticket_types.len() > MAX_TICKET_TYPES {
+        return Err(ApiError::validation(format!("an event needs 1 to {MAX_TICKET_TYPES} ticket types")));
+    }
+    let id = Uuid::new_v4();
+    sqlx::query!(
+        "INSERT INTO events (id, name, venue, starts_at, currency, is_demo) VALUES ($1, $2, $3, $4, $5, $6)",
+        id,
+        name,
+        venue,
+        e.starts_at,
+        currency.as_str(),
+        is_demo
+    )
+    .execute(&mut **tx)
+    .await?;
+    for (position, t) in e.ticket_types.iter().enumerate() {
+        let tname = text("ticket_types[].name", &t.name)?;
+        let price = bounded("ticket_types[].price_minor", t.price_minor, 0, MAX_PRICE_MINOR)?;
+        let capacity = bounded("ticket_types[].capacity", t.capacity, 0, MAX_CAPACITY)?;
+        let max_per_order = bounded("ticket_types[].max_per_order", t.max_per_order, 1, MAX_PER_ORDER)?;
+        sqlx::query!(
+            "INSERT INTO ticket_types (id, event_id, position, name, price_minor, capacity, max_per_order)
+             VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            Uuid::new_v4(),
+            id,
+            position as i32,
+            tname,
+            price,
+            capacity as i32,
+            max_per_order as i32
+        )
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(id)
+}
+
+async fn revenue_by_type(pool: &PgPool, event_id: Option<Uuid>) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
+    sqlx::query_as(
+        "SELECT ticket_type_id, COALESCE(SUM(amount_minor), 0)::bigint FROM orders
+         WHERE status = 'paid' AND ($1::uuid IS NULL OR event_id = $1) GROUP BY ticket_type_id",
+    )
+    .bind(event_id)
+    .fetch_all(pool)
+    .await
+}
+
+fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)]) -> AdminEventView {
+    let first = &rows[0];
+    let ticket_types: Vec<AdminTicketTypeView> = rows
+        .iter()
+        .map(|r| AdminTicketTypeView {
+            id: r.id,
+            name: r.name.clone(),
+            price_minor: r.price_minor,
+            currency: r.currency.clone(),
+            capacity: r.capacity,
+            max_per_order: r.max_per_order,
+            sold: r.sold,
+            held: r.capacity - r.sold - r.available.max(0),
+            available: r.available.max(0),
+            revenue_minor: revenue.iter().find(|(id, _)| *id == r.id).map_or(0, |(_, v)| *v),
+        })
+        .collect();
+    AdminEventView {
+        id: first.event_id,
+        name: first.event_name.clone(),
+        venue: first.venue.clone(),
+        starts_at: first.starts_at,
+        currency: first.currency.clone(),
+        revenue_minor: ticket_types.iter().map(|t| t.revenue_minor).sum(),
+        ticket_types,
+    }
+}
+
+pub async fn admin_event(pool: &PgPool, id: Uuid) -> ApiResult<AdminEventView> {
+    let rows = fetch_rows(pool, Some(id), None).await?;
+    if rows.is_empty() {
+        return Err(ApiError::NotFound("no such event"));
+    }
+    Ok(admin_view(&rows, &revenue_by_type(pool, Some(id)).await?))
+}
+
+/// Every event (past ones too) with its sales.
+#[utoipa::path(
+    tag = "admin",
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "Events with sales", body = [AdminEventView]),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+    )
+)]
+#[get("/admin/events")]
+pub async fn list_events(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
+    let rows = fetch_rows(&state.pool, None, None).await?;
+    let revenue = revenue_by_type(&state.pool, None).await?;
+    Ok(HttpResponse::Ok().json(group(rows, |r| admin_view(r, &revenue))))
+}

@@ -1,0 +1,53 @@
+//! Who is calling: a buyer holding a hold or order secret, or the admin.
+
+use std::future::{ready, Ready};
+
+use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
+use subtle::ConstantTimeEq;
+
+use crate::domain::secret::hash_secret;
+use crate::error::ApiError;
+use crate::startup::AppState;
+
+/// The hash of the bearer secret a buyer sent. Handlers compare it with the
+/// stored hash in their query; a missing or wrong secret answers 404 so that
+/// nobody learns whether an id exists.
+pub struct BuyerSecret {
+    pub hash: Vec<u8>,
+}
+
+fn bearer(req: &HttpRequest) -> Option<&str> {
+    let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim()).filter(|t| !t.is_empty())
+}
+
+impl FromRequest for BuyerSecret {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(match bearer(req) {
+            Some(token) if token.len() <= 128 => Ok(BuyerSecret { hash: hash_secret(token) }),
+            _ => Err(ApiError::NotFound("no such resource")),
+        })
+    }
+}
+
+/// Proof that the request carries the admin token (compared in constant time).
+pub struct Admin;
+
+impl FromRequest for Admin {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
+        let expected = state.config.admin_token.value.as_bytes();
+        ready(match bearer(req) {
+            None => Err(ApiError::Unauthorized),
+            Some(token) if bool::from(token.as_bytes().ct_eq(expected)) => Ok(Admin),
+            Some(_) => Err(ApiError::Forbidden),
+        })
+    }
+}

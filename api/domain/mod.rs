@@ -1,0 +1,9 @@
+//! Values that can only hold valid data, and the state machines.
+
+pub mod buyer;
+pub mod currency;
+pub mod secret;
+pub mod status;
+
+pub use buyer::{BuyerName, Email};
+pub use currency::Currency;

@@ -1,0 +1,18 @@
+//! nts: ticket sales that never get the money or the seats wrong.
+//!
+//! The sale flow lives in [`sales`], the money rules in [`payments`]; every
+//! state machine is one enum in [`domain::status`].
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod idempotency;
+pub mod openapi;
+pub mod ops;
+pub mod payments;
+pub mod sales;
+pub mod startup;
+pub mod telemetry;

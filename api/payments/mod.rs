@@ -1,0 +1,14 @@
+//! Money. The rules (DESIGN.md, "Rules that keep the money and the seats right"):
+//! record intent before calling the provider, never hold a transaction across
+//! a provider call, apply every provider answer as a guarded transition, cancel
+//! at the provider before releasing seats, refund what cannot be honoured.
+
+pub mod gateway;
+pub mod reconciler;
+pub mod service;
+pub mod settle;
+pub mod simulated;
+pub mod simulated_routes;
+
+pub use gateway::{PaymentGateway, Provider};
+pub use service::PaymentService;

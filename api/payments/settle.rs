@@ -1,0 +1,198 @@
+//! Applying what the provider says about an attempt to our records. Every
+//! function here is safe to call any number of times, from any instance, in
+//! any order: each change is a guarded transition.
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::gateway::{Intent, IntentStatus};
+use crate::domain::secret::new_ticket_code;
+use crate::domain::status::{OrderStatus, PaymentStatus};
+
+/// Applies the provider's view of `payment_id`; answers the payment's status afterwards.
+pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
+    match &intent.status {
+        IntentStatus::Succeeded => {
+            let status = record_success(pool, payment_id).await?;
+            if intent.refunded {
+                return record_refunded(pool, payment_id, None).await;
+            }
+            Ok(status)
+        }
+        IntentStatus::Failed { code } => {
+            transition(pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(code), None).await
+        }
+        IntentStatus::Canceled => transition(pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Canceled, None, None).await,
+        IntentStatus::RequiresAction { client_secret } => {
+            transition(
+                pool,
+                payment_id,
+                &[PaymentStatus::Created, PaymentStatus::Processing],
+                PaymentStatus::RequiresAction,
+                None,
+                Some(client_secret),
+            )
+            .await
+        }
+        IntentStatus::Processing => {
+            transition(pool, payment_id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None).await
+        }
+        IntentStatus::Open => current_status(pool, payment_id).await,
+    }
+}
+
+async fn current_status(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+    sqlx::query_scalar!(r#"SELECT status AS "status: PaymentStatus" FROM payments WHERE id = $1"#, payment_id)
+        .fetch_one(pool)
+        .await
+}
+
+/// Moves the payment to `to` if it is in one of `from`; answers its status either way.
+pub async fn transition(
+    pool: &PgPool,
+    payment_id: Uuid,
+    from: &[PaymentStatus],
+    to: PaymentStatus,
+    failure_code: Option<&str>,
+    client_secret: Option<&str>,
+) -> Result<PaymentStatus, sqlx::Error> {
+    debug_assert!(from.iter().all(|f| f.can_become(to)));
+    let moved = sqlx::query_scalar!(
+        r#"UPDATE payments SET status = $3, updated_at = now(),
+                  failure_code = COALESCE($4, failure_code), client_secret = COALESCE($5, client_secret)
+           WHERE id = $1 AND status = ANY($2)
+           RETURNING status AS "status: PaymentStatus""#,
+        payment_id,
+        from as &[PaymentStatus],
+        to as PaymentStatus,
+        failure_code,
+        client_secret,
+    )
+    .fetch_optional(pool)
+    .await?;
+    match moved {
+        Some(s) => Ok(s),
+        None => current_status(pool, payment_id).await,
+    }
+}
+
+/// The provider took the money. If the order still awaits payment it becomes
+/// paid and its tickets are issued, in one transaction; otherwise (paid by
+/// another attempt, expired, canceled) the money is owed back and the payment
+/// waits for the reconciler to refund it.
+pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let payment = sqlx::query!(
+        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
+        payment_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RefundPending | PaymentStatus::Refunded) {
+        return Ok(payment.status);
+    }
+    let order = sqlx::query!(
+        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        payment.order_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let status = if order.status == OrderStatus::AwaitingPayment {
+        sqlx::query!("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = $1", payment_id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query!(
+            "UPDATE orders SET status = 'paid', paid_at = now(), finished_at = now() WHERE id = $1",
+            payment.order_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "UPDATE ticket_types SET held = held - $2, sold = sold + $2 WHERE id = $1",
+            order.ticket_type_id,
+            order.quantity
+        )
+        .execute(&mut *tx)
+        .await?;
+        let codes: Vec<String> = (0..order.quantity).map(|_| new_ticket_code()).collect();
+        sqlx::query!(
+            "INSERT INTO tickets (code, order_id, ticket_type_id, position)
+             SELECT code, $2, $3, pos::int FROM unnest($1::text[]) WITH ORDINALITY AS c(code, pos)",
+            &codes,
+            payment.order_id,
+            order.ticket_type_id
+        )
+        .execute(&mut *tx)
+        .await?;
+        tracing::info!(%payment_id, order_id = %payment.order_id, "order paid");
+        PaymentStatus::Succeeded
+    } else {
+        sqlx::query!("UPDATE payments SET status = 'refund_pending', updated_at = now() WHERE id = $1", payment_id)
+            .execute(&mut *tx)
+            .await?;
+        tracing::warn!(%payment_id, order_id = %payment.order_id, order_status = ?order.status,
+            "payment succeeded for an order that cannot take it; refunding");
+        PaymentStatus::RefundPending
+    };
+    tx.commit().await?;
+    Ok(status)
+}
+
+/// The provider says the money went back. A refunded payment that had paid
+/// its order refunds the order too (its seats stay sold unless an admin
+/// releases them).
+pub async fn record_refunded(pool: &PgPool, payment_id: Uuid, refund_ref: Option<&str>) -> Result<PaymentStatus, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let payment = sqlx::query!(
+        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
+        payment_id
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !payment.status.can_become(PaymentStatus::Refunded) {
+        return Ok(payment.status);
+    }
+    sqlx::query!(
+        "UPDATE payments SET status = 'refunded', updated_at = now(), refund_ref = COALESCE($2, refund_ref) WHERE id = $1",
+        payment_id,
+        refund_ref
+    )
+    .execute(&mut *tx)
+    .await?;
+    if payment.status == PaymentStatus::Succeeded {
+        sqlx::query!(
+            "UPDATE orders SET status = 'refunded', finished_at = now() WHERE id = $1 AND status = 'paid'",
+            payment.order_id
+        )
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(PaymentStatus::Refunded)
+}
+
+/// Ends an unpaid order whose deadline passed and gives its seats back, but
+/// only when no attempt of it could still take money.
+pub async fn expire_order(pool: &PgPool, order_id: Uuid) -> Result<bool, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    // Lock first, then look at the payments in a new statement: its snapshot
+    // then sees any attempt committed by a transaction that held the lock.
+    sqlx::query!("SELECT id FROM orders WHERE id = $1 FOR UPDATE", order_id).fetch_optional(&mut *tx).await?;
+    let expired = sqlx::query!(
+        r#"UPDATE orders o SET status = 'expired', finished_at = now()
+           WHERE o.id = $1 AND o.status = 'awaiting_payment' AND o.expires_at <= now()
+             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id
+                             AND p.status IN ('created', 'processing', 'requires_action'))
+           RETURNING ticket_type_id, quantity"#,
+        order_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(o) = &expired {
+        sqlx::query!("UPDATE ticket_types SET held = held - $2 WHERE id = $1", o.ticket_type_id, o.quantity)
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok(expired.is_some())
+}

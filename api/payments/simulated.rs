@@ -1,0 +1,185 @@
+//! A payment provider that moves no money. It keeps its own records
+//! (`simulated_intents`) and honours idempotency keys like a real provider, and
+//! can misbehave on purpose: decline, lose responses, answer slowly.
+
+use async_trait::async_trait;
+use sqlx::PgPool;
+
+use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider};
+use crate::config::SimulatedFaults;
+use crate::domain::secret::random_token;
+
+pub struct SimulatedGateway {
+    pool: PgPool,
+    faults: SimulatedFaults,
+}
+
+struct Row {
+    id: String,
+    status: String,
+    amount_minor: i64,
+    currency: String,
+    refunded: bool,
+}
+
+impl From<Row> for Intent {
+    fn from(r: Row) -> Self {
+        let status = match r.status.as_str() {
+            "requires_confirmation" => IntentStatus::Open,
+            "processing" => IntentStatus::Processing,
+            "succeeded" => IntentStatus::Succeeded,
+            "declined" => IntentStatus::Failed { code: "card_declined".into() },
+            _ => IntentStatus::Canceled,
+        };
+        Intent {
+            provider_ref: r.id,
+            status,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+            refunded: r.refunded,
+            client_secret: None,
+        }
+    }
+}
+
+impl SimulatedGateway {
+    pub fn new(pool: PgPool, faults: SimulatedFaults) -> Self {
+        Self { pool, faults }
+    }
+
+    async fn before_call(&self) {
+        if self.faults.roll(self.faults.slow_rate) {
+            tokio::time::sleep(self.faults.slow_delay).await;
+        }
+    }
+
+    /// The provider did the work; maybe the answer never reaches us.
+    fn deliver(&self, intent: Intent) -> Result<Intent, GatewayError> {
+        if self.faults.roll(self.faults.lost_response_rate) {
+            return Err(GatewayError::Unknown("simulated lost response".into()));
+        }
+        Ok(intent)
+    }
+
+    async fn fetch(&self, provider_ref: &str) -> Result<Intent, GatewayError> {
+        sqlx::query_as!(
+            Row,
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded
+               FROM simulated_intents WHERE id = $1"#,
+            provider_ref
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(unavailable)?
+        .map(Intent::from)
+        .ok_or_else(|| GatewayError::Refused { code: "resource_missing".into(), message: format!("no intent {provider_ref}") })
+    }
+}
+
+fn unavailable(e: sqlx::Error) -> GatewayError {
+    GatewayError::Unknown(format!("simulated provider storage: {e}"))
+}
+
+#[async_trait]
+impl PaymentGateway for SimulatedGateway {
+    fn provider(&self) -> Provider {
+        Provider::Simulated
+    }
+
+    async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
+        self.before_call().await;
+        let id = format!("sim_pi_{}", random_token(12));
+        sqlx::query!(
+            "INSERT INTO simulated_intents (id, idempotency_key, order_id, payment_id, amount_minor, currency, status)
+             VALUES ($1, $2, $3, $4, $5, $6, 'requires_confirmation')
+             ON CONFLICT (idempotency_key) DO NOTHING",
+            id,
+            req.idempotency_key,
+            req.order_id,
+            req.payment_id,
+            req.amount_minor,
+            req.currency,
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let row = sqlx::query_as!(
+            Row,
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded
+               FROM simulated_intents WHERE idempotency_key = $1"#,
+            req.idempotency_key
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        self.deliver(row.into())
+    }
+
+    async fn confirm(&self, provider_ref: &str, _key: &str, method: &PaymentMethod) -> Result<Intent, GatewayError> {
+        self.before_call().await;
+        let succeed = match method {
+            PaymentMethod::Simulated { succeed } => *succeed && !self.faults.roll(self.faults.decline_rate),
+            PaymentMethod::Provider(_) => {
+                return Err(GatewayError::Refused {
+                    code: "payment_method_unsupported".into(),
+                    message: "the simulated provider takes an outcome, not a payment method".into(),
+                })
+            }
+        };
+        let outcome = if succeed { "succeeded" } else { "declined" };
+        sqlx::query!(
+            "UPDATE simulated_intents SET status = $2, updated_at = now()
+             WHERE id = $1 AND status = 'requires_confirmation'",
+            provider_ref,
+            outcome
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let intent = self.fetch(provider_ref).await?;
+        self.deliver(intent)
+    }
+
+    async fn retrieve(&self, provider_ref: &str) -> Result<Intent, GatewayError> {
+        self.before_call().await;
+        let intent = self.fetch(provider_ref).await?;
+        self.deliver(intent)
+    }
+
+    async fn cancel(&self, provider_ref: &str, _key: &str) -> Result<Intent, GatewayError> {
+        self.before_call().await;
+        sqlx::query!(
+            "UPDATE simulated_intents SET status = 'canceled', updated_at = now()
+             WHERE id = $1 AND status IN ('requires_confirmation', 'processing')",
+            provider_ref
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let intent = self.fetch(provider_ref).await?;
+        self.deliver(intent)
+    }
+
+    async fn refund(&self, provider_ref: &str, _key: &str) -> Result<String, GatewayError> {
+        self.before_call().await;
+        sqlx::query!(
+            "UPDATE simulated_intents SET refunded = TRUE, updated_at = now()
+             WHERE id = $1 AND status = 'succeeded' AND NOT refunded",
+            provider_ref
+        )
+        .execute(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let intent = self.fetch(provider_ref).await?;
+        if !intent.refunded {
+            return Err(GatewayError::Refused {
+                code: "charge_not_refundable".into(),
+                message: format!("intent {provider_ref} has not succeeded"),
+            });
+        }
+        if self.faults.roll(self.faults.lost_response_rate) {
+            return Err(GatewayError::Unknown("simulated lost response".into()));
+        }
+        Ok(format!("sim_re_{}", provider_ref.trim_start_matches("sim_pi_")))
+    }
+}

@@ -1,0 +1,67 @@
+//! The buyer's "card" under the simulated gateway: confirm an attempt with the
+//! outcome of your choice. Registered only while the simulated gateway is active.
+
+use actix_web::{post, web, HttpResponse};
+use serde::Deserialize;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::gateway::PaymentMethod;
+use crate::auth::BuyerSecret;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::sales::views::PaymentView;
+use crate::startup::AppState;
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SimulatedOutcome {
+    Succeeded,
+    Declined,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConfirmRequest {
+    pub outcome: SimulatedOutcome,
+}
+
+/// Confirm a payment attempt with the simulated provider (no real money moves).
+#[utoipa::path(
+    tag = "payments",
+    params(
+        ("payment_id" = Uuid, Path, description = "Payment attempt id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
+    ),
+    request_body = ConfirmRequest,
+    security(("buyer" = [])),
+    responses(
+        (status = 200, description = "Paid", body = PaymentView),
+        (status = 202, description = "The provider's answer is pending; poll the order", body = PaymentView),
+        (status = 402, description = "`card_declined`", body = ErrorBody),
+        (status = 404, description = "No such payment, or not the order's secret", body = ErrorBody),
+        (status = 409, description = "`payment_not_open`, `payment_canceled`", body = ErrorBody),
+        (status = 422, description = "Invalid outcome", body = ErrorBody),
+    )
+)]
+#[post("/payments/simulated/{payment_id}/confirm")]
+pub async fn confirm(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+    body: web::Json<ConfirmRequest>,
+) -> ApiResult<HttpResponse> {
+    let payment_id = path.into_inner();
+    let owned = sqlx::query_scalar!(
+        "SELECT p.id FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 AND o.secret_hash = $2",
+        payment_id,
+        secret.hash
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    if owned.is_none() {
+        return Err(ApiError::NotFound("no such payment"));
+    }
+    let method = PaymentMethod::Simulated { succeed: matches!(body.outcome, SimulatedOutcome::Succeeded) };
+    let (status, view) = state.payments.confirm_attempt(payment_id, &method).await?;
+    Ok(HttpResponse::build(status).json(view))
+}

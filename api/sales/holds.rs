@@ -1,0 +1,354 @@
+//! Holds: seats set aside for a buyer until a deadline. Taking seats is one
+//! guarded UPDATE of the ticket type's counters; giving them back is a guarded
+//! status change of the hold, so it happens exactly once.
+
+use actix_web::{delete, get, post, web, HttpResponse};
+use serde::Deserialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::views::{CheckoutView, HoldView};
+use crate::auth::BuyerSecret;
+use crate::domain::secret::{hash_secret, new_buyer_secret};
+use crate::domain::status::HoldStatus;
+use crate::domain::{BuyerName, Email};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    pub ticket_type_id: Uuid,
+    /// 1 to the ticket type's `max_per_order`.
+    pub quantity: i64,
+    /// The buyer's name, 1–200 characters.
+    pub name: String,
+    /// The buyer's email address.
+    pub email: String,
+}
+
+/// A validated hold request.
+pub struct NewHold {
+    pub event_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub quantity: i32,
+    pub name: BuyerName,
+    pub email: Email,
+}
+
+/// Reserve seats for a few minutes.
+#[utoipa::path(
+    tag = "holds",
+    params(
+        ("event_id" = Uuid, Path, description = "Event id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
+    ),
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "Seats held; keep the secret", body = HoldView),
+        (status = 404, description = "No such event", body = ErrorBody),
+        (status = 409, description = "`sold_out`, `sales_closed`, or an idempotency conflict", body = ErrorBody),
+        (status = 422, description = "Invalid request", body = ErrorBody),
+    )
+)]
+#[post("/events/{event_id}/holds")]
+pub async fn create_hold(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    body: web::Json<HoldRequest>,
+) -> ApiResult<HttpResponse> {
+    let event_id = path.into_inner();
+    let req = body.into_inner();
+    let name = BuyerName::parse(&req.name).map_err(ApiError::validation)?;
+    let email = Email::parse(&req.email).map_err(ApiError::validation)?;
+    if req.quantity < 1 {
+        return Err(ApiError::validation("quantity must be at least 1"));
+    }
+    let tt = sqlx::query!(
+        r#"SELECT e.starts_at > now() AS "on_sale!", t.id AS "id?", t.max_per_order AS "max_per_order?"
+           FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id AND t.id = $2
+           WHERE e.id = $1"#,
+        event_id,
+        req.ticket_type_id
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound("no such event"))?;
+    let Some(max_per_order) = tt.max_per_order else {
+        return Err(ApiError::validation("ticket_type_id is not a ticket type of this event"));
+    };
+    if req.quantity > i64::from(max_per_order) {
+        return Err(ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type")));
+    }
+    if !tt.on_sale {
+        return Err(ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale"));
+    }
+    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity: req.quantity as i32, name, email };
+    let view = take_seats(&state.pool, &hold, state.config.hold_duration.as_secs() as i64).await?;
+    Ok(HttpResponse::Created().json(view))
+}
+
+/// Holds seats in one statement: the counters move only if enough are free.
+/// When they are not, holds whose deadline passed are expired first and the
+/// take is tried once more, so availability is exact without a sweeper race.
+pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
+    let id = Uuid::new_v4();
+    let secret = new_buyer_secret();
+    let secret_hash = hash_secret(&secret);
+    for attempt in 0..2 {
+        let row = sqlx::query!(
+            r#"WITH taken AS (
+                   UPDATE ticket_types SET held = held + $3
+                   WHERE id = $2 AND event_id = $5 AND capacity - sold - held >= $3
+                   RETURNING id, name, price_minor
+               ), ins AS (
+                   INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
+                                      quantity, amount_minor, currency, expires_at)
+                   SELECT $1, $4, e.id, taken.id, $6, $7, $3, taken.price_minor * $3, e.currency,
+                          now() + make_interval(secs => $8)
+                   FROM taken JOIN events e ON e.id = $5
+                   RETURNING amount_minor, currency, expires_at
+               )
+               SELECT ins.amount_minor, ins.currency AS "currency!", ins.expires_at,
+                      taken.name AS ticket_type_name, e.name AS event_name
+               FROM ins, taken, events e WHERE e.id = $5"#,
+            id,
+            hold.ticket_type_id,
+            hold.quantity,
+            secret_hash,
+            hold.event_id,
+            hold.name.as_str(),
+            hold.email.as_str(),
+            hold_seconds as f64,
+        )
+        .fetch_optional(pool)
+        .await?;
+        if let Some(r) = row {
+            return Ok(HoldView {
+                id,
+                secret: Some(secret),
+                status: HoldStatus::Active,
+                event_id: hold.event_id,
+                event_name: r.event_name,
+                ticket_type_id: hold.ticket_type_id,
+                ticket_type_name: r.ticket_type_name,
+                name: hold.name.as_str().to_owned(),
+                email: hold.email.as_str().to_owned(),
+                quantity: hold.quantity,
+                amount_minor: r.amount_minor,
+                currency: r.currency,
+                expires_at: r.expires_at,
+                order_id: None,
+            });
+        }
+        if attempt == 0 && expire_stale_holds(pool, Some(hold.ticket_type_id)).await? == 0 {
+            break;
+        }
+    }
+    Err(ApiError::sold_out())
+}
+
+/// Expires active holds past their deadline and gives their seats back, once:
+/// the status guard and the row locks make concurrent sweepers (in any number
+/// of instances) skip each other's holds. One ticket type per statement, so
+/// sweepers never lock two counter rows and cannot deadlock.
+pub async fn expire_stale_holds(pool: &PgPool, ticket_type: Option<Uuid>) -> Result<u64, sqlx::Error> {
+    let types: Vec<Uuid> = match ticket_type {
+        Some(t) => vec![t],
+        None => sqlx::query_scalar!(
+            "SELECT DISTINCT ticket_type_id FROM holds WHERE status = 'active' AND expires_at <= now() LIMIT 1000"
+        )
+        .fetch_all(pool)
+        .await?,
+    };
+    let mut expired = 0;
+    for tt in types {
+        let n = sqlx::query_scalar!(
+            r#"WITH stale AS (
+                   SELECT id FROM holds
+                   WHERE ticket_type_id = $1 AND status = 'active' AND expires_at <= now()
+                   LIMIT 5000 FOR UPDATE SKIP LOCKED
+               ), expired AS (
+                   UPDATE holds h SET status = 'expired', finished_at = now()
+                   FROM stale WHERE h.id = stale.id AND h.status = 'active'
+                   RETURNING h.quantity
+               ), total AS (SELECT COUNT(*) AS n, COALESCE(SUM(quantity), 0)::int AS q FROM expired)
+               UPDATE ticket_types t SET held = t.held - total.q
+               FROM total WHERE t.id = $1
+               RETURNING total.n AS "n!""#,
+            tt
+        )
+        .fetch_optional(pool)
+        .await?;
+        expired += n.unwrap_or(0) as u64;
+    }
+    Ok(expired)
+}
+
+struct HoldRow {
+    id: Uuid,
+    status: HoldStatus,
+    live: bool,
+    event_id: Uuid,
+    event_name: String,
+    ticket_type_id: Uuid,
+    ticket_type_name: String,
+    buyer_name: String,
+    buyer_email: String,
+    quantity: i32,
+    amount_minor: i64,
+    currency: String,
+    expires_at: time::OffsetDateTime,
+    order_id: Option<Uuid>,
+}
+
+impl From<HoldRow> for HoldView {
+    fn from(r: HoldRow) -> Self {
+        HoldView {
+            id: r.id,
+            secret: None,
+            // Past its deadline a hold is expired, whether or not the sweeper has run.
+            status: if r.status == HoldStatus::Active && !r.live { HoldStatus::Expired } else { r.status },
+            event_id: r.event_id,
+            event_name: r.event_name,
+            ticket_type_id: r.ticket_type_id,
+            ticket_type_name: r.ticket_type_name,
+            name: r.buyer_name,
+            email: r.buyer_email,
+            quantity: r.quantity,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+            expires_at: r.expires_at,
+            order_id: r.order_id,
+        }
+    }
+}
+
+async fn fetch_hold(pool: &PgPool, id: Uuid, secret: &BuyerSecret) -> ApiResult<HoldView> {
+    sqlx::query_as!(
+        HoldRow,
+        r#"SELECT h.id, h.status AS "status: HoldStatus", h.expires_at > now() AS "live!",
+                  h.event_id, e.name AS event_name, h.ticket_type_id, t.name AS ticket_type_name,
+                  h.buyer_name, h.buyer_email, h.quantity, h.amount_minor, h.currency AS "currency!",
+                  h.expires_at, o.id AS "order_id?"
+           FROM holds h
+           JOIN events e ON e.id = h.event_id
+           JOIN ticket_types t ON t.id = h.ticket_type_id
+           LEFT JOIN orders o ON o.hold_id = h.id
+           WHERE h.id = $1 AND h.secret_hash = $2"#,
+        id,
+        secret.hash
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(HoldView::from)
+    .ok_or(ApiError::NotFound("no such hold"))
+}
+
+/// A hold, seen by its buyer.
+#[utoipa::path(
+    tag = "holds",
+    params(("hold_id" = Uuid, Path, description = "Hold id")),
+    security(("buyer" = [])),
+    responses(
+        (status = 200, description = "The hold", body = HoldView),
+        (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
+    )
+)]
+#[get("/holds/{hold_id}")]
+pub async fn get_hold(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+    Ok(HttpResponse::Ok().json(fetch_hold(&state.pool, path.into_inner(), &secret).await?))
+}
+
+fn not_active(view: &HoldView) -> ApiError {
+    match view.status {
+        HoldStatus::Expired | HoldStatus::Active => ApiError::conflict("hold_expired", "this hold has expired; its seats went back on sale"),
+        HoldStatus::Released => ApiError::conflict("hold_released", "this hold was released"),
+        HoldStatus::CheckedOut => ApiError::conflict("hold_checked_out", "this hold has already been checked out"),
+    }
+}
+
+/// Give the seats back before the deadline.
+#[utoipa::path(
+    tag = "holds",
+    params(("hold_id" = Uuid, Path, description = "Hold id")),
+    security(("buyer" = [])),
+    responses(
+        (status = 200, description = "Released", body = HoldView),
+        (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
+        (status = 409, description = "`hold_expired`, `hold_released` or `hold_checked_out`", body = ErrorBody),
+    )
+)]
+#[delete("/holds/{hold_id}")]
+pub async fn release_hold(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let released = sqlx::query_scalar!(
+        r#"WITH released AS (
+               UPDATE holds SET status = 'released', finished_at = now()
+               WHERE id = $1 AND secret_hash = $2 AND status = 'active'
+               RETURNING ticket_type_id, quantity
+           )
+           UPDATE ticket_types t SET held = t.held - r.quantity
+           FROM released r WHERE t.id = r.ticket_type_id
+           RETURNING t.id"#,
+        id,
+        secret.hash
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    let view = fetch_hold(&state.pool, id, &secret).await?;
+    match released {
+        Some(_) => Ok(HttpResponse::Ok().json(view)),
+        None => Err(not_active(&view)),
+    }
+}
+
+/// Turn a live hold into an order awaiting payment; the order takes over the seats.
+#[utoipa::path(
+    tag = "holds",
+    params(
+        ("hold_id" = Uuid, Path, description = "Hold id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
+    ),
+    security(("buyer" = [])),
+    responses(
+        (status = 201, description = "Order created; keep its secret", body = CheckoutView),
+        (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
+        (status = 409, description = "`hold_expired`, `hold_released` or `hold_checked_out`", body = ErrorBody),
+    )
+)]
+#[post("/holds/{hold_id}/checkout")]
+pub async fn checkout(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+    let hold_id = path.into_inner();
+    let order_id = Uuid::new_v4();
+    let order_secret = new_buyer_secret();
+    let created = sqlx::query_scalar!(
+        r#"WITH hold AS (
+               UPDATE holds SET status = 'checked_out', finished_at = now()
+               WHERE id = $1 AND secret_hash = $2 AND status = 'active' AND expires_at > now()
+               RETURNING *
+           )
+           INSERT INTO orders (id, secret_hash, hold_id, event_id, ticket_type_id, buyer_name, buyer_email,
+                               quantity, amount_minor, currency, expires_at)
+           SELECT $3, $4, hold.id, hold.event_id, hold.ticket_type_id, hold.buyer_name, hold.buyer_email,
+                  hold.quantity, hold.amount_minor, hold.currency, now() + make_interval(secs => $5)
+           FROM hold
+           RETURNING id"#,
+        hold_id,
+        secret.hash,
+        order_id,
+        hash_secret(&order_secret),
+        state.config.order_duration.as_secs_f64(),
+    )
+    .fetch_optional(&state.pool)
+    .await?;
+    if created.is_none() {
+        let view = fetch_hold(&state.pool, hold_id, &secret).await?;
+        return Err(not_active(&view));
+    }
+    let payment = state.payments.open_first_attempt(order_id).await?;
+    let mut order = super::orders::fetch_order_by_id(&state.pool, order_id).await?;
+    order.secret = Some(order_secret);
+    Ok(HttpResponse::Created().json(CheckoutView { order, payment }))
+}

@@ -1,0 +1,182 @@
+//! Orders: what a buyer sees after checkout, and new payment attempts.
+
+use actix_web::{get, http::header, post, web, HttpResponse};
+use serde::Deserialize;
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::views::{OrderView, PaymentView, TicketView};
+use crate::auth::BuyerSecret;
+use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::payments::gateway::PaymentMethod;
+use crate::startup::AppState;
+
+struct OrderRow {
+    id: Uuid,
+    status: OrderStatus,
+    event_id: Uuid,
+    event_name: String,
+    ticket_type_id: Uuid,
+    ticket_type_name: String,
+    buyer_name: String,
+    buyer_email: String,
+    quantity: i32,
+    amount_minor: i64,
+    currency: String,
+    expires_at: time::OffsetDateTime,
+    paid_at: Option<time::OffsetDateTime>,
+}
+
+pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<OrderView> {
+    fetch_order(pool, id, None).await
+}
+
+/// The order with its tickets and latest payment; with `secret_hash`, only if it matches.
+async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> ApiResult<OrderView> {
+    let row = sqlx::query_as!(
+        OrderRow,
+        r#"SELECT o.id, o.status AS "status: OrderStatus", o.event_id, e.name AS event_name,
+                  o.ticket_type_id, t.name AS ticket_type_name, o.buyer_name, o.buyer_email,
+                  o.quantity, o.amount_minor, o.currency AS "currency!", o.expires_at, o.paid_at
+           FROM orders o
+           JOIN events e ON e.id = o.event_id
+           JOIN ticket_types t ON t.id = o.ticket_type_id
+           WHERE o.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
+        id,
+        secret_hash
+    )
+    .fetch_optional(pool)
+    .await?
+    .ok_or(ApiError::NotFound("no such order"))?;
+    let tickets = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", id)
+        .fetch_all(pool)
+        .await?;
+    let payment = latest_payment(pool, id).await?;
+    Ok(OrderView {
+        id: row.id,
+        secret: None,
+        status: row.status,
+        event_id: row.event_id,
+        event_name: row.event_name,
+        ticket_type_id: row.ticket_type_id,
+        ticket_type_name: row.ticket_type_name,
+        name: row.buyer_name,
+        email: row.buyer_email,
+        quantity: row.quantity,
+        amount_minor: row.amount_minor,
+        currency: row.currency,
+        expires_at: row.expires_at,
+        paid_at: row.paid_at,
+        tickets: tickets.into_iter().map(|code| TicketView { code }).collect(),
+        payment,
+    })
+}
+
+pub(crate) async fn latest_payment(pool: &PgPool, order_id: Uuid) -> Result<Option<PaymentView>, sqlx::Error> {
+    sqlx::query_as!(
+        PaymentView,
+        r#"SELECT id, order_id, provider, status AS "status: PaymentStatus", amount_minor,
+                  currency AS "currency!", client_secret, failure_code
+           FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id LIMIT 1"#,
+        order_id
+    )
+    .fetch_optional(pool)
+    .await
+}
+
+/// An order, seen by its buyer: status and, once paid, the tickets.
+#[utoipa::path(
+    tag = "orders",
+    params(("order_id" = Uuid, Path, description = "Order id")),
+    security(("buyer" = [])),
+    responses(
+        (status = 200, description = "The order", body = OrderView),
+        (status = 404, description = "No such order, or not your secret", body = ErrorBody),
+    )
+)]
+#[get("/orders/{order_id}")]
+pub async fn get_order(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+    let id = path.into_inner();
+    let order = fetch_order(&state.pool, id, Some(&secret.hash)).await?;
+    if order.status == OrderStatus::AwaitingPayment && state.payments.refresh_open_attempt(id).await? {
+        return Ok(HttpResponse::Ok().json(fetch_order(&state.pool, id, Some(&secret.hash)).await?));
+    }
+    Ok(HttpResponse::Ok().json(order))
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PaymentRequest {
+    /// Stripe PaymentMethod id (`pm_...`); omit with the simulated gateway.
+    pub payment_method: Option<String>,
+}
+
+/// Start a new payment attempt; any open attempt is canceled first.
+#[utoipa::path(
+    tag = "orders",
+    params(
+        ("order_id" = Uuid, Path, description = "Order id"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
+    ),
+    request_body(content = PaymentRequest, description = "`{}` for the simulated gateway"),
+    security(("buyer" = [])),
+    responses(
+        (status = 201, description = "The new attempt", body = PaymentView),
+        (status = 402, description = "`card_declined`: the provider refused the card", body = ErrorBody),
+        (status = 404, description = "No such order, or not your secret", body = ErrorBody),
+        (status = 409, description = "`order_not_awaiting_payment`, `order_expired` or `payment_in_progress`", body = ErrorBody),
+    )
+)]
+#[post("/orders/{order_id}/payments")]
+pub async fn create_payment(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+    body: Option<web::Json<PaymentRequest>>,
+) -> ApiResult<HttpResponse> {
+    let order_id = path.into_inner();
+    fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;
+    let method = body.and_then(|b| b.into_inner().payment_method).map(PaymentMethod::Provider);
+    let payment = state.payments.start_attempt(order_id, method).await?;
+    Ok(HttpResponse::Created().json(payment))
+}
+
+/// The QR code of one ticket, as SVG.
+#[utoipa::path(
+    tag = "orders",
+    params(
+        ("order_id" = Uuid, Path, description = "Order id"),
+        ("code" = String, Path, description = "Ticket code"),
+    ),
+    security(("buyer" = [])),
+    responses(
+        (status = 200, description = "SVG image", content_type = "image/svg+xml", body = String),
+        (status = 404, description = "No such ticket in this order, or not your secret", body = ErrorBody),
+    )
+)]
+#[get("/orders/{order_id}/tickets/{code}/qr")]
+pub async fn ticket_qr(
+    state: web::Data<AppState>,
+    path: web::Path<(Uuid, String)>,
+    secret: BuyerSecret,
+) -> ApiResult<HttpResponse> {
+    let (order_id, code) = path.into_inner();
+    let found = sqlx::query_scalar!(
+        r#"SELECT t.code FROM tickets t JOIN orders o ON o.id = t.order_id
+           WHERE t.order_id = $1 AND t.code = $2 AND o.secret_hash = $3 AND o.status = 'paid'"#,
+        order_id,
+        code,
+        secret.hash
+    )
+    .fetch_optional(&state.pool)
+    .await?
+    .ok_or(ApiError::NotFound("no such ticket"))?;
+    let qr = qrcode::QrCode::new(found.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
+    let svg = qr.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build();
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, "image/svg+xml"))
+        .insert_header((header::CACHE_CONTROL, "private, max-age=3600"))
+        .body(svg))
+}

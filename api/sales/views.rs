@@ -1,0 +1,107 @@
+//! The JSON shapes the public API answers with.
+
+use serde::Serialize;
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentStatus};
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketTypeView {
+    pub id: Uuid,
+    pub name: String,
+    /// Price of one ticket in minor units of `currency` (pence, cents).
+    pub price_minor: i64,
+    pub currency: String,
+    pub capacity: i32,
+    /// Seats that can be held right now: capacity − sold − live holds and unpaid orders.
+    pub available: i32,
+    pub max_per_order: i32,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    pub id: Uuid,
+    pub name: String,
+    pub venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    pub currency: String,
+    pub ticket_types: Vec<TicketTypeView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HoldView {
+    pub id: Uuid,
+    /// Only in the answer that creates the hold: send it back as `Authorization: Bearer <secret>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub status: HoldStatus,
+    pub event_id: Uuid,
+    pub event_name: String,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
+    pub name: String,
+    pub email: String,
+    pub quantity: i32,
+    pub amount_minor: i64,
+    pub currency: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    /// The order made from this hold, once checked out.
+    pub order_id: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TicketView {
+    /// The admission code shown at the door (also as a QR code).
+    pub code: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PaymentView {
+    pub id: Uuid,
+    pub order_id: Uuid,
+    /// `simulated` or `stripe`.
+    pub provider: String,
+    pub status: PaymentStatus,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// For Stripe.js `handleNextAction` when `status` is `requires_action`.
+    pub client_secret: Option<String>,
+    pub failure_code: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OrderView {
+    pub id: Uuid,
+    /// Only in the checkout answer: send it back as `Authorization: Bearer <secret>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+    pub status: OrderStatus,
+    pub event_id: Uuid,
+    pub event_name: String,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
+    pub name: String,
+    pub email: String,
+    pub quantity: i32,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// Pay before this moment or the seats go back on sale.
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub paid_at: Option<OffsetDateTime>,
+    pub tickets: Vec<TicketView>,
+    /// The latest payment attempt.
+    pub payment: Option<PaymentView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckoutView {
+    pub order: OrderView,
+    /// The first payment attempt (simulated gateway); `null` under Stripe until the buyer pays.
+    pub payment: Option<PaymentView>,
+}

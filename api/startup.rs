@@ -1,0 +1,135 @@
+//! Building and running the application: pool, gateway, routes, reconciler.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use actix_web::dev::Server;
+use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
+use actix_web::{web, App, HttpResponse, HttpServer};
+use anyhow::Context;
+use sqlx::PgPool;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::Config;
+use crate::error::{self, ApiError};
+use crate::payments::simulated::SimulatedGateway;
+use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
+use crate::{admin, db, idempotency, openapi, ops, sales};
+
+/// Everything a handler may need, shared by all workers.
+pub struct AppState {
+    pub config: Config,
+    pub pool: PgPool,
+    pub payments: PaymentService,
+    pub limits: Limits,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub body_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { body_bytes: 64 * 1024 }
+    }
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    stop_reconciler: tokio::sync::watch::Sender<bool>,
+    reconciler: tokio::task::JoinHandle<()>,
+}
+
+impl Application {
+    /// Connects (creating and migrating the database if needed), seeds the demo
+    /// event, binds the listener and starts the reconciler.
+    pub async fn build(config: Config) -> anyhow::Result<Self> {
+        let pool = db::connect(&config.database_url, config.db_pool_size).await?;
+        if config.demo {
+            admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
+        }
+        let gateway: Arc<dyn PaymentGateway> = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+        Self::build_with(config, pool, gateway)
+    }
+
+    pub fn build_with(config: Config, pool: PgPool, gateway: Arc<dyn PaymentGateway>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(&config.address)
+            .with_context(|| format!("binding NTS_ADDRESS={}", config.address))?;
+        let port = listener.local_addr()?.port();
+        let payments = PaymentService::new(pool.clone(), gateway);
+        let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
+        let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
+        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default() });
+        let server = run(listener, state)?;
+        Ok(Self { port, server, stop_reconciler, reconciler })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Serves until SIGTERM / SIGINT (in-flight requests finish), then stops the reconciler.
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        let result = self.server.await;
+        let _ = self.stop_reconciler.send(true);
+        let _ = self.reconciler.await;
+        result
+    }
+}
+
+fn static_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("NTS_STATIC_DIR") {
+        return dir.into();
+    }
+    let built_in = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"));
+    if built_in.is_dir() {
+        built_in
+    } else {
+        PathBuf::from("static")
+    }
+}
+
+fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
+    let static_dir = static_dir();
+    let body_limit = state.limits.body_bytes;
+    let demo = state.config.demo;
+    let simulated = state.payments.provider() == Provider::Simulated;
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(state.clone())
+            .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error_handler))
+            .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
+            .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+            .wrap(Compress::default())
+            .service(ops::healthz)
+            .service(
+                web::scope("/api/v1")
+                    .wrap(from_fn(idempotency::middleware))
+                    .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                    .configure(sales::routes)
+                    .configure(|cfg| admin::routes(cfg, demo))
+                    .configure(|cfg| {
+                        cfg.service(ops::client_config);
+                        if simulated {
+                            cfg.service(simulated_routes::confirm);
+                        }
+                    }),
+            )
+            .service(web::redirect("/docs", "/docs/"))
+            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
+            .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
+            .default_service(web::to(not_found))
+    })
+    .listen(listener)?
+    .shutdown_timeout(10)
+    .run();
+    Ok(server)
+}
+
+async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::NotFound("no such resource"))
+}

@@ -1,0 +1,388 @@
+// Organiser admin: token, create events, sales per event, guest lists and CSV.
+'use strict';
+
+(function () {
+  const { api, h, $, formatMoney, formatDate, parseMajor, say, showError, clearMessages,
+    withBusy, Action, loadConfig, errorText } = window.NTS;
+
+  const TOKEN_KEY = 'nts.adminToken';
+  const ADMIN_ERRORS = {
+    unauthorized: 'Please enter the admin token.',
+    forbidden: 'That admin token is not accepted. Check it and try again.',
+  };
+
+  let token = sessionStorage.getItem(TOKEN_KEY) || '';
+  let rowSeq = 0;
+  const openGuestLists = new Set();
+  const createAction = new Action();
+
+  const area = $('#admin-area');
+  const typesEl = $('#types');
+  const currencyInput = $('#ev-currency');
+
+  const adminError = (err) => errorText(err, ADMIN_ERRORS);
+
+  // ---------- token ----------
+
+  $('#token-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const btn = $('#token-save');
+    withBusy(btn, async () => {
+      clearMessages();
+      const input = $('#admin-token');
+      const candidate = input.value.trim();
+      if (!candidate) {
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+        showError('Please enter the admin token.');
+        return;
+      }
+      input.removeAttribute('aria-invalid');
+      say('Checking the token…');
+      try {
+        const events = await api('/api/v1/admin/events', { token: candidate });
+        token = candidate;
+        sessionStorage.setItem(TOKEN_KEY, token);
+        input.value = '';
+        area.hidden = false;
+        renderEvents(events);
+        say('Token accepted. You are managing events.');
+      } catch (err) {
+        say('');
+        showError(adminError(err));
+        input.focus();
+      }
+    });
+  });
+
+  $('#token-forget').addEventListener('click', () => {
+    clearMessages();
+    token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    $('#admin-token').value = '';
+    area.hidden = true;
+    $('#admin-events').replaceChildren();
+    say('The admin token was forgotten in this tab.');
+  });
+
+  // ---------- ticket type rows ----------
+
+  function field(n, key, labelText, attrs) {
+    const id = `tt-${key}-${n}`;
+    return h('div', {},
+      h('label', { for: id, 'data-label': key }, labelText),
+      h('input', { id, 'data-field': key, ...attrs }));
+  }
+
+  function priceLabel() {
+    const c = currencyInput.value.trim().toUpperCase();
+    return /^[A-Z]{3}$/.test(c) ? `Price (${c})` : 'Price';
+  }
+
+  function addTypeRow() {
+    const n = ++rowSeq;
+    const row = h('fieldset', { class: 'type-row', 'data-row': n },
+      h('legend', {}, 'Ticket type'),
+      h('div', { class: 'row' },
+        field(n, 'name', 'Name', { type: 'text', required: true, maxlength: 100, placeholder: 'General admission' }),
+        field(n, 'price', priceLabel(), { type: 'text', inputmode: 'decimal', required: true, placeholder: '9.99', autocomplete: 'off' }),
+        field(n, 'capacity', 'Capacity', { type: 'number', inputmode: 'numeric', min: 1, step: 1, required: true }),
+        field(n, 'max', 'Max per order', { type: 'number', inputmode: 'numeric', min: 1, step: 1, value: 10, required: true })),
+      h('div', { class: 'actions' },
+        h('button', { type: 'button', class: 'danger small', 'data-remove': n }, 'Remove')));
+    typesEl.append(row);
+    renumberRows();
+    return row;
+  }
+
+  function renumberRows() {
+    const rows = [...typesEl.querySelectorAll('fieldset.type-row')];
+    rows.forEach((row, i) => {
+      row.querySelector('legend').textContent = `Ticket type ${i + 1}`;
+      const btn = row.querySelector('button[data-remove]');
+      btn.setAttribute('aria-label', `Remove ticket type ${i + 1}`);
+      btn.disabled = rows.length === 1;
+    });
+  }
+
+  $('#add-type').addEventListener('click', () => {
+    const row = addTypeRow();
+    row.querySelector('input').focus();
+  });
+
+  typesEl.addEventListener('click', (e) => {
+    const btn = e.target.closest('button[data-remove]');
+    if (!btn || typesEl.querySelectorAll('fieldset.type-row').length <= 1) return;
+    btn.closest('fieldset').remove();
+    renumberRows();
+    $('#add-type').focus();
+  });
+
+  currencyInput.addEventListener('input', () => {
+    for (const l of typesEl.querySelectorAll('label[data-label="price"]')) l.textContent = priceLabel();
+  });
+
+  // ---------- create event ----------
+
+  class Invalid extends Error {
+    constructor(input, message) {
+      super(message);
+      this.input = input;
+    }
+  }
+
+  function wholeNumber(input, what) {
+    const v = input.value.trim();
+    if (!/^\d+$/.test(v) || Number(v) < 1) throw new Invalid(input, `${what} must be a whole number of at least 1.`);
+    return Number(v);
+  }
+
+  function readEventForm() {
+    const form = $('#event-form');
+    for (const el of form.querySelectorAll('[aria-invalid]')) el.removeAttribute('aria-invalid');
+    const name = $('#ev-name');
+    const venue = $('#ev-venue');
+    const starts = $('#ev-starts');
+    if (!name.value.trim()) throw new Invalid(name, 'Please enter the event name.');
+    if (!venue.value.trim()) throw new Invalid(venue, 'Please enter the venue.');
+    const when = new Date(starts.value);
+    if (!starts.value || Number.isNaN(when.getTime())) throw new Invalid(starts, 'Please enter when the event starts.');
+    const currency = currencyInput.value.trim().toUpperCase();
+    if (!/^[A-Z]{3}$/.test(currency)) throw new Invalid(currencyInput, 'The currency must be a three-letter code like EUR.');
+    try {
+      new Intl.NumberFormat('en', { style: 'currency', currency }); // eslint-disable-line no-new
+    } catch (e) {
+      throw new Invalid(currencyInput, `${currency} is not a currency this browser knows.`);
+    }
+
+    const rows = [...typesEl.querySelectorAll('fieldset.type-row')];
+    const ticketTypes = rows.map((row, i) => {
+      const get = (k) => row.querySelector(`[data-field="${k}"]`);
+      const label = `Ticket type ${i + 1}`;
+      const tName = get('name');
+      if (!tName.value.trim()) throw new Invalid(tName, `${label}: please enter a name.`);
+      let priceMinor;
+      try {
+        priceMinor = parseMajor(get('price').value, currency);
+      } catch (e) {
+        throw new Invalid(get('price'), `${label}: ${e.message}`);
+      }
+      return {
+        name: tName.value.trim(),
+        price_minor: priceMinor,
+        capacity: wholeNumber(get('capacity'), `${label}: capacity`),
+        max_per_order: wholeNumber(get('max'), `${label}: max per order`),
+      };
+    });
+
+    return {
+      name: name.value.trim(),
+      venue: venue.value.trim(),
+      starts_at: when.toISOString().replace(/\.\d{3}Z$/, 'Z'),
+      currency,
+      ticket_types: ticketTypes,
+    };
+  }
+
+  function resetEventForm() {
+    $('#ev-name').value = '';
+    $('#ev-venue').value = '';
+    $('#ev-starts').value = '';
+    typesEl.replaceChildren();
+    addTypeRow();
+  }
+
+  $('#event-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const btn = $('#create-button');
+    withBusy(btn, async () => {
+      clearMessages();
+      let body;
+      try {
+        body = readEventForm();
+      } catch (err) {
+        if (err instanceof Invalid) {
+          err.input.setAttribute('aria-invalid', 'true');
+          err.input.focus();
+        }
+        showError(err.message);
+        return;
+      }
+      createAction.start(JSON.stringify(body));
+      say('Creating the event…');
+      try {
+        const ev = await api('/api/v1/admin/events', {
+          method: 'POST',
+          body,
+          token,
+          key: createAction.key(),
+        });
+        createAction.finish();
+        resetEventForm();
+        say(`Created “${ev.name}”. It is on sale in the shop now.`);
+        await refreshEvents();
+      } catch (err) {
+        createAction.settle(err);
+        say('');
+        showError(adminError(err));
+      }
+    });
+  });
+
+  // ---------- sales table ----------
+
+  function sum(list, key) {
+    return list.reduce((acc, t) => acc + (Number(t[key]) || 0), 0);
+  }
+
+  function renderEvents(events) {
+    const container = $('#admin-events');
+    container.replaceChildren();
+    if (!events.length) {
+      container.append(h('p', { class: 'empty card' }, 'No events yet. Create one above.'));
+      return;
+    }
+    for (const ev of events) {
+      const headId = `admin-ev-${ev.id}`;
+      const guestsId = `guests-${ev.id}`;
+      const types = ev.ticket_types || [];
+      const revenue = ev.revenue_minor !== undefined ? ev.revenue_minor : sum(types, 'revenue_minor');
+      const guestsBtn = h('button', {
+        type: 'button', class: 'secondary small', 'aria-expanded': 'false', 'aria-controls': guestsId,
+        'aria-label': `Show guest list for ${ev.name}`,
+      }, 'Show guest list');
+      const csvBtn = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Download CSV guest list for ${ev.name}` }, 'Download CSV');
+      const guestsEl = h('div', { class: 'guests', id: guestsId, hidden: true });
+
+      guestsBtn.addEventListener('click', () => withBusy(guestsBtn, async () => {
+        if (openGuestLists.has(ev.id)) {
+          openGuestLists.delete(ev.id);
+          guestsEl.hidden = true;
+          setGuestsButton(guestsBtn, ev, false);
+          return;
+        }
+        openGuestLists.add(ev.id);
+        await loadGuests(ev, guestsEl);
+        setGuestsButton(guestsBtn, ev, true);
+      }));
+      csvBtn.addEventListener('click', () => withBusy(csvBtn, () => downloadCsv(ev)));
+
+      container.append(h('article', { class: 'card', 'aria-labelledby': headId, 'data-event-id': ev.id },
+        h('div', { class: 'event-head' },
+          h('div', {},
+            h('h3', { id: headId }, ev.name),
+            h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency)),
+          h('div', { class: 'actions' }, guestsBtn, csvBtn)),
+        h('div', { class: 'table-scroll' },
+          h('table', { class: 'sales' },
+            h('caption', { class: 'visually-hidden' }, `Sales for ${ev.name}`),
+            h('thead', {}, h('tr', {},
+              h('th', { scope: 'col' }, 'Ticket type'),
+              h('th', { scope: 'col', class: 'num' }, 'Price'),
+              h('th', { scope: 'col', class: 'num' }, 'Capacity'),
+              h('th', { scope: 'col', class: 'num' }, 'Sold'),
+              h('th', { scope: 'col', class: 'num' }, 'Held'),
+              h('th', { scope: 'col', class: 'num' }, 'Available'),
+              h('th', { scope: 'col', class: 'num' }, 'Revenue'))),
+            h('tbody', {}, types.map((t) => h('tr', { 'data-ticket-type-id': t.id },
+              h('th', { scope: 'row' }, t.name),
+              h('td', { class: 'num' }, formatMoney(t.price_minor, t.currency || ev.currency)),
+              h('td', { class: 'num' }, t.capacity),
+              h('td', { class: 'num', 'data-col': 'sold' }, t.sold),
+              h('td', { class: 'num', 'data-col': 'held' }, t.held),
+              h('td', { class: 'num', 'data-col': 'available' }, t.available),
+              h('td', { class: 'num', 'data-col': 'revenue' }, formatMoney(t.revenue_minor || 0, t.currency || ev.currency))))),
+            h('tfoot', {}, h('tr', {},
+              h('td', {}, 'Total'),
+              h('td', {}),
+              h('td', { class: 'num' }, sum(types, 'capacity')),
+              h('td', { class: 'num' }, sum(types, 'sold')),
+              h('td', { class: 'num' }, sum(types, 'held')),
+              h('td', { class: 'num' }, sum(types, 'available')),
+              h('td', { class: 'num', 'data-col': 'total-revenue' }, formatMoney(revenue, ev.currency)))))),
+        guestsEl));
+
+      if (openGuestLists.has(ev.id)) {
+        setGuestsButton(guestsBtn, ev, true);
+        loadGuests(ev, guestsEl);
+      }
+    }
+  }
+
+  function setGuestsButton(btn, ev, open) {
+    btn.textContent = open ? 'Hide guest list' : 'Show guest list';
+    btn.setAttribute('aria-expanded', String(open));
+    btn.setAttribute('aria-label', `${open ? 'Hide' : 'Show'} guest list for ${ev.name}`);
+  }
+
+  async function loadGuests(ev, el) {
+    el.hidden = false;
+    el.replaceChildren(h('p', { class: 'empty' }, 'Loading the guest list…'));
+    try {
+      const guests = await api(`/api/v1/admin/events/${encodeURIComponent(ev.id)}/guests`, { token });
+      el.replaceChildren(h('h4', {}, `Guest list (${guests.length} ${guests.length === 1 ? 'order' : 'orders'})`));
+      if (!guests.length) {
+        el.append(h('p', { class: 'empty' }, 'No paid orders yet.'));
+        return;
+      }
+      el.append(h('div', { class: 'table-scroll' }, h('table', { class: 'guest-list' },
+        h('caption', { class: 'visually-hidden' }, `Guests for ${ev.name}`),
+        h('thead', {}, h('tr', {},
+          h('th', { scope: 'col' }, 'Name'),
+          h('th', { scope: 'col' }, 'Email'),
+          h('th', { scope: 'col' }, 'Ticket type'),
+          h('th', { scope: 'col' }, 'Tickets'))),
+        h('tbody', {}, guests.map((g) => h('tr', { 'data-order-id': g.order_id },
+          h('td', {}, g.name),
+          h('td', {}, g.email),
+          h('td', {}, g.ticket_type_name),
+          h('td', { class: 'codes' }, (g.tickets || []).join(', '))))))));
+    } catch (err) {
+      el.replaceChildren(h('p', { class: 'notice error' }, `The guest list could not be loaded: ${adminError(err)}`));
+    }
+  }
+
+  async function downloadCsv(ev) {
+    clearMessages();
+    try {
+      const res = await api(`/api/v1/admin/events/${encodeURIComponent(ev.id)}/guests?format=csv`, {
+        token,
+        raw: true,
+        accept: 'text/csv',
+      });
+      const blob = await res.blob();
+      const url = URL.createObjectURL(blob);
+      const a = h('a', { href: url, download: `guests-${ev.id}.csv` });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 30000);
+      say(`Downloaded the guest list for “${ev.name}”.`);
+    } catch (err) {
+      showError(`The guest list could not be downloaded: ${adminError(err)}`);
+    }
+  }
+
+  async function refreshEvents() {
+    try {
+      renderEvents(await api('/api/v1/admin/events', { token }));
+    } catch (err) {
+      showError(adminError(err));
+    }
+  }
+
+  $('#refresh-events').addEventListener('click', (e) => withBusy(e.currentTarget, async () => {
+    clearMessages();
+    await refreshEvents();
+    say('Sales figures updated.');
+  }));
+
+  // ---------- start ----------
+
+  addTypeRow();
+  loadConfig().catch((err) => showError(err));
+  if (token) {
+    area.hidden = false;
+    refreshEvents();
+  }
+})();

@@ -1,0 +1,355 @@
+// Order page: the payment step (simulated or Stripe), live order status, and
+// once paid the ticket codes with their QR codes.
+'use strict';
+
+(function () {
+  const { api, h, $, formatMoney, msUntil, formatRemaining, say, showError, clearMessages, withBusy, Action,
+    fragmentParams, scrubFragment, loadConfig, errorText } = window.NTS;
+
+  const POLL_MS = 1500;
+  const FINAL = new Set(['paid', 'expired', 'canceled', 'refunded']);
+  const OPEN_PAYMENT = new Set(['created', 'processing', 'requires_action']);
+  const STATUS_TEXT = {
+    awaiting_payment: 'Awaiting payment',
+    paid: 'Paid',
+    expired: 'Expired',
+    canceled: 'Canceled',
+    refunded: 'Refunded',
+  };
+
+  const params = fragmentParams();
+  const id = params.get('id') || '';
+  const storeKey = `nts.order.${id}`;
+  const secret = params.get('secret') || (id ? localStorage.getItem(storeKey) : null);
+  if (id && params.get('secret')) {
+    localStorage.setItem(storeKey, secret); // so the buyer can come back to the tickets
+    scrubFragment(id);
+  }
+
+  const simPay = $('#sim-pay');
+  const simDecline = $('#sim-decline');
+  const countdownLine = $('#countdown-line');
+  const countdown = $('#countdown');
+
+  let config = null;
+  let order = null;
+  let pollTimer = null;
+  let pollError = false;
+  let clock = null;
+  let ticketsShown = false;
+  let stripeReady = null;
+  const simAction = new Action();
+  const stripeAction = new Action();
+
+  const orderPath = () => `/api/v1/orders/${encodeURIComponent(id)}`;
+
+  // ---------- polling ----------
+
+  function schedulePoll(delay) {
+    clearTimeout(pollTimer);
+    pollTimer = setTimeout(poll, delay);
+  }
+
+  async function poll() {
+    try {
+      order = await api(orderPath(), { token: secret });
+      if (pollError) {
+        pollError = false;
+        showError('');
+      }
+      render();
+    } catch (err) {
+      if (err.status === 404) {
+        notFound();
+        return;
+      }
+      pollError = true;
+      showError(`${errorText(err)} (Still trying to check your order.)`);
+    }
+    if (!order || !FINAL.has(order.status)) schedulePoll(POLL_MS);
+  }
+
+  // ---------- rendering ----------
+
+  function notFound() {
+    clearTimeout(pollTimer);
+    $('#order-card').hidden = true;
+    showEnded('Order not found', 'We could not find this order in this browser. The link may be incomplete.');
+  }
+
+  function showEnded(title, text) {
+    $('#title').textContent = title;
+    $('#ended-heading').textContent = title;
+    $('#ended-text').textContent = text;
+    $('#ended').hidden = false;
+    $('#announce').textContent = `${title}. ${text}`;
+  }
+
+  function tick() {
+    if (!order || order.status !== 'awaiting_payment' || !order.expires_at) {
+      countdownLine.hidden = true;
+      return;
+    }
+    const ms = msUntil(order.expires_at);
+    countdownLine.hidden = false;
+    countdown.textContent = formatRemaining(ms);
+    countdownLine.classList.toggle('urgent', ms < 60000);
+  }
+
+  function render() {
+    $('#order-card').hidden = false;
+    $('#o-event').textContent = order.event_name;
+    $('#o-tickets').textContent = `${order.quantity} × ${order.ticket_type_name}`;
+    $('#o-name').textContent = order.name;
+    $('#o-email').textContent = order.email;
+    const total = formatMoney(order.amount_minor, order.currency);
+    $('#o-total').textContent = total;
+
+    const pill = $('#o-status');
+    let label = STATUS_TEXT[order.status] || order.status;
+    const p = order.payment;
+    if (order.status === 'awaiting_payment' && p && (p.status === 'processing' || p.status === 'succeeded')) {
+      label = 'Payment processing';
+    }
+    pill.textContent = label;
+    pill.className = `pill${order.status === 'paid' ? ' paid' : ''}${['expired', 'canceled', 'refunded'].includes(order.status) ? ' bad' : ''}`;
+
+    const awaiting = order.status === 'awaiting_payment';
+    const gateway = config ? config.gateway : null;
+    $('#pay-simulated').hidden = !(awaiting && gateway === 'simulated');
+    $('#pay-stripe').hidden = !(awaiting && gateway === 'stripe');
+    simPay.textContent = `Pay ${total} (simulated)`;
+    if (awaiting && gateway === 'stripe') setUpStripe();
+
+    if (awaiting) {
+      $('#title').textContent = 'Pay for your tickets';
+      tick();
+      if (!clock) clock = setInterval(tick, 250);
+    } else {
+      clearInterval(clock);
+      clock = null;
+      countdownLine.hidden = true;
+    }
+
+    if (order.status === 'paid') {
+      $('#title').textContent = 'Your tickets';
+      showTickets();
+    } else if (order.status === 'expired') {
+      showEnded('Order expired', 'This order was not paid in time, so the tickets went back on sale. Nothing was charged.');
+    } else if (order.status === 'canceled') {
+      showEnded('Order canceled', 'This order was canceled. Nothing was charged.');
+    } else if (order.status === 'refunded') {
+      showEnded('Order refunded', 'This order was refunded and its tickets are no longer valid.');
+    }
+  }
+
+  function showTickets() {
+    if (ticketsShown) return;
+    ticketsShown = true;
+    clearMessages();
+    $('#announce').textContent = `Payment received. You have ${order.tickets.length} tickets.`;
+    say('Payment received — thank you! Your tickets are below.');
+    const list = $('#tickets');
+    list.replaceChildren();
+    for (const t of order.tickets) {
+      const img = h('img', { alt: `QR code for ticket ${t.code}`, width: 168, height: 168 });
+      const li = h('li', { 'data-ticket-code': t.code }, img, h('code', {}, t.code));
+      list.append(li);
+      loadQr(t.code, img, li);
+    }
+    $('#tickets-section').hidden = false;
+  }
+
+  async function loadQr(code, img, li) {
+    try {
+      const res = await api(`${orderPath()}/tickets/${encodeURIComponent(code)}/qr`, {
+        token: secret,
+        accept: 'image/svg+xml',
+        raw: true,
+      });
+      const blob = await res.blob();
+      // An <img> only renders SVG from a blob typed as SVG.
+      const svg = blob.type === 'image/svg+xml' ? blob : new Blob([blob], { type: 'image/svg+xml' });
+      const url = URL.createObjectURL(svg);
+      img.addEventListener('load', () => URL.revokeObjectURL(url), { once: true });
+      img.addEventListener('error', () => {
+        img.replaceWith(h('p', { class: 'hint' }, 'The QR code could not be shown; the code below still works.'));
+      }, { once: true });
+      img.src = url;
+    } catch (err) {
+      img.replaceWith(h('p', { class: 'hint' }, `QR code could not be loaded: ${errorText(err)}`));
+      li.dataset.qrError = '1';
+    }
+  }
+
+  // ---------- simulated gateway ----------
+
+  async function simulated(outcome) {
+    clearMessages();
+    simAction.start(outcome);
+    say(outcome === 'succeeded' ? 'Processing the simulated payment…' : 'Sending a simulated decline…');
+    try {
+      let payment = order.payment;
+      if (!payment || payment.status === 'failed' || payment.status === 'canceled') {
+        payment = await api(`${orderPath()}/payments`, {
+          method: 'POST',
+          body: {},
+          token: secret,
+          key: simAction.key('create'),
+        });
+      }
+      if (OPEN_PAYMENT.has(payment.status)) {
+        await api(`/api/v1/payments/simulated/${encodeURIComponent(payment.id)}/confirm`, {
+          method: 'POST',
+          body: { outcome },
+          token: secret,
+          key: simAction.key(`confirm:${payment.id}`),
+        });
+      }
+      simAction.finish();
+      say('Payment accepted. Issuing your tickets…');
+      await poll();
+    } catch (err) {
+      simAction.settle(err);
+      say('');
+      if (err.code === 'card_declined') {
+        showError('Your card was declined. No money was taken — you can try again.');
+      } else {
+        showError(err);
+      }
+      // Pick up the new state (failed attempt, expired order, …) before the next try.
+      try {
+        order = await api(orderPath(), { token: secret });
+        render();
+      } catch (e) {
+        /* polling keeps trying */
+      }
+    }
+  }
+
+  simPay.addEventListener('click', () => withBusy([simPay, simDecline], () => simulated('succeeded')));
+  simDecline.addEventListener('click', () => withBusy([simPay, simDecline], () => simulated('declined')));
+
+  // ---------- Stripe gateway ----------
+
+  function loadScript(src) {
+    return new Promise((resolve, reject) => {
+      if (window.Stripe) {
+        resolve();
+        return;
+      }
+      const s = document.createElement('script');
+      s.src = src;
+      s.async = true;
+      s.addEventListener('load', () => resolve());
+      s.addEventListener('error', () => reject(new Error('The card form could not be loaded. Please reload the page.')));
+      document.head.append(s);
+    });
+  }
+
+  function setUpStripe() {
+    if (stripeReady) return stripeReady;
+    stripeReady = (async () => {
+      await loadScript(config.stripe_js_url);
+      const stripe = window.Stripe(config.stripe_publishable_key);
+      const card = stripe.elements().create('card');
+      card.mount('#card-element');
+      card.on('change', (e) => {
+        stripeAction.finish(); // new card details: a new action
+        stripeAction.pm = null;
+        showError(e.error ? e.error.message : '');
+      });
+      $('#stripe-pay').disabled = false;
+      $('#stripe-pay').textContent = `Pay ${formatMoney(order.amount_minor, order.currency)}`;
+      return { stripe, card };
+    })();
+    stripeReady.catch((err) => {
+      stripeReady = null;
+      showError(err);
+    });
+    return stripeReady;
+  }
+
+  $('#stripe-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const btn = $('#stripe-pay');
+    withBusy(btn, async () => {
+      clearMessages();
+      let stripe;
+      let card;
+      try {
+        ({ stripe, card } = await setUpStripe());
+      } catch (err) {
+        return;
+      }
+      say('Processing your card…');
+      // Reuse the payment method (and keys) if the last try's outcome is unknown.
+      if (!stripeAction.pm) {
+        const { paymentMethod, error } = await stripe.createPaymentMethod({ type: 'card', card });
+        if (error) {
+          say('');
+          showError(error.message || 'Please check your card details.');
+          return;
+        }
+        stripeAction.finish();
+        stripeAction.start(paymentMethod.id);
+        stripeAction.pm = paymentMethod.id;
+      }
+      try {
+        const payment = await api(`${orderPath()}/payments`, {
+          method: 'POST',
+          body: { payment_method: stripeAction.pm },
+          token: secret,
+          key: stripeAction.key('create'),
+        });
+        stripeAction.finish();
+        stripeAction.pm = null;
+        if (payment.status === 'requires_action') {
+          const { error } = await stripe.handleNextAction({ clientSecret: payment.client_secret });
+          if (error) {
+            say('');
+            showError(error.message || 'Your card was not confirmed.');
+            schedulePoll(0);
+            return;
+          }
+        }
+        say('Payment sent. Waiting for confirmation…');
+        schedulePoll(0);
+      } catch (err) {
+        stripeAction.settle(err);
+        if (!NTS.isUncertain(err)) stripeAction.pm = null;
+        say('');
+        showError(err.code === 'card_declined'
+          ? `Your card was declined.${err.message && err.message !== 'card_declined' ? ` ${err.message}` : ''} You can try another card.`
+          : errorText(err));
+        schedulePoll(0);
+      }
+    });
+  });
+
+  // ---------- start ----------
+
+  async function start() {
+    if (!id || !secret) {
+      showEnded('Order not found', 'We could not find this order in this browser. Please start again from the list of events.');
+      return;
+    }
+    try {
+      [config, order] = await Promise.all([
+        loadConfig(),
+        api(orderPath(), { token: secret }),
+      ]);
+    } catch (err) {
+      if (err.status === 404) {
+        notFound();
+      } else {
+        showError(`${errorText(err)} Please reload the page.`);
+      }
+      return;
+    }
+    render();
+    if (!FINAL.has(order.status)) schedulePoll(POLL_MS);
+  }
+
+  start();
+})();
