@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# A few seconds of nts-bench in every mode (holds, purchase, mixed) with tiny
+# numbers, plus one-second pgbench baselines. Fails only when a correctness
+# check fails (seats taken != holds acknowledged, oversold, unexpected errors);
+# no timing is ever pass/fail.
+#
+# Needs: PostgreSQL reachable at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
+# a role that may create databases) and pgbench on PATH (postgresql-client / postgresql-contrib).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+cargo build --bins
+target_dir="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+exec "$target_dir/debug/nts-bench" --smoke "$@"
