@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
+use crate::sales::hold_batcher::HoldBatcher;
 use crate::{admin, db, idempotency, openapi, ops, sales};
 
 /// Everything a handler may need, shared by all workers.
@@ -24,6 +25,8 @@ pub struct AppState {
     pub pool: PgPool,
     pub payments: PaymentService,
     pub limits: Limits,
+    /// Group commit of holds: one queue per ticket type in this instance.
+    pub holds: HoldBatcher,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,7 +66,8 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default() });
+        let holds = HoldBatcher::new(pool.clone());
+        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default(), holds });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
     }

@@ -1,6 +1,7 @@
 //! The sale flow: events → holds → orders. Handlers and their SQL live together.
 
 pub mod events;
+pub mod hold_batcher;
 pub mod holds;
 pub mod orders;
 pub mod views;
