@@ -13,8 +13,12 @@ const HOT_ROW_SQL: &str = include_str!("hot_row.sql");
 
 pub struct Figure {
     pub clients: u32,
-    pub tps: f64,
+    /// `Err` says why there is no figure (on a shared server: connection slots used up).
+    pub tps: Result<f64, String>,
 }
+
+/// Tries before giving up on a client count whose connections the server refuses.
+const ATTEMPTS: u32 = 3;
 
 pub async fn run(server_url: &str, client_counts: &[u32], each: Duration, work_dir: &std::path::Path) -> anyhow::Result<Vec<Figure>> {
     let scratch = ScratchDb::create(server_url, "pgbench").await?;
@@ -29,19 +33,31 @@ async fn measure(scratch: &ScratchDb, client_counts: &[u32], each: Duration, wor
     std::fs::write(&script, HOT_ROW_SQL)?;
     let mut figures = Vec::new();
     for &clients in client_counts {
-        db::vacuum_analyze(&scratch.pool).await?;
-        let out = Command::new("pgbench")
-            .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
-            .args(["-T", &each.as_secs().max(1).to_string(), "-f"])
-            .arg(&script)
-            .arg(&scratch.url)
-            .output()
-            .context("running pgbench (it comes with PostgreSQL: apt-get install postgresql-contrib or postgresql-client)")?;
-        let stdout = String::from_utf8_lossy(&out.stdout);
-        if !out.status.success() {
-            bail!("pgbench failed: {}{}", stdout, String::from_utf8_lossy(&out.stderr));
+        let mut tps = Err(String::new());
+        for attempt in 1..=ATTEMPTS {
+            db::vacuum_analyze(&scratch.pool).await?;
+            let out = Command::new("pgbench")
+                .args(["-n", "-M", "prepared", "-c", &clients.to_string(), "-j", &clients.min(2).to_string()])
+                .args(["-T", &each.as_secs().max(1).to_string(), "-f"])
+                .arg(&script)
+                .arg(&scratch.url)
+                .output()
+                .context("running pgbench (it comes with PostgreSQL: the postgresql-client package)")?;
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            if out.status.success() {
+                tps = parse_tps(&stdout).with_context(|| format!("no tps in pgbench output:\n{stdout}")).map_err(|e| e.to_string());
+                break;
+            }
+            if !stderr.contains("too many clients") {
+                bail!("pgbench failed: {stdout}{stderr}");
+            }
+            tps = Err(format!("the server refused connections (too many clients) {attempt} times"));
+            if attempt < ATTEMPTS {
+                tokio::time::sleep(Duration::from_secs(5)).await;
+            }
         }
-        figures.push(Figure { clients, tps: parse_tps(&stdout).with_context(|| format!("no tps in pgbench output:\n{stdout}"))? });
+        figures.push(Figure { clients, tps });
     }
     Ok(figures)
 }

@@ -42,9 +42,11 @@ impl CpuSnapshot {
         }
     }
 
-    pub fn since(&self, before: &CpuSnapshot, wall: Duration) -> CpuUse {
+    /// CPU used since `before`, over `wall` seconds in which `requests` requests were answered.
+    pub fn since(&self, before: &CpuSnapshot, wall: Duration, requests: u64) -> CpuUse {
         let machine = Duration::from_millis(self.machine_busy.saturating_sub(before.machine_busy) * 1000 / clock_ticks_per_second());
-        CpuUse { wall, machine, servers: self.servers.saturating_sub(before.servers), bench: self.bench.saturating_sub(before.bench) }
+        let servers = self.servers.saturating_sub(before.servers);
+        CpuUse { wall, requests, machine, servers, bench: self.bench.saturating_sub(before.bench) }
     }
 }
 
@@ -59,6 +61,7 @@ fn machine_busy_ticks() -> u64 {
 
 pub struct CpuUse {
     wall: Duration,
+    requests: u64,
     machine: Duration,
     servers: Duration,
     bench: Duration,
@@ -67,12 +70,21 @@ pub struct CpuUse {
 impl fmt::Display for CpuUse {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cores = |d: Duration| d.as_secs_f64() / self.wall.as_secs_f64().max(1e-9);
-        write!(
+        let per_request = |d: Duration| d.as_secs_f64() * 1e6 / (self.requests.max(1) as f64);
+        writeln!(
             f,
             "CPU during the run (cores busy): machine {:.2} (all processes, PostgreSQL and other users included), nts {:.2}, load generator {:.2}",
             cores(self.machine),
             cores(self.servers),
             cores(self.bench)
+        )?;
+        // Less sensitive to other users of the machine than throughput is.
+        write!(
+            f,
+            "CPU per request answered: nts {:.1} µs, load generator {:.1} µs, machine {:.1} µs",
+            per_request(self.servers),
+            per_request(self.bench),
+            per_request(self.machine)
         )
     }
 }

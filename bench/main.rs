@@ -202,11 +202,17 @@ async fn run(o: Options) -> anyhow::Result<bool> {
             println!("\nbaseline: pgbench, bench/hot_row.sql (one hold per transaction on one hot row), {} s per run", each.as_secs());
             let figures = baseline::run(&o.database_url, &o.baseline_clients, each, &work_dir).await?;
             for f in &figures {
-                println!("  {:>3} clients: {:>9.0} holds/s", f.clients, f.tps);
+                match &f.tps {
+                    Ok(tps) => println!("  {:>3} clients: {tps:>9.0} holds/s", f.clients),
+                    Err(why) => println!("  {:>3} clients: no figure: {why}", f.clients),
+                }
             }
-            let best = figures.iter().map(|f| f.tps).fold(0.0, f64::max);
-            println!("  best: {best:.0} holds/s");
-            Some(best)
+            let best = figures.iter().filter_map(|f| f.tps.as_ref().ok()).copied().fold(None, |b: Option<f64>, t| Some(b.map_or(t, |b| b.max(t))));
+            match best {
+                Some(best) => println!("  best: {best:.0} holds/s"),
+                None => println!("  best: none"),
+            }
+            best
         }
         None => None,
     };
@@ -351,7 +357,8 @@ async fn measure(
         tally.merge(t.await?);
     }
     let elapsed = load::elapsed_until(start, &tally);
-    let cpu = machine::CpuSnapshot::take(&server_pids).since(&cpu_before, elapsed);
+    let answered: u64 = tally.answers.values().sum();
+    let cpu = machine::CpuSnapshot::take(&server_pids).since(&cpu_before, elapsed, answered);
     let peak_rss: Option<u64> = server_pids.iter().filter_map(|&p| server::peak_rss(p)).max();
 
     let secs = elapsed.as_secs_f64().max(1e-9);
