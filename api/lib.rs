@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batching;
 pub mod config;
 pub mod db;
 pub mod domain;
@@ -16,3 +17,5 @@ pub mod payments;
 pub mod sales;
 pub mod startup;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_db;

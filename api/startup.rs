@@ -16,6 +16,7 @@ use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
+use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::{admin, db, idempotency, openapi, ops, sales};
 
@@ -27,6 +28,8 @@ pub struct AppState {
     pub limits: Limits,
     /// Group commit of holds: one queue per ticket type in this instance.
     pub holds: HoldBatcher,
+    /// Concurrent reads of one event page share one query.
+    pub event_pages: EventPages,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -66,8 +69,8 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let holds = HoldBatcher::new(pool.clone());
-        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default(), holds });
+        let (holds, event_pages) = (HoldBatcher::new(pool.clone()), EventPages::new(pool.clone()));
+        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default(), holds, event_pages });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
     }

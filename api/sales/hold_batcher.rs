@@ -32,14 +32,13 @@
 //! hold id, so a flush that did commit after all cannot hold seats twice.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
 
 use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
-use tokio::sync::oneshot;
 use uuid::Uuid;
 
 use super::holds::expire_stale_holds;
+use crate::batching::{Batches, Member};
 
 /// Most requests in one transaction; more wait for the next flush.
 const MAX_BATCH: usize = 1000;
@@ -104,24 +103,21 @@ pub struct Taken {
     pub event_name: String,
 }
 
-/// The queues of one instance, one per ticket type; cheap to clone.
+/// The hold queues of one instance, one per ticket type; cheap to clone.
 #[derive(Clone)]
 pub struct HoldBatcher {
     pool: PgPool,
-    queues: Arc<Mutex<HashMap<Key, Vec<Waiting>>>>,
+    batches: Batches<Key, Seats, Outcome>,
 }
 
 /// Holds of one ticket type of one event share a queue.
 type Key = (Uuid, Uuid);
 
-struct Waiting {
-    seats: Seats,
-    answer: oneshot::Sender<Outcome>,
-}
+type Waiting = Member<Seats, Outcome>;
 
 impl HoldBatcher {
     pub fn new(pool: PgPool) -> Self {
-        HoldBatcher { pool, queues: Arc::default() }
+        HoldBatcher { pool, batches: Batches::new(MAX_BATCH) }
     }
 
     pub fn pool(&self) -> &PgPool {
@@ -131,68 +127,16 @@ impl HoldBatcher {
     /// Queues the request and waits for the flush that answers it.
     pub async fn take(&self, seats: Seats) -> Outcome {
         let key = (seats.event_id, seats.ticket_type_id);
-        let (answer, answered) = oneshot::channel();
-        let start_flusher = {
-            let mut queues = self.queues.lock().expect("hold queues poisoned");
-            // A key is present exactly while its flusher runs.
-            match queues.get_mut(&key) {
-                Some(queue) => {
-                    queue.push(Waiting { seats, answer });
-                    false
-                }
-                None => {
-                    queues.insert(key, vec![Waiting { seats, answer }]);
-                    true
-                }
-            }
-        };
-        if start_flusher {
-            // Its own task: a client hanging up must not cancel a flush that answers others.
-            tokio::spawn(self.clone().flush_until_empty(key));
-        }
-        answered.await.unwrap_or(Outcome::Failed)
-    }
-
-    async fn flush_until_empty(self, key: Key) {
-        let mut guard = FlusherGuard { batcher: &self, key, done: false };
-        loop {
-            let batch = {
-                let mut queues = self.queues.lock().expect("hold queues poisoned");
-                let queue = queues.get_mut(&key).expect("the flusher's queue exists");
-                if queue.is_empty() {
-                    queues.remove(&key);
-                    guard.done = true;
-                    return;
-                }
-                let n = queue.len().min(MAX_BATCH);
-                queue.drain(..n).collect::<Vec<_>>()
-            };
-            flush(&self.pool, key, batch).await;
-        }
-    }
-}
-
-/// If a flusher dies (panic, runtime shutdown), its queue must not wait forever:
-/// the waiting requests are dropped, which answers them `Failed`.
-struct FlusherGuard<'a> {
-    batcher: &'a HoldBatcher,
-    key: Key,
-    done: bool,
-}
-
-impl Drop for FlusherGuard<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            if let Ok(mut queues) = self.batcher.queues.lock() {
-                queues.remove(&self.key);
-            }
-        }
+        let pool = self.pool.clone();
+        let flush_with = move |key, batch| flush(pool.clone(), key, batch);
+        self.batches.join(key, seats, flush_with).await.unwrap_or(Outcome::Failed)
     }
 }
 
 /// One flush: take seats for as many as fit, in arrival order; give the rest
 /// one more chance after expiring stale holds; answer everyone.
-async fn flush(pool: &PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
+async fn flush(pool: PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
+    let pool = &pool;
     let mut pending = batch;
     for attempt in 0..2 {
         let (mut taken, refusals) = match take_for(pool, event_id, ticket_type_id, &pending).await {
@@ -205,10 +149,10 @@ async fn flush(pool: &PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waitin
         tracing::debug!(requests = pending.len(), granted = taken.len(), attempt, "hold flush");
         let mut refused = Vec::new();
         for w in pending {
-            if let Some(t) = taken.remove(&w.seats.id) {
-                let _ = w.answer.send(Outcome::Held(t));
-            } else if let Some(&why) = refusals.get(&w.seats.id) {
-                let _ = w.answer.send(Outcome::Refused(why));
+            if let Some(t) = taken.remove(&w.item.id) {
+                w.answer(Outcome::Held(t));
+            } else if let Some(&why) = refusals.get(&w.item.id) {
+                w.answer(Outcome::Refused(why));
             } else {
                 refused.push(w);
             }
@@ -235,7 +179,7 @@ async fn flush(pool: &PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waitin
 
 fn answer_all(waiting: Vec<Waiting>, outcome: impl Fn() -> Outcome) {
     for w in waiting {
-        let _ = w.answer.send(outcome());
+        w.answer(outcome());
     }
 }
 
@@ -249,7 +193,7 @@ type Refused = HashMap<Uuid, Refusal>;
 /// transaction; answers what was stored and what was refused for a reason
 /// other than availability (the rest did not fit).
 async fn take_for(pool: &PgPool, event_id: Uuid, ticket_type_id: Uuid, waiting: &[Waiting]) -> Result<(Granted, Refused), sqlx::Error> {
-    let all: Vec<&Seats> = waiting.iter().map(|w| &w.seats).collect();
+    let all: Vec<&Seats> = waiting.iter().map(|w| &w.item).collect();
     // Usually every request is valid and fits: one statement, whose guard
     // fails as a whole if one of them is not.
     let stored = insert_holds(pool, event_id, ticket_type_id, &all).await?;
@@ -376,7 +320,6 @@ mod tests {
 
     use futures_util::future::join_all;
     use futures_util::StreamExt;
-    use sqlx::PgPool;
     use uuid::Uuid;
 
     use super::*;
@@ -387,6 +330,7 @@ mod tests {
     use crate::payments::PaymentGateway;
     use crate::sales::holds::{take_seats, NewHold};
     use crate::startup::Application;
+    use crate::test_db::TestDb;
 
     #[test]
     fn first_fit_serves_arrival_order_and_lets_later_smaller_requests_in() {
@@ -404,83 +348,6 @@ mod tests {
         assert_eq!(refusal(closed(Some(4)), 5), Some(Refusal::TooMany { max_per_order: 4 }));
         assert_eq!(refusal(closed(Some(4)), 4), Some(Refusal::SalesClosed));
         assert_eq!(refusal(open(Some(4)), 4), None);
-    }
-
-    /// A fresh database with nts's schema, dropped at the end of the test.
-    struct TestDb {
-        name: String,
-        url: String,
-        pool: PgPool,
-    }
-
-    fn database_url(name: &str) -> String {
-        let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-        let (prefix, rest) = base.rsplit_once('/').expect("DATABASE_URL has a database name");
-        let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-        format!("{prefix}/{name}{query}")
-    }
-
-    impl TestDb {
-        async fn new() -> Self {
-            let name = format!("nts_test_{}", Uuid::new_v4().simple());
-            let url = database_url(&name);
-            let pool = crate::db::connect(&url, 10).await.expect("test database");
-            TestDb { name, url, pool }
-        }
-
-        /// An event with one ticket type; answers (event, ticket type).
-        async fn event(&self, capacity: i32, max_per_order: i32, starts_in_secs: f64) -> (Uuid, Uuid) {
-            let (event, ticket_type) = (Uuid::new_v4(), Uuid::new_v4());
-            sqlx::query!(
-                "INSERT INTO events (id, name, venue, starts_at, currency)
-                 VALUES ($1, 'Batch test', 'Here', now() + make_interval(secs => $2), 'GBP')",
-                event,
-                starts_in_secs
-            )
-            .execute(&self.pool)
-            .await
-            .unwrap();
-            sqlx::query!(
-                "INSERT INTO ticket_types (id, event_id, position, name, price_minor, capacity, max_per_order)
-                 VALUES ($1, $2, 0, 'General', 1500, $3, $4)",
-                ticket_type,
-                event,
-                capacity,
-                max_per_order
-            )
-            .execute(&self.pool)
-            .await
-            .unwrap();
-            (event, ticket_type)
-        }
-
-        async fn counters(&self, ticket_type: Uuid) -> (i32, i64) {
-            let r = sqlx::query!(
-                r#"SELECT t.held, (SELECT COUNT(*) FROM holds h WHERE h.ticket_type_id = t.id AND h.status = 'active') AS "active!"
-                   FROM ticket_types t WHERE t.id = $1"#,
-                ticket_type
-            )
-            .fetch_one(&self.pool)
-            .await
-            .unwrap();
-            (r.held, r.active)
-        }
-    }
-
-    impl Drop for TestDb {
-        fn drop(&mut self) {
-            let (name, admin) = (self.name.clone(), database_url("postgres"));
-            // Drop runs inside the test's runtime: use a thread with its own.
-            let _ = std::thread::spawn(move || {
-                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-                rt.block_on(async {
-                    if let Ok(pool) = PgPool::connect(&admin).await {
-                        let _ = sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
-                    }
-                })
-            })
-            .join();
-        }
     }
 
     fn seats(event_id: Uuid, ticket_type_id: Uuid, quantity: i32) -> Seats {
@@ -512,7 +379,6 @@ mod tests {
         assert_eq!(db.counters(tt).await, (3, 1));
         let stored = sqlx::query_scalar!("SELECT quantity FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
         assert_eq!(stored, 3);
-        assert!(batcher.queues.lock().unwrap().is_empty(), "the flusher stops when its queue is empty");
     }
 
     #[tokio::test]

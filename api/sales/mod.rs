@@ -1,5 +1,6 @@
 //! The sale flow: events → holds → orders. Handlers and their SQL live together.
 
+pub mod event_pages;
 pub mod events;
 pub mod hold_batcher;
 pub mod holds;
