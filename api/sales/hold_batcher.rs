@@ -232,7 +232,8 @@ async fn take_for(pool: &PgPool, event_id: Uuid, ticket_type_id: Uuid, waiting: 
     }
     let stored = insert_holds(&mut *tx, event_id, ticket_type_id, &granted).await?;
     if stored.len() != granted.len() {
-        // The row is locked and the seats were counted under the lock: this cannot happen.
+        // The counters are locked, so only a change to the event itself (no API
+        // makes one) can get here; the requests then take their seats alone.
         return Err(sqlx::Error::Protocol(format!("granted {} holds but stored {}", granted.len(), stored.len())));
     }
     tx.commit().await?;
