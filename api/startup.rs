@@ -72,6 +72,11 @@ impl Application {
         self.port
     }
 
+    /// Stops the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
     /// Serves until SIGTERM / SIGINT (in-flight requests finish), then stops the reconciler.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;

@@ -1,1 +1,10 @@
-fn main(){}
+//! One integration test binary: real PostgreSQL, real HTTP servers.
+
+mod admin;
+mod concurrency;
+mod events;
+mod helpers;
+mod holds;
+mod idempotency;
+mod ops;
+mod orders;
