@@ -2,7 +2,11 @@
 //! `/api/openapi.json`; `openapi.yaml` at the top of the repository is this
 //! document, kept identical by a test (`nts openapi > openapi.yaml` refreshes it).
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::{admin, error, ops, payments, sales};
@@ -11,13 +15,19 @@ use crate::{admin, error, ops, payments, sales};
 #[openapi(
     info(
         title = "nts",
-        description = "Ticket sales that never get the money or the seats wrong.\n\nErrors are `{\"code\", \"message\"}`. Every POST honours `Idempotency-Key`.",
+        description = "Ticket sales that never get the money or the seats wrong.\n\n\
+Errors are `{\"code\", \"message\"}` with a stable `code`. Every POST honours `Idempotency-Key`: \
+the same key and request replay the first answer (`Idempotent-Replayed: true`). \
+Request bodies are JSON (`Content-Type: application/json`) of at most 64 KiB; unknown fields are refused. \
+Public POSTs are rate limited per client address (429 with `Retry-After`). \
+Buyer calls authenticate with the `secret` of their hold or order; a missing or wrong secret answers 404, \
+exactly like an id that does not exist, so nobody learns which ids exist.",
         license(name = "MIT")
     ),
     paths(ops::healthz),
     nest((path = "/api/v1", api = V1)),
     components(schemas(error::ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &CrossCutting),
     tags(
         (name = "events", description = "What is on sale"),
         (name = "holds", description = "Seats set aside for a few minutes"),
@@ -60,7 +70,10 @@ impl Modify for Security {
         components.add_security_scheme(
             "admin",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("NTS_ADMIN_TOKEN")).build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The organiser's token, `NTS_ADMIN_TOKEN` (at least 32 characters)"))
+                    .build(),
             ),
         );
         components.add_security_scheme(
@@ -68,10 +81,125 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The `secret` of the hold or order, as returned when it was created"))
+                    .description(Some(
+                        "The `secret` of the hold (from `POST /api/v1/events/{event_id}/holds`) or of the order \
+                         (from `POST /api/v1/holds/{hold_id}/checkout`), returned once when it is created. \
+                         Secrets are random (256 bits) and stored only hashed. Without the right secret every \
+                         buyer call answers 404 `not_found`, exactly as for an id that does not exist: a client \
+                         (or a fuzzer) that does not hold the secret only ever sees 404.",
+                    ))
                     .build(),
             ),
         );
+    }
+}
+
+/// The answers every operation can get from the layers around its handler
+/// (body limit, JSON parsing, idempotency, rate limit, database), added here
+/// once instead of on every handler.
+struct CrossCutting;
+
+impl Modify for CrossCutting {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (false, item.get.as_mut()),
+                (false, item.delete.as_mut()),
+                (true, item.post.as_mut()),
+                (false, item.put.as_mut()),
+                (false, item.patch.as_mut()),
+            ];
+            for (is_post, op) in operations {
+                if let Some(op) = op {
+                    document_operation(path, is_post, op);
+                }
+            }
+        }
+    }
+}
+
+fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
+    let secured_by = |scheme: &str| {
+        op.security.iter().flatten().any(|req| serde_json::to_value(req).is_ok_and(|v| v.get(scheme).is_some()))
+    };
+    let (admin, buyer) = (secured_by("admin"), secured_by("buyer"));
+    let has_body = op.request_body.is_some();
+    let uses_database = path != "/api/v1/config";
+    if admin {
+        error(op, 401, "`unauthorized`: no admin token", &[("WWW-Authenticate", "`Bearer`")]);
+        error(op, 403, "`forbidden`: wrong admin token", &[]);
+    }
+    if buyer {
+        error(op, 404, "`not_found`: no such id, or not its secret", &[]);
+    }
+    if path.contains('{') {
+        error(op, 404, "`not_found`: no such id (or a malformed one)", &[]);
+    }
+    if has_body {
+        error(op, 400, "`invalid_json`: the body is not JSON", &[]);
+        error(op, 415, "`unsupported_content_type`: the body is not `application/json`", &[]);
+        error(op, 422, "`validation_failed`: a value is out of range, a field is missing or unknown (the message names it)", &[]);
+    }
+    if is_post {
+        op.parameters.get_or_insert_with(Vec::new).push(
+            ParameterBuilder::new()
+                .name(crate::idempotency::HEADER)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the same key with the same request replays the first answer. \
+                     Keys are scoped by path and credential.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")),
+                ))
+                .build(),
+        );
+        error(op, 400, "`invalid_idempotency_key`: not 1 to 255 visible ASCII characters", &[]);
+        error(op, 409, "`idempotency_key_in_use`: the first request with this key is still running", &[]);
+        error(op, 422, "`idempotency_key_reused`: this key was used with another request", &[]);
+        error(op, 413, "`payload_too_large`: the body exceeds 64 KiB", &[]);
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                response.headers.insert(
+                    crate::idempotency::REPLAYED_HEADER.into(),
+                    header("`true` when this is the stored answer to an earlier request with the same key"),
+                );
+            }
+        }
+        if !admin && !path.contains("/stripe/") {
+            error(op, 429, "`rate_limited`: too many requests from this address", &[("Retry-After", "Seconds to wait")]);
+        }
+    }
+    if uses_database {
+        error(op, 503, "`database_unavailable`: retry shortly", &[("Retry-After", "Seconds to wait")]);
+    }
+}
+
+fn header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::String)).description(Some(description)).build()
+}
+
+/// Documents an error answer, or adds `description` to the one already documented.
+fn error(op: &mut Operation, status: u16, description: &str, headers: &[(&str, &str)]) {
+    let responses = &mut op.responses.responses;
+    let entry = responses.entry(status.to_string()).or_insert_with(|| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description("")
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build(),
+        )
+    });
+    let RefOr::T(response) = entry else { return };
+    let code = description.split(':').next().unwrap_or_default();
+    if response.description.is_empty() {
+        response.description = description.to_owned();
+    } else if !response.description.contains(code) {
+        response.description = format!("{}; or {description}", response.description);
+    }
+    for (name, text) in headers {
+        response.headers.entry((*name).to_owned()).or_insert_with(|| header(text));
     }
 }
 

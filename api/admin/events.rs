@@ -16,6 +16,7 @@ use crate::startup::AppState;
 pub const MAX_TICKET_TYPES: usize = 20;
 pub const MAX_CAPACITY: i64 = 1_000_000;
 pub const MAX_PER_ORDER: i64 = 100;
+pub const MAX_YEARS_AHEAD: i64 = 10;
 /// 100 million in major units; keeps `price × quantity` far from overflow.
 pub const MAX_PRICE_MINOR: i64 = 10_000_000_000;
 
@@ -91,7 +92,6 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
 #[utoipa::path(
     tag = "admin",
     request_body = NewEvent,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed")),
     security(("admin" = [])),
     responses(
         (status = 201, description = "Created", body = AdminEventView),
@@ -113,8 +113,11 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
     let name = text("name", &e.name)?;
     let venue = text("venue", &e.venue)?;
     let currency = Currency::parse(&e.currency).map_err(ApiError::validation)?;
-    if e.starts_at <= OffsetDateTime::now_utc() {
-        return Err(ApiError::validation("starts_at must be in the future"));
+    let now = OffsetDateTime::now_utc();
+    match e.starts_at.checked_to_offset(time::UtcOffset::UTC) {
+        Some(at) if at <= now => return Err(ApiError::validation("starts_at must be in the future")),
+        Some(at) if at <= now + time::Duration::days(365 * MAX_YEARS_AHEAD) => {}
+        _ => return Err(ApiError::validation(format!("starts_at must be within {MAX_YEARS_AHEAD} years"))),
     }
     if e.ticket_types.is_empty() || e.ticket_types.len() > MAX_TICKET_TYPES {
         return Err(ApiError::validation(format!("an event needs 1 to {MAX_TICKET_TYPES} ticket types")));
