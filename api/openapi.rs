@@ -135,6 +135,10 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
     if path.contains('{') {
         error(op, 404, "`not_found`: no such id (or a malformed one)", &[]);
     }
+    let has_query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+    if has_query {
+        error(op, 422, "`validation_failed`: a query parameter is malformed or unknown", &[]);
+    }
     if has_body {
         error(op, 400, "`invalid_json`: the body is not JSON", &[]);
         error(op, 415, "`unsupported_content_type`: the body is not `application/json`", &[]);

@@ -21,10 +21,13 @@ use crate::startup::AppState;
 pub struct HoldRequest {
     pub ticket_type_id: Uuid,
     /// 1 to the ticket type's `max_per_order`.
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
     /// The buyer's name, 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The buyer's email address.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
 }
 

@@ -109,7 +109,8 @@ pub async fn get_order(state: web::Data<AppState>, path: web::Path<Uuid>, secret
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
-    /// Stripe PaymentMethod id (`pm_...`, at most 255 characters); omit with the simulated gateway.
+    /// Stripe PaymentMethod id (`pm_...`); omit with the simulated gateway.
+    #[schema(min_length = 1, max_length = 255)]
     pub payment_method: Option<String>,
 }
 

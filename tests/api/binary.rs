@@ -30,8 +30,13 @@ fn base_env(database_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
+/// `NTS_BIN` when set (tests/run.sh sets it), else the binary cargo built with these tests.
+pub fn nts_binary() -> String {
+    std::env::var("NTS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nts").to_owned())
+}
+
 pub fn command(database_url: &str, env: &[(&str, &str)]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nts"));
+    let mut cmd = Command::new(nts_binary());
     cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
     for (k, v) in base_env(database_url) {
         cmd.env(k, v);
