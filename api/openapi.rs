@@ -3,6 +3,7 @@
 //! document, kept identical by a test (`nts openapi > openapi.yaml` refreshes it).
 
 use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
 use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
 use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -27,7 +28,7 @@ exactly like an id that does not exist, so nobody learns which ids exist.",
     paths(ops::healthz),
     nest((path = "/api/v1", api = V1)),
     components(schemas(error::ErrorBody)),
-    modifiers(&Security, &CrossCutting),
+    modifiers(&Security, &CrossCutting, &Links),
     tags(
         (name = "events", description = "What is on sale"),
         (name = "holds", description = "Seats set aside for a few minutes"),
@@ -207,7 +208,96 @@ fn error(op: &mut Operation, status: u16, description: &str, headers: &[(&str, &
     }
 }
 
-/// The document as committed in `openapi.yaml`.
+/// How the answer of one operation feeds the next (OpenAPI links): the ids and
+/// the buyer secret a hold, a checkout or a payment attempt returns. Generated
+/// clients and fuzzers follow them through a whole purchase.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let hold = [("hold_id", "$response.body#/id"), ("header.Authorization", "Bearer {$response.body#/secret}")];
+        let order = [("order_id", "$response.body#/order/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
+        let first_payment =
+            [("payment_id", "$response.body#/payment/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
+        let payment = [("payment_id", "$response.body#/id"), ("header.Authorization", "$request.header.Authorization")];
+        let event = [("event_id", "$response.body#/id")];
+        let links: &[(&str, &str, &[&str], &[(&str, &str)])] = &[
+            ("create_hold", "201", &["get_hold", "release_hold", "checkout"], &hold),
+            ("checkout", "201", &["get_order", "create_payment"], &order),
+            ("checkout", "201", &["confirm"], &first_payment),
+            ("create_payment", "201", &["confirm"], &payment),
+            ("create_event", "201", &["get_event", "create_hold", "guest_list"], &event),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()].into_iter().flatten() {
+                let id = op.operation_id.clone().unwrap_or_default();
+                for (from, status, targets, parameters) in links.iter().filter(|l| l.0 == id) {
+                    let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else { continue };
+                    for target in *targets {
+                        let link = parameters
+                            .iter()
+                            .fold(LinkBuilder::new().operation_id(*target), |link, (name, value)| link.parameter(*name, *value))
+                            .build();
+                        response.links.insert(format!("{from}_{target}"), RefOr::T(link));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document as served at `/api/openapi.json`.
+pub fn json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    fix_link_keys_json(&mut doc);
+    doc
+}
+
+/// The document as committed in `openapi.yaml` (same content, fields in document order).
 pub fn yaml() -> String {
-    ApiDoc::openapi().to_yaml().expect("the OpenAPI document serialises")
+    let mut doc = serde_norway::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    fix_link_keys_yaml(&mut doc);
+    serde_norway::to_string(&doc).expect("the OpenAPI document serialises")
+}
+
+// utoipa 5 writes a link's `operationId` as `operation_id`; OpenAPI tools then
+// cannot find the link's target. Renamed here, inside `links` objects only.
+const LINK_KEYS: [(&str, &str); 2] = [("operation_id", "operationId"), ("operation_ref", "operationRef")];
+
+fn fix_link_keys_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+                    for (from, to) in LINK_KEYS {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys_json);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fix_link_keys_json),
+        _ => {}
+    }
+}
+
+fn fix_link_keys_yaml(value: &mut serde_norway::Value) {
+    match value {
+        serde_norway::Value::Mapping(map) => {
+            if let Some(serde_norway::Value::Mapping(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_norway::Value::as_mapping_mut) {
+                    for (from, to) in LINK_KEYS {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys_yaml);
+        }
+        serde_norway::Value::Sequence(items) => items.iter_mut().for_each(fix_link_keys_yaml),
+        _ => {}
+    }
 }

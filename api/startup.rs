@@ -9,7 +9,6 @@ use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
@@ -136,7 +135,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     }),
             )
             .service(web::redirect("/docs", "/docs/"))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
+            .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
             .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
             .default_service(web::to(fallback::unmatched))
     })

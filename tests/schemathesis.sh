@@ -5,6 +5,7 @@
 #
 #   tests/schemathesis.sh           short deterministic run (CI, about a minute)
 #   tests/schemathesis.sh --long    a long run: 300 cases per operation, all phases
+#   NTS_FUZZ_ARGS="--report har"     extra schemathesis options
 #
 # Needs python3 (with venv), PostgreSQL (DATABASE_URL or the local default) and cargo.
 set -euo pipefail
@@ -17,7 +18,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nts-target}"
 if [ "${1:-}" = "--long" ]; then
     RUN=(--max-examples 300 --phases examples,coverage,fuzzing,stateful --seed 8 --generation-database none)
 else
-    RUN=(--max-examples 25 --phases examples,coverage,fuzzing --seed 8 --generation-deterministic)
+    RUN=(--max-examples 25 --phases examples,coverage,fuzzing,stateful --seed 8 --generation-deterministic)
 fi
 
 if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q " $SCHEMATHESIS_VERSION\$"; then
@@ -58,9 +59,13 @@ for _ in $(seq 1 100); do
     sleep 0.2
 done
 
-# The demo event's ids, so generated holds often reach the seat logic instead of a 404.
-read -r DEMO_EVENT DEMO_TICKET_TYPE < <(curl -sf "http://127.0.0.1:$PORT/api/v1/events" |
-    python3 -c 'import json, sys; e = json.load(sys.stdin)[0]; print(e["id"], e["ticket_types"][0]["id"])')
+# An event that cannot sell out (the demo event is reset by the fuzzer itself),
+# and its ids, so generated holds often reach the seat logic instead of a 404.
+read -r FUZZ_EVENT FUZZ_TICKET_TYPE < <(curl -sf "http://127.0.0.1:$PORT/api/v1/admin/events" \
+    -H "Authorization: Bearer $NTS_ADMIN_TOKEN" -H 'Content-Type: application/json' \
+    -d '{"name": "Fuzz arena", "venue": "Everywhere", "starts_at": "2099-01-01T20:00:00Z", "currency": "EUR",
+         "ticket_types": [{"name": "Floor", "price_minor": 500, "capacity": 1000000, "max_per_order": 100}]}' |
+    python3 -c 'import json, sys; e = json.load(sys.stdin); print(e["id"], e["ticket_types"][0]["id"])')
 CONFIG="$(mktemp -t schemathesis.XXXXXX.toml)"
 cat >"$CONFIG" <<EOF
 # The organiser's token for operations secured by the admin scheme. Buyer
@@ -68,22 +73,26 @@ cat >"$CONFIG" <<EOF
 [auth.openapi.admin]
 bearer = "$NTS_ADMIN_TOKEN"
 
-[dictionaries.demo_event]
-values = ["$DEMO_EVENT"]
+[dictionaries.event]
+values = ["$FUZZ_EVENT"]
 
-[dictionaries.demo_ticket_type]
-values = ["$DEMO_TICKET_TYPE"]
+[dictionaries.ticket_type]
+values = ["$FUZZ_TICKET_TYPE"]
+
+[dictionaries.email]
+values = ["ada@example.com", "grace.hopper+tickets@navy.example.org"]
 
 [parameters]
-"path.event_id" = { dictionary = "demo_event", probability = 0.7 }
-"body.ticket_type_id" = { dictionary = "demo_ticket_type", probability = 0.7 }
+"path.event_id" = { dictionary = "event", probability = 0.7 }
+"body.ticket_type_id" = { dictionary = "ticket_type", probability = 0.7 }
+"body.email" = { dictionary = "email", probability = 0.7 }
 EOF
 
 status=0
 "$VENV/bin/schemathesis" --config-file "$CONFIG" run "http://127.0.0.1:$PORT/api/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,negative_data_rejection \
     --workers 2 --request-timeout 20 --no-color \
-    --report junit --report-dir "$ROOT/tests/artifacts/schemathesis" "${RUN[@]}" || status=$?
+    --report junit --report-dir "$ROOT/tests/artifacts/schemathesis" "${RUN[@]}" ${NTS_FUZZ_ARGS:-} || status=$?
 rm -f "$CONFIG"
 if grep -qiE "panicked|internal error" "$LOG"; then
     echo "schemathesis.sh: the server log shows an internal error:"

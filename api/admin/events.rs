@@ -213,6 +213,7 @@ pub async fn admin_event(pool: &PgPool, id: Uuid) -> ApiResult<AdminEventView> {
 /// Every event (past ones too) with its sales.
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_list_events",
     security(("admin" = [])),
     responses(
         (status = 200, description = "Events with sales", body = [AdminEventView]),
