@@ -1,10 +1,9 @@
-//! What answers when no route matched: 405 with `Allow` when the path is one
-//! of the API's (as the OpenAPI document lists them) and only the method is
-//! wrong, 404 otherwise.
+//! When no route matched: is it a path of the API (as the OpenAPI document
+//! lists them) asked with a method it does not answer? Then 405 with `Allow`.
 
 use std::sync::OnceLock;
 
-use actix_web::{HttpRequest, HttpResponse};
+use actix_web::HttpRequest;
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
@@ -54,13 +53,11 @@ fn allowed_methods(path: &str) -> Option<&'static [&'static str]> {
         .map(|r| r.methods.as_slice())
 }
 
-pub async fn unmatched(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    match allowed_methods(req.path()) {
-        Some(methods) if !methods.contains(&req.method().as_str()) => {
-            Err(ApiError::MethodNotAllowed { method: req.method().to_string(), allow: methods.join(", ") })
-        }
-        _ => Err(ApiError::NotFound("no such resource")),
-    }
+/// The 405 answer, when the path is documented and the method is not one of its.
+pub fn method_not_allowed(req: &HttpRequest) -> Option<ApiError> {
+    let methods = allowed_methods(req.path())?;
+    (!methods.contains(&req.method().as_str()))
+        .then(|| ApiError::MethodNotAllowed { method: req.method().to_string(), allow: methods.join(", ") })
 }
 
 #[cfg(test)]

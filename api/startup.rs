@@ -6,13 +6,13 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
-use actix_web::{web, App, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
-use crate::error;
+use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
 use crate::rate_limit::ClientRateLimiter;
@@ -25,6 +25,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub payments: PaymentService,
     pub limits: Limits,
+    pub static_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -64,7 +65,8 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default() });
+        let state =
+            web::Data::new(AppState { config, pool, payments, limits: Limits::default(), static_dir: static_dir() });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
     }
@@ -87,20 +89,21 @@ impl Application {
     }
 }
 
+/// `NTS_STATIC_DIR`, else `static/` of the working directory, else of the source tree.
 fn static_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("NTS_STATIC_DIR") {
         return dir.into();
     }
-    let built_in = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"));
-    if built_in.is_dir() {
-        built_in
+    let here = PathBuf::from("static");
+    if here.is_dir() {
+        here
     } else {
-        PathBuf::from("static")
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
     }
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let static_dir = static_dir();
+    let static_dir = state.static_dir.clone();
     let body_limit = state.limits.body_bytes;
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
@@ -136,11 +139,29 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             )
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
-            .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
-            .default_service(web::to(fallback::unmatched))
+            .service(
+                actix_files::Files::new("/", &static_dir)
+                    .index_file("index.html")
+                    .default_handler(web::to(not_found)),
+            )
+            .default_service(web::to(not_found))
     })
     .listen(listener)?
     .shutdown_timeout(10)
     .run();
     Ok(server)
+}
+
+/// 405 for a known path asked with the wrong method; else JSON 404 for the API,
+/// the friendly page for a person who mistyped an address.
+async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(wrong_method) = fallback::method_not_allowed(&req) {
+        return Err(wrong_method);
+    }
+    if !req.path().starts_with("/api/") {
+        if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
+            return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));
+        }
+    }
+    Err(ApiError::NotFound("no such resource"))
 }

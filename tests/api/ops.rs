@@ -66,3 +66,12 @@ async fn a_restart_loses_nothing_acknowledged() {
     assert_eq!(app.available(&event).await, 5);
     assert_eq!(app.counters(&tt).await, (2, 3));
 }
+
+#[tokio::test]
+async fn unknown_pages_get_the_friendly_page_and_unknown_api_paths_json() {
+    let app = spawn_app().await;
+    let page = app.client.get(app.url("/no-such-page")).send().await.unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+    app.get("/api/v1/no-such-thing", None).await.expect_error(404, "not_found");
+}
