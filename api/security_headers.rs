@@ -31,7 +31,8 @@ impl SecurityHeaders {
 /// styles and shows inline images, so its pages also allow those.
 pub fn content_security_policy(extra_origins: &[&str], docs: bool) -> String {
     let extra: String = extra_origins.iter().map(|o| format!(" {o}")).collect();
-    let (style, img) = if docs { ("'self' 'unsafe-inline'", "'self' data:") } else { ("'self'", "'self' data:") };
+    // Ticket QR codes are fetched with the buyer's secret and shown from `blob:` URLs.
+    let (style, img) = if docs { ("'self' 'unsafe-inline'", "'self' data:") } else { ("'self'", "'self' data: blob:") };
     format!(
         "default-src 'self'; script-src 'self'{extra}; frame-src 'self'{extra}; connect-src 'self'{extra}; \
          style-src {style}; img-src {img}; object-src 'none'; base-uri 'none'; form-action 'self'; \
@@ -64,7 +65,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_payment_script_origin_is_allowed_only_when_given() {
+    fn the_payment_provider_origins_are_allowed_only_when_given() {
         let plain = content_security_policy(&[], false);
         assert!(plain.starts_with("default-src 'self';"));
         assert!(plain.contains("frame-ancestors 'none'"));

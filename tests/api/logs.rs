@@ -7,6 +7,17 @@ use serde_json::{json, Value};
 use crate::binary::NtsProcess;
 use crate::helpers::{TestDb, ADMIN_TOKEN};
 
+#[test]
+fn a_generated_admin_token_is_not_written_to_a_log() {
+    let db = TestDb::new();
+    let mut nts = NtsProcess::start(&db.url, &[("NTS_ADMIN_TOKEN", "")]);
+    nts.signal("TERM");
+    assert_eq!(nts.wait_exit(Duration::from_secs(20)), Some(0));
+    let log = nts.log();
+    assert!(log.contains("NTS_ADMIN_TOKEN is not set"), "{log}");
+    assert!(!log.contains("admin token is"), "{log}");
+}
+
 #[tokio::test]
 async fn a_whole_sale_at_trace_level_logs_no_secret() {
     let db = TestDb::new();

@@ -116,6 +116,7 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
             let status = res.status().as_u16();
             let retry_after = res.headers().get("retry-after").cloned();
             let body: serde_json::Value = res.json().await.unwrap();
+            eprintln!("database {}: {status} in {elapsed:?}", if mode == DOWN { "down" } else { "stalled" });
             assert_eq!((status, body["code"].as_str()), (503, Some("database_unavailable")), "mode {mode}: {body}");
             assert!(retry_after.is_some());
             assert!(elapsed < Duration::from_secs(6), "mode {mode}: answered after {elapsed:?}");
