@@ -13,6 +13,7 @@ pub struct Config {
     pub hold_duration: Duration,
     pub order_duration: Duration,
     pub demo: bool,
+    pub edge: EdgeConfig,
     pub reconcile_interval: Duration,
     pub simulated: SimulatedFaults,
 }
@@ -28,6 +29,19 @@ impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdminToken(***)")
     }
+}
+
+/// Protection at the edge: per-client rate limits, which proxies to believe, CORS.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Public POSTs allowed per client address and minute; 0 turns rate limiting off.
+    pub rate_limit_per_minute: u32,
+    /// How many of them may come at once before the per-minute pace applies.
+    pub rate_limit_burst: u32,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed to call the API from other sites; empty turns CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 /// Misbehaviour of the simulated provider, for torture runs. All off by default.
@@ -61,7 +75,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let admin_token = match get("NTS_ADMIN_TOKEN") {
-            Some(value) if value.len() < MIN_ADMIN_TOKEN_LEN => {
+            Some(value) if value.chars().count() < MIN_ADMIN_TOKEN_LEN => {
                 return Err(ConfigError {
                     variable: "NTS_ADMIN_TOKEN",
                     problem: format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long"),
@@ -78,6 +92,12 @@ impl Config {
             hold_duration: Duration::from_secs(parse(get, "NTS_HOLD_SECONDS", 300u64, 1..=86_400)?),
             order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
             demo: parse_bool(get, "NTS_DEMO", true)?,
+            edge: EdgeConfig {
+                rate_limit_per_minute: parse(get, "NTS_RATE_LIMIT_PER_MINUTE", 1200u32, 0..=1_000_000)?,
+                rate_limit_burst: parse(get, "NTS_RATE_LIMIT_BURST", 600u32, 1..=1_000_000)?,
+                trusted_proxies: parse_list(get, "NTS_TRUSTED_PROXIES", parse_network)?,
+                cors_origins: parse_list(get, "NTS_CORS_ORIGINS", parse_origin)?,
+            },
             reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
             simulated: SimulatedFaults {
                 decline_rate: parse_rate(get, "NTS_SIM_DECLINE_RATE")?,
@@ -129,6 +149,35 @@ fn parse_bool(
     }
 }
 
+/// A comma-separated list; every item must pass `item`.
+fn parse_list<T>(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    item: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(raw) = get(variable) else { return Ok(Vec::new()) };
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| item(s).map_err(|problem| ConfigError { variable, problem })).collect()
+}
+
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected IP addresses or networks such as 10.0.0.0/8, got {raw:?}"))
+}
+
+/// `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let problem = || format!("expected origins such as https://tickets.example.com (no path, no wildcard), got {raw:?}");
+    let (scheme, rest) = raw.split_once("://").ok_or_else(problem)?;
+    let host_ok = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if matches!(scheme, "http" | "https") && host_ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(problem())
+    }
+}
+
 impl SimulatedFaults {
     /// Rolls the dice for one provider call.
     pub fn roll(&self, rate: f64) -> bool {
@@ -167,9 +216,39 @@ mod tests {
     }
 
     #[test]
+    fn edge_settings_are_parsed_and_checked() {
+        let c = config(&[]).unwrap();
+        assert!(c.edge.rate_limit_per_minute > 0, "rate limiting is on by default");
+        assert!(c.edge.trusted_proxies.is_empty() && c.edge.cors_origins.is_empty());
+        let c = config(&[
+            ("NTS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+            ("NTS_CORS_ORIGINS", "https://shop.example.com,http://localhost:3000"),
+            ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.edge.trusted_proxies.len(), 3);
+        assert_eq!(c.edge.cors_origins, ["https://shop.example.com", "http://localhost:3000"]);
+        assert_eq!(c.edge.rate_limit_per_minute, 0);
+        for (variable, value) in [
+            ("NTS_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("NTS_TRUSTED_PROXIES", "proxy.local"),
+            ("NTS_CORS_ORIGINS", "*"),
+            ("NTS_CORS_ORIGINS", "https://example.com/path"),
+            ("NTS_CORS_ORIGINS", "ftp://example.com"),
+            ("NTS_RATE_LIMIT_BURST", "0"),
+        ] {
+            assert_eq!(config(&[(variable, value)]).err().map(|e| e.variable), Some(variable), "{variable}={value}");
+        }
+    }
+
+    #[test]
     fn short_admin_token_is_refused() {
         let err = config(&[("NTS_ADMIN_TOKEN", "short")]).err().unwrap();
         assert_eq!(err.variable, "NTS_ADMIN_TOKEN");
+        // Characters, not bytes: eleven three-byte characters are not a long token.
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"€".repeat(11))]).is_err());
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(31))]).is_err());
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(32))]).is_ok());
         assert!(!format!("{:?}", config(&[("NTS_ADMIN_TOKEN", &"x".repeat(40))]).unwrap().admin_token).contains("xxx"));
     }
 }

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use nts::config::Config;
@@ -18,8 +19,12 @@ async fn main() -> ExitCode {
         }
     };
     if config.admin_token.generated {
-        // Printed once, to the operator's terminal only; set NTS_ADMIN_TOKEN to choose it.
-        eprintln!("nts: NTS_ADMIN_TOKEN is not set; this run's admin token is {}", config.admin_token.value);
+        // Shown once, on the operator's terminal only: never into a log file or collector.
+        if std::io::stderr().is_terminal() {
+            eprintln!("nts: NTS_ADMIN_TOKEN is not set; this run's admin token is {}", config.admin_token.value);
+        } else {
+            tracing::warn!("NTS_ADMIN_TOKEN is not set: a random admin token was generated for this run and is not shown; set NTS_ADMIN_TOKEN to use the admin API");
+        }
     }
     let address = config.address.clone();
     let app = match Application::build(config).await {

@@ -9,14 +9,15 @@ use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
-use crate::{admin, db, idempotency, openapi, ops, sales};
+use crate::rate_limit::ClientRateLimiter;
+use crate::security_headers::SecurityHeaders;
+use crate::{admin, body_limit, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -106,18 +107,27 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let body_limit = state.limits.body_bytes;
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
+    let rate_limiter = web::Data::new(ClientRateLimiter::new(&state.config.edge));
+    let security_headers = web::Data::new(SecurityHeaders::new(&[]));
+    let cors_origins = state.config.edge.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(rate_limiter.clone())
+            .app_data(security_headers.clone())
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error_handler))
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
             .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+            .wrap(from_fn(body_limit::middleware))
+            .wrap(from_fn(security_headers::middleware))
             .wrap(Compress::default())
             .service(ops::healthz)
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))
                     .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                    .wrap(from_fn(rate_limit::middleware))
+                    .wrap(cors::middleware(&cors_origins))
                     .configure(sales::routes)
                     .configure(|cfg| admin::routes(cfg, demo))
                     .configure(|cfg| {
@@ -128,7 +138,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     }),
             )
             .service(web::redirect("/docs", "/docs/"))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
+            .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
             .service(
                 actix_files::Files::new("/", &static_dir)
                     .index_file("index.html")
@@ -142,8 +152,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     Ok(server)
 }
 
-/// JSON for the API, the friendly page for a person who mistyped an address.
+/// 405 for a known path asked with the wrong method; else JSON 404 for the API,
+/// the friendly page for a person who mistyped an address.
 async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(wrong_method) = fallback::method_not_allowed(&req) {
+        return Err(wrong_method);
+    }
     if !req.path().starts_with("/api/") {
         if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
             return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));
