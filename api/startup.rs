@@ -15,7 +15,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
-use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
+use crate::payments::stripe::StripeGateway;
+use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
 use crate::{admin, db, idempotency, openapi, ops, sales};
 
 /// Everything a handler may need, shared by all workers.
@@ -52,7 +53,10 @@ impl Application {
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+        let gateway: Arc<dyn PaymentGateway> = match &config.stripe {
+            Some(stripe) => Arc::new(StripeGateway::new(stripe)?),
+            None => Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone())),
+        };
         Self::build_with(config, pool, gateway)
     }
 
@@ -121,6 +125,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                         cfg.service(ops::client_config);
                         if simulated {
                             cfg.service(simulated_routes::confirm);
+                        } else {
+                            cfg.service(webhook::receive);
                         }
                     }),
             )

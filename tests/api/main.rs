@@ -8,3 +8,6 @@ mod holds;
 mod idempotency;
 mod ops;
 mod orders;
+mod refunds;
+mod stripe;
+mod stripe_emulator;
