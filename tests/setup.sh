@@ -41,3 +41,6 @@ if [ -f "$ROOT/tests/browser/package.json" ] && [ ! -d "$ROOT/tests/browser/node
     echo "setup: installing the browser tests' npm packages"
     (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
+bash "$ROOT/tests/stripe/setup.sh"

@@ -91,7 +91,7 @@ async fn lost_late_and_failed_answers_are_asked_again_with_the_same_key() {
         let (order, secret, _) = stripe_order(&app, 1).await;
         stripe.fault("POST", "/v1/payment_intents", fault, times).await;
         let answer = pay(&app, 0, &order, &secret, "pm_card_visa").await;
-        assert_eq!(answer.expect(201)["status"], "succeeded", "{fault} x{times}");
+        assert_eq!(answer.expect(201)["status"], "succeeded", "{fault} x{times}: {:#?}", stripe.calls().await);
         assert_eq!(order_status(&app, &order).await, "paid", "{fault} x{times}");
         let intents = stripe.intents_of(&order).await;
         assert_eq!((intents.len(), succeeded(&intents)), (1, 1), "{fault} x{times}: one PaymentIntent, charged once");
@@ -251,7 +251,7 @@ async fn three_d_secure_settles_after_the_buyer_authenticates() {
     let client_secret = payment["client_secret"].as_str().expect("client_secret for handleNextAction");
     assert_eq!(order_status(&app, &order).await, "awaiting_payment");
     let pi = client_secret.split("_secret_").next().unwrap();
-    stripe.authenticate(pi, client_secret).await;
+    assert!(stripe.authenticate(pi, client_secret).await);
     app.eventually(10, || async {
         app.get(&format!("/api/v1/orders/{order}"), Some(&secret)).await.body["status"] == "paid"
     })
@@ -266,18 +266,29 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
     // Some creations are slow (answered after nts gave up), so the deadline
     // passes while an attempt is in flight and the reconcilers race the buyer.
     stripe.fault("POST", "/v1/payment_intents", "timeout", 3).await;
+    let secure_card = stripe.card("4000002500003155").await;
     let mut buyers = Vec::new();
-    for i in 0..8u64 {
+    for i in 0..12u64 {
         let checkout = app.checkout(&event, &tt, 1).await;
-        // From 350 ms before the order's 2 s deadline to 70 ms after it.
-        let at = Instant::now() + Duration::from_millis(1650 + 60 * i);
+        let start = Instant::now();
         let (order, secret) =
             (checkout["order"]["id"].as_str().unwrap().to_owned(), checkout["order"]["secret"].as_str().unwrap().to_owned());
-        let app = &app;
+        let (app, stripe, secure_card) = (&app, &stripe, &secure_card);
         buyers.push(async move {
-            tokio::time::sleep_until(at.into()).await;
-            let answer = pay(app, (i % 2) as usize, &order, &secret, "pm_card_visa").await;
-            (order, answer.status.as_u16(), answer.code().to_owned())
+            if i < 8 {
+                // Card payments from 350 ms before the order's 2 s deadline to 70 ms after it.
+                tokio::time::sleep_until((start + Duration::from_millis(1650 + 60 * i)).into()).await;
+                let answer = pay(app, (i % 2) as usize, &order, &secret, "pm_card_visa").await;
+                return (order, format!("card: {} {}", answer.status.as_u16(), answer.code()));
+            }
+            // 3-D Secure: the attempt waits for the buyer, who authenticates
+            // around the deadline, while the reconcilers cancel it at Stripe.
+            let answer = pay(app, (i % 2) as usize, &order, &secret, secure_card).await;
+            let client_secret = answer.body["client_secret"].as_str().unwrap_or_default().to_owned();
+            tokio::time::sleep_until((start + Duration::from_millis(1850 + 100 * (i - 8))).into()).await;
+            let pi = client_secret.split("_secret_").next().unwrap_or_default();
+            let taken = stripe.authenticate(pi, &client_secret).await;
+            (order, format!("3-D Secure: {} then authentication {}", answer.status.as_u16(), if taken { "taken" } else { "refused" }))
         });
     }
     let outcomes = futures_util::future::join_all(buyers).await;
@@ -292,7 +303,7 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
     settled_and_audited(&app).await;
     let mut table: HashMap<String, usize> = HashMap::new();
     let mut paid = 0;
-    for (order, status, code) in &outcomes {
+    for (order, how) in &outcomes {
         let final_status = order_status(&app, order).await;
         let intents = stripe.intents_of(order).await;
         let refunded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_id = $1::uuid AND status = 'refunded'")
@@ -305,7 +316,7 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
             "expired" => assert_eq!(succeeded(&intents) as i64, refunded, "an expired order keeps no money: {intents:?}"),
             other => panic!("order {order} ended {other}"),
         }
-        *table.entry(format!("answer {status} {code} -> order {final_status}, refunded {refunded}")).or_default() += 1;
+        *table.entry(format!("{how} -> order {final_status}, refunds {refunded}")).or_default() += 1;
     }
     eprintln!("expiry race outcomes: {table:#?}");
     assert_eq!(app.counters(&tt).await, (paid, 0), "sold = paid orders, nothing left held");

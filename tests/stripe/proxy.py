@@ -18,6 +18,7 @@ localstripe does not, and misbehaves on request like a network.
 
 import asyncio
 import re
+from urllib.parse import parse_qsl
 
 import aiohttp
 from aiohttp import web
@@ -30,6 +31,13 @@ def stripe_error(status, type_, message, code=None):
     if code:
         error['code'] = code
     return web.json_response({'error': error}, status=status)
+
+
+def parameters(request, body):
+    """What Stripe compares for a key: the parameters, in any order (a
+    client may encode a map's entries differently from one try to the next)."""
+    form = parse_qsl(body.decode('utf-8', 'replace'), keep_blank_values=True)
+    return (request.method, request.path, tuple(sorted(parse_qsl(request.query_string) + form)))
 
 
 def make_app(upstream):
@@ -89,7 +97,7 @@ def make_app(upstream):
         if key is None:
             status, headers, payload = await forward(request, body)
         else:
-            fingerprint = (request.method, request.path_qs, body)
+            fingerprint = parameters(request, body)
             entry = keys.get(key)
             if entry is not None and entry['fingerprint'] != fingerprint:
                 call.update(status=400, how='idempotency mismatch')
