@@ -105,6 +105,37 @@ async fn lost_late_and_failed_answers_are_asked_again_with_the_same_key() {
 }
 
 #[tokio::test]
+async fn a_new_attempt_cancels_the_waiting_one_first_even_when_the_answer_is_lost() {
+    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let (order, secret, _) = stripe_order(&app, 1).await;
+    let waiting = pay(&app, 0, &order, &secret, &stripe.card("4000002500003155").await).await.expect(201).clone();
+    assert_eq!(waiting["status"], "requires_action");
+    // The buyer gives up on 3-D Secure and pays with another card; Stripe
+    // cancels the first PaymentIntent but the answer is lost.
+    stripe.fault("POST", "/v1/payment_intents/[^/]+/cancel", "lose", 1).await;
+    pay(&app, 1, &order, &secret, "pm_card_visa").await.expect_error(503, "payment_provider_unavailable");
+    assert_eq!(order_status(&app, &order).await, "awaiting_payment");
+    let second = pay(&app, 1, &order, &secret, "pm_card_visa").await.expect(201).clone();
+    assert_eq!(second["status"], "succeeded");
+    // Whatever the buyer's browser does with the old client secret now, it cannot pay twice.
+    let secret_of_first = waiting["client_secret"].as_str().unwrap();
+    assert!(!stripe.authenticate(secret_of_first.split("_secret_").next().unwrap(), secret_of_first).await);
+    let intents = stripe.intents_of(&order).await;
+    let statuses: Vec<_> = intents.iter().map(|pi| pi.status.as_str().to_owned()).collect();
+    assert_eq!(statuses, ["canceled", "succeeded"]);
+    let cancels: Vec<String> = stripe
+        .calls()
+        .await
+        .iter()
+        .filter(|c| c["path"].as_str().unwrap().ends_with("/cancel"))
+        .map(|c| c["how"].as_str().unwrap().to_owned())
+        .collect();
+    // The retry first looks at the PaymentIntent, finds it canceled, and goes on.
+    assert_eq!(cancels, ["forwarded, answer lost"]);
+    settled_and_audited(&app).await;
+}
+
+#[tokio::test]
 async fn the_webhook_pays_an_order_whose_answers_were_all_lost() {
     let (app, stripe) = spawn_stripe_app(&[], true).await;
     let (order, secret, _) = stripe_order(&app, 1).await;
