@@ -420,3 +420,48 @@ async fn a_stray_charge_made_behind_nts_back_is_found_by_the_audit() {
     assert_eq!(mismatches[1]["order_id"], order.as_str());
     assert_eq!(report["provider_objects"], 2);
 }
+
+#[tokio::test]
+async fn money_taken_for_an_order_that_cannot_take_it_is_refunded_automatically() {
+    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let (order, secret, tt) = stripe_order(&app, 1).await;
+    pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201);
+    // An attempt nts had closed (its books say canceled) whose PaymentIntent
+    // succeeds at Stripe all the same: the order is paid already, so the
+    // money must go back. The attempt is written directly; Stripe's own
+    // webhook then reports the success.
+    let late = uuid::Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO payments (id, order_id, provider, idempotency_key, status, amount_minor, currency)
+         VALUES ($1, $2::uuid, 'stripe', $3, 'canceled', 999, 'GBP')",
+    )
+    .bind(late)
+    .bind(&order)
+    .bind(format!("nts-pay-{late}"))
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let pi = CreatePaymentIntent::new(999, "gbp".parse::<stripe_types::Currency>().unwrap())
+        .metadata(HashMap::from([("order_id".to_owned(), order.clone()), ("payment_id".to_owned(), late.to_string())]))
+        .payment_method("pm_card_visa")
+        .confirm(true)
+        .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card])
+        .send(&stripe.client)
+        .await
+        .unwrap();
+    app.eventually(15, || async {
+        let status: String = sqlx::query_scalar("SELECT status::text FROM payments WHERE id = $1")
+            .bind(late)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        status == "refunded"
+    })
+    .await;
+    let refunds: Vec<_> = stripe.refunds().await.into_iter().filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str())).collect();
+    assert_eq!(refunds.len(), 1);
+    assert_eq!(refunds[0].amount, 999);
+    assert_eq!(order_status(&app, &order).await, "paid", "the order keeps its own payment");
+    assert_eq!(app.counters(&tt).await, (1, 0));
+    settled_and_audited(&app).await;
+}
