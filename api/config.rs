@@ -16,6 +16,32 @@ pub struct Config {
     pub edge: EdgeConfig,
     pub reconcile_interval: Duration,
     pub simulated: SimulatedFaults,
+    /// Stripe, when its keys are set; otherwise the simulated provider.
+    pub stripe: Option<StripeSettings>,
+}
+
+/// How to reach Stripe. `Debug` never prints the secrets.
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    pub publishable_key: String,
+    pub webhook_secret: String,
+    /// Always ends with `/`.
+    pub api_base: String,
+    pub js_url: String,
+    /// How long one call to Stripe may take before its outcome counts as unknown.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("publishable_key", &self.publishable_key)
+            .field("api_base", &self.api_base)
+            .field("js_url", &self.js_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The admin bearer token; `Debug` never prints it.
@@ -65,6 +91,8 @@ pub struct ConfigError {
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/nts";
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com/";
+pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -105,8 +133,53 @@ impl Config {
                 slow_rate: parse_rate(get, "NTS_SIM_SLOW_RATE")?,
                 slow_delay: Duration::from_millis(parse(get, "NTS_SIM_SLOW_MS", 2000u64, 0..=600_000)?),
             },
+            stripe: stripe_settings(get)?,
         })
     }
+}
+
+/// Stripe is on when any of its settings is given, and then needs all three secrets.
+fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Option<StripeSettings>, ConfigError> {
+    const ALL: [&str; 6] = [
+        "NTS_STRIPE_SECRET_KEY",
+        "NTS_STRIPE_PUBLISHABLE_KEY",
+        "NTS_STRIPE_WEBHOOK_SECRET",
+        "NTS_STRIPE_API_BASE",
+        "NTS_STRIPE_JS_URL",
+        "NTS_STRIPE_TIMEOUT_MS",
+    ];
+    if ALL.iter().all(|v| get(v).is_none()) {
+        return Ok(None);
+    }
+    let required = |variable: &'static str, prefixes: &[&str]| -> Result<String, ConfigError> {
+        let value = get(variable).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError {
+            variable,
+            problem: "missing: Stripe needs NTS_STRIPE_SECRET_KEY, NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET together".into(),
+        })?;
+        if !prefixes.is_empty() && !prefixes.iter().any(|p| value.starts_with(p)) {
+            return Err(ConfigError { variable, problem: format!("expected a key starting with {}", prefixes.join(" or ")) });
+        }
+        Ok(value)
+    };
+    let url = |variable: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(variable).map(|v| v.trim().to_owned()).unwrap_or_else(|| default.to_owned());
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            return Err(ConfigError { variable, problem: format!("expected an http(s) URL, got {value:?}") });
+        }
+        Ok(value)
+    };
+    let mut api_base = url("NTS_STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE)?;
+    if !api_base.ends_with('/') {
+        api_base.push('/');
+    }
+    Ok(Some(StripeSettings {
+        secret_key: required("NTS_STRIPE_SECRET_KEY", &["sk_", "rk_"])?,
+        publishable_key: required("NTS_STRIPE_PUBLISHABLE_KEY", &["pk_"])?,
+        webhook_secret: required("NTS_STRIPE_WEBHOOK_SECRET", &[])?,
+        api_base,
+        js_url: url("NTS_STRIPE_JS_URL", DEFAULT_STRIPE_JS_URL)?,
+        timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=600_000)?),
+    }))
 }
 
 fn parse<T>(
@@ -250,5 +323,62 @@ mod tests {
         assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(31))]).is_err());
         assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(32))]).is_ok());
         assert!(!format!("{:?}", config(&[("NTS_ADMIN_TOKEN", &"x".repeat(40))]).unwrap().admin_token).contains("xxx"));
+    }
+
+    const STRIPE: [(&str, &str); 3] = [
+        ("NTS_STRIPE_SECRET_KEY", "sk_test_secret"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_public"),
+        ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_hook"),
+    ];
+
+    #[test]
+    fn stripe_is_off_without_its_settings() {
+        assert!(config(&[]).unwrap().stripe.is_none());
+    }
+
+    #[test]
+    fn stripe_with_its_keys_uses_stripe_defaults() {
+        let s = config(&STRIPE).unwrap().stripe.unwrap();
+        assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
+        assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_hook"), "{shown}");
+    }
+
+    #[test]
+    fn the_api_base_gets_its_trailing_slash() {
+        for base in ["http://127.0.0.1:12111", "http://127.0.0.1:12111/"] {
+            let mut vars = STRIPE.to_vec();
+            vars.push(("NTS_STRIPE_API_BASE", base));
+            assert_eq!(config(&vars).unwrap().stripe.unwrap().api_base, "http://127.0.0.1:12111/");
+        }
+    }
+
+    #[test]
+    fn half_configured_stripe_names_what_is_missing() {
+        for (i, (missing, _)) in STRIPE.iter().enumerate() {
+            let mut vars = STRIPE.to_vec();
+            vars.remove(i);
+            assert_eq!(config(&vars).err().unwrap().variable, *missing);
+        }
+        let err = config(&[("NTS_STRIPE_API_BASE", "http://127.0.0.1:1")]).err().unwrap();
+        assert_eq!(err.variable, "NTS_STRIPE_SECRET_KEY");
+    }
+
+    #[test]
+    fn malformed_stripe_settings_name_their_variable() {
+        let cases = [
+            ("NTS_STRIPE_SECRET_KEY", "pk_test_swapped"),
+            ("NTS_STRIPE_PUBLISHABLE_KEY", "sk_test_swapped"),
+            ("NTS_STRIPE_API_BASE", "api.stripe.com"),
+            ("NTS_STRIPE_JS_URL", "js.stripe.com/v3"),
+            ("NTS_STRIPE_TIMEOUT_MS", "soon"),
+        ];
+        for (variable, value) in cases {
+            let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+            vars.push((variable, value));
+            assert_eq!(config(&vars).err().unwrap().variable, variable, "{variable}={value}");
+        }
     }
 }

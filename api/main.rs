@@ -27,6 +27,7 @@ async fn main() -> ExitCode {
         }
     }
     let address = config.address.clone();
+    let stripe = config.stripe.clone();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -34,7 +35,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves");
+    match stripe {
+        Some(s) => tracing::info!(api_base = %s.api_base, "payments through Stripe"),
+        None => tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves"),
+    }
     tracing::info!(%address, port = app.port(), "nts is serving");
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,

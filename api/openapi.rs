@@ -54,9 +54,12 @@ pub struct ApiDoc;
         sales::orders::create_payment,
         sales::orders::ticket_qr,
         payments::simulated_routes::confirm,
+        payments::webhook::receive,
         admin::events::create_event,
         admin::events::list_events,
         admin::guests::guest_list,
+        admin::refunds::refund,
+        admin::audit::payments_audit,
         admin::demo::reset,
         ops::client_config,
     )

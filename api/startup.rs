@@ -14,7 +14,8 @@ use utoipa_swagger_ui::SwaggerUi;
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
-use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
+use crate::payments::stripe::StripeGateway;
+use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
 use crate::rate_limit::ClientRateLimiter;
 use crate::security_headers::SecurityHeaders;
 use crate::{admin, body_limit, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers};
@@ -54,7 +55,10 @@ impl Application {
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+        let gateway: Arc<dyn PaymentGateway> = match &config.stripe {
+            Some(stripe) => Arc::new(StripeGateway::new(stripe)?),
+            None => Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone())),
+        };
         Self::build_with(config, pool, gateway)
     }
 
@@ -89,6 +93,21 @@ impl Application {
     }
 }
 
+/// What pages must reach for Stripe.js: the origin it is loaded from (an
+/// emulator's in tests) and Stripe's own API and 3-D Secure frames.
+fn stripe_origins(js_url: &str) -> Vec<String> {
+    let mut origins: Vec<String> =
+        ["https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"].map(String::from).into();
+    if let Some((scheme, rest)) = js_url.split_once("://") {
+        let host = rest.split('/').next().unwrap_or_default();
+        let origin = format!("{scheme}://{host}");
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
 /// `NTS_STATIC_DIR`, else `static/` of the working directory, else of the source tree.
 fn static_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("NTS_STATIC_DIR") {
@@ -108,7 +127,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
     let rate_limiter = web::Data::new(ClientRateLimiter::new(&state.config.edge));
-    let security_headers = web::Data::new(SecurityHeaders::new(&[]));
+    let provider_origins = state.config.stripe.as_ref().map(|s| stripe_origins(&s.js_url)).unwrap_or_default();
+    let security_headers =
+        web::Data::new(SecurityHeaders::new(&provider_origins.iter().map(String::as_str).collect::<Vec<_>>()));
     let cors_origins = state.config.edge.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
@@ -134,6 +155,8 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                         cfg.service(ops::client_config);
                         if simulated {
                             cfg.service(simulated_routes::confirm);
+                        } else {
+                            cfg.service(webhook::receive);
                         }
                     }),
             )

@@ -55,3 +55,5 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     echo "setup: installing Python with venv"
     apt_install python3 python3-venv
 fi
+# localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
+bash "$ROOT/tests/stripe/setup.sh"

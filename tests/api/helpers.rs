@@ -110,18 +110,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns one instance; `settings` override the environment (e.g. `("NTS_HOLD_SECONDS", "1")`).
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
+    let mut app = new_app(settings).await;
+    app.start_instance().await;
+    app
+}
+
+/// A fresh database and no instance yet.
+pub async fn new_app(settings: &[(&str, &str)]) -> TestApp {
     let settings: HashMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let db = Arc::new(TestDb::new());
     let pool = nts::db::connect(&db.url, 5).await.expect("test database");
-    let mut app = TestApp {
+    TestApp {
         db,
         pool,
         client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
         instances: Vec::new(),
         settings,
-    };
-    app.start_instance().await;
-    app
+    }
 }
 
 impl TestApp {

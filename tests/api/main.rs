@@ -13,3 +13,6 @@ mod logs;
 mod ops;
 mod orders;
 mod resilience;
+mod refunds;
+mod stripe;
+mod stripe_emulator;
