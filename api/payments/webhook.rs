@@ -60,6 +60,7 @@ pub struct WebhookAck {
     responses(
         (status = 200, description = "Applied, ignored, or a duplicate", body = WebhookAck),
         (status = 400, description = "`invalid_signature` (bad, missing or older than 5 minutes) or `invalid_event`", body = ErrorBody),
+        (status = 404, description = "Stripe is not configured on this server (simulated payments)", body = ErrorBody),
         (status = 503, description = "Could not be applied now; Stripe delivers it again", body = ErrorBody),
     )
 )]
