@@ -262,6 +262,8 @@ async fn run_mode(o: &Options, mode: Mode, best_baseline: Option<f64>, work_dir:
             let mut env = vec![
                 // Holds must outlive the run, so that "taken == acknowledged" is exact.
                 ("NTS_HOLD_SECONDS".to_owned(), "3600".to_owned()),
+                // Every client comes from 127.0.0.1, standing in for thousands of buyers' addresses.
+                ("NTS_RATE_LIMIT_PER_MINUTE".to_owned(), "0".to_owned()),
             ];
             env.extend(o.env.iter().cloned());
             for i in 0..o.instances {

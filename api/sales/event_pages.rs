@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::events::{event_view, fetch_rows};
 use crate::batching::{Batches, Member};
+use crate::error::ApiError;
 
 /// Most readers answered by one query.
 const MAX_BATCH: usize = 10_000;
@@ -19,7 +20,9 @@ pub enum Page {
     /// The event as JSON.
     Found(Bytes),
     NotFound,
-    /// The shared query failed; the reader should read on its own.
+    /// The database cannot be reached: the reader fails at once, as it would alone.
+    Unavailable { code: &'static str, message: String },
+    /// The shared query failed otherwise; the reader should read on its own.
     Failed,
 }
 
@@ -53,8 +56,11 @@ async fn serve(pool: PgPool, event_id: Uuid, readers: Vec<Member<(), Page>>) {
             }
         },
         Err(e) => {
-            tracing::warn!(error = %e, readers = readers.len(), "event page query failed; the readers read alone");
-            Page::Failed
+            tracing::warn!(error = %e, readers = readers.len(), "event page query failed");
+            match ApiError::from(e) {
+                ApiError::Unavailable { code, message } => Page::Unavailable { code, message },
+                _ => Page::Failed,
+            }
         }
     };
     for reader in readers {
@@ -97,12 +103,12 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_query_tells_readers_to_read_alone() {
+    async fn an_unreachable_database_fails_the_readers_at_once() {
         let db = TestDb::new().await;
         let (event, _) = db.event(10, 4, 3600.0).await;
         let pool = crate::db::connect(&db.url, 1).await.unwrap();
         let pages = EventPages::new(pool.clone());
         pool.close().await;
-        assert!(matches!(pages.read(event).await, Page::Failed));
+        assert!(matches!(pages.read(event).await, Page::Unavailable { code: "database_unavailable", .. }));
     }
 }

@@ -115,6 +115,7 @@ pub async fn get_event(state: web::Data<AppState>, path: web::Path<Uuid>) -> Api
     match state.event_pages.read(event_id).await {
         Page::Found(json) => return Ok(HttpResponse::Ok().content_type(ContentType::json()).body(json)),
         Page::NotFound => return Err(ApiError::NotFound("no such event")),
+        Page::Unavailable { code, message } => return Err(ApiError::Unavailable { code, message }),
         Page::Failed => {}
     }
     let rows = fetch_rows(&state.pool, Some(event_id), None).await?;

@@ -27,7 +27,8 @@
 //!   (exactly once, by their guarded status change) and the refused requests
 //!   are tried once more, as before.
 //!
-//! If a flush fails (database trouble), its requests are answered
+//! If a flush fails because the database cannot be reached, its requests get
+//! that error at once. If it fails otherwise, they are answered
 //! [`Outcome::Failed`] and each caller takes its seats alone, with the same
 //! hold id, so a flush that did commit after all cannot hold seats twice.
 
@@ -39,6 +40,7 @@ use uuid::Uuid;
 
 use super::holds::expire_stale_holds;
 use crate::batching::{Batches, Member};
+use crate::error::ApiError;
 
 /// Most requests in one transaction; more wait for the next flush.
 const MAX_BATCH: usize = 1000;
@@ -60,8 +62,25 @@ pub struct Seats {
 pub enum Outcome {
     Held(Taken),
     Refused(Refusal),
-    /// The flush failed before answering; nothing is known to be held.
+    /// The database cannot be reached: the request fails at once, as it would alone.
+    Unavailable { code: &'static str, message: String },
+    /// The flush failed otherwise; the request should take its seats alone.
     Failed,
+}
+
+impl Outcome {
+    /// How a failed flush answers: an unreachable database is not tried again
+    /// request by request (each would wait out the pool's timeout once more).
+    fn failed(e: sqlx::Error) -> impl Fn() -> Outcome {
+        let unavailable = match ApiError::from(e) {
+            ApiError::Unavailable { code, message } => Some((code, message)),
+            _ => None,
+        };
+        move || match &unavailable {
+            Some((code, message)) => Outcome::Unavailable { code, message: message.clone() },
+            None => Outcome::Failed,
+        }
+    }
 }
 
 /// Why a request gets no seats, in the order the checks are made.
@@ -142,8 +161,8 @@ async fn flush(pool: PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waiting
         let (mut taken, refusals) = match take_for(pool, event_id, ticket_type_id, &pending).await {
             Ok(answer) => answer,
             Err(e) => {
-                tracing::warn!(error = %e, requests = pending.len(), "hold flush failed; the requests take their seats alone");
-                return answer_all(pending, || Outcome::Failed);
+                tracing::warn!(error = %e, requests = pending.len(), "hold flush failed");
+                return answer_all(pending, Outcome::failed(e));
             }
         };
         tracing::debug!(requests = pending.len(), granted = taken.len(), attempt, "hold flush");
@@ -168,8 +187,8 @@ async fn flush(pool: PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waiting
                     continue;
                 }
                 Err(e) => {
-                    tracing::warn!(error = %e, "expiring stale holds failed; the requests take their seats alone");
-                    return answer_all(refused, || Outcome::Failed);
+                    tracing::warn!(error = %e, "expiring stale holds failed");
+                    return answer_all(refused, Outcome::failed(e));
                 }
             }
         }
@@ -444,13 +463,13 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_failed_flush_lets_the_request_fail_on_its_own() {
+    async fn an_unreachable_database_fails_the_request_at_once() {
         let db = TestDb::new().await;
         let (event, tt) = db.event(10, 4, 3600.0).await;
         let pool = crate::db::connect(&db.url, 2).await.unwrap();
         let batcher = HoldBatcher::new(pool.clone());
         pool.close().await;
-        assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Failed));
+        assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Unavailable { code: "database_unavailable", .. }));
         let hold = NewHold {
             event_id: event,
             ticket_type_id: tt,
@@ -460,6 +479,19 @@ mod tests {
         };
         let err = take_seats(&batcher, &hold, 300).await.err().expect("no database, no hold");
         assert!(matches!(err, ApiError::Unavailable { .. }), "{err:?}");
+        assert_eq!(db.counters(tt).await, (0, 0));
+    }
+
+    #[tokio::test]
+    async fn a_flush_that_fails_otherwise_stores_nothing_and_sends_everyone_alone() {
+        let db = TestDb::new().await;
+        let (event, tt) = db.event(10, 4, 3600.0).await;
+        let batcher = HoldBatcher::new(db.pool.clone());
+        let mut poisoned = seats(event, tt, 1);
+        // PostgreSQL refuses NUL in text; the HTTP layer never lets one through.
+        poisoned.name = "Ada\0".into();
+        let outcomes = join_all([seats(event, tt, 1), poisoned].map(|s| batcher.take(s))).await;
+        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed)), "{outcomes:?}");
         assert_eq!(db.counters(tt).await, (0, 0));
     }
 
