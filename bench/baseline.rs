@@ -42,7 +42,7 @@ async fn measure(scratch: &ScratchDb, client_counts: &[u32], each: Duration, wor
                 .arg(&script)
                 .arg(&scratch.url)
                 .output()
-                .context("running pgbench (it comes with PostgreSQL: the postgresql-client package)")?;
+                .context("running pgbench (it comes with the PostgreSQL server: Debian package postgresql-15)")?;
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.success() {

@@ -5,7 +5,7 @@
 # no timing is ever pass/fail.
 #
 # Needs: PostgreSQL reachable at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
-# a role that may create databases) and pgbench on PATH (postgresql-client / postgresql-contrib).
+# a role that may create databases) and pgbench on PATH (Debian: in the server package, postgresql-15).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
