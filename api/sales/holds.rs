@@ -93,6 +93,10 @@ pub async fn create_hold(
 /// When they are not, holds whose deadline passed are expired first and the
 /// take is tried once more, so availability is exact without a sweeper race.
 pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
+    #[cfg(debug_assertions)]
+    if super::unguarded::enabled() {
+        return super::unguarded::take_seats(pool, hold, hold_seconds).await;
+    }
     let id = Uuid::new_v4();
     let secret = new_buyer_secret();
     let secret_hash = hash_secret(&secret);
