@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::stats::Stats;
+use crate::stats::{Counter, Stats};
 
 pub struct TypeLine {
     pub name: String,
@@ -39,6 +39,11 @@ impl TypeLine {
 pub struct Check {
     pub name: String,
     pub value: i64,
+    pub detail: String,
+}
+
+fn check(name: impl Into<String>, value: i64) -> Check {
+    Check { name: name.into(), value, detail: String::new() }
 }
 
 pub struct Audit {
@@ -53,6 +58,17 @@ pub struct Audit {
 impl Audit {
     pub fn passed(&self) -> bool {
         self.checks.iter().all(|c| c.value == 0)
+    }
+}
+
+/// A seat check counts the worse of the end state and the worst moment the
+/// monitor saw while the sale ran.
+fn worst_of(name: &str, at_end: i64, peak: &Counter, stats: &Stats) -> Check {
+    let peak = peak.get() as i64;
+    Check {
+        name: name.into(),
+        value: at_end.max(peak),
+        detail: format!("at the end {at_end}, worst of {} samples during the run {peak}", stats.inventory_samples.get()),
     }
 }
 
@@ -90,8 +106,10 @@ pub async fn settle(pool: &PgPool, timeout: Duration) -> Option<Duration> {
     }
 }
 
-pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout: Duration) -> Result<Audit, sqlx::Error> {
-    let types: Vec<TypeLine> = sqlx::query_as!(
+/// The inventory of each ticket type, by counters and by rows, in one snapshot:
+/// in a correct system the two agree and stay within capacity at every commit.
+pub async fn type_lines(pool: &PgPool, event_id: Uuid) -> Result<Vec<TypeLine>, sqlx::Error> {
+    sqlx::query_as!(
         TypeLine,
         r#"SELECT t.name, t.capacity::bigint AS "capacity!", t.sold::bigint AS "sold!", t.held::bigint AS "held!",
                   (SELECT COUNT(*) FROM tickets k WHERE k.ticket_type_id = t.id) AS "tickets!",
@@ -104,7 +122,11 @@ pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout:
         event_id
     )
     .fetch_all(pool)
-    .await?;
+    .await
+}
+
+pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout: Duration) -> Result<Audit, sqlx::Error> {
+    let types = type_lines(pool, event_id).await?;
     let pairs = |rows: Vec<(Option<String>, Option<i64>)>| -> Vec<(String, i64)> {
         rows.into_iter().map(|(s, n)| (s.unwrap_or_default(), n.unwrap_or_default())).collect()
     };
@@ -181,18 +203,18 @@ pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout:
     let sum = |f: fn(&TypeLine) -> i64| types.iter().map(f).sum::<i64>();
     let tickets_vs_sold = sum(|t| (t.tickets - t.sold).abs()) + money.orders_wrong_tickets;
     let checks = vec![
-        Check { name: "oversold seats".into(), value: sum(TypeLine::oversold) },
-        Check { name: "inventory counters ≠ rows".into(), value: sum(TypeLine::counter_drift) },
-        Check { name: "double charges".into(), value: money.double_charges },
-        Check { name: "charges without a paid order".into(), value: money.charges_without_paid_order },
-        Check { name: "paid orders without a charge".into(), value: money.paid_without_charge },
-        Check { name: "charge amount ≠ order amount".into(), value: money.wrong_amounts },
-        Check { name: "tickets issued ≠ seats sold".into(), value: tickets_vs_sold },
-        Check { name: "payments ≠ provider records".into(), value: money.payments_disagree },
-        Check { name: "buyers told paid, order not paid".into(), value: paid_answers_broken },
-        Check { name: format!("unsettled after {} s", settle_timeout.as_secs()), value: h + o + p },
-        Check { name: "unexpected answers".into(), value: stats.unexpected.get() as i64 },
-        Check { name: "5xx answers".into(), value: stats.bad_5xx.get() as i64 },
+        worst_of("oversold seats", sum(TypeLine::oversold), &stats.peak_oversold, stats),
+        worst_of("inventory counters ≠ rows", sum(TypeLine::counter_drift), &stats.peak_drift, stats),
+        check("double charges", money.double_charges),
+        check("charges without a paid order", money.charges_without_paid_order),
+        check("paid orders without a charge", money.paid_without_charge),
+        check("charge amount ≠ order amount", money.wrong_amounts),
+        check("tickets issued ≠ seats sold", tickets_vs_sold),
+        check("payments ≠ provider records", money.payments_disagree),
+        check("buyers told paid, order not paid", paid_answers_broken),
+        check(format!("unsettled after {} s", settle_timeout.as_secs()), h + o + p),
+        check("unexpected answers", stats.unexpected.get() as i64),
+        check("5xx answers", stats.bad_5xx.get() as i64),
     ];
     Ok(Audit { types, holds, orders, payments, intents, checks })
 }

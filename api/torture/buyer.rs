@@ -126,7 +126,7 @@ impl Buyer<'_> {
 
     async fn hold(&mut self, sale: &Sale) -> Option<Hold> {
         let mut tt = self.pick_type(sale, None);
-        for second_try in [false, true] {
+        for last_try in [false, false, false, true] {
             let available = if self.rng.gen_bool(0.8) { self.available(sale, &tt.id).await } else { None };
             let max = tt.max_per_order;
             let quantity = match available {
@@ -149,10 +149,14 @@ impl Buyer<'_> {
                 }
                 409 if a.code == "sold_out" => {
                     self.stats.sold_out.bump();
-                    if second_try || !self.rng.gen_bool(0.5) {
+                    if last_try || self.rng.gen_bool(0.3) {
                         return None;
                     }
-                    tt = self.pick_type(sale, Some(&tt.id));
+                    // Waits for seats to come back (holds expire, orders go unpaid), maybe for another type.
+                    pause(&mut self.rng, 500..3000).await;
+                    if self.rng.gen_bool(0.5) {
+                        tt = self.pick_type(sale, Some(&tt.id));
+                    }
                 }
                 422 if quantity > max => {
                     self.stats.too_many.bump();

@@ -34,7 +34,7 @@ impl Database {
         PgPoolOptions::new().max_connections(size).connect(&self.url).await.context("connecting to the run's database")
     }
 
-    pub async fn drop_it(self) -> anyhow::Result<()> {
+    pub async fn drop_it(&self) -> anyhow::Result<()> {
         let mut conn = PgConnection::connect(&format!("{}/postgres", self.server)).await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)).execute(&mut conn).await?;
         Ok(())

@@ -11,6 +11,7 @@ mod chaos;
 mod client;
 mod cluster;
 mod database;
+mod monitor;
 mod report;
 mod settings;
 mod stats;
@@ -24,6 +25,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use uuid::Uuid;
 
 use buyer::Plan;
 use client::Api;
@@ -76,7 +78,7 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         (Some(c), true) => Some(c.clone()),
         (None, true) => Some(cluster::find_pg_cluster()?),
     };
-    let db = Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?;
+    let db = Arc::new(Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
     println!("  database {}{}", db.name, if s.break_inventory_guard { " (inventory CHECK dropped)" } else { "" });
     let admin_token = format!("torture-admin-{:032x}", rand::random::<u128>());
     let logs = std::env::temp_dir().join(format!("nts-torture-{}", db.name));
@@ -89,20 +91,22 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
     let stats = Arc::new(Stats::default());
     let api = Arc::new(Api::new(&cluster.ports(), s.client_timeout, stats.clone())?);
     let sale = Arc::new(buyer::create_sale(&api, &admin_token, s.buyers, s.seed).await?);
+    let event_id: Uuid = sale.event_id.parse().context("the event id is not a UUID")?;
     for t in &sale.types {
         println!("  ticket type {:<8} capacity {:>5}, max {} per order", t.name, t.capacity, t.max_per_order);
     }
 
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(s.seed);
-    let (stop_chaos, stop_rx) = watch::channel(false);
+    let (stop, stop_rx) = watch::channel(false);
     let schedule = chaos::Schedule {
         seed: s.seed,
         kill_every: s.kill_every,
         pg_restart: pg_cluster.map(|c| (c, s.duration.mul_f64(rng.gen_range(0.3..0.7)))),
     };
     let pg_planned = schedule.pg_restart.is_some();
-    let chaos = tokio::spawn(chaos::run(cluster.clone(), stats.clone(), schedule, stop_rx));
+    let chaos = tokio::spawn(chaos::run(cluster.clone(), stats.clone(), schedule, stop_rx.clone()));
+    let monitor = tokio::spawn(monitor::run(db.clone(), event_id, stats.clone(), stop_rx));
     let progress = tokio::spawn(progress(stats.clone(), cluster.clone(), s.buyers, started));
     let plan = Arc::new(Plan {
         seed: s.seed,
@@ -119,8 +123,9 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         done.context("a buyer task panicked")?;
     }
     let load = started.elapsed();
-    let _ = stop_chaos.send(true);
+    let _ = stop.send(true);
     chaos.await?;
+    monitor.await?;
     for i in 0..cluster.len() {
         cluster.ensure_up(i).await?;
     }
@@ -128,7 +133,6 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
 
     let pool = db.pool(2).await?;
     let settled = audit::settle(&pool, s.settle).await;
-    let event_id = sale.event_id.parse().context("the event id is not a UUID")?;
     let audit = audit::audit(&pool, event_id, &stats, s.settle).await?;
     progress.abort();
     pool.close().await;
@@ -167,6 +171,7 @@ fn instance_env(s: &Settings, db: &Database, admin_token: &str) -> Vec<(String, 
         ("NTS_SIM_LOST_RESPONSE_RATE", s.faults.lost_rate.to_string()),
         ("NTS_SIM_SLOW_RATE", s.faults.slow_rate.to_string()),
         ("NTS_SIM_SLOW_MS", s.faults.slow_ms.to_string()),
+        ("NO_COLOR", "1".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))

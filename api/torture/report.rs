@@ -57,8 +57,8 @@ pub fn print(r: &Run) {
         s.kill_every.map_or("off".into(), |k| format!("every ~{} s", k.as_secs_f64())),
         if s.pg_restart { "on" } else { "off" },
     );
-    println!("| {:<34} | {:>9} | {}", "", "", "");
-    println!("|{}|{}|---", "-".repeat(36), "-".repeat(11));
+    println!("| {:<34} | {:>9} | details", "what", "value");
+    println!("|:{}|{}:|:--", "-".repeat(35), "-".repeat(10));
     row("buyers", s.buyers.to_string(), format!("load {:.0} s", r.load.as_secs_f64()));
     row(
         "requests",
@@ -76,6 +76,8 @@ pub fn print(r: &Run) {
     let retried: Vec<(String, i64)> =
         st.retried_503.lock().unwrap().iter().map(|(k, v)| (k.clone(), *v as i64)).collect();
     row("retried 503s (Retry-After)", st.retried_503_total().to_string(), list(&retried));
+    let slowest = st.slowest.lock().unwrap().clone();
+    row("slowest call (retries included)", format!("{:.1} s", slowest.0.as_secs_f64()), slowest.1);
     row("instance kills (SIGKILL)", st.kills.get().to_string(), format!("restarts {}", st.restarts.get()));
     row("PostgreSQL restarts", st.pg_restarts.get().to_string(), String::new());
     row(
@@ -124,9 +126,10 @@ pub fn print(r: &Run) {
         format!("{} / {}", r.log_problems.0, r.log_problems.1),
         r.logs.clone(),
     );
-    println!("|{}|{}|---", "-".repeat(36), "-".repeat(11));
+    row("**checks (each must be 0)**", String::new(), String::new());
     for c in &a.checks {
-        row(&c.name, c.value.to_string(), if c.value == 0 { "ok".into() } else { "FAIL".into() });
+        let verdict = if c.value == 0 { "ok" } else { "FAIL" };
+        row(&c.name, c.value.to_string(), if c.detail.is_empty() { verdict.into() } else { format!("{verdict} ({})", c.detail) });
     }
     let samples = st.samples.lock().unwrap();
     if !samples.is_empty() {

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -16,6 +17,10 @@ pub struct Counter(AtomicU64);
 impl Counter {
     pub fn bump(&self) {
         self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn raise_to(&self, value: u64) {
+        self.0.fetch_max(value, Ordering::Relaxed);
     }
 
     pub fn get(&self) -> u64 {
@@ -40,6 +45,8 @@ pub struct Stats {
     /// Answers the API contract does not allow at that step.
     pub unexpected: Counter,
     pub samples: Mutex<Vec<String>>,
+    /// The longest a call took to get its answer, retries included, and which.
+    pub slowest: Mutex<(Duration, String)>,
 
     // Buyers.
     pub buyers_done: Counter,
@@ -60,6 +67,11 @@ pub struct Stats {
     /// Orders a buyer was told are paid (a 200 confirmation or a paid order view).
     pub seen_paid: Mutex<Vec<Uuid>>,
 
+    // The inventory watched while the sale runs.
+    pub inventory_samples: Counter,
+    pub peak_oversold: Counter,
+    pub peak_drift: Counter,
+
     // Chaos.
     pub kills: Counter,
     pub restarts: Counter,
@@ -71,6 +83,13 @@ impl Stats {
         let mut samples = self.samples.lock().unwrap();
         if samples.len() < MAX_SAMPLES {
             samples.push(what);
+        }
+    }
+
+    pub fn took(&self, took: Duration, what: impl FnOnce() -> String) {
+        let mut slowest = self.slowest.lock().unwrap();
+        if took > slowest.0 {
+            *slowest = (took, what());
         }
     }
 
