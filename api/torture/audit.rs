@@ -199,6 +199,11 @@ pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout:
     .fetch_one(pool)
     .await?;
     let (h, o, p) = unsettled(pool).await?;
+    let count = |pairs: &[(String, i64)]| pairs.iter().map(|(_, n)| n).sum::<i64>();
+    // Each buyer checks out once, with one Idempotency-Key: an order its buyer
+    // was never answered with is a checkout whose answer was lost (a crash, a
+    // 5xx after the commit) and whose retry was not given the same order.
+    let orders_lost = count(&orders) - stats.orders.get() as i64;
 
     let sum = |f: fn(&TypeLine) -> i64| types.iter().map(f).sum::<i64>();
     let tickets_vs_sold = sum(|t| (t.tickets - t.sold).abs()) + money.orders_wrong_tickets;
@@ -212,6 +217,7 @@ pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout:
         check("tickets issued ≠ seats sold", tickets_vs_sold),
         check("payments ≠ provider records", money.payments_disagree),
         check("buyers told paid, order not paid", paid_answers_broken),
+        check("orders their buyer never got", orders_lost),
         check(format!("unsettled after {} s", settle_timeout.as_secs()), h + o + p),
         check("unexpected answers", stats.unexpected.get() as i64),
         check("5xx answers", stats.bad_5xx.get() as i64),

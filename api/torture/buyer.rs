@@ -90,6 +90,11 @@ impl Buyer<'_> {
             self.stats.abandoned_orders.bump();
             return;
         }
+        if self.rng.gen_bool(0.05) {
+            // Pays at the last moment, racing the order's expiry.
+            let deadline = self.plan.order_seconds * 1000;
+            tokio::time::sleep(Duration::from_millis(self.rng.gen_range(deadline.saturating_sub(1000)..deadline + 1000))).await;
+        }
         self.pay(&order).await;
         self.wait_until_final(&order).await;
     }
@@ -194,9 +199,7 @@ impl Buyer<'_> {
                     payment_id: a.str("/payment/id").map(str::to_owned),
                 })
             }
-            // `hold_checked_out`: the first checkout ran, but its instance died
-            // before the answer was stored; the order secret is lost with it.
-            (409, "hold_expired" | "hold_released" | "hold_checked_out") => {
+            (409, "hold_expired" | "hold_released") => {
                 self.stats.checkout_refused.bump();
                 None
             }
@@ -242,11 +245,18 @@ impl Buyer<'_> {
             match (a.status, a.code.as_str()) {
                 (200, _) => {
                     self.stats.seen_paid(uuid(&order.id));
+                    if self.rng.gen_bool(0.05) {
+                        self.pay_again(order).await;
+                    }
                     return;
                 }
                 (202, _) => {
                     self.stats.pending.bump();
-                    return;
+                    if attempt == 3 || !self.rng.gen_bool(0.3) {
+                        return;
+                    }
+                    // Impatient: starts a new attempt while the last one's outcome is unknown.
+                    pause(&mut self.rng, 200..2000).await;
                 }
                 (402, _) => {
                     self.stats.declined.bump();
@@ -260,6 +270,16 @@ impl Buyer<'_> {
                     return;
                 }
             }
+        }
+    }
+
+    /// Presses "pay" once more on a paid order: must be refused.
+    async fn pay_again(&mut self, order: &Order) {
+        let key = self.key("pay-again");
+        let req = Request::post(format!("/orders/{}/payments", order.id), Some(&order.secret), key, Some(json!({})));
+        let Some(a) = self.call(req).await else { return };
+        if !(a.is(409, "order_already_paid") || a.is(409, "order_not_awaiting_payment")) {
+            self.unexpected("new payment attempt on a paid order", &a);
         }
     }
 

@@ -103,6 +103,11 @@ pub fn print(r: &Run) {
         ),
     );
     row("holds", total(&a.holds).to_string(), list(&a.holds));
+    row(
+        "  holds no buyer was answered with",
+        (total(&a.holds) - st.holds.get() as i64).to_string(),
+        "a hold request whose answer was lost to a crash ran again on retry; the extra hold expires".into(),
+    );
     row("orders", total(&a.orders).to_string(), list(&a.orders));
     for status in ["paid", "expired", "canceled", "refunded"] {
         row(&format!("  orders {status}"), get(&a.orders, status).to_string(), String::new());
