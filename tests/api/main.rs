@@ -1,1 +1,3 @@
+mod checkout_retry;
+
 fn main(){}
