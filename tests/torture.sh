@@ -10,12 +10,17 @@
 # postgres://postgres@127.0.0.1:5432) whose user may create databases; for the
 # PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
 # skipped otherwise, with a note). The broken mode exists only in debug builds,
-# which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run.
+# which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
+# NTS_TORTURE_BIN to a directory holding prebuilt nts and nts-torture to skip the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo build --bins
-bin="${CARGO_TARGET_DIR:-target}/debug"
+if [ -n "${NTS_TORTURE_BIN:-}" ]; then
+    bin="$NTS_TORTURE_BIN" # prebuilt debug nts and nts-torture, e.g. when the target dir is shared
+else
+    cargo build --bins
+    bin="${CARGO_TARGET_DIR:-target}/debug"
+fi
 common=(--postgres "${NTS_TORTURE_POSTGRES:-postgres://postgres@127.0.0.1:5432}")
 restart=()
 if ! command -v pg_ctlcluster >/dev/null || [ "$(id -u)" -ne 0 ]; then

@@ -43,7 +43,7 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         return Err(ApiError::sold_out());
     }
     // Widens the window so the race shows on a quiet machine too.
-    tokio::time::sleep(Duration::from_millis(20)).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
     let id = Uuid::new_v4();
     let secret = new_buyer_secret();
     let r = sqlx::query!(
