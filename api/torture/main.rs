@@ -78,11 +78,23 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         (Some(c), true) => Some(c.clone()),
         (None, true) => Some(cluster::find_pg_cluster()?),
     };
+    anyhow::ensure!(s.nts.is_file(), "no nts binary at {} (build it with `cargo build --bins`, or pass --nts)", s.nts.display());
     let db = Arc::new(Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
     println!("  database {}{}", db.name, if s.break_inventory_guard { " (inventory CHECK dropped)" } else { "" });
+    let result = sale(&s, &db, pg_cluster).await;
+    if s.keep_db {
+        println!("kept database {} ({})", db.name, db.url);
+    } else if let Err(e) = db.drop_it().await {
+        eprintln!("nts-torture: could not drop database {}: {e:#}", db.name);
+    }
+    result
+}
+
+/// The run proper, on its fresh database.
+async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> anyhow::Result<bool> {
     let admin_token = format!("torture-admin-{:032x}", rand::random::<u128>());
     let logs = std::env::temp_dir().join(format!("nts-torture-{}", db.name));
-    let cluster = Arc::new(Cluster::new(&s.nts, instance_env(&s, &db, &admin_token), logs, s.instances)?);
+    let cluster = Arc::new(Cluster::new(&s.nts, instance_env(s, db, &admin_token), logs, s.instances)?);
     for i in 0..cluster.len() {
         cluster.ensure_up(i).await?;
     }
@@ -138,7 +150,7 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
     pool.close().await;
     cluster.stop_all();
     report::print(&report::Run {
-        settings: &s,
+        settings: s,
         stats: &stats,
         audit: &audit,
         load,
@@ -146,11 +158,6 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         log_problems: cluster.log_problems(),
         logs: cluster.logs().display().to_string(),
     });
-    if s.keep_db {
-        println!("kept database {} ({})", db.name, db.url);
-    } else {
-        db.drop_it().await?;
-    }
     anyhow::ensure!(
         !pg_planned || stats.pg_restarts.get() == 1,
         "the planned PostgreSQL restart did not happen (see above); the run does not count"
