@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
-use actix_web::{web, App, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
 use utoipa::OpenApi;
@@ -24,6 +24,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub payments: PaymentService,
     pub limits: Limits,
+    pub static_dir: PathBuf,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -63,13 +64,19 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let state = web::Data::new(AppState { config, pool, payments, limits: Limits::default() });
+        let state =
+            web::Data::new(AppState { config, pool, payments, limits: Limits::default(), static_dir: static_dir() });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
     }
 
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Stops the server from elsewhere (tests, signal handlers).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
     }
 
     /// Serves until SIGTERM / SIGINT (in-flight requests finish), then stops the reconciler.
@@ -81,20 +88,21 @@ impl Application {
     }
 }
 
+/// `NTS_STATIC_DIR`, else `static/` of the working directory, else of the source tree.
 fn static_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("NTS_STATIC_DIR") {
         return dir.into();
     }
-    let built_in = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"));
-    if built_in.is_dir() {
-        built_in
+    let here = PathBuf::from("static");
+    if here.is_dir() {
+        here
     } else {
-        PathBuf::from("static")
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
     }
 }
 
 fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Server> {
-    let static_dir = static_dir();
+    let static_dir = state.static_dir.clone();
     let body_limit = state.limits.body_bytes;
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
@@ -121,7 +129,11 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             )
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
-            .service(actix_files::Files::new("/", &static_dir).index_file("index.html"))
+            .service(
+                actix_files::Files::new("/", &static_dir)
+                    .index_file("index.html")
+                    .default_handler(web::to(not_found)),
+            )
             .default_service(web::to(not_found))
     })
     .listen(listener)?
@@ -130,6 +142,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     Ok(server)
 }
 
-async fn not_found() -> Result<HttpResponse, ApiError> {
+/// JSON for the API, the friendly page for a person who mistyped an address.
+async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if !req.path().starts_with("/api/") {
+        if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
+            return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));
+        }
+    }
     Err(ApiError::NotFound("no such resource"))
 }

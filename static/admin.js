@@ -22,6 +22,13 @@
 
   const adminError = (err) => errorText(err, ADMIN_ERRORS);
 
+  function showTokenState() {
+    $('#token-hint').textContent = token
+      ? 'A token is in use in this tab. It stays in this tab only and is sent to the server in a request header.'
+      : 'The token stays in this browser tab only and is sent to the server in a request header.';
+    $('#token-forget').hidden = !token;
+  }
+
   // ---------- token ----------
 
   $('#token-form').addEventListener('submit', (e) => {
@@ -44,6 +51,7 @@
         token = candidate;
         sessionStorage.setItem(TOKEN_KEY, token);
         input.value = '';
+        showTokenState();
         area.hidden = false;
         renderEvents(events);
         say('Token accepted. You are managing events.');
@@ -62,7 +70,9 @@
     $('#admin-token').value = '';
     area.hidden = true;
     $('#admin-events').replaceChildren();
+    showTokenState();
     say('The admin token was forgotten in this tab.');
+    $('#admin-token').focus();
   });
 
   // ---------- ticket type rows ----------
@@ -101,7 +111,7 @@
       row.querySelector('legend').textContent = `Ticket type ${i + 1}`;
       const btn = row.querySelector('button[data-remove]');
       btn.setAttribute('aria-label', `Remove ticket type ${i + 1}`);
-      btn.disabled = rows.length === 1;
+      btn.hidden = rows.length === 1;
     });
   }
 
@@ -224,7 +234,7 @@
       } catch (err) {
         createAction.settle(err);
         say('');
-        showError(adminError(err));
+        if (!tokenRejected(err)) showError(adminError(err));
       }
     });
   });
@@ -363,11 +373,24 @@
     }
   }
 
+  // A stored token that stops working (e.g. it was rotated) is dropped, so
+  // the organiser is asked for the new one instead of seeing failures.
+  function tokenRejected(err) {
+    if (err.status !== 401 && err.status !== 403) return false;
+    token = '';
+    sessionStorage.removeItem(TOKEN_KEY);
+    area.hidden = true;
+    showTokenState();
+    showError('The admin token is no longer accepted. Please enter it again.');
+    $('#admin-token').focus();
+    return true;
+  }
+
   async function refreshEvents() {
     try {
       renderEvents(await api('/api/v1/admin/events', { token }));
     } catch (err) {
-      showError(adminError(err));
+      if (!tokenRejected(err)) showError(adminError(err));
     }
   }
 
@@ -380,6 +403,7 @@
   // ---------- start ----------
 
   addTypeRow();
+  showTokenState();
   loadConfig().catch((err) => showError(err));
   if (token) {
     area.hidden = false;

@@ -56,12 +56,15 @@
       this.status = status;
       this.code = code;
       this.retryAfter = retryAfter;
+      this.serverMessage = message || ''; // the server's own words, if any
     }
   }
 
-  // True when we cannot know whether the server acted (so a retry must reuse the key).
+  // True when we cannot know whether the server acted, or it is still acting
+  // (so a retry must reuse the key).
   function isUncertain(err) {
-    return !(err instanceof ApiError) || err.status === 0 || err.status >= 500;
+    return !(err instanceof ApiError) || err.status === 0 || err.status >= 500 || err.status === 429
+      || err.code === 'idempotency_key_in_use';
   }
 
   const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -156,12 +159,28 @@
     unauthorized: 'Please enter the admin token.',
     forbidden: 'That admin token is not accepted.',
     order_not_awaiting_payment: 'This order is no longer waiting for payment.',
+    order_expired: 'The time to pay for this order is over, so the tickets went back on sale.',
+    order_already_paid: 'This order has already been paid.',
     payment_not_open: 'That payment attempt is no longer open. Please try again.',
+    payment_canceled: 'That payment attempt was canceled. Please try again.',
+    payment_in_progress: 'Another payment attempt for this order is still in progress. Please wait a moment.',
+    payment_provider_unavailable: 'The payment provider did not answer. Nothing was charged twice — please try again.',
+    sales_closed: 'Tickets for this event are no longer on sale.',
+    idempotency_key_in_use: 'Your previous request is still being processed. Please wait a moment and try again.',
+    idempotency_key_reused: 'Something changed since your last try. Please try again.',
+    database_unavailable: 'The service is briefly unavailable. Please try again in a moment.',
     rate_limited: 'Too many requests. Please wait a moment and try again.',
     too_many_requests: 'Too many requests. Please wait a moment and try again.',
-    idempotency_conflict: 'That request is already being processed. Please wait a moment.',
     bad_response: 'The server sent an answer this page does not understand.',
   };
+
+  // "quantity must be 1..4" -> "Quantity must be 1..4."
+  function sentence(text) {
+    const t = String(text || '').trim();
+    if (!t) return '';
+    const s = t[0].toUpperCase() + t.slice(1);
+    return /[.!?]$/.test(s) ? s : `${s}.`;
+  }
 
   // Turn any error into a sentence for a person. `overrides` maps codes to
   // page-specific wording.
@@ -172,7 +191,7 @@
     const code = err.code || '';
     if (overrides[code]) return overrides[code];
     if (code === 'validation_failed') {
-      return err.message || 'Some of the details are not valid. Please check them.';
+      return sentence(err.serverMessage) || 'Some of the details are not valid. Please check them.';
     }
     if (err.status === 429 || code.startsWith('rate_limit') || MESSAGES[code] === MESSAGES.rate_limited) {
       const wait = err.retryAfter ? ` Try again in ${err.retryAfter} s.` : '';
@@ -182,7 +201,7 @@
     if (err.status === 401) return overrides.unauthorized || MESSAGES.unauthorized;
     if (err.status === 403) return overrides.forbidden || MESSAGES.forbidden;
     if (err.status === 404) return overrides.not_found || MESSAGES.not_found;
-    if (err.message && err.message !== code) return err.message;
+    if (err.serverMessage) return sentence(err.serverMessage);
     if (err.status >= 500) return 'Something went wrong on our side. Please try again in a moment.';
     return `The request failed (HTTP ${err.status}). Please try again.`;
   }
@@ -360,6 +379,7 @@
     ApiError,
     api,
     errorText,
+    sentence,
     isUncertain,
     newKey,
     currencyDigits,

@@ -38,7 +38,7 @@
     countdownLine.hidden = true;
     $('#hold-actions').hidden = true;
     $('#title').textContent = title;
-    $('#ended-heading').textContent = title;
+    $('#hold-heading').textContent = 'What was held';
     $('#ended-text').textContent = text;
     $('#ended').hidden = false;
     $('#announce').textContent = `${title}. ${text}`;

@@ -37,6 +37,7 @@
   let pollError = false;
   let clock = null;
   let ticketsShown = false;
+  let windowClosed = false;
   let stripeReady = null;
   const simAction = new Action();
   const stripeAction = new Action();
@@ -78,8 +79,8 @@
   }
 
   function showEnded(title, text) {
+    say('');
     $('#title').textContent = title;
-    $('#ended-heading').textContent = title;
     $('#ended-text').textContent = text;
     $('#ended').hidden = false;
     $('#announce').textContent = `${title}. ${text}`;
@@ -94,6 +95,13 @@
     countdownLine.hidden = false;
     countdown.textContent = formatRemaining(ms);
     countdownLine.classList.toggle('urgent', ms < 60000);
+    if (ms <= 0 && !windowClosed) {
+      // Out of time: stop offering payment and let the server confirm the expiry.
+      windowClosed = true;
+      render();
+      say('The time to pay for this order is over. Checking with the server…');
+      schedulePoll(0);
+    }
   }
 
   function render() {
@@ -115,11 +123,14 @@
     pill.className = `pill${order.status === 'paid' ? ' paid' : ''}${['expired', 'canceled', 'refunded'].includes(order.status) ? ' bad' : ''}`;
 
     const awaiting = order.status === 'awaiting_payment';
+    // No second attempt while the provider is still working on one.
+    const inFlight = Boolean(p && (p.status === 'processing' || p.status === 'succeeded'));
+    const canPay = awaiting && !windowClosed && !inFlight;
     const gateway = config ? config.gateway : null;
-    $('#pay-simulated').hidden = !(awaiting && gateway === 'simulated');
-    $('#pay-stripe').hidden = !(awaiting && gateway === 'stripe');
+    $('#pay-simulated').hidden = !(canPay && gateway === 'simulated');
+    $('#pay-stripe').hidden = !(canPay && gateway === 'stripe');
     simPay.textContent = `Pay ${total} (simulated)`;
-    if (awaiting && gateway === 'stripe') setUpStripe();
+    if (canPay && gateway === 'stripe') setUpStripe();
 
     if (awaiting) {
       $('#title').textContent = 'Pay for your tickets';
@@ -320,7 +331,7 @@
         if (!NTS.isUncertain(err)) stripeAction.pm = null;
         say('');
         showError(err.code === 'card_declined'
-          ? `Your card was declined.${err.message && err.message !== 'card_declined' ? ` ${err.message}` : ''} You can try another card.`
+          ? `Your card was declined.${err.serverMessage ? ` ${NTS.sentence(err.serverMessage)}` : ''} You can try another card.`
           : errorText(err));
         schedulePoll(0);
       }

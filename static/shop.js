@@ -227,9 +227,7 @@
         reserve.settle(err);
         say('');
         showError(err, {
-          sold_out: err.message
-            ? `Sorry, not enough tickets left: ${err.message}`
-            : 'Sorry, there are not enough tickets of that type left.',
+          sold_out: `Sorry, there are not enough ${entry.type.name} tickets left for this order. The availability has been updated.`,
           not_found: 'That event is no longer on sale.',
         });
         refreshNow();

@@ -6,8 +6,8 @@
 #  2. the same tool against a deliberately broken inventory guard must fail
 #     with oversold seats, or the checker proves nothing.
 #
-# Needs: cargo; PostgreSQL at $NTS_TORTURE_POSTGRES (default
-# postgres://postgres@127.0.0.1:5432) whose user may create databases; for the
+# Needs: cargo; a PostgreSQL server (NTS_TORTURE_POSTGRES, else DATABASE_URL's
+# server, else postgres://postgres@127.0.0.1:5432) whose user may create databases; for the
 # PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
 # skipped otherwise, with a note). The broken mode exists only in debug builds,
 # which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
@@ -21,7 +21,7 @@ else
     cargo build --bins
     bin="${CARGO_TARGET_DIR:-target}/debug"
 fi
-common=(--postgres "${NTS_TORTURE_POSTGRES:-postgres://postgres@127.0.0.1:5432}")
+common=(${NTS_TORTURE_POSTGRES:+--postgres "$NTS_TORTURE_POSTGRES"})
 restart=()
 if ! command -v pg_ctlcluster >/dev/null || [ "$(id -u)" -ne 0 ]; then
     echo "torture: pg_ctlcluster is missing or we are not root: running without the PostgreSQL restart"

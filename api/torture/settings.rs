@@ -28,7 +28,8 @@ fails, 2 if the run itself could not be made.
   --reconcile-ms N          NTS_RECONCILE_MS of the instances
   --settle-seconds N        how long the reconciler gets to settle everything after the load
   --nts PATH                the nts binary (default: next to this executable)
-  --postgres URL            PostgreSQL server, without a database (default postgres://postgres@127.0.0.1:5432)
+  --postgres URL            PostgreSQL server, without a database (default: DATABASE_URL's server,
+                            else postgres://postgres@127.0.0.1:5432)
   --keep-db                 keep the run's database and print its name
   --break-inventory-guard   DELIBERATELY BROKEN: drop the inventory CHECK and make debug builds of nts
                             skip the hold guard (NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD=1); the run must fail
@@ -84,7 +85,10 @@ impl Settings {
             reconcile_ms: 200,
             settle: Duration::from_secs(90),
             nts: default_nts(),
-            postgres: "postgres://postgres@127.0.0.1:5432".into(),
+            postgres: std::env::var("DATABASE_URL")
+                .ok()
+                .and_then(|url| server_of(&url))
+                .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432".into()),
             keep_db: false,
             break_inventory_guard: false,
         };
@@ -178,6 +182,13 @@ fn random_seed() -> u64 {
     (nanos ^ u64::from(std::process::id()).rotate_left(32)) % 1_000_000_000
 }
 
+/// `postgres://user@host:port/db?options` without `/db?options`.
+fn server_of(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split('?').next()?.split_once("://")?;
+    let (authority, _database) = rest.split_once('/')?;
+    Some(format!("{scheme}://{authority}"))
+}
+
 fn default_nts() -> PathBuf {
     std::env::current_exe().map(|p| p.with_file_name("nts")).unwrap_or_else(|_| PathBuf::from("nts"))
 }
@@ -196,6 +207,12 @@ mod tests {
         assert_eq!((s.buyers, s.seed, s.instances), (7, 42, 3));
         assert_eq!(s.duration, Duration::from_secs(150));
         assert!(s.kill_every.is_none() && !s.pg_restart);
+    }
+
+    #[test]
+    fn the_server_is_the_database_url_without_its_database() {
+        assert_eq!(server_of("postgres://u:p@h:5432/db?sslmode=disable").as_deref(), Some("postgres://u:p@h:5432"));
+        assert_eq!(server_of("postgres://h:5432"), None);
     }
 
     #[test]

@@ -1,3 +1,10 @@
-mod checkout_retry;
+//! One integration test binary: real PostgreSQL, real HTTP servers.
 
-fn main(){}
+mod admin;
+mod concurrency;
+mod events;
+mod helpers;
+mod holds;
+mod idempotency;
+mod ops;
+mod orders;

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite. Each suite runs even if an earlier one failed; the
+# last line counts suites, and the exit status is non-zero if any failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+set -e
+source tests/setup.sh
+set +e
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/nts-target}"
+export SQLX_OFFLINE=true
+export NTS_BIN="$CARGO_TARGET_DIR/debug/nts"
+
+passed=0
+failed=0
+failures=()
+suite() {
+    local name="$1"
+    shift
+    echo
+    echo "== $name"
+    if "$@"; then
+        passed=$((passed + 1))
+    else
+        failed=$((failed + 1))
+        failures+=("$name")
+    fi
+}
+
+# Rust unit tests and the integration test binary (real PostgreSQL, real HTTP).
+suite "cargo test" cargo test --locked
+# The pages in headless Chromium.
+suite "browser" node --test --test-concurrency=1 tests/browser/
+# Several nts processes under SIGKILLs, a PostgreSQL restart and a flaky provider (last: it restarts PostgreSQL).
+suite "torture" bash tests/torture.sh
+
+echo
+[ "$failed" -eq 0 ] || echo "failed suites: ${failures[*]}"
+echo "suites: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Installs and starts what the test suite needs, when it is missing:
+# PostgreSQL, Chromium (Debian's), the browser tests' npm packages.
+# Sourced by tests/run.sh; safe to run again.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+
+as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
+apt_install() {
+    if [ -z "${NTS_APT_UPDATED:-}" ]; then as_root apt-get update -qq; export NTS_APT_UPDATED=1; fi
+    DEBIAN_FRONTEND=noninteractive as_root apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+# PostgreSQL on 127.0.0.1:5432.
+if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+    if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
+        echo "setup: installing PostgreSQL"
+        apt_install postgresql postgresql-client
+    fi
+    version="$(ls /etc/postgresql | sort -V | tail -1)"
+    echo "setup: starting PostgreSQL $version"
+    as_root pg_ctlcluster --skip-systemctl-redirect "$version" main start || true
+    for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+if [ -z "${DATABASE_URL:-}" ]; then
+    if ! psql "postgres://postgres@127.0.0.1:5432/postgres" -qtAc 'SELECT 1' >/dev/null 2>&1; then
+        # A stock Debian cluster wants a password over TCP: give the test role one.
+        as_root su postgres -c "psql -qc \"ALTER USER postgres PASSWORD 'postgres'\"" >/dev/null
+        export DATABASE_URL="postgres://postgres:postgres@127.0.0.1:5432/postgres"
+    else
+        export DATABASE_URL="postgres://postgres@127.0.0.1:5432/postgres"
+    fi
+fi
+
+# Chromium for the browser tests (never a browser downloaded by a test tool).
+if [ ! -x /usr/bin/chromium ]; then
+    echo "setup: installing Debian's chromium"
+    apt_install chromium
+fi
+if [ -f "$ROOT/tests/browser/package.json" ] && [ ! -d "$ROOT/tests/browser/node_modules/playwright-core" ]; then
+    echo "setup: installing the browser tests' npm packages"
+    (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
+fi
