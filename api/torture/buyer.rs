@@ -79,13 +79,14 @@ impl Buyer<'_> {
             self.release(&hold).await;
             return;
         }
-        if self.rng.gen_bool(0.05) {
-            // Dawdles past the hold's deadline: checkout must refuse.
+        let late = self.rng.gen_bool(0.05);
+        if late {
+            // Dawdles past the hold's deadline (counted from the answer, so surely past it).
             tokio::time::sleep(Duration::from_millis(self.plan.hold_seconds * 1000 + 1500)).await;
         } else {
             pause(&mut self.rng, 0..1500).await;
         }
-        let Some(order) = self.checkout(&hold).await else { return };
+        let Some(order) = self.checkout(&hold, late).await else { return };
         if self.rng.gen_bool(0.05) {
             self.stats.abandoned_orders.bump();
             return;
@@ -186,10 +187,14 @@ impl Buyer<'_> {
         }
     }
 
-    async fn checkout(&mut self, hold: &Hold) -> Option<Order> {
+    async fn checkout(&mut self, hold: &Hold, late: bool) -> Option<Order> {
         let key = self.key("checkout");
         let a = self.call(Request::post(format!("/holds/{}/checkout", hold.id), Some(&hold.secret), key, None)).await?;
         match (a.status, a.code.as_str()) {
+            (201, _) if late => {
+                self.unexpected("checkout after the hold's deadline", &a);
+                None
+            }
             (201, _) => {
                 self.stats.orders.bump();
                 Some(Order {
