@@ -1,5 +1,5 @@
 # Build: offline sqlx query data (.sqlx) means no database is needed at build time.
-FROM rust:1.85-bookworm AS build
+FROM rust:1.89-bookworm AS build
 WORKDIR /src
 ENV SQLX_OFFLINE=true
 COPY Cargo.toml Cargo.lock ./

@@ -51,11 +51,50 @@ impl FromRequest for Admin {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered");
-        let expected = state.config.admin_token.value.as_bytes();
+        let expected = &state.config.admin_token.value;
         ready(match bearer(req) {
             None => Err(ApiError::Unauthorized),
-            Some(token) if bool::from(token.as_bytes().ct_eq(expected)) => Ok(Admin),
+            Some(token) if token_matches(token, expected) => Ok(Admin),
             Some(_) => Err(ApiError::Forbidden),
         })
+    }
+}
+
+/// Compares in time that depends on the lengths only, never on where the first
+/// wrong character is, so response times do not reveal the token bit by bit.
+fn token_matches(given: &str, expected: &str) -> bool {
+    bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::hint::black_box;
+    use std::time::{Duration, Instant};
+
+    use super::token_matches;
+
+    fn fastest(given: &str, expected: &str) -> Duration {
+        (0..15)
+            .map(|_| {
+                let started = Instant::now();
+                black_box(token_matches(black_box(given), black_box(expected)));
+                started.elapsed()
+            })
+            .min()
+            .unwrap()
+    }
+
+    #[test]
+    fn a_wrong_token_takes_as_long_wherever_it_differs() {
+        // A long token makes a short-circuiting comparison visible: it would stop
+        // at the first byte in one case and compare a megabyte in the other.
+        let expected = "t".repeat(1 << 20);
+        let first_wrong = format!("x{}", &expected[1..]);
+        let last_wrong = format!("{}x", &expected[1..]);
+        assert!(token_matches(&expected.clone(), &expected));
+        assert!(!token_matches(&first_wrong, &expected) && !token_matches(&last_wrong, &expected));
+        let (early, late) = (fastest(&first_wrong, &expected), fastest(&last_wrong, &expected));
+        let ratio = late.as_secs_f64() / early.as_secs_f64();
+        assert!((0.33..3.0).contains(&ratio), "first byte wrong: {early:?}, last byte wrong: {late:?}");
     }
 }

@@ -13,8 +13,35 @@ pub struct Config {
     pub hold_duration: Duration,
     pub order_duration: Duration,
     pub demo: bool,
+    pub edge: EdgeConfig,
     pub reconcile_interval: Duration,
     pub simulated: SimulatedFaults,
+    /// Stripe, when its keys are set; otherwise the simulated provider.
+    pub stripe: Option<StripeSettings>,
+}
+
+/// How to reach Stripe. `Debug` never prints the secrets.
+#[derive(Clone)]
+pub struct StripeSettings {
+    pub secret_key: String,
+    pub publishable_key: String,
+    pub webhook_secret: String,
+    /// Always ends with `/`.
+    pub api_base: String,
+    pub js_url: String,
+    /// How long one call to Stripe may take before its outcome counts as unknown.
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for StripeSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StripeSettings")
+            .field("publishable_key", &self.publishable_key)
+            .field("api_base", &self.api_base)
+            .field("js_url", &self.js_url)
+            .field("timeout", &self.timeout)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The admin bearer token; `Debug` never prints it.
@@ -28,6 +55,19 @@ impl std::fmt::Debug for AdminToken {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("AdminToken(***)")
     }
+}
+
+/// Protection at the edge: per-client rate limits, which proxies to believe, CORS.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Public POSTs allowed per client address and minute; 0 turns rate limiting off.
+    pub rate_limit_per_minute: u32,
+    /// How many of them may come at once before the per-minute pace applies.
+    pub rate_limit_burst: u32,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed to call the API from other sites; empty turns CORS off.
+    pub cors_origins: Vec<String>,
 }
 
 /// Misbehaviour of the simulated provider, for torture runs. All off by default.
@@ -51,6 +91,8 @@ pub struct ConfigError {
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/nts";
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com/";
+pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
 impl Config {
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -61,7 +103,7 @@ impl Config {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
         let admin_token = match get("NTS_ADMIN_TOKEN") {
-            Some(value) if value.len() < MIN_ADMIN_TOKEN_LEN => {
+            Some(value) if value.chars().count() < MIN_ADMIN_TOKEN_LEN => {
                 return Err(ConfigError {
                     variable: "NTS_ADMIN_TOKEN",
                     problem: format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long"),
@@ -78,6 +120,12 @@ impl Config {
             hold_duration: Duration::from_secs(parse(get, "NTS_HOLD_SECONDS", 300u64, 1..=86_400)?),
             order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
             demo: parse_bool(get, "NTS_DEMO", true)?,
+            edge: EdgeConfig {
+                rate_limit_per_minute: parse(get, "NTS_RATE_LIMIT_PER_MINUTE", 1200u32, 0..=1_000_000)?,
+                rate_limit_burst: parse(get, "NTS_RATE_LIMIT_BURST", 600u32, 1..=1_000_000)?,
+                trusted_proxies: parse_list(get, "NTS_TRUSTED_PROXIES", parse_network)?,
+                cors_origins: parse_list(get, "NTS_CORS_ORIGINS", parse_origin)?,
+            },
             reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
             simulated: SimulatedFaults {
                 decline_rate: parse_rate(get, "NTS_SIM_DECLINE_RATE")?,
@@ -85,8 +133,53 @@ impl Config {
                 slow_rate: parse_rate(get, "NTS_SIM_SLOW_RATE")?,
                 slow_delay: Duration::from_millis(parse(get, "NTS_SIM_SLOW_MS", 2000u64, 0..=600_000)?),
             },
+            stripe: stripe_settings(get)?,
         })
     }
+}
+
+/// Stripe is on when any of its settings is given, and then needs all three secrets.
+fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Option<StripeSettings>, ConfigError> {
+    const ALL: [&str; 6] = [
+        "NTS_STRIPE_SECRET_KEY",
+        "NTS_STRIPE_PUBLISHABLE_KEY",
+        "NTS_STRIPE_WEBHOOK_SECRET",
+        "NTS_STRIPE_API_BASE",
+        "NTS_STRIPE_JS_URL",
+        "NTS_STRIPE_TIMEOUT_MS",
+    ];
+    if ALL.iter().all(|v| get(v).is_none()) {
+        return Ok(None);
+    }
+    let required = |variable: &'static str, prefixes: &[&str]| -> Result<String, ConfigError> {
+        let value = get(variable).map(|v| v.trim().to_owned()).ok_or_else(|| ConfigError {
+            variable,
+            problem: "missing: Stripe needs NTS_STRIPE_SECRET_KEY, NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET together".into(),
+        })?;
+        if !prefixes.is_empty() && !prefixes.iter().any(|p| value.starts_with(p)) {
+            return Err(ConfigError { variable, problem: format!("expected a key starting with {}", prefixes.join(" or ")) });
+        }
+        Ok(value)
+    };
+    let url = |variable: &'static str, default: &str| -> Result<String, ConfigError> {
+        let value = get(variable).map(|v| v.trim().to_owned()).unwrap_or_else(|| default.to_owned());
+        if !(value.starts_with("http://") || value.starts_with("https://")) {
+            return Err(ConfigError { variable, problem: format!("expected an http(s) URL, got {value:?}") });
+        }
+        Ok(value)
+    };
+    let mut api_base = url("NTS_STRIPE_API_BASE", DEFAULT_STRIPE_API_BASE)?;
+    if !api_base.ends_with('/') {
+        api_base.push('/');
+    }
+    Ok(Some(StripeSettings {
+        secret_key: required("NTS_STRIPE_SECRET_KEY", &["sk_", "rk_"])?,
+        publishable_key: required("NTS_STRIPE_PUBLISHABLE_KEY", &["pk_"])?,
+        webhook_secret: required("NTS_STRIPE_WEBHOOK_SECRET", &[])?,
+        api_base,
+        js_url: url("NTS_STRIPE_JS_URL", DEFAULT_STRIPE_JS_URL)?,
+        timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=600_000)?),
+    }))
 }
 
 fn parse<T>(
@@ -129,6 +222,35 @@ fn parse_bool(
     }
 }
 
+/// A comma-separated list; every item must pass `item`.
+fn parse_list<T>(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    item: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(raw) = get(variable) else { return Ok(Vec::new()) };
+    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| item(s).map_err(|problem| ConfigError { variable, problem })).collect()
+}
+
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected IP addresses or networks such as 10.0.0.0/8, got {raw:?}"))
+}
+
+/// `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
+fn parse_origin(raw: &str) -> Result<String, String> {
+    let problem = || format!("expected origins such as https://tickets.example.com (no path, no wildcard), got {raw:?}");
+    let (scheme, rest) = raw.split_once("://").ok_or_else(problem)?;
+    let host_ok = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if matches!(scheme, "http" | "https") && host_ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(problem())
+    }
+}
+
 impl SimulatedFaults {
     /// Rolls the dice for one provider call.
     pub fn roll(&self, rate: f64) -> bool {
@@ -167,9 +289,96 @@ mod tests {
     }
 
     #[test]
+    fn edge_settings_are_parsed_and_checked() {
+        let c = config(&[]).unwrap();
+        assert!(c.edge.rate_limit_per_minute > 0, "rate limiting is on by default");
+        assert!(c.edge.trusted_proxies.is_empty() && c.edge.cors_origins.is_empty());
+        let c = config(&[
+            ("NTS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+            ("NTS_CORS_ORIGINS", "https://shop.example.com,http://localhost:3000"),
+            ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+        ])
+        .unwrap();
+        assert_eq!(c.edge.trusted_proxies.len(), 3);
+        assert_eq!(c.edge.cors_origins, ["https://shop.example.com", "http://localhost:3000"]);
+        assert_eq!(c.edge.rate_limit_per_minute, 0);
+        for (variable, value) in [
+            ("NTS_TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("NTS_TRUSTED_PROXIES", "proxy.local"),
+            ("NTS_CORS_ORIGINS", "*"),
+            ("NTS_CORS_ORIGINS", "https://example.com/path"),
+            ("NTS_CORS_ORIGINS", "ftp://example.com"),
+            ("NTS_RATE_LIMIT_BURST", "0"),
+        ] {
+            assert_eq!(config(&[(variable, value)]).err().map(|e| e.variable), Some(variable), "{variable}={value}");
+        }
+    }
+
+    #[test]
     fn short_admin_token_is_refused() {
         let err = config(&[("NTS_ADMIN_TOKEN", "short")]).err().unwrap();
         assert_eq!(err.variable, "NTS_ADMIN_TOKEN");
+        // Characters, not bytes: eleven three-byte characters are not a long token.
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"€".repeat(11))]).is_err());
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(31))]).is_err());
+        assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(32))]).is_ok());
         assert!(!format!("{:?}", config(&[("NTS_ADMIN_TOKEN", &"x".repeat(40))]).unwrap().admin_token).contains("xxx"));
+    }
+
+    const STRIPE: [(&str, &str); 3] = [
+        ("NTS_STRIPE_SECRET_KEY", "sk_test_secret"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_public"),
+        ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_hook"),
+    ];
+
+    #[test]
+    fn stripe_is_off_without_its_settings() {
+        assert!(config(&[]).unwrap().stripe.is_none());
+    }
+
+    #[test]
+    fn stripe_with_its_keys_uses_stripe_defaults() {
+        let s = config(&STRIPE).unwrap().stripe.unwrap();
+        assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
+        assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
+        assert_eq!(s.timeout, Duration::from_secs(20));
+        let shown = format!("{s:?}");
+        assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_hook"), "{shown}");
+    }
+
+    #[test]
+    fn the_api_base_gets_its_trailing_slash() {
+        for base in ["http://127.0.0.1:12111", "http://127.0.0.1:12111/"] {
+            let mut vars = STRIPE.to_vec();
+            vars.push(("NTS_STRIPE_API_BASE", base));
+            assert_eq!(config(&vars).unwrap().stripe.unwrap().api_base, "http://127.0.0.1:12111/");
+        }
+    }
+
+    #[test]
+    fn half_configured_stripe_names_what_is_missing() {
+        for (i, (missing, _)) in STRIPE.iter().enumerate() {
+            let mut vars = STRIPE.to_vec();
+            vars.remove(i);
+            assert_eq!(config(&vars).err().unwrap().variable, *missing);
+        }
+        let err = config(&[("NTS_STRIPE_API_BASE", "http://127.0.0.1:1")]).err().unwrap();
+        assert_eq!(err.variable, "NTS_STRIPE_SECRET_KEY");
+    }
+
+    #[test]
+    fn malformed_stripe_settings_name_their_variable() {
+        let cases = [
+            ("NTS_STRIPE_SECRET_KEY", "pk_test_swapped"),
+            ("NTS_STRIPE_PUBLISHABLE_KEY", "sk_test_swapped"),
+            ("NTS_STRIPE_API_BASE", "api.stripe.com"),
+            ("NTS_STRIPE_JS_URL", "js.stripe.com/v3"),
+            ("NTS_STRIPE_TIMEOUT_MS", "soon"),
+        ];
+        for (variable, value) in cases {
+            let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+            vars.push((variable, value));
+            assert_eq!(config(&vars).err().unwrap().variable, variable, "{variable}={value}");
+        }
     }
 }

@@ -35,6 +35,15 @@ pub enum ApiError {
     PaymentRefused { code: String, message: String },
     #[error("{0}")]
     PayloadTooLarge(String),
+    /// 415: the body is not JSON (or has no content type).
+    #[error("send the body as application/json")]
+    UnsupportedMediaType,
+    /// 405: the path exists, the method does not; `allow` lists the methods that do.
+    #[error("this path does not answer {method}; it answers {allow}")]
+    MethodNotAllowed { method: String, allow: String },
+    /// 429: this client sent too many requests; it may retry after `retry_after_secs`.
+    #[error("too many requests from your address; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
     #[error("authentication required")]
     Unauthorized,
     #[error("the token is not valid")]
@@ -67,6 +76,9 @@ impl ApiError {
             ApiError::Validation { code, .. } | ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
             ApiError::PaymentRefused { code, .. } => return Cow::Owned(code.clone()),
             ApiError::PayloadTooLarge(_) => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_content_type",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::RateLimited { .. } => "rate_limited",
             ApiError::Unauthorized => "unauthorized",
             ApiError::Forbidden => "forbidden",
             ApiError::Unavailable { code, .. } => code,
@@ -84,6 +96,9 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::PaymentRefused { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::Forbidden => StatusCode::FORBIDDEN,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
@@ -106,6 +121,16 @@ impl ResponseError for ApiError {
             }
             ApiError::Unavailable { .. } => {
                 res.insert_header((header::RETRY_AFTER, "1"));
+            }
+            ApiError::RateLimited { retry_after_secs } => {
+                res.insert_header((header::RETRY_AFTER, retry_after_secs.to_string()));
+            }
+            ApiError::MethodNotAllowed { allow, .. } => {
+                res.insert_header((header::ALLOW, allow.as_str()));
+            }
+            // The rest of the body is not read, so the connection cannot carry another request.
+            ApiError::PayloadTooLarge(_) => {
+                res.insert_header((header::CONNECTION, "close"));
             }
             _ => {}
         }
@@ -138,8 +163,10 @@ fn is_connection_loss(code: Option<&str>) -> bool {
 pub fn json_error_handler(err: actix_web::error::JsonPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
     use actix_web::error::JsonPayloadError as E;
     let api = match &err {
-        E::OverflowKnownLength { .. } | E::Overflow { .. } => ApiError::PayloadTooLarge("the request body is too large".into()),
-        E::ContentType => ApiError::BadRequest { code: "unsupported_content_type", message: "send the body as application/json".into() },
+        E::OverflowKnownLength { .. } | E::Overflow { .. } | E::Payload(actix_web::error::PayloadError::Overflow) => {
+            ApiError::PayloadTooLarge("the request body is too large".into())
+        }
+        E::ContentType => ApiError::UnsupportedMediaType,
         E::Deserialize(de) if de.is_data() => ApiError::validation(de.to_string()),
         E::Deserialize(de) => ApiError::BadRequest { code: "invalid_json", message: format!("the body is not valid JSON: {de}") },
         other => ApiError::BadRequest { code: "invalid_body", message: other.to_string() },

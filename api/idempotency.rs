@@ -7,16 +7,24 @@
 //! 5xx status are not stored: every operation behind a key is itself a guarded
 //! transition, so running it again after a failure is safe, and storing the
 //! failure would make the client's retry useless.
+//!
+//! A stored answer may carry a buyer secret (a new hold's, a new order's), so
+//! the table keeps only a hash of each key and the answer encrypted with a key
+//! derived from the Idempotency-Key itself: a database dump alone replays nothing.
 
 use actix_web::body::{self, BoxBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::web::{self, Bytes, BytesMut};
+use actix_web::error::PayloadError;
+use actix_web::web::{self, BytesMut};
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::body_limit;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -30,7 +38,7 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
     if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
         return next.call(req).await;
     }
-    let key = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
+    let secret_key = match req.headers().get(HEADER).and_then(|v| v.to_str().ok()).map(str::trim) {
         Some(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
         _ => {
             let err = ApiError::BadRequest {
@@ -45,17 +53,24 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
     let mut payload = req.take_payload();
     let mut body = BytesMut::new();
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk?;
-        if body.len() + chunk.len() > state.limits.body_bytes {
-            let err = ApiError::PayloadTooLarge(format!("the request body exceeds {} bytes", state.limits.body_bytes));
-            return Ok(req.into_response(err.error_response()));
-        }
+        let chunk = match chunk {
+            Ok(chunk) if body.len() + chunk.len() <= state.limits.body_bytes => chunk,
+            Ok(_) | Err(PayloadError::Overflow) => {
+                return Ok(req.into_response(body_limit::too_large(state.limits.body_bytes).error_response()))
+            }
+            Err(e) => {
+                let err = ApiError::BadRequest { code: "invalid_body", message: format!("the request body could not be read: {e}") };
+                return Ok(req.into_response(err.error_response()));
+            }
+        };
         body.extend_from_slice(&chunk);
     }
     let body = body.freeze();
 
     let credential = req.headers().get(header::AUTHORIZATION).map(|v| v.as_bytes()).unwrap_or_default();
     let scope = hex(&Sha256::new().chain_update(req.path()).chain_update([0]).chain_update(credential).finalize());
+    let key = hex(&Sha256::digest(secret_key.as_bytes()));
+    let sealer = Sealer::new(&scope, &secret_key);
     let request_hash = Sha256::new()
         .chain_update(req.query_string())
         .chain_update([0])
@@ -67,7 +82,11 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
 
     match claim(&state.pool, &scope, &key, &request_hash).await {
         Ok(Claim::Ours) => {}
-        Ok(Claim::Replay { status, body: stored }) => {
+        Ok(Claim::Replay { status, body: sealed }) => {
+            let Some(stored) = sealer.open(&sealed) else {
+                let err = ApiError::Internal(anyhow::anyhow!("a stored idempotent answer does not decrypt"));
+                return Ok(req.into_response(err.error_response()));
+            };
             let res = HttpResponse::build(StatusCode::from_u16(status as u16).unwrap_or(StatusCode::OK))
                 .insert_header((header::CONTENT_TYPE, "application/json"))
                 .insert_header((REPLAYED_HEADER, "true"))
@@ -103,7 +122,7 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
     let saved = if status.is_server_error() {
         forget(&state.pool, &scope, &key).await
     } else {
-        save(&state.pool, &scope, &key, status.as_u16() as i16, &bytes).await
+        save(&state.pool, &scope, &key, status.as_u16() as i16, &sealer.seal(&bytes)).await
     };
     if let Err(e) = saved {
         tracing::warn!(error = %e, "could not record the idempotent response");
@@ -166,13 +185,13 @@ async fn claim(pool: &sqlx::PgPool, scope: &str, key: &str, request_hash: &[u8])
     }
 }
 
-async fn save(pool: &sqlx::PgPool, scope: &str, key: &str, status: i16, body: &Bytes) -> Result<(), sqlx::Error> {
+async fn save(pool: &sqlx::PgPool, scope: &str, key: &str, status: i16, body: &[u8]) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE idempotency_keys SET response_status = $3, response_body = $4 WHERE scope = $1 AND key = $2",
         scope,
         key,
         status,
-        body.as_ref()
+        body
     )
     .execute(pool)
     .await
@@ -184,6 +203,39 @@ async fn forget(pool: &sqlx::PgPool, scope: &str, key: &str) -> Result<(), sqlx:
         .execute(pool)
         .await
         .map(|_| ())
+}
+
+/// Encrypts stored answers with a key only the client's Idempotency-Key (and its scope) gives.
+struct Sealer(ChaCha20Poly1305);
+
+const NONCE_LEN: usize = 12;
+
+impl Sealer {
+    fn new(scope: &str, secret_key: &str) -> Self {
+        let key = Sha256::new()
+            .chain_update(b"nts idempotent answer\0")
+            .chain_update(scope)
+            .chain_update([0])
+            .chain_update(secret_key)
+            .finalize();
+        Sealer(ChaCha20Poly1305::new(&key))
+    }
+
+    /// nonce ‖ ciphertext
+    fn seal(&self, plain: &[u8]) -> Vec<u8> {
+        let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut out = nonce.to_vec();
+        out.extend(self.0.encrypt(&nonce, plain).expect("encrypting in memory cannot fail"));
+        out
+    }
+
+    fn open(&self, sealed: &[u8]) -> Option<Vec<u8>> {
+        if sealed.len() < NONCE_LEN {
+            return None;
+        }
+        let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
+        self.0.decrypt(Nonce::from_slice(nonce), ciphertext).ok()
+    }
 }
 
 fn hex(bytes: &[u8]) -> String {

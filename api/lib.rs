@@ -5,14 +5,19 @@
 
 pub mod admin;
 pub mod auth;
+pub mod body_limit;
 pub mod config;
+pub mod cors;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod fallback;
 pub mod idempotency;
 pub mod openapi;
 pub mod ops;
 pub mod payments;
+pub mod rate_limit;
 pub mod sales;
+pub mod security_headers;
 pub mod startup;
 pub mod telemetry;

@@ -1,3 +1,4 @@
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use nts::config::Config;
@@ -18,10 +19,15 @@ async fn main() -> ExitCode {
         }
     };
     if config.admin_token.generated {
-        // Printed once, to the operator's terminal only; set NTS_ADMIN_TOKEN to choose it.
-        eprintln!("nts: NTS_ADMIN_TOKEN is not set; this run's admin token is {}", config.admin_token.value);
+        // Shown once, on the operator's terminal only: never into a log file or collector.
+        if std::io::stderr().is_terminal() {
+            eprintln!("nts: NTS_ADMIN_TOKEN is not set; this run's admin token is {}", config.admin_token.value);
+        } else {
+            tracing::warn!("NTS_ADMIN_TOKEN is not set: a random admin token was generated for this run and is not shown; set NTS_ADMIN_TOKEN to use the admin API");
+        }
     }
     let address = config.address.clone();
+    let stripe = config.stripe.clone();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -29,7 +35,10 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves");
+    match stripe {
+        Some(s) => tracing::info!(api_base = %s.api_base, "payments through Stripe"),
+        None => tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves"),
+    }
     tracing::info!(%address, port = app.port(), "nts is serving");
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,

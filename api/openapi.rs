@@ -2,7 +2,12 @@
 //! `/api/openapi.json`; `openapi.yaml` at the top of the repository is this
 //! document, kept identical by a test (`nts openapi > openapi.yaml` refreshes it).
 
+use utoipa::openapi::header::HeaderBuilder;
+use utoipa::openapi::link::LinkBuilder;
+use utoipa::openapi::path::{Operation, ParameterBuilder, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
 use crate::{admin, error, ops, payments, sales};
@@ -11,13 +16,19 @@ use crate::{admin, error, ops, payments, sales};
 #[openapi(
     info(
         title = "nts",
-        description = "Ticket sales that never get the money or the seats wrong.\n\nErrors are `{\"code\", \"message\"}`. Every POST honours `Idempotency-Key`.",
+        description = "Ticket sales that never get the money or the seats wrong.\n\n\
+Errors are `{\"code\", \"message\"}` with a stable `code`. Every POST honours `Idempotency-Key`: \
+the same key and request replay the first answer (`Idempotent-Replayed: true`). \
+Request bodies are JSON (`Content-Type: application/json`) of at most 64 KiB; unknown fields are refused. \
+Public POSTs are rate limited per client address (429 with `Retry-After`). \
+Buyer calls authenticate with the `secret` of their hold or order; a missing or wrong secret answers 404, \
+exactly like an id that does not exist, so nobody learns which ids exist.",
         license(name = "MIT")
     ),
     paths(ops::healthz),
     nest((path = "/api/v1", api = V1)),
     components(schemas(error::ErrorBody)),
-    modifiers(&Security),
+    modifiers(&Security, &CrossCutting, &Links),
     tags(
         (name = "events", description = "What is on sale"),
         (name = "holds", description = "Seats set aside for a few minutes"),
@@ -43,9 +54,12 @@ pub struct ApiDoc;
         sales::orders::create_payment,
         sales::orders::ticket_qr,
         payments::simulated_routes::confirm,
+        payments::webhook::receive,
         admin::events::create_event,
         admin::events::list_events,
         admin::guests::guest_list,
+        admin::refunds::refund,
+        admin::audit::payments_audit,
         admin::demo::reset,
         ops::client_config,
     )
@@ -60,7 +74,10 @@ impl Modify for Security {
         components.add_security_scheme(
             "admin",
             SecurityScheme::Http(
-                HttpBuilder::new().scheme(HttpAuthScheme::Bearer).description(Some("NTS_ADMIN_TOKEN")).build(),
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The organiser's token, `NTS_ADMIN_TOKEN` (at least 32 characters)"))
+                    .build(),
             ),
         );
         components.add_security_scheme(
@@ -68,14 +85,222 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some("The `secret` of the hold or order, as returned when it was created"))
+                    .description(Some(
+                        "The `secret` of the hold (from `POST /api/v1/events/{event_id}/holds`) or of the order \
+                         (from `POST /api/v1/holds/{hold_id}/checkout`), returned once when it is created. \
+                         Secrets are random (256 bits) and stored only hashed. Without the right secret every \
+                         buyer call answers 404 `not_found`, exactly as for an id that does not exist: a client \
+                         (or a fuzzer) that does not hold the secret only ever sees 404.",
+                    ))
                     .build(),
             ),
         );
     }
 }
 
-/// The document as committed in `openapi.yaml`.
+/// The answers every operation can get from the layers around its handler
+/// (body limit, JSON parsing, idempotency, rate limit, database), added here
+/// once instead of on every handler.
+struct CrossCutting;
+
+impl Modify for CrossCutting {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            let operations = [
+                (false, item.get.as_mut()),
+                (false, item.delete.as_mut()),
+                (true, item.post.as_mut()),
+                (false, item.put.as_mut()),
+                (false, item.patch.as_mut()),
+            ];
+            for (is_post, op) in operations {
+                if let Some(op) = op {
+                    document_operation(path, is_post, op);
+                }
+            }
+        }
+    }
+}
+
+fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
+    let secured_by = |scheme: &str| {
+        op.security.iter().flatten().any(|req| serde_json::to_value(req).is_ok_and(|v| v.get(scheme).is_some()))
+    };
+    let (admin, buyer) = (secured_by("admin"), secured_by("buyer"));
+    let has_body = op.request_body.is_some();
+    let uses_database = path != "/api/v1/config";
+    if admin {
+        error(op, 401, "`unauthorized`: no admin token", &[("WWW-Authenticate", "`Bearer`")]);
+        error(op, 403, "`forbidden`: wrong admin token", &[]);
+    }
+    if buyer {
+        error(op, 404, "`not_found`: no such id, or not its secret", &[]);
+    }
+    if path.contains('{') {
+        error(op, 404, "`not_found`: no such id (or a malformed one)", &[]);
+    }
+    let has_query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
+    if has_query {
+        error(op, 422, "`validation_failed`: a query parameter is malformed or unknown", &[]);
+    }
+    if has_body {
+        error(op, 400, "`invalid_json`: the body is not JSON", &[]);
+        error(op, 415, "`unsupported_content_type`: the body is not `application/json`", &[]);
+        error(op, 422, "`validation_failed`: a value is out of range, a field is missing or unknown (the message names it)", &[]);
+    }
+    if is_post {
+        op.parameters.get_or_insert_with(Vec::new).push(
+            ParameterBuilder::new()
+                .name(crate::idempotency::HEADER)
+                .parameter_in(ParameterIn::Header)
+                .required(Required::False)
+                .description(Some(
+                    "Makes a retry safe: the same key with the same request replays the first answer. \
+                     Keys are scoped by path and credential.",
+                ))
+                .schema(Some(
+                    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")),
+                ))
+                .build(),
+        );
+        error(op, 400, "`invalid_idempotency_key`: not 1 to 255 visible ASCII characters", &[]);
+        error(op, 409, "`idempotency_key_in_use`: the first request with this key is still running", &[]);
+        error(op, 422, "`idempotency_key_reused`: this key was used with another request", &[]);
+        error(op, 413, "`payload_too_large`: the body exceeds 64 KiB", &[]);
+        for (status, response) in op.responses.responses.iter_mut() {
+            if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
+                response.headers.insert(
+                    crate::idempotency::REPLAYED_HEADER.into(),
+                    header("`true` when this is the stored answer to an earlier request with the same key"),
+                );
+            }
+        }
+        if !admin && !path.contains("/stripe/") {
+            error(op, 429, "`rate_limited`: too many requests from this address", &[("Retry-After", "Seconds to wait")]);
+        }
+    }
+    if uses_database {
+        error(op, 503, "`database_unavailable`: retry shortly", &[("Retry-After", "Seconds to wait")]);
+    }
+}
+
+fn header(description: &str) -> utoipa::openapi::header::Header {
+    HeaderBuilder::new().schema(ObjectBuilder::new().schema_type(Type::String)).description(Some(description)).build()
+}
+
+/// Documents an error answer, or adds `description` to the one already documented.
+fn error(op: &mut Operation, status: u16, description: &str, headers: &[(&str, &str)]) {
+    let responses = &mut op.responses.responses;
+    let entry = responses.entry(status.to_string()).or_insert_with(|| {
+        RefOr::T(
+            ResponseBuilder::new()
+                .description("")
+                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .build(),
+        )
+    });
+    let RefOr::T(response) = entry else { return };
+    let code = description.split(':').next().unwrap_or_default();
+    if response.description.is_empty() {
+        response.description = description.to_owned();
+    } else if !response.description.contains(code) {
+        response.description = format!("{}; or {description}", response.description);
+    }
+    for (name, text) in headers {
+        response.headers.entry((*name).to_owned()).or_insert_with(|| header(text));
+    }
+}
+
+/// How the answer of one operation feeds the next (OpenAPI links): the ids and
+/// the buyer secret a hold, a checkout or a payment attempt returns. Generated
+/// clients and fuzzers follow them through a whole purchase.
+struct Links;
+
+impl Modify for Links {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let hold = [("hold_id", "$response.body#/id"), ("header.Authorization", "Bearer {$response.body#/secret}")];
+        let order = [("order_id", "$response.body#/order/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
+        let first_payment =
+            [("payment_id", "$response.body#/payment/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
+        let payment = [("payment_id", "$response.body#/id"), ("header.Authorization", "$request.header.Authorization")];
+        let event = [("event_id", "$response.body#/id")];
+        let links: &[(&str, &str, &[&str], &[(&str, &str)])] = &[
+            ("create_hold", "201", &["get_hold", "release_hold", "checkout"], &hold),
+            ("checkout", "201", &["get_order", "create_payment"], &order),
+            ("checkout", "201", &["confirm"], &first_payment),
+            ("create_payment", "201", &["confirm"], &payment),
+            ("create_event", "201", &["get_event", "create_hold", "guest_list"], &event),
+        ];
+        for item in openapi.paths.paths.values_mut() {
+            for op in [item.get.as_mut(), item.post.as_mut(), item.delete.as_mut()].into_iter().flatten() {
+                let id = op.operation_id.clone().unwrap_or_default();
+                for (from, status, targets, parameters) in links.iter().filter(|l| l.0 == id) {
+                    let Some(RefOr::T(response)) = op.responses.responses.get_mut(*status) else { continue };
+                    for target in *targets {
+                        let link = parameters
+                            .iter()
+                            .fold(LinkBuilder::new().operation_id(*target), |link, (name, value)| link.parameter(*name, *value))
+                            .build();
+                        response.links.insert(format!("{from}_{target}"), RefOr::T(link));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The document as served at `/api/openapi.json`.
+pub fn json() -> serde_json::Value {
+    let mut doc = serde_json::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    fix_link_keys_json(&mut doc);
+    doc
+}
+
+/// The document as committed in `openapi.yaml` (same content, fields in document order).
 pub fn yaml() -> String {
-    ApiDoc::openapi().to_yaml().expect("the OpenAPI document serialises")
+    let mut doc = serde_norway::to_value(ApiDoc::openapi()).expect("the OpenAPI document serialises");
+    fix_link_keys_yaml(&mut doc);
+    serde_norway::to_string(&doc).expect("the OpenAPI document serialises")
+}
+
+// utoipa 5 writes a link's `operationId` as `operation_id`; OpenAPI tools then
+// cannot find the link's target. Renamed here, inside `links` objects only.
+const LINK_KEYS: [(&str, &str); 2] = [("operation_id", "operationId"), ("operation_ref", "operationRef")];
+
+fn fix_link_keys_json(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            if let Some(serde_json::Value::Object(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_json::Value::as_object_mut) {
+                    for (from, to) in LINK_KEYS {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys_json);
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(fix_link_keys_json),
+        _ => {}
+    }
+}
+
+fn fix_link_keys_yaml(value: &mut serde_norway::Value) {
+    match value {
+        serde_norway::Value::Mapping(map) => {
+            if let Some(serde_norway::Value::Mapping(links)) = map.get_mut("links") {
+                for link in links.values_mut().filter_map(serde_norway::Value::as_mapping_mut) {
+                    for (from, to) in LINK_KEYS {
+                        if let Some(v) = link.remove(from) {
+                            link.insert(to.into(), v);
+                        }
+                    }
+                }
+            }
+            map.values_mut().for_each(fix_link_keys_yaml);
+        }
+        serde_norway::Value::Sequence(items) => items.iter_mut().for_each(fix_link_keys_yaml),
+        _ => {}
+    }
 }

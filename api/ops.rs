@@ -5,6 +5,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::payments::Provider;
 use crate::startup::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -56,10 +57,11 @@ pub struct ClientConfig {
 #[utoipa::path(tag = "ops", responses((status = 200, description = "Client configuration", body = ClientConfig)))]
 #[get("/config")]
 pub async fn client_config(state: web::Data<AppState>) -> HttpResponse {
+    let stripe = state.config.stripe.as_ref().filter(|_| state.payments.provider() == Provider::Stripe);
     HttpResponse::Ok().json(ClientConfig {
         gateway: state.payments.provider().as_str(),
-        stripe_publishable_key: None,
-        stripe_js_url: None,
+        stripe_publishable_key: stripe.map(|s| s.publishable_key.clone()),
+        stripe_js_url: stripe.map(|s| s.js_url.clone()),
         demo: state.config.demo,
         hold_seconds: state.config.hold_duration.as_secs(),
     })

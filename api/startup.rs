@@ -9,14 +9,16 @@ use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
-use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::Config;
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
-use crate::payments::{reconciler, simulated_routes, PaymentGateway, PaymentService, Provider};
-use crate::{admin, db, idempotency, openapi, ops, sales};
+use crate::payments::stripe::StripeGateway;
+use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
+use crate::rate_limit::ClientRateLimiter;
+use crate::security_headers::SecurityHeaders;
+use crate::{admin, body_limit, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -53,7 +55,10 @@ impl Application {
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+        let gateway: Arc<dyn PaymentGateway> = match &config.stripe {
+            Some(stripe) => Arc::new(StripeGateway::new(stripe)?),
+            None => Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone())),
+        };
         Self::build_with(config, pool, gateway)
     }
 
@@ -88,6 +93,21 @@ impl Application {
     }
 }
 
+/// What pages must reach for Stripe.js: the origin it is loaded from (an
+/// emulator's in tests) and Stripe's own API and 3-D Secure frames.
+fn stripe_origins(js_url: &str) -> Vec<String> {
+    let mut origins: Vec<String> =
+        ["https://js.stripe.com", "https://api.stripe.com", "https://hooks.stripe.com"].map(String::from).into();
+    if let Some((scheme, rest)) = js_url.split_once("://") {
+        let host = rest.split('/').next().unwrap_or_default();
+        let origin = format!("{scheme}://{host}");
+        if !origins.contains(&origin) {
+            origins.push(origin);
+        }
+    }
+    origins
+}
+
 /// `NTS_STATIC_DIR`, else `static/` of the working directory, else of the source tree.
 fn static_dir() -> PathBuf {
     if let Ok(dir) = std::env::var("NTS_STATIC_DIR") {
@@ -106,29 +126,42 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let body_limit = state.limits.body_bytes;
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
+    let rate_limiter = web::Data::new(ClientRateLimiter::new(&state.config.edge));
+    let provider_origins = state.config.stripe.as_ref().map(|s| stripe_origins(&s.js_url)).unwrap_or_default();
+    let security_headers =
+        web::Data::new(SecurityHeaders::new(&provider_origins.iter().map(String::as_str).collect::<Vec<_>>()));
+    let cors_origins = state.config.edge.cors_origins.clone();
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .app_data(rate_limiter.clone())
+            .app_data(security_headers.clone())
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error_handler))
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
             .app_data(web::QueryConfig::default().error_handler(error::query_error_handler))
+            .wrap(from_fn(body_limit::middleware))
+            .wrap(from_fn(security_headers::middleware))
             .wrap(Compress::default())
             .service(ops::healthz)
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))
                     .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")))
+                    .wrap(from_fn(rate_limit::middleware))
+                    .wrap(cors::middleware(&cors_origins))
                     .configure(sales::routes)
                     .configure(|cfg| admin::routes(cfg, demo))
                     .configure(|cfg| {
                         cfg.service(ops::client_config);
                         if simulated {
                             cfg.service(simulated_routes::confirm);
+                        } else {
+                            cfg.service(webhook::receive);
                         }
                     }),
             )
             .service(web::redirect("/docs", "/docs/"))
-            .service(SwaggerUi::new("/docs/{_:.*}").url("/api/openapi.json", openapi::ApiDoc::openapi()))
+            .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
             .service(
                 actix_files::Files::new("/", &static_dir)
                     .index_file("index.html")
@@ -142,8 +175,12 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     Ok(server)
 }
 
-/// JSON for the API, the friendly page for a person who mistyped an address.
+/// 405 for a known path asked with the wrong method; else JSON 404 for the API,
+/// the friendly page for a person who mistyped an address.
 async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(wrong_method) = fallback::method_not_allowed(&req) {
+        return Err(wrong_method);
+    }
     if !req.path().starts_with("/api/") {
         if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
             return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));

@@ -30,6 +30,8 @@ suite() {
 suite "cargo test" cargo test --locked
 # The pages in headless Chromium.
 suite "browser" node --test --test-concurrency=1 tests/browser/
+# schemathesis fuzzes a live nts against its OpenAPI document (short deterministic run).
+suite "schemathesis" bash tests/schemathesis.sh
 # Several nts processes under SIGKILLs, a PostgreSQL restart and a flaky provider (last: it restarts PostgreSQL).
 suite "torture" bash tests/torture.sh
 

@@ -41,3 +41,19 @@ if [ -f "$ROOT/tests/browser/package.json" ] && [ ! -d "$ROOT/tests/browser/node
     echo "setup: installing the browser tests' npm packages"
     (cd "$ROOT/tests/browser" && npm ci --no-audit --no-fund --loglevel=error)
 fi
+
+# pg_dump (a test dumps a database to look for secrets), curl and Python with
+# venv for the schemathesis run (tests/schemathesis.sh installs schemathesis itself).
+if ! command -v pg_dump >/dev/null; then
+    echo "setup: installing the PostgreSQL client tools"
+    apt_install postgresql-client
+fi
+if ! command -v curl >/dev/null; then
+    apt_install curl
+fi
+if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
+    echo "setup: installing Python with venv"
+    apt_install python3 python3-venv
+fi
+# localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
+bash "$ROOT/tests/stripe/setup.sh"

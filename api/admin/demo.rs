@@ -39,7 +39,6 @@ pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
 /// Reset the world: delete the demo event with its holds, orders and tickets, and create it afresh.
 #[utoipa::path(
     tag = "admin",
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed")),
     security(("admin" = [])),
     responses(
         (status = 200, description = "The new demo event", body = AdminEventView),

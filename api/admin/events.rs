@@ -22,24 +22,32 @@ pub const MAX_PRICE_MINOR: i64 = 10_000_000_000;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewTicketType {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Price of one ticket in minor units (e.g. 999 for 9.99 GBP).
+    #[schema(minimum = 0, maximum = 10_000_000_000i64)]
     pub price_minor: i64,
+    #[schema(minimum = 0, maximum = 1_000_000)]
     pub capacity: i64,
+    #[schema(minimum = 1, maximum = 100)]
     pub max_per_order: i64,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewEvent {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_length = 1, max_length = 200)]
     pub venue: String,
     /// RFC 3339, in the future.
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub starts_at: OffsetDateTime,
-    /// ISO 4217 code, e.g. `GBP`.
+    /// ISO 4217 code, e.g. `GBP` (AUD, BRL, CAD, CHF, CNY, CZK, DKK, EUR, GBP, HKD, HUF, INR, ISK, JPY,
+    /// KRW, MXN, NOK, NZD, PLN, SEK, SGD, USD, ZAR).
     pub currency: String,
+    #[schema(min_items = 1, max_items = 20)]
     pub ticket_types: Vec<NewTicketType>,
 }
 
@@ -74,7 +82,7 @@ pub struct AdminTicketTypeView {
 
 fn text(field: &str, raw: &str) -> ApiResult<String> {
     let t = raw.trim();
-    if t.is_empty() || t.chars().count() > 200 || t.chars().any(char::is_control) {
+    if t.is_empty() || raw.chars().count() > 200 || t.chars().any(char::is_control) {
         return Err(ApiError::validation(format!("{field} must be 1 to 200 characters without control characters")));
     }
     Ok(t.to_owned())
@@ -91,7 +99,6 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
 #[utoipa::path(
     tag = "admin",
     request_body = NewEvent,
-    params(("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed")),
     security(("admin" = [])),
     responses(
         (status = 201, description = "Created", body = AdminEventView),
@@ -113,8 +120,12 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
     let name = text("name", &e.name)?;
     let venue = text("venue", &e.venue)?;
     let currency = Currency::parse(&e.currency).map_err(ApiError::validation)?;
-    if e.starts_at <= OffsetDateTime::now_utc() {
-        return Err(ApiError::validation("starts_at must be in the future"));
+    let now = OffsetDateTime::now_utc();
+    match e.starts_at.checked_to_offset(time::UtcOffset::UTC) {
+        Some(at) if at <= now => return Err(ApiError::validation("starts_at must be in the future")),
+        Some(_) => {}
+        // Its UTC time would fall past year 9999: out of range for the database driver.
+        None => return Err(ApiError::validation("starts_at is out of range")),
     }
     if e.ticket_types.is_empty() || e.ticket_types.len() > MAX_TICKET_TYPES {
         return Err(ApiError::validation(format!("an event needs 1 to {MAX_TICKET_TYPES} ticket types")));
@@ -202,6 +213,7 @@ pub async fn admin_event(pool: &PgPool, id: Uuid) -> ApiResult<AdminEventView> {
 /// Every event (past ones too) with its sales.
 #[utoipa::path(
     tag = "admin",
+    operation_id = "admin_list_events",
     security(("admin" = [])),
     responses(
         (status = 200, description = "Events with sales", body = [AdminEventView]),

@@ -22,6 +22,7 @@ pub struct Guest {
 #[serde(deny_unknown_fields)]
 pub struct GuestQuery {
     /// `json` (default) or `csv`.
+    #[param(inline)]
     pub format: Option<GuestFormat>,
 }
 

@@ -1,13 +1,19 @@
 //! The organiser's API: create events, see sales, the guest list, the demo.
 
+pub mod audit;
 pub mod demo;
 pub mod events;
 pub mod guests;
+pub mod refunds;
 
 use actix_web::web;
 
 pub fn routes(cfg: &mut web::ServiceConfig, demo_enabled: bool) {
-    cfg.service(events::create_event).service(events::list_events).service(guests::guest_list);
+    cfg.service(events::create_event)
+        .service(events::list_events)
+        .service(guests::guest_list)
+        .service(refunds::refund)
+        .service(audit::payments_audit);
     if demo_enabled {
         cfg.service(demo::reset);
     }

@@ -12,7 +12,7 @@ impl BuyerName {
         if trimmed.is_empty() {
             return Err("name must not be empty".into());
         }
-        if trimmed.chars().count() > MAX_NAME_CHARS {
+        if raw.chars().count() > MAX_NAME_CHARS {
             return Err(format!("name must be at most {MAX_NAME_CHARS} characters"));
         }
         if trimmed.chars().any(char::is_control) {
@@ -34,7 +34,7 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, String> {
         let trimmed = raw.trim();
         let invalid = || format!("{trimmed:?} is not a valid email address");
-        if trimmed.chars().count() > MAX_EMAIL_CHARS {
+        if raw.chars().count() > MAX_EMAIL_CHARS {
             return Err(format!("email must be at most {MAX_EMAIL_CHARS} characters"));
         }
         let (local, domain) = trimmed.rsplit_once('@').ok_or_else(invalid)?;

@@ -23,6 +23,11 @@ pub fn new_ticket_code() -> String {
     random_token(18)
 }
 
+/// Whether `code` has the shape of a ticket code (checked before it reaches SQL).
+pub fn is_ticket_code(code: &str) -> bool {
+    code.len() == 24 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -43,6 +48,8 @@ mod tests {
         assert_eq!(a.len(), 43);
         assert_ne!(a, new_buyer_secret());
         assert_eq!(new_ticket_code().len(), 24);
+        assert!(is_ticket_code(&new_ticket_code()));
+        assert!(!is_ticket_code("abc") && !is_ticket_code(&format!("{}\0", "a".repeat(23))));
         assert_eq!(hash_secret("x").len(), 32);
     }
 

@@ -28,6 +28,9 @@ pub struct IntentRequest {
     pub payment_id: Uuid,
     pub amount_minor: i64,
     pub currency: String,
+    /// The buyer's provider payment method: the provider confirms with it in
+    /// the same call, so the server alone decides when money moves.
+    pub payment_method: Option<String>,
 }
 
 /// How the buyer pays: a simulated card outcome, or a provider payment method id.
@@ -55,7 +58,11 @@ pub struct Intent {
     pub amount_minor: i64,
     pub currency: String,
     pub refunded: bool,
+    /// Only while the buyer must authenticate: anyone holding it could confirm the intent.
     pub client_secret: Option<String>,
+    /// nts's ids, as the provider keeps them with the object.
+    pub order_id: Option<Uuid>,
+    pub payment_id: Option<Uuid>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,4 +95,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
 
     /// Refunds a succeeded intent in full, once per key. Returns the refund's reference.
     async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<String, GatewayError>;
+
+    /// Every intent at the provider that carries nts's ids, for the audit.
+    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError>;
 }

@@ -3,12 +3,17 @@
 //! a provider call, apply every provider answer as a guarded transition, cancel
 //! at the provider before releasing seats, refund what cannot be honoured.
 
+pub mod audit;
 pub mod gateway;
 pub mod reconciler;
+pub mod refunds;
 pub mod service;
 pub mod settle;
+pub mod signature;
 pub mod simulated;
 pub mod simulated_routes;
+pub mod stripe;
+pub mod webhook;
 
 pub use gateway::{PaymentGateway, Provider};
 pub use service::PaymentService;

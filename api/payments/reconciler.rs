@@ -10,7 +10,8 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::service::PaymentService;
-use super::settle;
+use super::{refunds, settle};
+use crate::domain::status::PaymentStatus;
 use crate::sales::holds::expire_stale_holds;
 
 /// How long an attempt may wait on the provider before the reconciler asks.
@@ -48,21 +49,17 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
             Err(e) => tracing::debug!(payment_id = %id, error = %e, "provider lookup failed; will retry"),
         }
     }
-    let owed: Vec<(Uuid, Option<String>)> = sqlx::query_as(
-        "SELECT id, provider_ref FROM payments WHERE status = 'refund_pending' ORDER BY updated_at LIMIT $1",
+    let owed: Vec<Uuid> = sqlx::query_scalar!(
+        "SELECT id FROM payments WHERE status = 'refund_pending' ORDER BY updated_at LIMIT $1",
+        BATCH
     )
-    .bind(BATCH)
     .fetch_all(pool)
     .await?;
-    for (id, provider_ref) in owed {
-        let Some(provider_ref) = provider_ref else { continue };
-        match payments.gateway.refund(&provider_ref, &format!("nts-refund-{id}")).await {
-            Ok(refund_ref) => {
-                settle::record_refunded(pool, id, Some(&refund_ref)).await?;
-                tracing::info!(payment_id = %id, %refund_ref, "refunded a payment its order could not take");
-                pass.refunds += 1;
-            }
-            Err(e) => tracing::warn!(payment_id = %id, error = %e, "automatic refund failed; will retry"),
+    for id in owed {
+        match refunds::refund_payment(payments, id).await {
+            Ok(PaymentStatus::Refunded) => pass.refunds += 1,
+            Ok(_) => {}
+            Err(e) => tracing::warn!(payment_id = %id, error = %e, "refund failed; will retry"),
         }
     }
     let overdue: Vec<Uuid> = sqlx::query_scalar!(
@@ -116,7 +113,7 @@ async fn settle_stale_payment(payments: &PaymentService, id: Uuid) -> anyhow::Re
     }
     // Without a provider reference this repeats the create call with the
     // attempt's key: the provider returns the object it may already have made.
-    let intent = payments.ensure_intent(&attempt).await?;
+    let Some(intent) = payments.current_intent(&attempt).await? else { return Ok(()) };
     let status = settle::apply(&payments.pool, id, &intent).await?;
     if status != attempt.status {
         tracing::info!(payment_id = %id, from = ?attempt.status, to = ?status, "reconciler settled a payment");

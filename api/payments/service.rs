@@ -16,6 +16,9 @@ use crate::error::{ApiError, ApiResult};
 use crate::sales::orders::latest_payment;
 use crate::sales::views::PaymentView;
 
+/// How many times one request asks the provider for an answer it did not get.
+const CREATE_TRIES: u64 = 3;
+
 #[derive(Clone)]
 pub struct PaymentService {
     pub pool: PgPool,
@@ -31,6 +34,7 @@ pub struct Attempt {
     pub idempotency_key: String,
     pub amount_minor: i64,
     pub currency: String,
+    pub payment_method: Option<String>,
 }
 
 impl Attempt {
@@ -41,6 +45,7 @@ impl Attempt {
             payment_id: self.id,
             amount_minor: self.amount_minor,
             currency: self.currency.clone(),
+            payment_method: self.payment_method.clone(),
         }
     }
 }
@@ -71,7 +76,7 @@ impl PaymentService {
         sqlx::query_as!(
             Attempt,
             r#"SELECT id, order_id, status AS "status: PaymentStatus", provider_ref, idempotency_key,
-                      amount_minor, currency AS "currency!"
+                      amount_minor, currency AS "currency!", payment_method
                FROM payments WHERE id = $1"#,
             payment_id
         )
@@ -102,7 +107,19 @@ impl PaymentService {
 
     /// A new attempt for an order awaiting payment. Open attempts are canceled
     /// at the provider first, so two attempts can never both take money.
+    /// A provider payment method travels with the creation call (Stripe
+    /// confirms it there); a simulated attempt is confirmed later with an outcome.
     pub async fn start_attempt(&self, order_id: Uuid, method: Option<PaymentMethod>) -> ApiResult<PaymentView> {
+        let provider_method = match method {
+            Some(PaymentMethod::Provider(pm)) => Some(pm),
+            _ if self.provider() == Provider::Stripe => {
+                return Err(ApiError::Validation {
+                    code: "payment_method_required",
+                    message: "send the card's PaymentMethod id from Stripe.js: {\"payment_method\": \"pm_...\"}".into(),
+                })
+            }
+            _ => None,
+        };
         if self.cancel_open_attempts(order_id).await? {
             return Err(ApiError::conflict("order_already_paid", "this order has been paid"));
         }
@@ -125,8 +142,8 @@ impl PaymentService {
             _ => return Err(ApiError::conflict("order_not_awaiting_payment", "this order no longer takes payments")),
         }
         let inserted = sqlx::query!(
-            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
-               SELECT $1, $2, $3, $6, $4, $5
+            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method)
+               SELECT $1, $2, $3, $6, $4, $5, $7
                WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2
                                  AND status IN ('created', 'processing', 'requires_action'))"#,
             payment_id,
@@ -135,6 +152,7 @@ impl PaymentService {
             order.amount_minor,
             order.currency,
             format!("nts-pay-{payment_id}"),
+            provider_method,
         )
         .execute(&mut *tx)
         .await?;
@@ -144,21 +162,53 @@ impl PaymentService {
         tx.commit().await?;
 
         let attempt = self.attempt(payment_id).await?.expect("just inserted");
-        match self.ensure_intent(&attempt).await {
-            Ok(_) => {}
-            // The attempt stays `created`; a retry or the reconciler repeats the call with the same key.
-            Err(GatewayError::Unknown(detail)) if method.is_none() => {
-                tracing::warn!(%payment_id, %detail, "creating the payment intent got no answer");
-            }
-            Err(e) => return Err(provider_unavailable(e)),
+        if attempt.payment_method.is_some() {
+            return self.create_confirmed(&attempt).await;
         }
-        match method {
-            None => Ok(self.view(payment_id).await?),
-            Some(method) => {
-                let (_, view) = self.confirm_attempt(payment_id, &method).await?;
-                Ok(view)
+        if let Err(e) = self.ensure_intent(&attempt).await {
+            match e {
+                // The attempt stays `created`; a retry or the reconciler repeats the call with the same key.
+                GatewayError::Unknown(detail) => {
+                    tracing::warn!(%payment_id, %detail, "creating the payment intent got no answer")
+                }
+                e => return Err(provider_unavailable(e)),
             }
         }
+        Ok(self.view(payment_id).await?)
+    }
+
+    /// Creates the provider object of an attempt that carries its payment
+    /// method, which confirms it, and records the outcome. An unknown outcome
+    /// is asked again a few times with the same key (the provider answers the
+    /// same object); if it stays unknown the attempt is left `processing` for
+    /// the buyer's next look at the order or the reconciler.
+    async fn create_confirmed(&self, attempt: &Attempt) -> ApiResult<PaymentView> {
+        let mut tries = 0;
+        let outcome = loop {
+            tries += 1;
+            match self.ensure_intent(attempt).await {
+                Err(GatewayError::Unknown(detail)) if tries < CREATE_TRIES => {
+                    tracing::warn!(payment_id = %attempt.id, %detail, "no answer to the payment; asking again");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                }
+                other => break other,
+            }
+        };
+        let status = match outcome {
+            Ok(intent) => settle::apply(&self.pool, attempt.id, &intent).await?,
+            Err(GatewayError::Unknown(detail)) => {
+                tracing::warn!(payment_id = %attempt.id, %detail, "the payment's outcome is unknown; the reconciler will settle it");
+                settle::transition(&self.pool, attempt.id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
+                    .await?
+            }
+            Err(GatewayError::Refused { code, message }) => {
+                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
+                    .await?;
+                return Err(ApiError::PaymentRefused { code, message });
+            }
+        };
+        let (_, view) = outcome_answer(status, self.view(attempt.id).await?)?;
+        Ok(view)
     }
 
     /// Makes sure the provider object of an attempt exists and is recorded.
@@ -216,17 +266,7 @@ impl PaymentService {
                 return Err(ApiError::PaymentRefused { code, message });
             }
         };
-        let view = self.view(payment_id).await?;
-        match status {
-            PaymentStatus::Succeeded => Ok((StatusCode::OK, view)),
-            PaymentStatus::Failed => Err(declined(&view)),
-            PaymentStatus::Canceled => Err(ApiError::conflict("payment_canceled", "this payment attempt was canceled; the order may have expired")),
-            PaymentStatus::RefundPending | PaymentStatus::Refunded => Err(ApiError::conflict(
-                "order_not_awaiting_payment",
-                "the order could not take this payment; the money is being refunded",
-            )),
-            _ => Ok((StatusCode::ACCEPTED, view)),
-        }
+        outcome_answer(status, self.view(payment_id).await?)
     }
 
     /// Cancels every open attempt of an order at the provider and records it.
@@ -241,16 +281,36 @@ impl PaymentService {
         let mut paid = false;
         for payment_id in open {
             let Some(attempt) = self.attempt(payment_id).await? else { continue };
-            let intent = match self.ensure_intent(&attempt).await {
-                Ok(i) if matches!(i.status, IntentStatus::Succeeded | IntentStatus::Canceled | IntentStatus::Failed { .. }) => Ok(i),
-                Ok(i) => self.gateway.cancel(&i.provider_ref, &format!("{}-cancel", attempt.idempotency_key)).await,
-                Err(e) => Err(e),
-            }
-            .map_err(provider_unavailable)?;
+            let Some(intent) = self.current_intent(&attempt).await.map_err(provider_unavailable)? else { continue };
+            let intent = match intent.status {
+                IntentStatus::Succeeded | IntentStatus::Canceled | IntentStatus::Failed { .. } => intent,
+                _ => self
+                    .gateway
+                    .cancel(&intent.provider_ref, &format!("{}-cancel", attempt.idempotency_key))
+                    .await
+                    .map_err(provider_unavailable)?,
+            };
             let status = settle::apply(&self.pool, payment_id, &intent).await?;
             paid |= status == PaymentStatus::Succeeded;
         }
         Ok(paid)
+    }
+
+    /// The provider's object of an open attempt, made if it is missing. None
+    /// when the provider refused to make it: the attempt is then recorded as
+    /// failed, since no money can move without the object.
+    pub async fn current_intent(&self, attempt: &Attempt) -> Result<Option<Intent>, GatewayError> {
+        match self.ensure_intent(attempt).await {
+            Ok(intent) => Ok(Some(intent)),
+            Err(GatewayError::Refused { code, message }) if attempt.provider_ref.is_none() => {
+                tracing::warn!(payment_id = %attempt.id, %code, %message, "the provider refused the attempt");
+                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
+                    .await
+                    .map_err(|e| GatewayError::Unknown(format!("recording the refusal: {e}")))?;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Asks the provider about the latest open attempt of an order (when it is
@@ -262,11 +322,26 @@ impl PaymentService {
             return Ok(false);
         }
         let Some(attempt) = self.attempt(latest.id).await? else { return Ok(false) };
-        let Some(provider_ref) = &attempt.provider_ref else { return Ok(false) };
-        match self.gateway.retrieve(provider_ref).await {
-            Ok(intent) => Ok(settle::apply(&self.pool, attempt.id, &intent).await? != attempt.status),
+        match self.current_intent(&attempt).await {
+            Ok(Some(intent)) => Ok(settle::apply(&self.pool, attempt.id, &intent).await? != attempt.status),
+            Ok(None) => Ok(true),
             Err(_) => Ok(false),
         }
+    }
+}
+
+/// The HTTP answer to a confirmation's outcome: 200 when paid, 202 while
+/// pending, an error when refused or when the order could not take the money.
+fn outcome_answer(status: PaymentStatus, view: PaymentView) -> ApiResult<(StatusCode, PaymentView)> {
+    match status {
+        PaymentStatus::Succeeded => Ok((StatusCode::OK, view)),
+        PaymentStatus::Failed => Err(declined(&view)),
+        PaymentStatus::Canceled => Err(ApiError::conflict("payment_canceled", "this payment attempt was canceled; the order may have expired")),
+        PaymentStatus::RefundPending | PaymentStatus::Refunded => Err(ApiError::conflict(
+            "order_not_awaiting_payment",
+            "the order could not take this payment; the money is being refunded",
+        )),
+        _ => Ok((StatusCode::ACCEPTED, view)),
     }
 }
 

@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use sqlx::PgPool;
+use uuid::Uuid;
 
 use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider};
 use crate::config::SimulatedFaults;
@@ -20,6 +21,8 @@ struct Row {
     amount_minor: i64,
     currency: String,
     refunded: bool,
+    order_id: Uuid,
+    payment_id: Uuid,
 }
 
 impl From<Row> for Intent {
@@ -38,6 +41,8 @@ impl From<Row> for Intent {
             currency: r.currency,
             refunded: r.refunded,
             client_secret: None,
+            order_id: Some(r.order_id),
+            payment_id: Some(r.payment_id),
         }
     }
 }
@@ -64,7 +69,7 @@ impl SimulatedGateway {
     async fn fetch(&self, provider_ref: &str) -> Result<Intent, GatewayError> {
         sqlx::query_as!(
             Row,
-            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
                FROM simulated_intents WHERE id = $1"#,
             provider_ref
         )
@@ -73,6 +78,13 @@ impl SimulatedGateway {
         .map_err(unavailable)?
         .map(Intent::from)
         .ok_or_else(|| GatewayError::Refused { code: "resource_missing".into(), message: format!("no intent {provider_ref}") })
+    }
+}
+
+fn method_unsupported() -> GatewayError {
+    GatewayError::Refused {
+        code: "payment_method_unsupported".into(),
+        message: "the simulated provider takes an outcome, not a payment method".into(),
     }
 }
 
@@ -87,6 +99,9 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
+        if req.payment_method.is_some() {
+            return Err(method_unsupported());
+        }
         self.before_call().await;
         let id = format!("sim_pi_{}", random_token(12));
         sqlx::query!(
@@ -105,7 +120,7 @@ impl PaymentGateway for SimulatedGateway {
         .map_err(unavailable)?;
         let row = sqlx::query_as!(
             Row,
-            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
                FROM simulated_intents WHERE idempotency_key = $1"#,
             req.idempotency_key
         )
@@ -119,12 +134,7 @@ impl PaymentGateway for SimulatedGateway {
         self.before_call().await;
         let succeed = match method {
             PaymentMethod::Simulated { succeed } => *succeed && !self.faults.roll(self.faults.decline_rate),
-            PaymentMethod::Provider(_) => {
-                return Err(GatewayError::Refused {
-                    code: "payment_method_unsupported".into(),
-                    message: "the simulated provider takes an outcome, not a payment method".into(),
-                })
-            }
+            PaymentMethod::Provider(_) => return Err(method_unsupported()),
         };
         let outcome = if succeed { "succeeded" } else { "declined" };
         sqlx::query!(
@@ -181,5 +191,17 @@ impl PaymentGateway for SimulatedGateway {
             return Err(GatewayError::Unknown("simulated lost response".into()));
         }
         Ok(format!("sim_re_{}", provider_ref.trim_start_matches("sim_pi_")))
+    }
+
+    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError> {
+        let rows = sqlx::query_as!(
+            Row,
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
+               FROM simulated_intents ORDER BY created_at, id"#
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        Ok(rows.into_iter().map(Intent::from).collect())
     }
 }

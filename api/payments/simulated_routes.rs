@@ -30,7 +30,6 @@ pub struct ConfirmRequest {
     tag = "payments",
     params(
         ("payment_id" = Uuid, Path, description = "Payment attempt id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
     ),
     request_body = ConfirmRequest,
     security(("buyer" = [])),
@@ -39,8 +38,9 @@ pub struct ConfirmRequest {
         (status = 202, description = "The provider's answer is pending; poll the order", body = PaymentView),
         (status = 402, description = "`card_declined`", body = ErrorBody),
         (status = 404, description = "No such payment, or not the order's secret", body = ErrorBody),
-        (status = 409, description = "`payment_not_open`, `payment_canceled`", body = ErrorBody),
-        (status = 422, description = "Invalid outcome", body = ErrorBody),
+        (status = 409, description = "`payment_not_open`, `payment_canceled` or `order_not_awaiting_payment`", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: `outcome` is not `succeeded` or `declined`", body = ErrorBody),
+        (status = 503, description = "`payment_provider_unavailable`: the provider did not answer; retry", body = ErrorBody),
     )
 )]
 #[post("/payments/simulated/{payment_id}/confirm")]

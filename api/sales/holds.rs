@@ -22,10 +22,13 @@ use crate::startup::AppState;
 pub struct HoldRequest {
     pub ticket_type_id: Uuid,
     /// 1 to the ticket type's `max_per_order`.
+    #[schema(minimum = 1, maximum = 100)]
     pub quantity: i64,
     /// The buyer's name, 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The buyer's email address.
+    #[schema(min_length = 3, max_length = 254)]
     pub email: String,
 }
 
@@ -43,14 +46,13 @@ pub struct NewHold {
     tag = "holds",
     params(
         ("event_id" = Uuid, Path, description = "Event id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
     ),
     request_body = HoldRequest,
     responses(
         (status = 201, description = "Seats held; keep the secret", body = HoldView),
-        (status = 404, description = "No such event", body = ErrorBody),
-        (status = 409, description = "`sold_out`, `sales_closed`, or an idempotency conflict", body = ErrorBody),
-        (status = 422, description = "Invalid request", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
+        (status = 409, description = "`sold_out`: not enough seats left; or `sales_closed`: the event has started", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: bad name, email or quantity, or not a ticket type of this event", body = ErrorBody),
     )
 )]
 #[post("/events/{event_id}/holds")]
@@ -314,13 +316,13 @@ pub async fn release_hold(state: web::Data<AppState>, path: web::Path<Uuid>, sec
     tag = "holds",
     params(
         ("hold_id" = Uuid, Path, description = "Hold id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
     ),
     security(("buyer" = [])),
     responses(
         (status = 201, description = "Order created (or, if this hold was already checked out, the same order again); keep its secret", body = CheckoutView),
         (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
         (status = 409, description = "`hold_expired` or `hold_released`", body = ErrorBody),
+        (status = 503, description = "`payment_provider_unavailable`: the provider did not answer; retry", body = ErrorBody),
     )
 )]
 #[post("/holds/{hold_id}/checkout")]

@@ -110,6 +110,7 @@ pub async fn get_order(state: web::Data<AppState>, path: web::Path<Uuid>, secret
 #[serde(deny_unknown_fields)]
 pub struct PaymentRequest {
     /// Stripe PaymentMethod id (`pm_...`); omit with the simulated gateway.
+    #[schema(min_length = 1, max_length = 255, pattern = "^[A-Za-z0-9_]+$")]
     pub payment_method: Option<String>,
 }
 
@@ -118,15 +119,16 @@ pub struct PaymentRequest {
     tag = "orders",
     params(
         ("order_id" = Uuid, Path, description = "Order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
     ),
-    request_body(content = PaymentRequest, description = "`{}` for the simulated gateway"),
+    request_body(content = PaymentRequest, description = "`{}` for the simulated gateway; `{\"payment_method\": \"pm_...\"}` for Stripe"),
     security(("buyer" = [])),
     responses(
-        (status = 201, description = "The new attempt", body = PaymentView),
-        (status = 402, description = "`card_declined`: the provider refused the card", body = ErrorBody),
+        (status = 201, description = "The new attempt; under Stripe already confirmed: `succeeded`, `processing` (poll the order) or `requires_action` (authenticate with `client_secret`)", body = PaymentView),
+        (status = 402, description = "`card_declined`: the provider refused the card; the order still awaits payment", body = ErrorBody),
         (status = 404, description = "No such order, or not your secret", body = ErrorBody),
-        (status = 409, description = "`order_not_awaiting_payment`, `order_expired` or `payment_in_progress`", body = ErrorBody),
+        (status = 409, description = "`order_not_awaiting_payment`, `order_expired`, `order_already_paid`, `payment_in_progress` or `payment_canceled`", body = ErrorBody),
+        (status = 422, description = "`payment_method_required` (Stripe) or an invalid `payment_method`", body = ErrorBody),
+        (status = 503, description = "`payment_provider_unavailable`: retry with the same Idempotency-Key", body = ErrorBody),
     )
 )]
 #[post("/orders/{order_id}/payments")]
@@ -134,11 +136,15 @@ pub async fn create_payment(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
     secret: BuyerSecret,
-    body: Option<web::Json<PaymentRequest>>,
+    body: web::Json<PaymentRequest>,
 ) -> ApiResult<HttpResponse> {
     let order_id = path.into_inner();
+    let method = body.into_inner().payment_method;
+    if method.as_ref().is_some_and(|pm| pm.is_empty() || pm.len() > 255 || !pm.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+        return Err(ApiError::validation("payment_method must be a PaymentMethod id such as pm_card_visa"));
+    }
     fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;
-    let method = body.and_then(|b| b.into_inner().payment_method).map(PaymentMethod::Provider);
+    let method = method.map(PaymentMethod::Provider);
     let payment = state.payments.start_attempt(order_id, method).await?;
     Ok(HttpResponse::Created().json(payment))
 }
@@ -163,6 +169,9 @@ pub async fn ticket_qr(
     secret: BuyerSecret,
 ) -> ApiResult<HttpResponse> {
     let (order_id, code) = path.into_inner();
+    if !crate::domain::secret::is_ticket_code(&code) {
+        return Err(ApiError::NotFound("no such ticket"));
+    }
     let found = sqlx::query_scalar!(
         r#"SELECT t.code FROM tickets t JOIN orders o ON o.id = t.order_id
            WHERE t.order_id = $1 AND t.code = $2 AND o.secret_hash = $3 AND o.status = 'paid'"#,

@@ -97,6 +97,8 @@ pub fn config_for(url: &str, settings: &HashMap<String, String>) -> Config {
         ("NTS_DEMO".into(), "false".into()),
         ("NTS_RECONCILE_MS".into(), "200".into()),
         ("NTS_DB_POOL_SIZE".into(), "10".into()),
+        // Tests send hundreds of requests from 127.0.0.1; the rate limit tests turn it on.
+        ("NTS_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
     ]);
     vars.extend(settings.clone());
     Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid")
@@ -108,18 +110,23 @@ pub async fn spawn_app() -> TestApp {
 
 /// Spawns one instance; `settings` override the environment (e.g. `("NTS_HOLD_SECONDS", "1")`).
 pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
+    let mut app = new_app(settings).await;
+    app.start_instance().await;
+    app
+}
+
+/// A fresh database and no instance yet.
+pub async fn new_app(settings: &[(&str, &str)]) -> TestApp {
     let settings: HashMap<String, String> = settings.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let db = Arc::new(TestDb::new());
     let pool = nts::db::connect(&db.url, 5).await.expect("test database");
-    let mut app = TestApp {
+    TestApp {
         db,
         pool,
         client: reqwest::Client::builder().pool_max_idle_per_host(64).build().unwrap(),
         instances: Vec::new(),
         settings,
-    };
-    app.start_instance().await;
-    app
+    }
 }
 
 impl TestApp {

@@ -70,7 +70,7 @@ async fn invalid_holds_are_rejected_and_change_nothing() {
         .await
         .expect_error(404, "not_found");
     app.post_raw(&path, Some("application/json"), "{\"quantity\": ").await.expect_error(400, "invalid_json");
-    app.post_raw(&path, Some("text/plain"), "hello").await.expect_error(400, "unsupported_content_type");
+    app.post_raw(&path, Some("text/plain"), "hello").await.expect_error(415, "unsupported_content_type");
     assert_eq!(app.counters(&tt).await, (0, 0));
     let holds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holds").fetch_one(&app.pool).await.unwrap();
     assert_eq!(holds, 0);

@@ -1,10 +1,18 @@
 //! One integration test binary: real PostgreSQL, real HTTP servers.
 
+mod abuse;
 mod admin;
+mod binary;
 mod concurrency;
 mod events;
 mod helpers;
 mod holds;
+mod hostile_input;
 mod idempotency;
+mod logs;
 mod ops;
 mod orders;
+mod resilience;
+mod refunds;
+mod stripe;
+mod stripe_emulator;

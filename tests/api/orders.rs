@@ -235,6 +235,9 @@ impl PaymentGateway for LoseConfirmAnswers {
     async fn refund(&self, r: &str, key: &str) -> Result<String, GatewayError> {
         self.0.refund(r, key).await
     }
+    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError> {
+        self.0.list_intents().await
+    }
 }
 
 #[tokio::test]

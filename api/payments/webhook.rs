@@ -1,0 +1,155 @@
+//! Stripe's webhook. The signature is checked over the raw body; each event
+//! id is stored once, so a repeated delivery is acknowledged and ignored;
+//! what an event says is applied as guarded transitions (settle.rs), so
+//! events may arrive in any order, late or early. If applying fails, the
+//! event is forgotten again and the error answer makes Stripe deliver it again.
+
+use actix_web::{post, web, HttpRequest, HttpResponse};
+use serde::{Deserialize, Serialize};
+use sqlx::PgPool;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::gateway::Intent;
+use super::service::PaymentService;
+use super::signature;
+use super::stripe::PaymentIntentFacts;
+use super::settle;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::startup::AppState;
+
+#[derive(Debug, Deserialize)]
+struct Event {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    data: EventData,
+}
+
+#[derive(Debug, Deserialize)]
+struct EventData {
+    object: serde_json::Value,
+}
+
+#[derive(Debug, Deserialize)]
+struct ChargeFacts {
+    payment_intent: Option<String>,
+}
+
+/// What an event asks of nts.
+enum Action {
+    /// The event carries the PaymentIntent as it was.
+    Apply(Intent),
+    /// A refund: the PaymentIntent, asked now, says whether it is refunded in full.
+    Refresh(String),
+    Ignore,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookAck {
+    pub received: bool,
+    /// The event had been received before; it was not applied again.
+    pub duplicate: bool,
+}
+
+/// Stripe's events about PaymentIntents and refunds (signed with `NTS_STRIPE_WEBHOOK_SECRET`).
+#[utoipa::path(
+    tag = "payments",
+    params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256 of \"t.body\">`")),
+    request_body(content = String, content_type = "application/json", description = "A Stripe event, exactly as Stripe sent it"),
+    responses(
+        (status = 200, description = "Applied, ignored, or a duplicate", body = WebhookAck),
+        (status = 400, description = "`invalid_signature` (bad, missing or older than 5 minutes) or `invalid_event`", body = ErrorBody),
+        (status = 404, description = "Stripe is not configured on this server (simulated payments)", body = ErrorBody),
+        (status = 503, description = "Could not be applied now; Stripe delivers it again", body = ErrorBody),
+    )
+)]
+#[post("/payments/stripe/webhook")]
+pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let secret = &state.config.stripe.as_ref().ok_or(ApiError::NotFound("no such resource"))?.webhook_secret;
+    let header = req.headers().get("Stripe-Signature").and_then(|v| v.to_str().ok());
+    signature::verify(&body, header, secret, time::OffsetDateTime::now_utc().unix_timestamp())
+        .map_err(|e| ApiError::BadRequest { code: "invalid_signature", message: e.to_string() })?;
+    let event: Event = serde_json::from_slice(&body).map_err(invalid_event)?;
+    let action = action(&event)?;
+
+    let fresh = sqlx::query!(
+        "INSERT INTO provider_events (provider, event_id, event_type) VALUES ('stripe', $1, $2) ON CONFLICT DO NOTHING",
+        event.id,
+        event.kind
+    )
+    .execute(&state.pool)
+    .await?
+    .rows_affected()
+        == 1;
+    if !fresh {
+        tracing::debug!(event_id = %event.id, "duplicate webhook delivery ignored");
+        return Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: true }));
+    }
+    if let Err(e) = perform(&state.payments, &event, action).await {
+        sqlx::query!("DELETE FROM provider_events WHERE provider = 'stripe' AND event_id = $1", event.id)
+            .execute(&state.pool)
+            .await?;
+        return Err(e);
+    }
+    Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: false }))
+}
+
+fn invalid_event(e: serde_json::Error) -> ApiError {
+    ApiError::BadRequest { code: "invalid_event", message: format!("not a Stripe event: {e}") }
+}
+
+fn action(event: &Event) -> ApiResult<Action> {
+    Ok(match event.kind.as_str() {
+        "payment_intent.succeeded" | "payment_intent.payment_failed" | "payment_intent.canceled" => {
+            let facts: PaymentIntentFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
+            Action::Apply(facts.into_intent(false))
+        }
+        "charge.refunded" => {
+            let charge: ChargeFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
+            charge.payment_intent.map_or(Action::Ignore, Action::Refresh)
+        }
+        _ => Action::Ignore,
+    })
+}
+
+async fn perform(payments: &PaymentService, event: &Event, action: Action) -> ApiResult<()> {
+    let intent = match action {
+        Action::Apply(intent) => intent,
+        Action::Refresh(provider_ref) => payments.gateway.retrieve(&provider_ref).await.map_err(|e| ApiError::Unavailable {
+            code: "payment_provider_unavailable",
+            message: format!("could not look the payment up at Stripe: {e}"),
+        })?,
+        Action::Ignore => return Ok(()),
+    };
+    let Some(payment_id) = find_payment(&payments.pool, &intent).await? else {
+        tracing::warn!(provider_ref = %intent.provider_ref, event = %event.kind,
+            "webhook about a PaymentIntent nts did not make; the payments audit lists it if it took money");
+        return Ok(());
+    };
+    let status = settle::apply(&payments.pool, payment_id, &intent).await?;
+    tracing::info!(event_id = %event.id, event = %event.kind, %payment_id, ?status, "webhook applied");
+    Ok(())
+}
+
+/// Our attempt behind a PaymentIntent: by its reference, or by the payment
+/// id in its metadata when its reference is not recorded yet (the webhook
+/// overtook the answer to the create call), which records it.
+async fn find_payment(pool: &PgPool, intent: &Intent) -> Result<Option<Uuid>, sqlx::Error> {
+    let known = sqlx::query_scalar!(
+        "SELECT id FROM payments WHERE provider = 'stripe' AND provider_ref = $1",
+        intent.provider_ref
+    )
+    .fetch_optional(pool)
+    .await?;
+    if known.is_some() {
+        return Ok(known);
+    }
+    sqlx::query_scalar!(
+        "UPDATE payments SET provider_ref = $1 WHERE provider = 'stripe' AND id = $2 AND provider_ref IS NULL RETURNING id",
+        intent.provider_ref,
+        intent.payment_id,
+    )
+    .fetch_optional(pool)
+    .await
+}

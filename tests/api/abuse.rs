@@ -1,0 +1,166 @@
+//! Rate limits, CORS, security headers, the admin token and stored secrets.
+
+use reqwest::Method;
+use serde_json::json;
+
+use crate::binary;
+use crate::helpers::{spawn_app, spawn_app_with, TestDb, ADMIN_TOKEN};
+
+#[tokio::test]
+async fn public_posts_are_rate_limited_per_client_with_retry_after() {
+    let app = spawn_app_with(&[("NTS_RATE_LIMIT_PER_MINUTE", "1"), ("NTS_RATE_LIMIT_BURST", "3")]).await;
+    let (event, tt) = app.simple_event(50, 1).await;
+    let path = format!("/api/v1/events/{event}/holds");
+    for _ in 0..3 {
+        app.hold(&event, &tt, 1).await.expect(201);
+    }
+    let limited = app.hold(&event, &tt, 1).await;
+    limited.expect_error(429, "rate_limited");
+    let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&wait), "Retry-After {wait}");
+    assert_eq!(app.counters(&tt).await, (0, 3), "a refused request does nothing");
+    // Reads and the organiser are not limited.
+    app.get(&format!("/api/v1/events/{event}"), None).await.expect(200);
+    app.create_event(&[("More", 100, 10, 2)]).await;
+    // A client cannot dodge the limit by claiming another address: no proxy is trusted.
+    let res = app.client.post(app.url(&path)).header("x-forwarded-for", "198.51.100.7").json(&json!({})).send().await.unwrap();
+    assert_eq!(res.status(), 429);
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
+    let app = spawn_app_with(&[
+        ("NTS_RATE_LIMIT_PER_MINUTE", "1"),
+        ("NTS_RATE_LIMIT_BURST", "1"),
+        ("NTS_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let (event, tt) = app.simple_event(50, 1).await;
+    let path = format!("/api/v1/events/{event}/holds");
+    let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
+    let send = |client: &'static str| {
+        let req = app.client.post(app.url(&path)).header("x-forwarded-for", client).json(&body);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(send("198.51.100.7").await, 201);
+    assert_eq!(send("198.51.100.7").await, 429);
+    assert_eq!(send("198.51.100.8").await, 201, "another client behind the same proxy");
+    // What the client itself wrote before our proxy's entry does not count.
+    assert_eq!(send("203.0.113.1, 198.51.100.7").await, 429);
+}
+
+#[tokio::test]
+async fn pages_and_answers_carry_security_headers() {
+    let app = spawn_app().await;
+    for path in ["/", "/admin.html", "/docs/"] {
+        let res = app.client.get(app.url(path)).send().await.unwrap();
+        assert_eq!(res.status(), 200, "{path}");
+        let h = res.headers();
+        let csp = h["content-security-policy"].to_str().unwrap();
+        assert!(csp.starts_with("default-src 'self'"), "{path}: {csp}");
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert!(!csp.contains("script-src 'self' 'unsafe"), "{path}: scripts only from our origin: {csp}");
+        assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+        assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+    }
+    for path in ["/api/v1/events", "/api/v1/nothing", "/healthz"] {
+        let answer = app.get(path, None).await;
+        assert_eq!(answer.headers["x-content-type-options"], "nosniff", "{path}");
+        assert!(answer.headers.get("access-control-allow-origin").is_none(), "CORS is off by default");
+    }
+    let preflight = app
+        .client
+        .request(Method::OPTIONS, app.url("/api/v1/events"))
+        .header("origin", "https://evil.example")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert!(preflight.headers().get("access-control-allow-origin").is_none());
+}
+
+#[tokio::test]
+async fn listed_origins_may_call_the_api_from_a_browser() {
+    let app = spawn_app_with(&[("NTS_CORS_ORIGINS", "https://shop.example.com")]).await;
+    let preflight = |origin: &'static str| {
+        app.client
+            .request(Method::OPTIONS, app.url("/api/v1/events/x/holds"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "content-type, idempotency-key, authorization")
+            .send()
+    };
+    let ok = preflight("https://shop.example.com").await.unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example.com");
+    let other = preflight("https://evil.example").await.unwrap();
+    assert!(other.headers().get("access-control-allow-origin").is_none());
+    let get = app.client.get(app.url("/api/v1/events")).header("origin", "https://shop.example.com").send().await.unwrap();
+    assert_eq!(get.headers()["access-control-allow-origin"], "https://shop.example.com");
+}
+
+#[tokio::test]
+async fn only_the_exact_admin_token_opens_the_admin_api() {
+    let app = spawn_app().await;
+    let mut last_byte = ADMIN_TOKEN.to_owned();
+    last_byte.pop();
+    last_byte.push('!');
+    let near_misses = [
+        last_byte,
+        ADMIN_TOKEN[..ADMIN_TOKEN.len() - 1].to_owned(),
+        format!("{ADMIN_TOKEN}x"),
+        ADMIN_TOKEN.to_uppercase(),
+        format!(" {ADMIN_TOKEN}x"),
+    ];
+    for token in &near_misses {
+        app.get("/api/v1/admin/events", Some(token)).await.expect_error(403, "forbidden");
+    }
+    app.get("/api/v1/admin/events", Some(ADMIN_TOKEN)).await.expect(200);
+}
+
+#[test]
+fn a_short_admin_token_stops_the_server_at_startup() {
+    let db = TestDb::new();
+    for token in ["short", &"x".repeat(31)] {
+        let out = binary::command(&db.url, &[("NTS_ADMIN_TOKEN", token)]).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("NTS_ADMIN_TOKEN") && stderr.contains("32"), "{stderr}");
+        assert!(!stderr.contains(token), "the refused token is not echoed: {stderr}");
+    }
+}
+
+#[tokio::test]
+async fn a_database_dump_holds_no_buyer_secret() {
+    let app = spawn_app().await;
+    let (event, tt) = app.simple_event(10, 2).await;
+    // As the pages do it: every write with an Idempotency-Key, so answers carrying secrets are stored.
+    let body = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
+    let hold = app.call_on(0, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, Some("k-hold")).await;
+    let hold_secret = hold.expect(201)["secret"].as_str().unwrap().to_owned();
+    let checkout_path = format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap());
+    let checkout = app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
+    let order_secret = checkout.expect(201)["order"]["secret"].as_str().unwrap().to_owned();
+    let confirm = format!("/api/v1/payments/simulated/{}/confirm", checkout.body["payment"]["id"].as_str().unwrap());
+    app.call_on(0, Method::POST, &confirm, Some(&json!({"outcome": "succeeded"})), Some(&order_secret), Some("k-pay")).await.expect(200);
+    // A retry still gets the secret back: replays work from what is stored.
+    let replay = app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
+    assert_eq!(replay.expect(201)["order"]["secret"], order_secret.as_str());
+    assert!(hold_secret.len() >= 22 && order_secret.len() >= 22, "at least 128 bits, base64url");
+
+    let dump = std::process::Command::new("pg_dump").args(["--data-only", "--inserts", &app.db.url]).output().unwrap();
+    assert!(dump.status.success(), "{}", String::from_utf8_lossy(&dump.stderr));
+    let dump = String::from_utf8_lossy(&dump.stdout);
+    assert!(dump.contains("INSERT INTO public.orders"), "the dump has the data");
+    assert!(dump.contains("INSERT INTO public.idempotency_keys"), "the stored answers are in the dump");
+    for secret in [hold_secret.as_str(), order_secret.as_str(), "k-hold", "k-checkout"] {
+        assert!(!dump.contains(secret), "{secret} is in the database dump");
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!dump.contains(&hex), "{secret} is in the database dump as bytes");
+    }
+    // And the stored hash does not open the order.
+    let order = format!("/api/v1/orders/{}", checkout.body["order"]["id"].as_str().unwrap());
+    let hash: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM orders").fetch_one(&app.pool).await.unwrap();
+    let hash_hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
+    app.get(&order, Some(&hash_hex)).await.expect_error(404, "not_found");
+}

@@ -1,0 +1,137 @@
+//! Runs the real `nts` binary (for signals, startup checks and its logs).
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use crate::helpers::ADMIN_TOKEN;
+
+pub struct NtsProcess {
+    pub child: Child,
+    pub port: u16,
+    /// Everything the process wrote to stdout and stderr so far (its log), without colours.
+    pub log: Arc<Mutex<String>>,
+}
+
+/// The environment every spawned nts gets unless `env` overrides it.
+fn base_env(database_url: &str) -> Vec<(String, String)> {
+    [
+        ("NTS_ADDRESS", "127.0.0.1:0"),
+        ("DATABASE_URL", database_url),
+        ("NTS_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("NTS_DEMO", "false"),
+        ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+        ("NTS_RECONCILE_MS", "200"),
+        ("RUST_LOG", "info"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
+}
+
+/// `NTS_BIN` when set (tests/run.sh sets it), else the binary cargo built with these tests.
+pub fn nts_binary() -> String {
+    std::env::var("NTS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nts").to_owned())
+}
+
+pub fn command(database_url: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(nts_binary());
+    cmd.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    for (k, v) in base_env(database_url) {
+        cmd.env(k, v);
+    }
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd
+}
+
+impl NtsProcess {
+    /// Starts nts and waits until it logs the port it serves on.
+    pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
+        let mut child = command(database_url, env).spawn().expect("nts starts");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
+        let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
+        for stream in [stdout, stderr] {
+            let sink = log.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut log = sink.lock().unwrap();
+                    log.push_str(&strip_colours(&line));
+                    log.push('\n');
+                }
+            });
+        }
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let text = log.lock().unwrap().clone();
+            if let Some(port) = text.lines().find(|l| l.contains("nts is serving")).and_then(|l| {
+                let rest = &l[l.find("port=")? + 5..];
+                rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
+            }) {
+                break port;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("nts exited with {status} before serving:\n{text}");
+            }
+            assert!(Instant::now() < deadline, "nts did not start:\n{text}");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        NtsProcess { child, port, log }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill").args([&format!("-{name}"), &self.child.id().to_string()]).status().unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit; answers its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(Instant::now() < deadline, "nts did not exit within {within:?}:\n{}", self.log.lock().unwrap());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for NtsProcess {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Removes ANSI escape sequences (`ESC [ ... letter`).
+fn strip_colours(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for d in chars.by_ref() {
+                if d.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}

@@ -1,0 +1,233 @@
+//! localstripe and the fault-injecting proxy (tests/stripe/emulator.py), one
+//! pair per test, and two nts instances on one database talking to Stripe
+//! through the proxy.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+
+use futures_util::TryStreamExt;
+use nts::payments::stripe::StripeGateway;
+use serde_json::{json, Value};
+use stripe_core::payment_intent::ListPaymentIntent;
+use stripe_core::refund::ListRefund;
+use stripe_core::{PaymentIntent, Refund};
+
+use crate::helpers::{new_app, TestApp, ADMIN_TOKEN};
+
+pub const WEBHOOK_SECRET: &str = "whsec_nts_test_secret";
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+pub struct Emulator {
+    child: Child,
+    /// localstripe itself: what the test checks against.
+    pub stripe_url: String,
+    /// The proxy nts talks to.
+    pub proxy_url: String,
+    pub http: reqwest::Client,
+    pub client: ::stripe::Client,
+}
+
+/// Installs localstripe (tests/stripe/setup.sh) once per test run if it is missing.
+fn python() -> String {
+    static SETUP: Mutex<bool> = Mutex::new(false);
+    let python = format!("{ROOT}/tests/stripe/.venv/bin/python");
+    let mut done = SETUP.lock().unwrap_or_else(|e| e.into_inner());
+    if !*done {
+        let status = Command::new("bash").arg(format!("{ROOT}/tests/stripe/setup.sh")).status().expect("run tests/stripe/setup.sh");
+        assert!(status.success(), "tests/stripe/setup.sh failed: localstripe is needed for the Stripe tests");
+        *done = true;
+    }
+    python
+}
+
+impl Emulator {
+    pub fn start() -> Emulator {
+        let mut child = Command::new(python())
+            .arg(format!("{ROOT}/tests/stripe/emulator.py"))
+            .current_dir(format!("{ROOT}/tests/stripe"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start tests/stripe/emulator.py");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).expect("emulator ports");
+        let ports: Value = serde_json::from_str(&line).unwrap_or_else(|_| panic!("emulator did not start: {line:?}"));
+        let stripe_url = format!("http://127.0.0.1:{}", ports["stripe"]);
+        let proxy_url = format!("http://127.0.0.1:{}", ports["proxy"]);
+        let client = ::stripe::ClientBuilder::new("sk_test_emulator").url(format!("{stripe_url}/")).build().unwrap();
+        Emulator { child, stripe_url, proxy_url, http: reqwest::Client::new(), client }
+    }
+
+    /// The next `times` calls `method path` (a regex) meet `fault`: "lose", "timeout" or "error".
+    pub async fn fault(&self, method: &str, path: &str, fault: &str, times: u32) {
+        let spec = json!({"method": method, "path": path, "fault": fault, "times": times, "seconds": 4});
+        let res = self.http.post(format!("{}/_proxy/faults", self.proxy_url)).json(&spec).send().await.unwrap();
+        assert!(res.status().is_success());
+    }
+
+    /// The calls the proxy saw: {method, path, key, status, how}.
+    pub async fn calls(&self) -> Vec<Value> {
+        self.http.get(format!("{}/_proxy/calls", self.proxy_url)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn register_webhook(&self, id: &str, url: &str) {
+        let res = self
+            .http
+            .post(format!("{}/_config/webhooks/{id}", self.stripe_url))
+            .form(&[("url", url), ("secret", WEBHOOK_SECRET)])
+            .send()
+            .await
+            .unwrap();
+        assert!(res.status().is_success(), "register webhook: {}", res.status());
+    }
+
+    /// Every PaymentIntent at the emulator, through async-stripe.
+    pub async fn payment_intents(&self) -> Vec<PaymentIntent> {
+        ListPaymentIntent::new().limit(100).paginate().stream(&self.client).try_collect().await.expect("list PaymentIntents")
+    }
+
+    pub async fn intents_of(&self, order_id: &str) -> Vec<PaymentIntent> {
+        let mut all = self.payment_intents().await;
+        all.retain(|pi| pi.metadata.get("order_id").map(String::as_str) == Some(order_id));
+        all
+    }
+
+    pub async fn refunds(&self) -> Vec<Refund> {
+        ListRefund::new().limit(100).paginate().stream(&self.client).try_collect().await.expect("list refunds")
+    }
+
+    /// A card PaymentMethod from a test card number.
+    pub async fn card(&self, number: &str) -> String {
+        let form = [("type", "card"), ("card[number]", number), ("card[exp_month]", "12"), ("card[exp_year]", "2040"), ("card[cvc]", "123")];
+        let pm: Value = self
+            .http
+            .post(format!("{}/v1/payment_methods", self.stripe_url))
+            .bearer_auth("sk_test_emulator")
+            .form(&form)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        pm["id"].as_str().expect("payment method id").to_owned()
+    }
+
+    /// What Stripe.js's `handleNextAction` does after the buyer passes 3-D
+    /// Secure; answers whether Stripe took it (not once the intent is canceled).
+    pub async fn authenticate(&self, payment_intent: &str, client_secret: &str) -> bool {
+        self
+            .http
+            .post(format!("{}/v1/payment_intents/{payment_intent}/_authenticate", self.stripe_url))
+            .form(&[("client_secret", client_secret), ("success", "true"), ("key", "pk_test_emulator")])
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .is_success()
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Two nts instances on one database, paying through the emulator; with
+/// `webhooks`, each instance is registered as a webhook endpoint (so every
+/// event reaches both at once).
+pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (TestApp, Emulator) {
+    let emulator = Emulator::start();
+    let js = format!("{}/js.stripe.com/v3/", emulator.stripe_url);
+    let mut all = vec![
+        ("NTS_STRIPE_SECRET_KEY", "sk_test_nts"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_nts"),
+        ("NTS_STRIPE_WEBHOOK_SECRET", WEBHOOK_SECRET),
+        ("NTS_STRIPE_API_BASE", emulator.proxy_url.as_str()),
+        ("NTS_STRIPE_JS_URL", js.as_str()),
+        ("NTS_STRIPE_TIMEOUT_MS", "1500"),
+    ];
+    all.extend_from_slice(settings);
+    let mut app = new_app(&all).await;
+    for i in 0..2 {
+        app.start_instance_with(|config| Arc::new(StripeGateway::new(config.stripe.as_ref().expect("Stripe settings")).unwrap()))
+            .await;
+        if webhooks {
+            let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[i].address);
+            emulator.register_webhook(&format!("nts{i}"), &url).await;
+        }
+    }
+    (app, emulator)
+}
+
+/// Checkout of `quantity` tickets at 9.99 GBP on a fresh event; answers (order id, order secret, ticket type id).
+pub async fn stripe_order(app: &TestApp, quantity: i64) -> (String, String, String) {
+    let (event, tt) = app.simple_event(100, 10).await;
+    let checkout = app.checkout(&event, &tt, quantity).await;
+    assert!(checkout["payment"].is_null(), "under Stripe the first attempt comes with the card: {checkout}");
+    let order = &checkout["order"];
+    (order["id"].as_str().unwrap().to_owned(), order["secret"].as_str().unwrap().to_owned(), tt)
+}
+
+/// POST /orders/{id}/payments with a PaymentMethod, on instance `on`.
+pub async fn pay(app: &TestApp, on: usize, order: &str, secret: &str, pm: &str) -> crate::helpers::Answer {
+    let path = format!("/api/v1/orders/{order}/payments");
+    app.call_on(on, reqwest::Method::POST, &path, Some(&json!({"payment_method": pm})), Some(secret), None).await
+}
+
+pub async fn order_status(app: &TestApp, order: &str) -> String {
+    sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid").bind(order).fetch_one(&app.pool).await.unwrap()
+}
+
+pub async fn audit(app: &TestApp) -> Value {
+    app.get("/api/v1/admin/payments/audit", Some(ADMIN_TOKEN)).await.expect(200).clone()
+}
+
+#[track_caller]
+pub fn assert_clean(report: &Value) {
+    assert_eq!(report["mismatches"], json!([]), "audit: {report:#}");
+}
+
+/// Waits until no attempt is open and no refund is owed, then asserts that
+/// the audit finds nothing: the success criterion of every payment test.
+pub async fn settled_and_audited(app: &TestApp) -> Value {
+    app.eventually(30, || async {
+        let open: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM payments WHERE status IN ('created', 'processing', 'requires_action', 'refund_pending')",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+        open == 0
+    })
+    .await;
+    let report = audit(app).await;
+    assert_clean(&report);
+    report
+}
+
+/// A webhook delivery signed like Stripe's (`t` seconds since the epoch).
+pub async fn deliver(app: &TestApp, on: usize, body: &str, signature: Option<String>) -> crate::helpers::Answer {
+    let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[on].address);
+    let mut req = app.client.post(url).header("content-type", "application/json").body(body.to_owned());
+    if let Some(sig) = signature {
+        req = req.header("Stripe-Signature", sig);
+    }
+    let res = req.send().await.unwrap();
+    let status = res.status();
+    let headers = res.headers().clone();
+    let body = res.json().await.unwrap_or(Value::Null);
+    crate::helpers::Answer { status, body, headers }
+}
+
+pub fn signed(body: &str, t: i64) -> String {
+    format!("t={t},v1={}", nts::payments::signature::sign(body.as_bytes(), WEBHOOK_SECRET, t))
+}
+
+pub fn now() -> i64 {
+    time::OffsetDateTime::now_utc().unix_timestamp()
+}
