@@ -3,6 +3,8 @@
 pub mod events;
 pub mod holds;
 pub mod orders;
+#[cfg(debug_assertions)]
+mod unguarded;
 pub mod views;
 
 use actix_web::web;
