@@ -5,7 +5,7 @@ use std::future::{ready, Ready};
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
-use crate::domain::secret::hash_secret;
+use crate::domain::secret::{derive_secret, hash_secret};
 use crate::error::ApiError;
 use crate::startup::AppState;
 
@@ -14,6 +14,14 @@ use crate::startup::AppState;
 /// nobody learns whether an id exists.
 pub struct BuyerSecret {
     pub hash: Vec<u8>,
+    token: String,
+}
+
+impl BuyerSecret {
+    /// A secret derived from this one, for `purpose` (see `derive_secret`).
+    pub fn derive(&self, purpose: &str) -> String {
+        derive_secret(&self.token, purpose)
+    }
 }
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
@@ -28,7 +36,7 @@ impl FromRequest for BuyerSecret {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match bearer(req) {
-            Some(token) if token.len() <= 128 => Ok(BuyerSecret { hash: hash_secret(token) }),
+            Some(token) if token.len() <= 128 => Ok(BuyerSecret { hash: hash_secret(token), token: token.to_owned() }),
             _ => Err(ApiError::NotFound("no such resource")),
         })
     }

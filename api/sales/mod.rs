@@ -5,6 +5,8 @@ pub mod events;
 pub mod hold_batcher;
 pub mod holds;
 pub mod orders;
+#[cfg(debug_assertions)]
+mod unguarded;
 pub mod views;
 
 use actix_web::web;

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use nts::payments::gateway::{GatewayError, Intent, IntentRequest, PaymentGateway, PaymentMethod, Provider};
 use nts::payments::simulated::SimulatedGateway;
+use reqwest::Method;
 use serde_json::json;
 
 use crate::helpers::{spawn_app, spawn_app_with, ADMIN_TOKEN};
@@ -73,19 +74,53 @@ async fn orders_are_visible_only_with_their_secret() {
 }
 
 #[tokio::test]
-async fn a_hold_is_checked_out_once() {
+async fn a_hold_is_checked_out_once_and_a_repeat_gets_the_same_order() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
     let hold = app.hold(&event, &tt, 1).await.expect(201).clone();
     let path = format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
-    app.post(&path, &json!({}), hold["secret"].as_str()).await.expect(201);
-    app.post(&path, &json!({}), hold["secret"].as_str()).await.expect_error(409, "hold_checked_out");
+    let first = app.post(&path, &json!({}), hold["secret"].as_str()).await.expect(201).clone();
+    let again = app.post(&path, &json!({}), hold["secret"].as_str()).await.expect(201).clone();
+    assert_eq!(again["order"]["id"], first["order"]["id"]);
+    assert_eq!(again["order"]["secret"], first["order"]["secret"]);
+    assert_eq!(again["payment"]["id"], first["payment"]["id"]);
+    app.post(&path, &json!({}), Some("not-the-hold-secret")).await.expect_error(404, "not_found");
     let orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders").fetch_one(&app.pool).await.unwrap();
     assert_eq!(orders, 1);
     let hold_path = format!("/api/v1/holds/{}", hold["id"].as_str().unwrap());
     let seen = app.get(&hold_path, hold["secret"].as_str()).await;
     assert_eq!(seen.expect(200)["status"], "checked_out");
     assert!(seen.body["order_id"].as_str().is_some());
+}
+
+/// Regression, found by nts-torture: a checkout whose instance was killed
+/// after the commit left its Idempotency-Key without an answer; the retry ran
+/// again and got 409 `hold_checked_out`, so the buyer never got the order
+/// secret, could not pay, and the seats stayed blocked until the order expired.
+#[tokio::test]
+async fn a_checkout_retried_after_its_answer_was_lost_gets_the_same_order() {
+    let app = spawn_app().await;
+    let (event, tt) = app.simple_event(10, 4).await;
+    let hold = app.hold(&event, &tt, 2).await.expect(201).clone();
+    let path = format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
+    let body = json!({});
+    let checkout = || app.call_on(0, Method::POST, &path, Some(&body), hold["secret"].as_str(), Some("checkout-1"));
+    let first = checkout().await.expect(201).clone();
+    // The instance dies before storing the answer: the key is left claimed
+    // without one, and is taken over once it is old enough.
+    sqlx::query(
+        "UPDATE idempotency_keys SET response_status = NULL, response_body = NULL, created_at = now() - interval '1 hour'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let retry = checkout().await.expect(201).clone();
+    assert_eq!(retry["order"]["id"], first["order"]["id"]);
+    assert_eq!(retry["order"]["secret"], first["order"]["secret"]);
+    assert_eq!(retry["payment"]["id"], first["payment"]["id"]);
+    let order_path = format!("/api/v1/orders/{}", first["order"]["id"].as_str().unwrap());
+    app.get(&order_path, retry["order"]["secret"].as_str()).await.expect(200);
+    assert_eq!(app.counters(&tt).await, (0, 2), "one order holds the seats");
 }
 
 #[tokio::test]

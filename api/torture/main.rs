@@ -1,0 +1,218 @@
+//! `nts-torture`: the whole sale under fire, end to end, against real nts
+//! processes on a fresh database. See `nts-torture --help` and settings.rs.
+//!
+//! Exit status: 0 every invariant held; 1 an invariant failed; 2 the run
+//! itself could not be made (bad flags, no database, an instance would not
+//! start, the planned PostgreSQL restart did not happen).
+
+mod audit;
+mod buyer;
+mod chaos;
+mod client;
+mod cluster;
+mod database;
+mod monitor;
+mod report;
+mod settings;
+mod stats;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use uuid::Uuid;
+
+use buyer::Plan;
+use client::Api;
+use cluster::Cluster;
+use database::Database;
+use settings::Settings;
+use stats::Stats;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let settings = match settings::parse(std::env::args().skip(1).collect()) {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            print!("{}", settings::USAGE);
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("nts-torture: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    tokio::select! {
+        result = run(settings) => match result {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                eprintln!("nts-torture: {e:#}");
+                ExitCode::from(2)
+            }
+        },
+        _ = tokio::signal::ctrl_c() => {
+            eprintln!("nts-torture: interrupted; stopping the instances");
+            ExitCode::from(130)
+        }
+    }
+}
+
+/// Answers whether every invariant held.
+async fn run(s: Settings) -> anyhow::Result<bool> {
+    println!(
+        "nts-torture: seed {} · profile {} · {} instances · {} buyers over {} s",
+        s.seed,
+        s.profile,
+        s.instances,
+        s.buyers,
+        s.duration.as_secs()
+    );
+    let pg_cluster = match (&s.pg_cluster, s.pg_restart) {
+        (_, false) => None,
+        (Some(c), true) => Some(c.clone()),
+        (None, true) => Some(cluster::find_pg_cluster()?),
+    };
+    anyhow::ensure!(s.nts.is_file(), "no nts binary at {} (build it with `cargo build --bins`, or pass --nts)", s.nts.display());
+    let db = Arc::new(Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
+    println!("  database {}{}", db.name, if s.break_inventory_guard { " (inventory CHECK dropped)" } else { "" });
+    let result = sale(&s, &db, pg_cluster).await;
+    if s.keep_db {
+        println!("kept database {} ({})", db.name, db.url);
+    } else if let Err(e) = db.drop_it().await {
+        eprintln!("nts-torture: could not drop database {}: {e:#}", db.name);
+    }
+    result
+}
+
+/// The run proper, on its fresh database.
+async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> anyhow::Result<bool> {
+    let admin_token = format!("torture-admin-{:032x}", rand::random::<u128>());
+    let logs = std::env::temp_dir().join(format!("nts-torture-{}", db.name));
+    let cluster = Arc::new(Cluster::new(&s.nts, instance_env(s, db, &admin_token), logs, s.instances)?);
+    for i in 0..cluster.len() {
+        cluster.ensure_up(i).await?;
+    }
+    println!("  {} instances on ports {:?}; logs in {}", cluster.len(), cluster.ports(), cluster.logs().display());
+
+    let stats = Arc::new(Stats::default());
+    let api = Arc::new(Api::new(&cluster.ports(), s.client_timeout, stats.clone())?);
+    let sale = Arc::new(buyer::create_sale(&api, &admin_token, s.buyers, s.seed).await?);
+    let event_id: Uuid = sale.event_id.parse().context("the event id is not a UUID")?;
+    for t in &sale.types {
+        println!("  ticket type {:<8} capacity {:>5}, max {} per order", t.name, t.capacity, t.max_per_order);
+    }
+
+    let started = Instant::now();
+    let mut rng = StdRng::seed_from_u64(s.seed);
+    let (stop, stop_rx) = watch::channel(false);
+    let schedule = chaos::Schedule {
+        seed: s.seed,
+        kill_every: s.kill_every,
+        pg_restart: pg_cluster.map(|c| (c, s.duration.mul_f64(rng.gen_range(0.3..0.7)))),
+    };
+    let pg_planned = schedule.pg_restart.is_some();
+    let chaos = tokio::spawn(chaos::run(cluster.clone(), stats.clone(), schedule, stop_rx.clone()));
+    let monitor = tokio::spawn(monitor::run(db.clone(), event_id, stats.clone(), stop_rx));
+    let progress = tokio::spawn(progress(stats.clone(), cluster.clone(), s.buyers, started));
+    let plan = Arc::new(Plan {
+        seed: s.seed,
+        arrive_within: s.duration,
+        hold_seconds: s.hold_seconds,
+        order_seconds: s.order_seconds,
+    });
+    let mut buyers = JoinSet::new();
+    for n in 0..s.buyers {
+        let (api, sale, plan, stats) = (api.clone(), sale.clone(), plan.clone(), stats.clone());
+        buyers.spawn(async move { buyer::buy(n, &api, &sale, &plan, &stats).await });
+    }
+    while let Some(done) = buyers.join_next().await {
+        done.context("a buyer task panicked")?;
+    }
+    let load = started.elapsed();
+    let _ = stop.send(true);
+    chaos.await?;
+    monitor.await?;
+    for i in 0..cluster.len() {
+        cluster.ensure_up(i).await?;
+    }
+    println!("  load done after {:.0} s; letting the reconciler settle everything", load.as_secs_f64());
+
+    let pool = db.pool(2).await?;
+    let settled = audit::settle(&pool, s.settle).await;
+    let audit = audit::audit(&pool, event_id, &stats, s.settle).await?;
+    progress.abort();
+    pool.close().await;
+    cluster.stop_all();
+    report::print(&report::Run {
+        settings: s,
+        stats: &stats,
+        audit: &audit,
+        load,
+        settled,
+        log_problems: cluster.log_problems(),
+        logs: cluster.logs().display().to_string(),
+    });
+    anyhow::ensure!(
+        !pg_planned || stats.pg_restarts.get() == 1,
+        "the planned PostgreSQL restart did not happen (see above); the run does not count"
+    );
+    Ok(audit.passed())
+}
+
+fn instance_env(s: &Settings, db: &Database, admin_token: &str) -> Vec<(String, String)> {
+    let mut env: Vec<(String, String)> = [
+        ("DATABASE_URL", db.url.clone()),
+        ("NTS_DEMO", "false".into()),
+        ("NTS_ADMIN_TOKEN", admin_token.into()),
+        ("NTS_DB_POOL_SIZE", "10".into()),
+        // Every simulated buyer comes from 127.0.0.1: a per-address limit would throttle the whole crowd.
+        ("NTS_RATE_LIMIT_PER_MINUTE", "0".into()),
+        ("NTS_HOLD_SECONDS", s.hold_seconds.to_string()),
+        ("NTS_ORDER_SECONDS", s.order_seconds.to_string()),
+        ("NTS_RECONCILE_MS", s.reconcile_ms.to_string()),
+        ("NTS_SIM_DECLINE_RATE", s.faults.decline_rate.to_string()),
+        ("NTS_SIM_LOST_RESPONSE_RATE", s.faults.lost_rate.to_string()),
+        ("NTS_SIM_SLOW_RATE", s.faults.slow_rate.to_string()),
+        ("NTS_SIM_SLOW_MS", s.faults.slow_ms.to_string()),
+        ("NO_COLOR", "1".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect();
+    if s.break_inventory_guard {
+        env.push(("NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD".into(), "1".into()));
+    }
+    env
+}
+
+async fn progress(stats: Arc<Stats>, cluster: Arc<Cluster>, buyers: usize, started: Instant) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        println!(
+            "  [{:>4.0}s] buyers done {}/{} · requests {} · holds {} · orders {} · paid {} · kills {} · pg restarts {} · \
+             instances up {}/{} · retried 503s {} · 5xx {} · unexpected {}",
+            started.elapsed().as_secs_f64(),
+            stats.buyers_done.get(),
+            buyers,
+            stats.requests.get(),
+            stats.holds.get(),
+            stats.orders.get(),
+            stats.paid.get(),
+            stats.kills.get(),
+            stats.pg_restarts.get(),
+            cluster.up().len(),
+            cluster.len(),
+            stats.retried_503_total(),
+            stats.bad_5xx.get(),
+            stats.unexpected.get(),
+        );
+    }
+}

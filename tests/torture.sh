@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The torture test (issue 6), small profile, as run in CI:
+#  1. `nts-torture --profile small` must pass: 3 nts processes, 300 buyers,
+#     SIGKILLed instances, a PostgreSQL restart, a misbehaving provider, and
+#     every invariant checked from the database afterwards;
+#  2. the same tool against a deliberately broken inventory guard must fail
+#     with oversold seats, or the checker proves nothing.
+#
+# Needs: cargo; a PostgreSQL server (NTS_TORTURE_POSTGRES, else DATABASE_URL's
+# server, else postgres://postgres@127.0.0.1:5432) whose user may create databases; for the
+# PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
+# skipped otherwise, with a note). The broken mode exists only in debug builds,
+# which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
+# NTS_TORTURE_BIN to a directory holding prebuilt nts and nts-torture to skip the build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -n "${NTS_TORTURE_BIN:-}" ]; then
+    bin="$NTS_TORTURE_BIN" # prebuilt debug nts and nts-torture, e.g. when the target dir is shared
+else
+    cargo build --bins
+    bin="${CARGO_TARGET_DIR:-target}/debug"
+fi
+common=(${NTS_TORTURE_POSTGRES:+--postgres "$NTS_TORTURE_POSTGRES"})
+restart=()
+if ! command -v pg_ctlcluster >/dev/null || [ "$(id -u)" -ne 0 ]; then
+    echo "torture: pg_ctlcluster is missing or we are not root: running without the PostgreSQL restart"
+    restart=(--no-pg-restart)
+fi
+
+echo "== torture: small profile =="
+"$bin/nts-torture" --profile small "${common[@]}" "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
+
+echo "== torture: a deliberately broken inventory guard must be caught =="
+set +e
+out=$("$bin/nts-torture" --profile small --break-inventory-guard --no-pg-restart --kill-every 0 \
+    --buyers 200 --duration 5 "${common[@]}" 2>&1)
+status=$?
+set -e
+tail -n 22 <<<"$out"
+if [ "$status" -ne 1 ] || ! grep -Eq '^\| oversold seats +\| +[1-9][0-9]* \| FAIL' <<<"$out"; then
+    echo "torture: FAILED: the broken build was not reported as overselling (exit $status); the checker cannot be trusted"
+    exit 1
+fi
+echo "torture: ok: the broken build was caught (oversold seats reported, exit 1)"
