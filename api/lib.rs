@@ -5,6 +5,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod batching;
 pub mod body_limit;
 pub mod config;
 pub mod cors;
@@ -21,3 +22,5 @@ pub mod sales;
 pub mod security_headers;
 pub mod startup;
 pub mod telemetry;
+#[cfg(test)]
+pub(crate) mod test_db;

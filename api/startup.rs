@@ -17,6 +17,8 @@ use crate::payments::simulated::SimulatedGateway;
 use crate::payments::stripe::StripeGateway;
 use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
 use crate::rate_limit::ClientRateLimiter;
+use crate::sales::event_pages::EventPages;
+use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
 use crate::{admin, body_limit, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers};
 
@@ -27,6 +29,10 @@ pub struct AppState {
     pub payments: PaymentService,
     pub limits: Limits,
     pub static_dir: PathBuf,
+    /// Group commit of holds: one queue per ticket type in this instance.
+    pub holds: HoldBatcher,
+    /// Concurrent reads of one event page share one query.
+    pub event_pages: EventPages,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -69,8 +75,16 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let state =
-            web::Data::new(AppState { config, pool, payments, limits: Limits::default(), static_dir: static_dir() });
+        let (holds, event_pages) = (HoldBatcher::new(pool.clone()), EventPages::new(pool.clone()));
+        let state = web::Data::new(AppState {
+            config,
+            pool,
+            payments,
+            limits: Limits::default(),
+            static_dir: static_dir(),
+            holds,
+            event_pages,
+        });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
     }

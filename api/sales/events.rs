@@ -1,10 +1,12 @@
 //! Public reads of events with exact availability.
 
+use actix_web::http::header::ContentType;
 use actix_web::{get, web, HttpResponse};
 use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::event_pages::Page;
 use super::views::{EventView, TicketTypeView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
@@ -109,7 +111,14 @@ pub async fn list_events(state: web::Data<AppState>) -> ApiResult<HttpResponse> 
 )]
 #[get("/events/{event_id}")]
 pub async fn get_event(state: web::Data<AppState>, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
-    let rows = fetch_rows(&state.pool, Some(path.into_inner()), None).await?;
+    let event_id = path.into_inner();
+    match state.event_pages.read(event_id).await {
+        Page::Found(json) => return Ok(HttpResponse::Ok().content_type(ContentType::json()).body(json)),
+        Page::NotFound => return Err(ApiError::NotFound("no such event")),
+        Page::Unavailable { code, message } => return Err(ApiError::Unavailable { code, message }),
+        Page::Failed => {}
+    }
+    let rows = fetch_rows(&state.pool, Some(event_id), None).await?;
     if rows.is_empty() {
         return Err(ApiError::NotFound("no such event"));
     }

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::hold_batcher::{refusal, Facts, HoldBatcher, Outcome, Refusal, Seats, Taken};
 use super::orders::latest_payment;
 use super::views::{CheckoutView, HoldView};
 use crate::auth::BuyerSecret;
@@ -32,7 +33,8 @@ pub struct HoldRequest {
     pub email: String,
 }
 
-/// A validated hold request.
+/// A hold request with a parsed buyer and a quantity of at least 1; `take_seats`
+/// checks it against its event and ticket type.
 pub struct NewHold {
     pub event_id: Uuid,
     pub ticket_type_id: Uuid,
@@ -68,41 +70,89 @@ pub async fn create_hold(
     if req.quantity < 1 {
         return Err(ApiError::validation("quantity must be at least 1"));
     }
-    let tt = sqlx::query!(
-        r#"SELECT e.starts_at > now() AS "on_sale!", t.id AS "id?", t.max_per_order AS "max_per_order?"
-           FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id AND t.id = $2
-           WHERE e.id = $1"#,
-        event_id,
-        req.ticket_type_id
-    )
-    .fetch_optional(&state.pool)
-    .await?
-    .ok_or(ApiError::NotFound("no such event"))?;
-    let Some(max_per_order) = tt.max_per_order else {
-        return Err(ApiError::validation("ticket_type_id is not a ticket type of this event"));
-    };
-    if req.quantity > i64::from(max_per_order) {
-        return Err(ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type")));
-    }
-    if !tt.on_sale {
-        return Err(ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale"));
-    }
-    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity: req.quantity as i32, name, email };
-    let view = take_seats(&state.pool, &hold, state.config.hold_duration.as_secs() as i64).await?;
+    // Anything past i32 is past every max_per_order, and is refused as such.
+    let quantity = req.quantity.min(i64::from(i32::MAX)) as i32;
+    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email };
+    let view = take_seats(&state.holds, &hold, state.config.hold_duration.as_secs() as i64).await?;
     Ok(HttpResponse::Created().json(view))
 }
 
-/// Holds seats in one statement: the counters move only if enough are free.
-/// When they are not, holds whose deadline passed are expired first and the
-/// take is tried once more, so availability is exact without a sweeper race.
-pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
+/// Holds seats through this instance's group commit of holds (see
+/// [`hold_batcher`](super::hold_batcher)), which also checks the event, the
+/// ticket type and the quantity. If that flush fails, the request is checked
+/// and takes its seats alone, with the same hold id.
+pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
     #[cfg(debug_assertions)]
     if super::unguarded::enabled() {
-        return super::unguarded::take_seats(pool, hold, hold_seconds).await;
+        return super::unguarded::take_seats(holds.pool(), hold, hold_seconds).await;
     }
     let id = Uuid::new_v4();
     let secret = new_buyer_secret();
     let secret_hash = hash_secret(&secret);
+    let seats = Seats {
+        event_id: hold.event_id,
+        ticket_type_id: hold.ticket_type_id,
+        id,
+        secret_hash: secret_hash.clone(),
+        quantity: hold.quantity,
+        name: hold.name.as_str().to_owned(),
+        email: hold.email.as_str().to_owned(),
+        hold_seconds: hold_seconds as f64,
+    };
+    let taken = match holds.take(seats).await {
+        Outcome::Held(taken) => taken,
+        Outcome::Refused(why) => return Err(refused(why)),
+        Outcome::Unavailable { code, message } => return Err(ApiError::Unavailable { code, message }),
+        Outcome::Failed => take_seats_alone(holds.pool(), hold, hold_seconds, id, &secret_hash).await?,
+    };
+    Ok(HoldView {
+        id,
+        secret: Some(secret),
+        status: HoldStatus::Active,
+        event_id: hold.event_id,
+        event_name: taken.event_name,
+        ticket_type_id: hold.ticket_type_id,
+        ticket_type_name: taken.ticket_type_name,
+        name: hold.name.as_str().to_owned(),
+        email: hold.email.as_str().to_owned(),
+        quantity: hold.quantity,
+        amount_minor: taken.amount_minor,
+        currency: taken.currency,
+        expires_at: taken.expires_at,
+        order_id: None,
+    })
+}
+
+fn refused(why: Refusal) -> ApiError {
+    match why {
+        Refusal::NoSuchEvent => ApiError::NotFound("no such event"),
+        Refusal::NotThisEvent => ApiError::validation("ticket_type_id is not a ticket type of this event"),
+        Refusal::TooMany { max_per_order } => {
+            ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type"))
+        }
+        Refusal::SalesClosed => ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale"),
+        Refusal::SoldOut => ApiError::sold_out(),
+    }
+}
+
+/// One request on its own: checks it, then holds seats in one statement: the
+/// counters move only if enough are free. When they are not, holds whose
+/// deadline passed are expired first and the take is tried once more, so
+/// availability is exact without a sweeper race.
+async fn take_seats_alone(pool: &PgPool, hold: &NewHold, hold_seconds: i64, id: Uuid, secret_hash: &[u8]) -> ApiResult<Taken> {
+    let facts = sqlx::query!(
+        r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?"
+           FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id AND t.id = $2
+           WHERE e.id = $1"#,
+        hold.event_id,
+        hold.ticket_type_id
+    )
+    .fetch_optional(pool)
+    .await?
+    .map(|r| Facts { on_sale: r.on_sale, max_per_order: r.max_per_order });
+    if let Some(why) = refusal(facts, hold.quantity) {
+        return Err(refused(why));
+    }
     for attempt in 0..2 {
         let row = sqlx::query!(
             r#"WITH taken AS (
@@ -132,21 +182,12 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         .fetch_optional(pool)
         .await?;
         if let Some(r) = row {
-            return Ok(HoldView {
-                id,
-                secret: Some(secret),
-                status: HoldStatus::Active,
-                event_id: hold.event_id,
-                event_name: r.event_name,
-                ticket_type_id: hold.ticket_type_id,
-                ticket_type_name: r.ticket_type_name,
-                name: hold.name.as_str().to_owned(),
-                email: hold.email.as_str().to_owned(),
-                quantity: hold.quantity,
+            return Ok(Taken {
                 amount_minor: r.amount_minor,
                 currency: r.currency,
                 expires_at: r.expires_at,
-                order_id: None,
+                ticket_type_name: r.ticket_type_name,
+                event_name: r.event_name,
             });
         }
         if attempt == 0 && expire_stale_holds(pool, Some(hold.ticket_type_id)).await? == 0 {

@@ -1,6 +1,8 @@
 //! The sale flow: events → holds → orders. Handlers and their SQL live together.
 
+pub mod event_pages;
 pub mod events;
+pub mod hold_batcher;
 pub mod holds;
 pub mod orders;
 #[cfg(debug_assertions)]

@@ -1,0 +1,439 @@
+//! nts-bench: a flash sale against nts, with the one-hot-row baseline.
+//!
+//! Starts nts instances (or targets `--url`), creates an event with one ticket
+//! type, drives many keep-alive clients at it until it sells out, reports
+//! throughput, latency, errors and the server's peak memory, then checks from
+//! the API and the database that the seats taken are exactly the seats
+//! acknowledged. Before that it runs pgbench with the minimal hold transaction
+//! on one hot row (bench/hot_row.sql) and compares. See BENCHMARKS.md.
+
+mod baseline;
+mod check;
+mod db;
+mod http;
+mod load;
+mod machine;
+mod server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use hyper::{Method, StatusCode};
+use serde::Deserialize;
+use uuid::Uuid;
+
+use crate::http::{Conn, Reply};
+use crate::load::{Mode, Plan, Tally};
+
+const USAGE: &str = "\
+nts-bench: a flash sale against nts, with the one-hot-row pgbench baseline
+
+USAGE: nts-bench [OPTIONS]
+  --mode M             holds | purchase | mixed, or several separated by commas [holds]
+  --clients N          concurrent clients, one keep-alive connection each [256]
+  --capacity N         seats of the one ticket type [10000]
+  --quantity N         seats per hold [1]
+  --reads-per-hold N   event-page reads before each hold in mixed mode [3]
+  --max-secs S         stop a mode after S seconds even if seats are left [120]
+  --idempotency-keys   send a fresh Idempotency-Key with every POST, as the pages do
+  --instances N        nts instances to start, clients spread over them [1]
+  --nts PATH           the nts binary [next to this one]
+  --env KEY=VALUE      extra environment for the instances (repeatable)
+  --threads N          load generator threads [1]
+  --url URL            drive a running server instead (needs --admin-token; --database-url
+                       for the database checks, --server-pid for its peak RSS)
+  --admin-token T      admin token of --url [$NTS_ADMIN_TOKEN]
+  --server-pid PID     pid of the --url server
+  --database-url URL   PostgreSQL: where fresh databases are made (the database name is
+                       replaced), or with --url the server's own database
+                       [$DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres]
+  --baseline-secs S    seconds per pgbench run [10]
+  --no-baseline        skip pgbench
+  --keep-db            keep the databases of the run
+  --smoke              a few seconds of everything, for CI: every mode, 8 clients,
+                       capacity 150, 1 s baselines
+";
+
+struct Options {
+    modes: Vec<Mode>,
+    clients: usize,
+    capacity: i64,
+    quantity: i64,
+    reads_per_hold: u32,
+    max_run: Duration,
+    idempotency_keys: bool,
+    instances: usize,
+    nts: PathBuf,
+    env: Vec<(String, String)>,
+    threads: usize,
+    url: Option<String>,
+    admin_token: Option<String>,
+    server_pid: Option<u32>,
+    database_url: String,
+    database_url_given: bool,
+    baseline: Option<Duration>,
+    baseline_clients: Vec<u32>,
+    keep_db: bool,
+}
+
+fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
+    let mut o = Options {
+        modes: vec![Mode::Holds],
+        clients: 256,
+        capacity: 10_000,
+        quantity: 1,
+        reads_per_hold: 3,
+        max_run: Duration::from_secs(120),
+        idempotency_keys: false,
+        instances: 1,
+        nts: server::default_nts_path(),
+        env: Vec::new(),
+        threads: 1,
+        url: None,
+        admin_token: std::env::var("NTS_ADMIN_TOKEN").ok(),
+        server_pid: None,
+        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        database_url_given: false,
+        baseline: Some(Duration::from_secs(10)),
+        baseline_clients: vec![1, 16, 64],
+        keep_db: false,
+    };
+    let mut args = args.peekable();
+    while let Some(flag) = args.next() {
+        let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
+        match flag.as_str() {
+            "--mode" => {
+                o.modes = value()?
+                    .split(',')
+                    .map(|m| Mode::parse(m.trim()).with_context(|| format!("unknown mode {m:?}")))
+                    .collect::<anyhow::Result<_>>()?
+            }
+            "--clients" => o.clients = number(&flag, &value()?, 1, 10_000)?,
+            "--capacity" => o.capacity = number(&flag, &value()?, 1, 1_000_000)?,
+            "--quantity" => o.quantity = number(&flag, &value()?, 1, 100)?,
+            "--reads-per-hold" => o.reads_per_hold = number(&flag, &value()?, 0, 1000)?,
+            "--max-secs" => o.max_run = Duration::from_secs(number(&flag, &value()?, 1, 86_400)?),
+            "--idempotency-keys" => o.idempotency_keys = true,
+            "--instances" => o.instances = number(&flag, &value()?, 1, 64)?,
+            "--nts" => o.nts = value()?.into(),
+            "--env" => {
+                let kv = value()?;
+                let (k, v) = kv.split_once('=').with_context(|| format!("--env wants KEY=VALUE, got {kv:?}"))?;
+                o.env.push((k.to_owned(), v.to_owned()));
+            }
+            "--threads" => o.threads = number(&flag, &value()?, 1, 64)?,
+            "--url" => o.url = Some(value()?.trim_end_matches('/').to_owned()),
+            "--admin-token" => o.admin_token = Some(value()?),
+            "--server-pid" => o.server_pid = Some(number(&flag, &value()?, 1, u32::MAX)?),
+            "--database-url" => {
+                o.database_url = value()?;
+                o.database_url_given = true;
+            }
+            "--baseline-secs" => o.baseline = Some(Duration::from_secs(number(&flag, &value()?, 1, 3600)?)),
+            "--no-baseline" => o.baseline = None,
+            "--keep-db" => o.keep_db = true,
+            "--smoke" => {
+                o.modes = vec![Mode::Holds, Mode::Purchase, Mode::Mixed];
+                o.clients = 8;
+                o.capacity = 150;
+                o.max_run = Duration::from_secs(60);
+                o.baseline = o.baseline.map(|_| Duration::from_secs(1));
+                o.baseline_clients = vec![1, 4];
+            }
+            "--help" | "-h" => {
+                print!("{USAGE}");
+                std::process::exit(0);
+            }
+            other => bail!("unknown option {other:?}\n\n{USAGE}"),
+        }
+    }
+    if o.url.is_some() && o.admin_token.is_none() {
+        bail!("--url needs --admin-token (or NTS_ADMIN_TOKEN)");
+    }
+    Ok(o)
+}
+
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(flag: &str, raw: &str, min: T, max: T) -> anyhow::Result<T> {
+    match raw.parse::<T>() {
+        Ok(v) if v >= min && v <= max => Ok(v),
+        _ => bail!("{flag} wants a whole number from {min} to {max}, got {raw:?}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match parse_args(std::env::args().skip(1)) {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("nts-bench: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(options.threads)
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    match runtime.block_on(run(options)) {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => {
+            eprintln!("nts-bench: SOME CHECKS FAILED (see above)");
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("nts-bench: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs everything; answers whether every check passed.
+async fn run(o: Options) -> anyhow::Result<bool> {
+    let work_dir = std::env::temp_dir().join(format!("nts-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work_dir)?;
+    println!("nts-bench — {}", machine::describe());
+    println!("load average before: {}", machine::load_average());
+
+    let best_baseline = match o.baseline {
+        Some(each) => {
+            println!("\nbaseline: pgbench, bench/hot_row.sql (one hold per transaction on one hot row), {} s per run", each.as_secs());
+            let figures = baseline::run(&o.database_url, &o.baseline_clients, each, &work_dir).await?;
+            for f in &figures {
+                match &f.tps {
+                    Ok(tps) => println!("  {:>3} clients: {tps:>9.0} holds/s", f.clients),
+                    Err(why) => println!("  {:>3} clients: no figure: {why}", f.clients),
+                }
+            }
+            let best = figures.iter().filter_map(|f| f.tps.as_ref().ok()).copied().fold(None, |b: Option<f64>, t| Some(b.map_or(t, |b| b.max(t))));
+            match best {
+                Some(best) => println!("  best: {best:.0} holds/s"),
+                None => println!("  best: none"),
+            }
+            best
+        }
+        None => None,
+    };
+
+    let mut all_ok = true;
+    let mut rows = Vec::new();
+    for &mode in &o.modes {
+        let (ok, row) = run_mode(&o, mode, best_baseline, &work_dir).await?;
+        all_ok &= ok;
+        rows.push(row);
+    }
+    println!("\n| mode | clients | instances | holds/s | purchases/s | p50 ms | p95 ms | p99 ms | max ms | errors | peak RSS MB | × best pgbench | checks |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for row in rows {
+        println!("{row}");
+    }
+    let _ = std::fs::remove_dir_all(&work_dir);
+    Ok(all_ok)
+}
+
+#[derive(Deserialize)]
+struct CreatedEvent {
+    id: Uuid,
+    ticket_types: Vec<CreatedTicketType>,
+}
+
+#[derive(Deserialize)]
+struct CreatedTicketType {
+    id: Uuid,
+}
+
+async fn run_mode(o: &Options, mode: Mode, best_baseline: Option<f64>, work_dir: &std::path::Path) -> anyhow::Result<(bool, String)> {
+    println!("\n== mode {}: {} clients, capacity {}, {} seat(s) per hold ==", mode.as_str(), o.clients, o.capacity, o.quantity);
+    // The target: its addresses, admin token, database (for checks), and our own instances.
+    let admin_token;
+    let mut scratch = None;
+    let mut instances = Vec::new();
+    let addrs: Vec<SocketAddr> = match &o.url {
+        Some(url) => {
+            admin_token = o.admin_token.clone().expect("checked in parse_args");
+            let authority = url.strip_prefix("http://").context("--url must be http://host:port")?;
+            vec![tokio::net::lookup_host(authority).await?.next().context("--url does not resolve")?]
+        }
+        None => {
+            admin_token = nts::domain::secret::random_token(32);
+            let db = db::ScratchDb::create(&o.database_url, mode.as_str()).await?;
+            let mut env = vec![
+                // Holds must outlive the run, so that "taken == acknowledged" is exact.
+                ("NTS_HOLD_SECONDS".to_owned(), "3600".to_owned()),
+                // Every client comes from 127.0.0.1, standing in for thousands of buyers' addresses.
+                ("NTS_RATE_LIMIT_PER_MINUTE".to_owned(), "0".to_owned()),
+            ];
+            env.extend(o.env.iter().cloned());
+            for i in 0..o.instances {
+                match server::spawn(&o.nts, &db.url, &admin_token, &env, work_dir, i).await {
+                    Ok(instance) => instances.push(instance),
+                    Err(e) => {
+                        instances.into_iter().for_each(server::Instance::stop);
+                        db.drop_now().await;
+                        return Err(e);
+                    }
+                }
+            }
+            let addrs = instances.iter().map(|i| i.addr).collect();
+            scratch = Some(db);
+            addrs
+        }
+    };
+    let check_pool = match (&scratch, &o.url) {
+        (Some(db), _) => Some(db.pool.clone()),
+        (None, Some(_)) if o.database_url_given => {
+            Some(sqlx::PgPool::connect(&o.database_url).await.context("connecting to --database-url")?)
+        }
+        _ => None,
+    };
+
+    let result = measure(o, mode, &addrs, &admin_token, check_pool.as_ref(), &instances, best_baseline).await;
+
+    instances.into_iter().for_each(server::Instance::stop);
+    if let Some(db) = scratch {
+        if o.keep_db {
+            println!("kept database {}", db.name);
+        } else {
+            db.drop_now().await;
+        }
+    }
+    result
+}
+
+async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyhow::Result<(Uuid, Uuid)> {
+    let starts_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).format(&time::format_description::well_known::Rfc3339)?;
+    let body = serde_json::json!({
+        "name": "nts-bench flash sale",
+        "venue": "Bench Arena",
+        "starts_at": starts_at,
+        "currency": "GBP",
+        "ticket_types": [{"name": "General", "price_minor": 2500, "capacity": o.capacity, "max_per_order": o.quantity.max(10)}],
+    });
+    let mut conn = Conn::new(addr);
+    match conn.send(Method::POST, "/api/v1/admin/events", Some(admin_token), None, Some(serde_json::to_vec(&body)?.into())).await {
+        Reply::Answer { status: StatusCode::CREATED, body } => {
+            let event: CreatedEvent = serde_json::from_slice(&body)?;
+            Ok((event.id, event.ticket_types.first().context("the event has no ticket type")?.id))
+        }
+        Reply::Answer { status, body } => bail!("creating the event: {status} {}", String::from_utf8_lossy(&body)),
+        Reply::Failed(why) => bail!("creating the event: {why}"),
+    }
+}
+
+async fn measure(
+    o: &Options,
+    mode: Mode,
+    addrs: &[SocketAddr],
+    admin_token: &str,
+    check_pool: Option<&sqlx::PgPool>,
+    instances: &[server::Instance],
+    best_baseline: Option<f64>,
+) -> anyhow::Result<(bool, String)> {
+    let (event_id, ticket_type_id) = create_event(addrs[0], admin_token, o).await?;
+    if let Some(pool) = check_pool {
+        db::vacuum_analyze(pool).await?;
+    }
+    let server_pids: Vec<u32> = match o.server_pid {
+        Some(pid) => vec![pid],
+        None => instances.iter().map(server::Instance::pid).collect(),
+    };
+    let plan = Arc::new(Plan {
+        mode,
+        event_id,
+        ticket_type_id,
+        quantity: o.quantity,
+        reads_per_hold: o.reads_per_hold,
+        idempotency_keys: o.idempotency_keys,
+        deadline: Instant::now() + o.max_run,
+    });
+    let clients = load::connect(&plan, addrs, o.clients).await?;
+    println!("load average at start: {}", machine::load_average());
+
+    let cpu_before = machine::CpuSnapshot::take(&server_pids);
+    let start = Instant::now();
+    let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(c.run())).collect();
+    let mut tally = Tally::default();
+    for t in tasks {
+        tally.merge(t.await?);
+    }
+    let elapsed = load::elapsed_until(start, &tally);
+    let answered: u64 = tally.answers.values().sum();
+    let cpu = machine::CpuSnapshot::take(&server_pids).since(&cpu_before, elapsed, answered);
+    let peak_rss: Option<u64> = server_pids.iter().filter_map(|&p| server::peak_rss(p)).max();
+
+    let secs = elapsed.as_secs_f64().max(1e-9);
+    let holds_per_s = tally.holds.len() as f64 / secs;
+    let purchases_per_s = tally.paid_orders.len() as f64 / secs;
+    println!("elapsed {:.2} s{}", secs, if tally.saw_sold_out { ", sold out" } else { ", not sold out (time limit)" });
+    println!("holds: {} acknowledged, {holds_per_s:.0} holds/s", tally.holds.len());
+    if mode == Mode::Purchase {
+        println!("purchases: {} paid, {purchases_per_s:.0} purchases/s", tally.paid_orders.len());
+    }
+    if mode == Mode::Mixed {
+        println!("event page reads: {}, {:.0} reads/s", tally.read_latency.len(), tally.read_latency.len() as f64 / secs);
+    }
+    let hold_p = load::percentiles(&mut tally.hold_latency);
+    for (what, samples) in [
+        ("hold", &mut tally.hold_latency),
+        ("event read", &mut tally.read_latency),
+        ("purchase (4 steps + order read)", &mut tally.purchase_latency),
+    ] {
+        if let Some(p) = load::percentiles(samples) {
+            println!("latency {what}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms", p.p50, p.p95, p.p99, p.max);
+        }
+    }
+    println!("answers:");
+    for ((status, code), n) in &tally.answers {
+        println!("  {status} {code}: {n}");
+    }
+    if tally.errors.is_empty() {
+        println!("errors: none");
+    } else {
+        println!("errors:");
+        for (kind, (n, example)) in &tally.errors {
+            println!("  {kind}: {n} (e.g. {})", example.chars().take(200).collect::<String>());
+        }
+    }
+    match peak_rss {
+        Some(rss) => println!("server peak RSS: {:.1} MB (VmHWM, largest instance)", rss as f64 / 1048576.0),
+        None => println!("server peak RSS: unknown (no server pid)"),
+    }
+    println!("{cpu}");
+    let ratio = best_baseline.filter(|b| *b > 0.0).map(|b| holds_per_s / b);
+    if let Some(r) = ratio {
+        println!("nts holds/s ÷ best pgbench hot-row figure: {r:.2}×");
+    }
+
+    let expect = check::Expect { mode, event_id, ticket_type_id, quantity: o.quantity, tally: &tally };
+    let mut checks = check::from_api(addrs[0], admin_token, &expect).await?;
+    match check_pool {
+        Some(pool) => checks.extend(check::from_database(pool, &expect).await?),
+        None => println!("database checks skipped: no database (--database-url)"),
+    }
+    checks.push(check::Check { what: format!("no errors ({})", tally.error_count()), ok: tally.error_count() == 0 });
+    println!("checks:");
+    for c in &checks {
+        println!("  {} {}", if c.ok { "ok    " } else { "FAILED" }, c.what);
+    }
+    let all_ok = checks.iter().all(|c| c.ok);
+    let ms = |f: fn(&load::Percentiles) -> f64| hold_p.as_ref().map(|p| format!("{:.1}", f(p))).unwrap_or_default();
+    let row = format!(
+        "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+        mode.as_str(),
+        o.clients,
+        server_pids.len(),
+        holds_per_s,
+        if mode == Mode::Purchase { format!("{purchases_per_s:.0}") } else { "–".into() },
+        ms(|p| p.p50),
+        ms(|p| p.p95),
+        ms(|p| p.p99),
+        ms(|p| p.max),
+        tally.error_count(),
+        peak_rss.map(|r| format!("{:.1}", r as f64 / 1048576.0)).unwrap_or_else(|| "?".into()),
+        ratio.map(|r| format!("{r:.2}")).unwrap_or_else(|| "–".into()),
+        if all_ok { "ok" } else { "FAILED" },
+    );
+    Ok((all_ok, row))
+}

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# A few seconds of nts-bench in every mode (holds, purchase, mixed) with tiny
+# numbers, plus one-second pgbench baselines. Fails only when a correctness
+# check fails (seats taken != holds acknowledged, oversold, unexpected errors);
+# no timing is ever pass/fail.
+#
+# Needs: PostgreSQL reachable at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
+# a role that may create databases) and pgbench on PATH (Debian: in the server package, postgresql-15).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
+# The committed query data (.sqlx/) checks the SQL; DATABASE_URL is only where the bench makes its databases.
+SQLX_OFFLINE=true cargo build --bins
+exec "${CARGO_TARGET_DIR:-target}/debug/nts-bench" --smoke "$@"
