@@ -39,6 +39,10 @@ async fn main() -> ExitCode {
         Some(s) => tracing::info!(api_base = %s.api_base, "payments through Stripe"),
         None => tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves"),
     }
+    if let Err(e) = stop_on_signals(app.handle()) {
+        eprintln!("nts: cannot listen for signals: {e}");
+        return ExitCode::FAILURE;
+    }
     tracing::info!(%address, port = app.port(), "nts is serving");
     match app.run_until_stopped().await {
         Ok(()) => ExitCode::SUCCESS,
@@ -47,4 +51,19 @@ async fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// SIGTERM / SIGINT: stop accepting, let requests in flight finish, then exit.
+fn stop_on_signals(server: actix_web::dev::ServerHandle) -> std::io::Result<()> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: finishing requests in flight, then stopping"),
+            _ = int.recv() => tracing::info!("SIGINT: finishing requests in flight, then stopping"),
+        }
+        server.stop(true).await;
+    });
+    Ok(())
 }

@@ -185,6 +185,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     })
     .listen(listener)?
     .shutdown_timeout(10)
+    // Signals are the binary's business (api/main.rs), so that they are
+    // handled from the moment it says it is serving.
+    .disable_signals()
     .run();
     Ok(server)
 }

@@ -32,6 +32,8 @@ suite "cargo test" cargo test --locked
 suite "browser" node --test --test-concurrency=1 tests/browser/
 # schemathesis fuzzes a live nts against its OpenAPI document (short deterministic run).
 suite "schemathesis" bash tests/schemathesis.sh
+# A few seconds of each flash-sale benchmark mode: checks seats, never timings.
+suite "bench smoke" bash tests/bench_smoke.sh
 # Several nts processes under SIGKILLs, a PostgreSQL restart and a flaky provider (last: it restarts PostgreSQL).
 suite "torture" bash tests/torture.sh
 
