@@ -8,6 +8,7 @@ COPY api api
 COPY migrations migrations
 COPY static static
 COPY tests tests
+COPY bench bench
 RUN cargo build --release --locked --bin nts
 
 FROM debian:bookworm-slim
