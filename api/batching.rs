@@ -132,7 +132,12 @@ mod tests {
         let serve = |served: Arc<AtomicUsize>| {
             move |_key: u8, batch: Vec<Member<u32, u32>>| {
                 served.fetch_add(1, Ordering::SeqCst);
-                async move { batch.into_iter().for_each(|m| { let x = m.item; m.answer(x * 10) }) }
+                async move {
+                    batch.into_iter().for_each(|m| {
+                        let x = m.item;
+                        m.answer(x * 10)
+                    })
+                }
             }
         };
         // Single-threaded runtime: all five are queued before the serving task first runs.
@@ -160,7 +165,9 @@ mod tests {
         let batches: Batches<u8, u32, u32> = Batches::new(10);
         let died = batches.join(1, 1, |_, _batch: Vec<Member<u32, u32>>| async move { panic!("serving failed") }).await;
         assert_eq!(died, None);
-        let fine = batches.join(1, 2, |_, batch: Vec<Member<u32, u32>>| async move { batch.into_iter().for_each(|m| m.answer(0)) }).await;
+        let fine = batches
+            .join(1, 2, |_, batch: Vec<Member<u32, u32>>| async move { batch.into_iter().for_each(|m| m.answer(0)) })
+            .await;
         assert_eq!(fine, Some(0));
     }
 }

@@ -14,9 +14,13 @@ use futures_util::StreamExt;
 use crate::error::ApiError;
 use crate::startup::AppState;
 
-pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let limit = req.app_data::<web::Data<AppState>>().expect("AppState is registered").limits.body_bytes;
-    let declared = req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    let declared =
+        req.headers().get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     match declared {
         Some(length) if length > limit as u64 => {
             return Ok(req.into_response(too_large(limit).error_response()));

@@ -157,7 +157,10 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
             problem: "missing: Stripe needs NTS_STRIPE_SECRET_KEY, NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET together".into(),
         })?;
         if !prefixes.is_empty() && !prefixes.iter().any(|p| value.starts_with(p)) {
-            return Err(ConfigError { variable, problem: format!("expected a key starting with {}", prefixes.join(" or ")) });
+            return Err(ConfigError {
+                variable,
+                problem: format!("expected a key starting with {}", prefixes.join(" or ")),
+            });
         }
         Ok(value)
     };
@@ -229,7 +232,11 @@ fn parse_list<T>(
     item: fn(&str) -> Result<T, String>,
 ) -> Result<Vec<T>, ConfigError> {
     let Some(raw) = get(variable) else { return Ok(Vec::new()) };
-    raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|s| item(s).map_err(|problem| ConfigError { variable, problem })).collect()
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| item(s).map_err(|problem| ConfigError { variable, problem }))
+        .collect()
 }
 
 /// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
@@ -241,9 +248,11 @@ fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
 
 /// `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
 fn parse_origin(raw: &str) -> Result<String, String> {
-    let problem = || format!("expected origins such as https://tickets.example.com (no path, no wildcard), got {raw:?}");
+    let problem =
+        || format!("expected origins such as https://tickets.example.com (no path, no wildcard), got {raw:?}");
     let (scheme, rest) = raw.split_once("://").ok_or_else(problem)?;
-    let host_ok = !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    let host_ok =
+        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
     if matches!(scheme, "http" | "https") && host_ok {
         Ok(raw.to_owned())
     } else {

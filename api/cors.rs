@@ -11,7 +11,11 @@ pub fn middleware(origins: &[String]) -> Condition<Cors> {
         .iter()
         .fold(Cors::default(), |cors, origin| cors.allowed_origin(origin))
         .allowed_methods(["GET", "POST", "DELETE"])
-        .allowed_headers([header::AUTHORIZATION, header::CONTENT_TYPE, header::HeaderName::from_static("idempotency-key")])
+        .allowed_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::HeaderName::from_static("idempotency-key"),
+        ])
         .expose_headers([header::RETRY_AFTER, header::HeaderName::from_static("idempotent-replayed")])
         .max_age(600);
     Condition::new(!origins.is_empty(), cors)

@@ -73,7 +73,9 @@ impl ApiError {
     pub fn code(&self) -> Cow<'static, str> {
         Cow::Borrowed(match self {
             ApiError::NotFound(_) => "not_found",
-            ApiError::Validation { code, .. } | ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => code,
+            ApiError::Validation { code, .. } | ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => {
+                code
+            }
             ApiError::PaymentRefused { code, .. } => return Cow::Owned(code.clone()),
             ApiError::PayloadTooLarge(_) => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_content_type",
@@ -142,12 +144,16 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
-                ApiError::Unavailable { code: "database_unavailable", message: "the database is unavailable; please retry shortly".into() }
+                ApiError::Unavailable {
+                    code: "database_unavailable",
+                    message: "the database is unavailable; please retry shortly".into(),
+                }
             }
             sqlx::Error::Database(db) if db.constraint() == Some("ticket_types_inventory") => ApiError::sold_out(),
-            sqlx::Error::Database(db) if is_connection_loss(db.code().as_deref()) => {
-                ApiError::Unavailable { code: "database_unavailable", message: "the database is unavailable; please retry shortly".into() }
-            }
+            sqlx::Error::Database(db) if is_connection_loss(db.code().as_deref()) => ApiError::Unavailable {
+                code: "database_unavailable",
+                message: "the database is unavailable; please retry shortly".into(),
+            },
             _ => ApiError::Internal(anyhow::Error::new(e).context("database query failed")),
         }
     }
@@ -168,7 +174,9 @@ pub fn json_error_handler(err: actix_web::error::JsonPayloadError, _req: &actix_
         }
         E::ContentType => ApiError::UnsupportedMediaType,
         E::Deserialize(de) if de.is_data() => ApiError::validation(de.to_string()),
-        E::Deserialize(de) => ApiError::BadRequest { code: "invalid_json", message: format!("the body is not valid JSON: {de}") },
+        E::Deserialize(de) => {
+            ApiError::BadRequest { code: "invalid_json", message: format!("the body is not valid JSON: {de}") }
+        }
         other => ApiError::BadRequest { code: "invalid_body", message: other.to_string() },
     };
     api.into()
@@ -179,6 +187,9 @@ pub fn path_error_handler(err: actix_web::error::PathError, _req: &actix_web::Ht
     ApiError::NotFound("no such resource").into()
 }
 
-pub fn query_error_handler(err: actix_web::error::QueryPayloadError, _req: &actix_web::HttpRequest) -> actix_web::Error {
+pub fn query_error_handler(
+    err: actix_web::error::QueryPayloadError,
+    _req: &actix_web::HttpRequest,
+) -> actix_web::Error {
     ApiError::validation(format!("invalid query string: {err}")).into()
 }

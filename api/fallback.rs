@@ -23,8 +23,10 @@ fn routes() -> &'static [Route] {
             .paths
             .iter()
             .map(|(path, item)| {
-                let segments =
-                    path.split('/').map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned())).collect();
+                let segments = path
+                    .split('/')
+                    .map(|s| (!(s.starts_with('{') && s.ends_with('}'))).then(|| s.to_owned()))
+                    .collect();
                 let methods = [
                     ("GET", item.get.is_some()),
                     ("POST", item.post.is_some()),

@@ -14,9 +14,9 @@
 
 use actix_web::body::{self, BoxBody};
 use actix_web::dev::{Payload, ServiceRequest, ServiceResponse};
+use actix_web::error::PayloadError;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::middleware::Next;
-use actix_web::error::PayloadError;
 use actix_web::web::{self, BytesMut};
 use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng};
@@ -34,7 +34,10 @@ const MAX_KEY_LEN: usize = 255;
 /// A key whose first request died (crash, kill) without an answer is taken over after this long.
 const ABANDONED_AFTER_SECS: f64 = 60.0;
 
-pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn middleware(
+    mut req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if req.method() != Method::POST || !req.headers().contains_key(HEADER) {
         return next.call(req).await;
     }
@@ -59,7 +62,10 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
                 return Ok(req.into_response(body_limit::too_large(state.limits.body_bytes).error_response()))
             }
             Err(e) => {
-                let err = ApiError::BadRequest { code: "invalid_body", message: format!("the request body could not be read: {e}") };
+                let err = ApiError::BadRequest {
+                    code: "invalid_body",
+                    message: format!("the request body could not be read: {e}"),
+                };
                 return Ok(req.into_response(err.error_response()));
             }
         };
@@ -101,7 +107,10 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
             return Ok(req.into_response(err.error_response()));
         }
         Ok(Claim::InFlight) => {
-            let err = ApiError::conflict("idempotency_key_in_use", format!("a request with this {HEADER} is still being processed; retry shortly"));
+            let err = ApiError::conflict(
+                "idempotency_key_in_use",
+                format!("a request with this {HEADER} is still being processed; retry shortly"),
+            );
             return Ok(req.into_response(err.error_response()));
         }
         Err(e) => return Ok(req.into_response(ApiError::from(e).error_response())),
@@ -116,7 +125,10 @@ pub async fn middleware(mut req: ServiceRequest, next: Next<BoxBody>) -> Result<
         Ok(b) => b,
         Err(_) => {
             let _ = forget(&state.pool, &scope, &key).await;
-            return Ok(ServiceResponse::new(req, ApiError::Internal(anyhow::anyhow!("response body failed")).error_response()));
+            return Ok(ServiceResponse::new(
+                req,
+                ApiError::Internal(anyhow::anyhow!("response body failed")).error_response(),
+            ));
         }
     };
     let saved = if status.is_server_error() {

@@ -42,28 +42,26 @@ pub struct ApiDoc;
 
 /// Everything under `/api/v1`.
 #[derive(OpenApi)]
-#[openapi(
-    paths(
-        sales::events::list_events,
-        sales::events::get_event,
-        sales::holds::create_hold,
-        sales::holds::get_hold,
-        sales::holds::release_hold,
-        sales::holds::checkout,
-        sales::orders::get_order,
-        sales::orders::create_payment,
-        sales::orders::ticket_qr,
-        payments::simulated_routes::confirm,
-        payments::webhook::receive,
-        admin::events::create_event,
-        admin::events::list_events,
-        admin::guests::guest_list,
-        admin::refunds::refund,
-        admin::audit::payments_audit,
-        admin::demo::reset,
-        ops::client_config,
-    )
-)]
+#[openapi(paths(
+    sales::events::list_events,
+    sales::events::get_event,
+    sales::holds::create_hold,
+    sales::holds::get_hold,
+    sales::holds::release_hold,
+    sales::holds::checkout,
+    sales::orders::get_order,
+    sales::orders::create_payment,
+    sales::orders::ticket_qr,
+    payments::simulated_routes::confirm,
+    payments::webhook::receive,
+    admin::events::create_event,
+    admin::events::list_events,
+    admin::guests::guest_list,
+    admin::refunds::refund,
+    admin::audit::payments_audit,
+    admin::demo::reset,
+    ops::client_config,
+))]
 struct V1;
 
 struct Security;
@@ -146,7 +144,12 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
     if has_body {
         error(op, 400, "`invalid_json`: the body is not JSON", &[]);
         error(op, 415, "`unsupported_content_type`: the body is not `application/json`", &[]);
-        error(op, 422, "`validation_failed`: a value is out of range, a field is missing or unknown (the message names it)", &[]);
+        error(
+            op,
+            422,
+            "`validation_failed`: a value is out of range, a field is missing or unknown (the message names it)",
+            &[],
+        );
     }
     if is_post {
         op.parameters.get_or_insert_with(Vec::new).push(
@@ -159,7 +162,11 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
                      Keys are scoped by path and credential.",
                 ))
                 .schema(Some(
-                    ObjectBuilder::new().schema_type(Type::String).min_length(Some(1)).max_length(Some(255)).pattern(Some("^[!-~]+$")),
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .min_length(Some(1))
+                        .max_length(Some(255))
+                        .pattern(Some("^[!-~]+$")),
                 ))
                 .build(),
         );
@@ -176,7 +183,12 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
             }
         }
         if !admin && !path.contains("/stripe/") {
-            error(op, 429, "`rate_limited`: too many requests from this address", &[("Retry-After", "Seconds to wait")]);
+            error(
+                op,
+                429,
+                "`rate_limited`: too many requests from this address",
+                &[("Retry-After", "Seconds to wait")],
+            );
         }
     }
     if uses_database {
@@ -195,7 +207,10 @@ fn error(op: &mut Operation, status: u16, description: &str, headers: &[(&str, &
         RefOr::T(
             ResponseBuilder::new()
                 .description("")
-                .content("application/json", ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build())
+                .content(
+                    "application/json",
+                    ContentBuilder::new().schema(Some(Ref::from_schema_name("ErrorBody"))).build(),
+                )
                 .build(),
         )
     });
@@ -219,9 +234,14 @@ struct Links;
 impl Modify for Links {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let hold = [("hold_id", "$response.body#/id"), ("header.Authorization", "Bearer {$response.body#/secret}")];
-        let order = [("order_id", "$response.body#/order/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
-        let first_payment =
-            [("payment_id", "$response.body#/payment/id"), ("header.Authorization", "Bearer {$response.body#/order/secret}")];
+        let order = [
+            ("order_id", "$response.body#/order/id"),
+            ("header.Authorization", "Bearer {$response.body#/order/secret}"),
+        ];
+        let first_payment = [
+            ("payment_id", "$response.body#/payment/id"),
+            ("header.Authorization", "Bearer {$response.body#/order/secret}"),
+        ];
         let payment = [("payment_id", "$response.body#/id"), ("header.Authorization", "$request.header.Authorization")];
         let event = [("event_id", "$response.body#/id")];
         let links: &[(&str, &str, &[&str], &[(&str, &str)])] = &[
@@ -239,7 +259,9 @@ impl Modify for Links {
                     for target in *targets {
                         let link = parameters
                             .iter()
-                            .fold(LinkBuilder::new().operation_id(*target), |link, (name, value)| link.parameter(*name, *value))
+                            .fold(LinkBuilder::new().operation_id(*target), |link, (name, value)| {
+                                link.parameter(*name, *value)
+                            })
                             .build();
                         response.links.insert(format!("{from}_{target}"), RefOr::T(link));
                     }

@@ -94,11 +94,15 @@ fn is_limited(req: &ServiceRequest) -> bool {
     req.method() == Method::POST && !path.starts_with("/api/v1/admin/") && !path.starts_with("/api/v1/payments/stripe/")
 }
 
-pub async fn middleware(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if is_limited(&req) {
         if let (Some(limits), Some(peer)) = (req.app_data::<web::Data<ClientRateLimiter>>(), req.peer_addr()) {
             // Several X-Forwarded-For headers are one list, in order.
-            let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+            let forwarded: Vec<&str> =
+                req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
             let client = client_address(peer.ip(), Some(&forwarded.join(",")), &limits.trusted_proxies);
             if let Err(retry_after_secs) = limits.check(client) {
                 return Ok(req.into_response(ApiError::RateLimited { retry_after_secs }.error_response()));
@@ -142,7 +146,8 @@ mod tests {
 
     #[test]
     fn a_bucket_refuses_past_its_burst_and_says_how_long_to_wait() {
-        let edge = EdgeConfig { rate_limit_per_minute: 2, rate_limit_burst: 3, trusted_proxies: vec![], cors_origins: vec![] };
+        let edge =
+            EdgeConfig { rate_limit_per_minute: 2, rate_limit_burst: 3, trusted_proxies: vec![], cors_origins: vec![] };
         let limits = ClientRateLimiter::new(&edge);
         for _ in 0..3 {
             assert!(limits.check(ip("192.0.2.1")).is_ok());

@@ -21,7 +21,8 @@ impl SecurityHeaders {
     /// connect to (Stripe.js: `https://js.stripe.com`, `https://api.stripe.com`).
     pub fn new(extra_origins: &[&str]) -> Self {
         SecurityHeaders {
-            page_csp: HeaderValue::from_str(&content_security_policy(extra_origins, false)).expect("a valid header value"),
+            page_csp: HeaderValue::from_str(&content_security_policy(extra_origins, false))
+                .expect("a valid header value"),
             docs_csp: HeaderValue::from_str(&content_security_policy(&[], true)).expect("a valid header value"),
         }
     }
@@ -44,7 +45,10 @@ fn is_page(path: &str) -> bool {
     !(path.starts_with("/api/") || path == "/healthz")
 }
 
-pub async fn middleware(req: ServiceRequest, next: Next<BoxBody>) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+pub async fn middleware(
+    req: ServiceRequest,
+    next: Next<BoxBody>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     let csp = req.app_data::<web::Data<SecurityHeaders>>().and_then(|policy| {
         let path = req.path();
         is_page(path).then(|| if path.starts_with("/docs") { policy.docs_csp.clone() } else { policy.page_csp.clone() })

@@ -69,8 +69,8 @@ impl Application {
     }
 
     pub fn build_with(config: Config, pool: PgPool, gateway: Arc<dyn PaymentGateway>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(&config.address)
-            .with_context(|| format!("binding NTS_ADDRESS={}", config.address))?;
+        let listener =
+            TcpListener::bind(&config.address).with_context(|| format!("binding NTS_ADDRESS={}", config.address))?;
         let port = listener.local_addr()?.port();
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
@@ -177,9 +177,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
             .service(
-                actix_files::Files::new("/", &static_dir)
-                    .index_file("index.html")
-                    .default_handler(web::to(not_found)),
+                actix_files::Files::new("/", &static_dir).index_file("index.html").default_handler(web::to(not_found)),
             )
             .default_service(web::to(not_found))
     })

@@ -20,14 +20,24 @@ pub struct Figure {
 /// Tries before giving up on a client count.
 const ATTEMPTS: u32 = 3;
 
-pub async fn run(server_url: &str, client_counts: &[u32], each: Duration, work_dir: &std::path::Path) -> anyhow::Result<Vec<Figure>> {
+pub async fn run(
+    server_url: &str,
+    client_counts: &[u32],
+    each: Duration,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<Vec<Figure>> {
     let scratch = ScratchDb::create(server_url, "pgbench").await?;
     let result = measure(&scratch, client_counts, each, work_dir).await;
     scratch.drop_now().await;
     result
 }
 
-async fn measure(scratch: &ScratchDb, client_counts: &[u32], each: Duration, work_dir: &std::path::Path) -> anyhow::Result<Vec<Figure>> {
+async fn measure(
+    scratch: &ScratchDb,
+    client_counts: &[u32],
+    each: Duration,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<Vec<Figure>> {
     sqlx::raw_sql(SETUP_SQL).execute(&scratch.pool).await.context("bench/hot_row_setup.sql")?;
     let script = work_dir.join("hot_row.sql");
     std::fs::write(&script, HOT_ROW_SQL)?;
@@ -46,11 +56,14 @@ async fn measure(scratch: &ScratchDb, client_counts: &[u32], each: Duration, wor
             let stdout = String::from_utf8_lossy(&out.stdout);
             let stderr = String::from_utf8_lossy(&out.stderr);
             if out.status.success() {
-                tps = parse_tps(&stdout).with_context(|| format!("no tps in pgbench output:\n{stdout}")).map_err(|e| e.to_string());
+                tps = parse_tps(&stdout)
+                    .with_context(|| format!("no tps in pgbench output:\n{stdout}"))
+                    .map_err(|e| e.to_string());
                 break;
             }
             // On a shared server other people's work can refuse or end our connections; try again.
-            let why = stderr.lines().rev().find(|l| l.contains("FATAL") || l.contains("error")).unwrap_or("pgbench failed");
+            let why =
+                stderr.lines().rev().find(|l| l.contains("FATAL") || l.contains("error")).unwrap_or("pgbench failed");
             tps = Err(format!("{} (attempt {attempt} of {ATTEMPTS})", why.trim()));
             if attempt < ATTEMPTS {
                 tokio::time::sleep(Duration::from_secs(5)).await;

@@ -51,7 +51,9 @@ pub async fn from_api(addr: SocketAddr, admin_token: &str, e: &Expect<'_>) -> an
     let mut conn = Conn::new(addr);
     let body = match conn.send(Method::GET, "/api/v1/admin/events", Some(admin_token), None, None).await {
         Reply::Answer { status: StatusCode::OK, body } => body,
-        Reply::Answer { status, body } => bail!("GET /api/v1/admin/events: {status} {}", String::from_utf8_lossy(&body)),
+        Reply::Answer { status, body } => {
+            bail!("GET /api/v1/admin/events: {status} {}", String::from_utf8_lossy(&body))
+        }
         Reply::Failed(why) => bail!("GET /api/v1/admin/events: {why}"),
     };
     let events: Vec<AdminEvent> = serde_json::from_slice(&body).context("reading the admin events")?;
@@ -64,10 +66,16 @@ pub async fn from_api(addr: SocketAddr, admin_token: &str, e: &Expect<'_>) -> an
     let acknowledged = e.tally.holds.len() as i64 * e.quantity;
     let mut checks = vec![
         check(
-            format!("API: seats taken (sold {} + held {}) == seats in acknowledged holds ({acknowledged})", tt.sold, tt.held),
+            format!(
+                "API: seats taken (sold {} + held {}) == seats in acknowledged holds ({acknowledged})",
+                tt.sold, tt.held
+            ),
             tt.sold + tt.held == acknowledged,
         ),
-        check(format!("API: not oversold (sold + held = {} <= capacity {})", tt.sold + tt.held, tt.capacity), tt.sold + tt.held <= tt.capacity),
+        check(
+            format!("API: not oversold (sold + held = {} <= capacity {})", tt.sold + tt.held, tt.capacity),
+            tt.sold + tt.held <= tt.capacity,
+        ),
     ];
     if e.tally.saw_sold_out {
         checks.push(check(
@@ -123,7 +131,9 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
     let missing = acked.difference(&stored).count();
     let unacknowledged = stored.difference(&acked).count();
     checks.push(check(
-        format!("DB: every acknowledged hold is stored ({missing} missing) and no other ({unacknowledged} unacknowledged)"),
+        format!(
+            "DB: every acknowledged hold is stored ({missing} missing) and no other ({unacknowledged} unacknowledged)"
+        ),
         missing == 0 && unacknowledged == 0 && acked.len() == e.tally.holds.len(),
     ));
     if e.mode == Mode::Purchase {
@@ -136,7 +146,10 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         .into_iter()
         .collect();
         let acked: HashSet<Uuid> = e.tally.paid_orders.iter().copied().collect();
-        checks.push(check(format!("DB: paid orders == orders seen paid ({} vs {})", paid.len(), acked.len()), paid == acked));
+        checks.push(check(
+            format!("DB: paid orders == orders seen paid ({} vs {})", paid.len(), acked.len()),
+            paid == acked,
+        ));
     }
     Ok(checks)
 }

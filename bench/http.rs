@@ -31,7 +31,11 @@ pub enum Reply {
 
 impl Conn {
     pub fn new(addr: SocketAddr) -> Self {
-        Conn { addr, host: HeaderValue::from_str(&addr.to_string()).expect("an address is a valid header"), sender: None }
+        Conn {
+            addr,
+            host: HeaderValue::from_str(&addr.to_string()).expect("an address is a valid header"),
+            sender: None,
+        }
     }
 
     /// Opens the connection now, so connecting is not part of the measurement.
@@ -46,7 +50,14 @@ impl Conn {
         Ok(())
     }
 
-    pub async fn send(&mut self, method: Method, path: &str, bearer: Option<&str>, extra: Option<(&str, &str)>, body: Option<Bytes>) -> Reply {
+    pub async fn send(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        extra: Option<(&str, &str)>,
+        body: Option<Bytes>,
+    ) -> Reply {
         match tokio::time::timeout(REQUEST_TIMEOUT, self.try_send(method, path, bearer, extra, body)).await {
             Ok(Ok((status, body))) => Reply::Answer { status, body },
             Ok(Err(e)) => {

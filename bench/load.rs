@@ -161,7 +161,10 @@ impl Client {
             if plan.mode == Mode::Mixed {
                 for _ in 0..plan.reads_per_hold {
                     let t = Instant::now();
-                    let ok = self.call::<serde::de::IgnoredAny>(Method::GET, &event_path, None, None, StatusCode::OK).await.is_some();
+                    let ok = self
+                        .call::<serde::de::IgnoredAny>(Method::GET, &event_path, None, None, StatusCode::OK)
+                        .await
+                        .is_some();
                     self.tally.read_latency.push(micros(t));
                     if !ok {
                         failures += 1;
@@ -231,7 +234,14 @@ impl Client {
             Some(p) => p,
             None => {
                 let path = format!("{order_path}/payments");
-                self.call(Method::POST, &path, Some(&order_secret), Some(Bytes::from_static(b"{}")), StatusCode::CREATED).await?
+                self.call(
+                    Method::POST,
+                    &path,
+                    Some(&order_secret),
+                    Some(Bytes::from_static(b"{}")),
+                    StatusCode::CREATED,
+                )
+                .await?
             }
         };
         let path = format!("/api/v1/payments/simulated/{}/confirm", payment.id);
@@ -268,7 +278,13 @@ impl Client {
         }
     }
 
-    async fn raw(&mut self, method: Method, path: &str, bearer: Option<&str>, body: Option<Bytes>) -> Option<(StatusCode, Bytes)> {
+    async fn raw(
+        &mut self,
+        method: Method,
+        path: &str,
+        bearer: Option<&str>,
+        body: Option<Bytes>,
+    ) -> Option<(StatusCode, Bytes)> {
         let key = (self.plan.idempotency_keys && method == Method::POST).then(|| Uuid::new_v4().to_string());
         let extra = key.as_deref().map(|k| ("Idempotency-Key", k));
         match self.conn.send(method, path, bearer, extra, body).await {

@@ -15,7 +15,9 @@ pub fn describe() -> String {
     let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
     let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
         .ok()
-        .and_then(|m| m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse().ok()))
+        .and_then(|m| {
+            m.lines().find_map(|l| l.strip_prefix("MemTotal:")?.trim().trim_end_matches("kB").trim().parse().ok())
+        })
         .unwrap_or(0);
     format!("{cpus} CPUs ({model}), {:.0} GB RAM", mem_kb as f64 / 1048576.0)
 }
@@ -44,7 +46,9 @@ impl CpuSnapshot {
 
     /// CPU used since `before`, over `wall` seconds in which `requests` requests were answered.
     pub fn since(&self, before: &CpuSnapshot, wall: Duration, requests: u64) -> CpuUse {
-        let machine = Duration::from_millis(self.machine_busy.saturating_sub(before.machine_busy) * 1000 / clock_ticks_per_second());
+        let machine = Duration::from_millis(
+            self.machine_busy.saturating_sub(before.machine_busy) * 1000 / clock_ticks_per_second(),
+        );
         let servers = self.servers.saturating_sub(before.servers);
         CpuUse { wall, requests, machine, servers, bench: self.bench.saturating_sub(before.bench) }
     }

@@ -96,7 +96,8 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         url: None,
         admin_token: std::env::var("NTS_ADMIN_TOKEN").ok(),
         server_pid: None,
-        database_url: std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
+        database_url: std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         database_url_given: false,
         baseline: Some(Duration::from_secs(10)),
         baseline_clients: vec![1, 16, 64],
@@ -157,7 +158,12 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     Ok(o)
 }
 
-fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(flag: &str, raw: &str, min: T, max: T) -> anyhow::Result<T> {
+fn number<T: std::str::FromStr + PartialOrd + std::fmt::Display>(
+    flag: &str,
+    raw: &str,
+    min: T,
+    max: T,
+) -> anyhow::Result<T> {
     match raw.parse::<T>() {
         Ok(v) if v >= min && v <= max => Ok(v),
         _ => bail!("{flag} wants a whole number from {min} to {max}, got {raw:?}"),
@@ -199,7 +205,10 @@ async fn run(o: Options) -> anyhow::Result<bool> {
 
     let best_baseline = match o.baseline {
         Some(each) => {
-            println!("\nbaseline: pgbench, bench/hot_row.sql (one hold per transaction on one hot row), {} s per run", each.as_secs());
+            println!(
+                "\nbaseline: pgbench, bench/hot_row.sql (one hold per transaction on one hot row), {} s per run",
+                each.as_secs()
+            );
             let figures = baseline::run(&o.database_url, &o.baseline_clients, each, &work_dir).await?;
             for f in &figures {
                 match &f.tps {
@@ -207,7 +216,11 @@ async fn run(o: Options) -> anyhow::Result<bool> {
                     Err(why) => println!("  {:>3} clients: no figure: {why}", f.clients),
                 }
             }
-            let best = figures.iter().filter_map(|f| f.tps.as_ref().ok()).copied().fold(None, |b: Option<f64>, t| Some(b.map_or(t, |b| b.max(t))));
+            let best = figures
+                .iter()
+                .filter_map(|f| f.tps.as_ref().ok())
+                .copied()
+                .fold(None, |b: Option<f64>, t| Some(b.map_or(t, |b| b.max(t))));
             match best {
                 Some(best) => println!("  best: {best:.0} holds/s"),
                 None => println!("  best: none"),
@@ -244,8 +257,19 @@ struct CreatedTicketType {
     id: Uuid,
 }
 
-async fn run_mode(o: &Options, mode: Mode, best_baseline: Option<f64>, work_dir: &std::path::Path) -> anyhow::Result<(bool, String)> {
-    println!("\n== mode {}: {} clients, capacity {}, {} seat(s) per hold ==", mode.as_str(), o.clients, o.capacity, o.quantity);
+async fn run_mode(
+    o: &Options,
+    mode: Mode,
+    best_baseline: Option<f64>,
+    work_dir: &std::path::Path,
+) -> anyhow::Result<(bool, String)> {
+    println!(
+        "\n== mode {}: {} clients, capacity {}, {} seat(s) per hold ==",
+        mode.as_str(),
+        o.clients,
+        o.capacity,
+        o.quantity
+    );
     // The target: its addresses, admin token, database (for checks), and our own instances.
     let admin_token;
     let mut scratch = None;
@@ -303,7 +327,8 @@ async fn run_mode(o: &Options, mode: Mode, best_baseline: Option<f64>, work_dir:
 }
 
 async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyhow::Result<(Uuid, Uuid)> {
-    let starts_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30)).format(&time::format_description::well_known::Rfc3339)?;
+    let starts_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
+        .format(&time::format_description::well_known::Rfc3339)?;
     let body = serde_json::json!({
         "name": "nts-bench flash sale",
         "venue": "Bench Arena",
@@ -312,7 +337,10 @@ async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyho
         "ticket_types": [{"name": "General", "price_minor": 2500, "capacity": o.capacity, "max_per_order": o.quantity.max(10)}],
     });
     let mut conn = Conn::new(addr);
-    match conn.send(Method::POST, "/api/v1/admin/events", Some(admin_token), None, Some(serde_json::to_vec(&body)?.into())).await {
+    match conn
+        .send(Method::POST, "/api/v1/admin/events", Some(admin_token), None, Some(serde_json::to_vec(&body)?.into()))
+        .await
+    {
         Reply::Answer { status: StatusCode::CREATED, body } => {
             let event: CreatedEvent = serde_json::from_slice(&body)?;
             Ok((event.id, event.ticket_types.first().context("the event has no ticket type")?.id))
@@ -372,7 +400,11 @@ async fn measure(
         println!("purchases: {} paid, {purchases_per_s:.0} purchases/s", tally.paid_orders.len());
     }
     if mode == Mode::Mixed {
-        println!("event page reads: {}, {:.0} reads/s", tally.read_latency.len(), tally.read_latency.len() as f64 / secs);
+        println!(
+            "event page reads: {}, {:.0} reads/s",
+            tally.read_latency.len(),
+            tally.read_latency.len() as f64 / secs
+        );
     }
     let hold_p = load::percentiles(&mut tally.hold_latency);
     for (what, samples) in [
@@ -381,7 +413,10 @@ async fn measure(
         ("purchase (4 steps + order read)", &mut tally.purchase_latency),
     ] {
         if let Some(p) = load::percentiles(samples) {
-            println!("latency {what}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms", p.p50, p.p95, p.p99, p.max);
+            println!(
+                "latency {what}: p50 {:.1} ms, p95 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+                p.p50, p.p95, p.p99, p.max
+            );
         }
     }
     println!("answers:");

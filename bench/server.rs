@@ -23,7 +23,14 @@ pub fn default_nts_path() -> PathBuf {
     exe.with_file_name("nts")
 }
 
-pub async fn spawn(nts: &Path, database_url: &str, admin_token: &str, env: &[(String, String)], log_dir: &Path, index: usize) -> anyhow::Result<Instance> {
+pub async fn spawn(
+    nts: &Path,
+    database_url: &str,
+    admin_token: &str,
+    env: &[(String, String)],
+    log_dir: &Path,
+    index: usize,
+) -> anyhow::Result<Instance> {
     // Ask the OS for a free port; the tiny window before nts binds it again is harmless here.
     let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;

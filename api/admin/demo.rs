@@ -19,7 +19,12 @@ fn demo_event() -> NewEvent {
         venue: "The Naive Theatre, London".into(),
         starts_at: OffsetDateTime::now_utc() + Duration::days(30),
         currency: "GBP".into(),
-        ticket_types: vec![NewTicketType { name: "General admission".into(), price_minor: 999, capacity: 10, max_per_order: 4 }],
+        ticket_types: vec![NewTicketType {
+            name: "General admission".into(),
+            price_minor: 999,
+            capacity: 10,
+            max_per_order: 4,
+        }],
     }
 }
 
@@ -56,7 +61,9 @@ pub async fn reset(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpR
     )
     .execute(&mut *tx)
     .await?;
-    sqlx::query!("DELETE FROM orders WHERE event_id IN (SELECT id FROM events WHERE is_demo)").execute(&mut *tx).await?;
+    sqlx::query!("DELETE FROM orders WHERE event_id IN (SELECT id FROM events WHERE is_demo)")
+        .execute(&mut *tx)
+        .await?;
     sqlx::query!("DELETE FROM events WHERE is_demo").execute(&mut *tx).await?;
     let id = insert_event(&mut tx, &demo_event(), true).await?;
     tx.commit().await?;

@@ -108,7 +108,11 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
     )
 )]
 #[post("/admin/events")]
-pub async fn create_event(state: web::Data<AppState>, _admin: Admin, body: web::Json<NewEvent>) -> ApiResult<HttpResponse> {
+pub async fn create_event(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    body: web::Json<NewEvent>,
+) -> ApiResult<HttpResponse> {
     let mut tx = state.pool.begin().await?;
     let id = insert_event(&mut tx, &body, false).await?;
     tx.commit().await?;

@@ -83,7 +83,13 @@ pub async fn guest_list(
         for g in &guests {
             for code in &g.tickets {
                 let order_id = g.order_id.to_string();
-                out.write_record([order_id.as_str(), &csv_safe(&g.name), &csv_safe(&g.email), &csv_safe(&g.ticket_type_name), code])?;
+                out.write_record([
+                    order_id.as_str(),
+                    &csv_safe(&g.name),
+                    &csv_safe(&g.email),
+                    &csv_safe(&g.ticket_type_name),
+                    code,
+                ])?;
             }
         }
         out.flush()?;

@@ -67,7 +67,9 @@ impl PaymentStatus {
         use PaymentStatus::*;
         match (self, next) {
             (Created | Processing | RequiresAction, Succeeded | Failed | Canceled | RefundPending) => true,
-            (Created, Processing | RequiresAction) | (Processing, RequiresAction) | (RequiresAction, Processing) => true,
+            (Created, Processing | RequiresAction) | (Processing, RequiresAction) | (RequiresAction, Processing) => {
+                true
+            }
             (Succeeded, Refunded | RefundPending) | (RefundPending, Refunded) => true,
             _ => false,
         }

@@ -96,14 +96,16 @@ pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
 /// Compares our attempts with the provider's objects.
 pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
     let by_id: HashMap<Uuid, &OurPayment> = ours.iter().map(|p| (p.id, p)).collect();
-    let by_ref: HashMap<&str, &OurPayment> = ours.iter().filter_map(|p| Some((p.provider_ref.as_deref()?, p))).collect();
+    let by_ref: HashMap<&str, &OurPayment> =
+        ours.iter().filter_map(|p| Some((p.provider_ref.as_deref()?, p))).collect();
     let mut seen = HashSet::new();
     let mut taken_by_order: BTreeMap<Uuid, Vec<&str>> = BTreeMap::new();
     let mut out = Vec::new();
     for intent in theirs {
-        let mine = by_ref.get(intent.provider_ref.as_str()).copied().or_else(|| {
-            intent.payment_id.and_then(|id| by_id.get(&id).copied()).filter(|p| p.provider_ref.is_none())
-        });
+        let mine = by_ref
+            .get(intent.provider_ref.as_str())
+            .copied()
+            .or_else(|| intent.payment_id.and_then(|id| by_id.get(&id).copied()).filter(|p| p.provider_ref.is_none()));
         let taken = intent.status == IntentStatus::Succeeded && !intent.refunded;
         let order_id = mine.map(|p| p.order_id).or(intent.order_id);
         let mut flag = |kind, detail: String| {
@@ -120,7 +122,10 @@ pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
         }
         let Some(p) = mine else {
             if taken {
-                flag(MismatchKind::MoneyWithoutPaidOrder, "a succeeded payment carries our ids but matches none of our attempts (stray charge)".into());
+                flag(
+                    MismatchKind::MoneyWithoutPaidOrder,
+                    "a succeeded payment carries our ids but matches none of our attempts (stray charge)".into(),
+                );
             }
             continue;
         };
@@ -128,18 +133,27 @@ pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
         if intent.amount_minor != p.amount_minor || !intent.currency.eq_ignore_ascii_case(&p.currency) {
             flag(
                 MismatchKind::AmountMismatch,
-                format!("the provider has {} {}, we have {} {}", intent.amount_minor, intent.currency, p.amount_minor, p.currency),
+                format!(
+                    "the provider has {} {}, we have {} {}",
+                    intent.amount_minor, intent.currency, p.amount_minor, p.currency
+                ),
             );
         }
         let paid = p.status == PaymentStatus::Succeeded && p.order_status == OrderStatus::Paid;
         if taken && !paid {
             flag(
                 MismatchKind::MoneyWithoutPaidOrder,
-                format!("the provider took the money; the attempt is {:?} and the order {:?}", p.status, p.order_status),
+                format!(
+                    "the provider took the money; the attempt is {:?} and the order {:?}",
+                    p.status, p.order_status
+                ),
             );
         }
         if !taken && p.status == PaymentStatus::Succeeded {
-            flag(MismatchKind::PaidOrderWithoutMoney, format!("the attempt succeeded; the provider says {:?}, refunded: {}", intent.status, intent.refunded));
+            flag(
+                MismatchKind::PaidOrderWithoutMoney,
+                format!("the attempt succeeded; the provider says {:?}, refunded: {}", intent.status, intent.refunded),
+            );
         }
         if intent.refunded && p.status != PaymentStatus::Refunded {
             flag(MismatchKind::RefundNotReflected, format!("refunded at the provider; the attempt is {:?}", p.status));
@@ -223,8 +237,10 @@ mod tests {
     #[test]
     fn a_stray_charge_is_money_without_a_paid_order_and_an_extra_charge() {
         let mine = [ours(2, PaymentStatus::Succeeded, Some("pi_2"), OrderStatus::Paid)];
-        let provider =
-            [theirs("pi_2", Some(2), IntentStatus::Succeeded, false), theirs("pi_x", None, IntentStatus::Succeeded, false)];
+        let provider = [
+            theirs("pi_2", Some(2), IntentStatus::Succeeded, false),
+            theirs("pi_x", None, IntentStatus::Succeeded, false),
+        ];
         let found = compare(&mine, &provider);
         assert_eq!(kinds(&found), [MismatchKind::MoneyWithoutPaidOrder, MismatchKind::ExtraCharge]);
         assert_eq!(found[0].provider_ref.as_deref(), Some("pi_x"));
@@ -234,16 +250,16 @@ mod tests {
     #[test]
     fn refunds_must_show_on_both_sides() {
         let mine = [ours(1, PaymentStatus::Refunded, Some("pi_1"), OrderStatus::Refunded)];
-        assert_eq!(kinds(&compare(&mine, &[theirs("pi_1", Some(1), IntentStatus::Succeeded, false)])), [
-            MismatchKind::MoneyWithoutPaidOrder,
-            MismatchKind::RefundNotReflected
-        ]);
+        assert_eq!(
+            kinds(&compare(&mine, &[theirs("pi_1", Some(1), IntentStatus::Succeeded, false)])),
+            [MismatchKind::MoneyWithoutPaidOrder, MismatchKind::RefundNotReflected]
+        );
         assert!(compare(&mine, &[theirs("pi_1", Some(1), IntentStatus::Succeeded, true)]).is_empty());
         let paid = [ours(1, PaymentStatus::Succeeded, Some("pi_1"), OrderStatus::Paid)];
-        assert_eq!(kinds(&compare(&paid, &[theirs("pi_1", Some(1), IntentStatus::Succeeded, true)])), [
-            MismatchKind::PaidOrderWithoutMoney,
-            MismatchKind::RefundNotReflected
-        ]);
+        assert_eq!(
+            kinds(&compare(&paid, &[theirs("pi_1", Some(1), IntentStatus::Succeeded, true)])),
+            [MismatchKind::PaidOrderWithoutMoney, MismatchKind::RefundNotReflected]
+        );
     }
 
     #[test]

@@ -45,9 +45,13 @@ pub enum IntentStatus {
     /// Waiting for the buyer's payment method or confirmation.
     Open,
     Processing,
-    RequiresAction { client_secret: String },
+    RequiresAction {
+        client_secret: String,
+    },
     Succeeded,
-    Failed { code: String },
+    Failed {
+        code: String,
+    },
     Canceled,
 }
 
@@ -84,8 +88,12 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// created with the same idempotency key.
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError>;
 
-    async fn confirm(&self, provider_ref: &str, idempotency_key: &str, method: &PaymentMethod)
-        -> Result<Intent, GatewayError>;
+    async fn confirm(
+        &self,
+        provider_ref: &str,
+        idempotency_key: &str,
+        method: &PaymentMethod,
+    ) -> Result<Intent, GatewayError>;
 
     async fn retrieve(&self, provider_ref: &str) -> Result<Intent, GatewayError>;
 

@@ -81,9 +81,7 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
             Err(e) => tracing::warn!(%order_id, error = %e, "could not cancel the order's payment; will retry"),
         }
     }
-    sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'")
-        .execute(pool)
-        .await?;
+    sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'").execute(pool).await?;
     Ok(pass)
 }
 

@@ -84,7 +84,9 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     .ok_or(ApiError::NotFound("no such order"))?;
     match order.status {
         OrderStatus::Paid => {}
-        OrderStatus::Refunded => return Err(ApiError::conflict("order_already_refunded", "this order has been refunded already")),
+        OrderStatus::Refunded => {
+            return Err(ApiError::conflict("order_already_refunded", "this order has been refunded already"))
+        }
         _ => return Err(ApiError::conflict("order_not_paid", "only a paid order can be refunded")),
     }
     let payment_id = sqlx::query_scalar!(

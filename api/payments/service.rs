@@ -157,7 +157,10 @@ impl PaymentService {
         .execute(&mut *tx)
         .await?;
         if inserted.rows_affected() == 0 {
-            return Err(ApiError::conflict("payment_in_progress", "another payment attempt for this order is in progress"));
+            return Err(ApiError::conflict(
+                "payment_in_progress",
+                "another payment attempt for this order is in progress",
+            ));
         }
         tx.commit().await?;
 
@@ -198,12 +201,26 @@ impl PaymentService {
             Ok(intent) => settle::apply(&self.pool, attempt.id, &intent).await?,
             Err(GatewayError::Unknown(detail)) => {
                 tracing::warn!(payment_id = %attempt.id, %detail, "the payment's outcome is unknown; the reconciler will settle it");
-                settle::transition(&self.pool, attempt.id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
-                    .await?
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &[PaymentStatus::Created],
+                    PaymentStatus::Processing,
+                    None,
+                    None,
+                )
+                .await?
             }
             Err(GatewayError::Refused { code, message }) => {
-                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
-                    .await?;
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await?;
                 return Err(ApiError::PaymentRefused { code, message });
             }
         };
@@ -232,7 +249,11 @@ impl PaymentService {
 
     /// Confirms an attempt with the buyer's payment method. Answers 200 when
     /// paid, 202 while the outcome is pending, and the refusal as an error.
-    pub async fn confirm_attempt(&self, payment_id: Uuid, method: &PaymentMethod) -> ApiResult<(StatusCode, PaymentView)> {
+    pub async fn confirm_attempt(
+        &self,
+        payment_id: Uuid,
+        method: &PaymentMethod,
+    ) -> ApiResult<(StatusCode, PaymentView)> {
         let attempt = self.attempt(payment_id).await?.ok_or(ApiError::NotFound("no such payment"))?;
         match attempt.status {
             PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction => {}
@@ -246,8 +267,15 @@ impl PaymentService {
             Err(e) => return Err(provider_unavailable(e)),
         };
         let answer = if intent.status == IntentStatus::Open {
-            settle::transition(&self.pool, payment_id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
-                .await?;
+            settle::transition(
+                &self.pool,
+                payment_id,
+                &[PaymentStatus::Created],
+                PaymentStatus::Processing,
+                None,
+                None,
+            )
+            .await?;
             self.gateway.confirm(&intent.provider_ref, &attempt.idempotency_key, method).await
         } else {
             Ok(intent)
@@ -261,8 +289,15 @@ impl PaymentService {
                 PaymentStatus::Processing
             }
             Err(GatewayError::Refused { code, message }) => {
-                settle::transition(&self.pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
-                    .await?;
+                settle::transition(
+                    &self.pool,
+                    payment_id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await?;
                 return Err(ApiError::PaymentRefused { code, message });
             }
         };
@@ -304,9 +339,16 @@ impl PaymentService {
             Ok(intent) => Ok(Some(intent)),
             Err(GatewayError::Refused { code, message }) if attempt.provider_ref.is_none() => {
                 tracing::warn!(payment_id = %attempt.id, %code, %message, "the provider refused the attempt");
-                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
-                    .await
-                    .map_err(|e| GatewayError::Unknown(format!("recording the refusal: {e}")))?;
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await
+                .map_err(|e| GatewayError::Unknown(format!("recording the refusal: {e}")))?;
                 Ok(None)
             }
             Err(e) => Err(e),
@@ -336,7 +378,9 @@ fn outcome_answer(status: PaymentStatus, view: PaymentView) -> ApiResult<(Status
     match status {
         PaymentStatus::Succeeded => Ok((StatusCode::OK, view)),
         PaymentStatus::Failed => Err(declined(&view)),
-        PaymentStatus::Canceled => Err(ApiError::conflict("payment_canceled", "this payment attempt was canceled; the order may have expired")),
+        PaymentStatus::Canceled => {
+            Err(ApiError::conflict("payment_canceled", "this payment attempt was canceled; the order may have expired"))
+        }
         PaymentStatus::RefundPending | PaymentStatus::Refunded => Err(ApiError::conflict(
             "order_not_awaiting_payment",
             "the order could not take this payment; the money is being refunded",

@@ -22,7 +22,9 @@ pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<P
         IntentStatus::Failed { code } => {
             transition(pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(code), None).await
         }
-        IntentStatus::Canceled => transition(pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Canceled, None, None).await,
+        IntentStatus::Canceled => {
+            transition(pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Canceled, None, None).await
+        }
         IntentStatus::RequiresAction { client_secret } => {
             transition(
                 pool,
@@ -141,7 +143,11 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
 /// The provider says the money went back. A refunded payment that had paid
 /// its order refunds the order too (its seats stay sold unless an admin
 /// releases them).
-pub async fn record_refunded(pool: &PgPool, payment_id: Uuid, refund_ref: Option<&str>) -> Result<PaymentStatus, sqlx::Error> {
+pub async fn record_refunded(
+    pool: &PgPool,
+    payment_id: Uuid,
+    refund_ref: Option<&str>,
+) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let payment = sqlx::query!(
         r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,

@@ -89,9 +89,15 @@ mod tests {
         assert_eq!(verify(BODY, None, SECRET, 1000), Err(SignatureError::Missing));
         assert_eq!(verify(BODY, Some("garbage"), SECRET, 1000), Err(SignatureError::Malformed));
         assert_eq!(verify(BODY, Some("t=1000"), SECRET, 1000), Err(SignatureError::Malformed));
-        assert_eq!(verify(BODY, Some(&header(1000, &good)), SECRET, 1000 + TOLERANCE_SECS + 1), Err(SignatureError::Stale));
+        assert_eq!(
+            verify(BODY, Some(&header(1000, &good)), SECRET, 1000 + TOLERANCE_SECS + 1),
+            Err(SignatureError::Stale)
+        );
         assert_eq!(verify(BODY, Some(&header(1000, &good)), "whsec_other", 1000), Err(SignatureError::Mismatch));
-        assert_eq!(verify(br#"{"id":"evt_2"}"#, Some(&header(1000, &good)), SECRET, 1000), Err(SignatureError::Mismatch));
+        assert_eq!(
+            verify(br#"{"id":"evt_2"}"#, Some(&header(1000, &good)), SECRET, 1000),
+            Err(SignatureError::Mismatch)
+        );
         // The timestamp is signed: moving it breaks the signature.
         assert_eq!(verify(BODY, Some(&header(1001, &good)), SECRET, 1000), Err(SignatureError::Mismatch));
     }

@@ -77,7 +77,10 @@ impl SimulatedGateway {
         .await
         .map_err(unavailable)?
         .map(Intent::from)
-        .ok_or_else(|| GatewayError::Refused { code: "resource_missing".into(), message: format!("no intent {provider_ref}") })
+        .ok_or_else(|| GatewayError::Refused {
+            code: "resource_missing".into(),
+            message: format!("no intent {provider_ref}"),
+        })
     }
 }
 

@@ -5,10 +5,10 @@
 
 use std::collections::HashMap;
 
+use ::stripe::{ApiErrorsType, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
 use serde::Deserialize;
-use ::stripe::{ApiErrorsType, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use stripe_core::payment_intent::{CancelPaymentIntent, CreatePaymentIntent, ListPaymentIntent, RetrievePaymentIntent};
 use stripe_core::refund::{CreateRefund, ListRefund};
 use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes, Refund};
@@ -33,7 +33,8 @@ impl StripeGateway {
     }
 
     async fn refunded_amount(&self, payment_intent: &str) -> Result<i64, GatewayError> {
-        let refunds = ListRefund::new().payment_intent(payment_intent).limit(100).send(&self.client).await.map_err(classify)?;
+        let refunds =
+            ListRefund::new().payment_intent(payment_intent).limit(100).send(&self.client).await.map_err(classify)?;
         Ok(refunds.data.iter().filter(|r| counts(r)).map(|r| r.amount).sum())
     }
 
@@ -59,7 +60,8 @@ fn once_with(key: &str) -> RequestStrategy {
 fn classify(e: StripeError) -> GatewayError {
     match e {
         StripeError::Stripe(err, status) => {
-            let code = err.code.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_else(|| err.type_.as_str().to_owned());
+            let code =
+                err.code.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_else(|| err.type_.as_str().to_owned());
             let message = err.message.clone().unwrap_or_default();
             // An idempotency_error means this key first went with other
             // parameters: what Stripe did under it is unknown to this call.
@@ -84,7 +86,8 @@ impl PaymentGateway for StripeGateway {
             ("order_id".to_owned(), req.order_id.to_string()),
             ("payment_id".to_owned(), req.payment_id.to_string()),
         ]);
-        let currency: stripe_types::Currency = req.currency.to_ascii_lowercase().parse().unwrap_or_else(|never| match never {});
+        let currency: stripe_types::Currency =
+            req.currency.to_ascii_lowercase().parse().unwrap_or_else(|never| match never {});
         let mut create = CreatePaymentIntent::new(req.amount_minor, currency)
             .metadata(metadata)
             // Cards only: they need no return URL, so confirming here is complete.
@@ -130,7 +133,12 @@ impl PaymentGateway for StripeGateway {
 
     async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<String, GatewayError> {
         let refund = CreateRefund::new().payment_intent(provider_ref);
-        let refund = refund.customize().request_strategy(once_with(idempotency_key)).send(&self.client).await.map_err(classify)?;
+        let refund = refund
+            .customize()
+            .request_strategy(once_with(idempotency_key))
+            .send(&self.client)
+            .await
+            .map_err(classify)?;
         Ok(refund.id.to_string())
     }
 
@@ -139,7 +147,9 @@ impl PaymentGateway for StripeGateway {
             .limit(100)
             .paginate()
             .stream(&self.client)
-            .try_filter(|pi| std::future::ready(pi.metadata.contains_key("payment_id") || pi.metadata.contains_key("order_id")))
+            .try_filter(|pi| {
+                std::future::ready(pi.metadata.contains_key("payment_id") || pi.metadata.contains_key("order_id"))
+            })
             .try_collect()
             .await
             .map_err(classify)?;
@@ -211,7 +221,9 @@ impl PaymentIntentFacts {
             "canceled" => IntentStatus::Canceled,
             // nts never asks for manual capture; an authorised charge is on its way.
             "processing" | "requires_capture" => IntentStatus::Processing,
-            "requires_action" => IntentStatus::RequiresAction { client_secret: self.client_secret.clone().unwrap_or_default() },
+            "requires_action" => {
+                IntentStatus::RequiresAction { client_secret: self.client_secret.clone().unwrap_or_default() }
+            }
             // A declined confirmation sends the intent back for another method;
             // for nts that attempt failed (a new attempt brings the next card).
             "requires_payment_method" if self.last_payment_error.is_some() => IntentStatus::Failed {
@@ -268,7 +280,9 @@ mod tests {
         .into_intent(false);
         assert_eq!(intent.status, IntentStatus::RequiresAction { client_secret: "pi_2_secret".into() });
         assert_eq!(intent.client_secret.as_deref(), Some("pi_2_secret"));
-        let fresh = facts(serde_json::json!({"id": "pi_3", "status": "requires_payment_method", "amount": 5, "currency": "eur"}));
+        let fresh = facts(
+            serde_json::json!({"id": "pi_3", "status": "requires_payment_method", "amount": 5, "currency": "eur"}),
+        );
         assert_eq!(fresh.into_intent(false).status, IntentStatus::Open);
     }
 

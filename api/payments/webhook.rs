@@ -12,9 +12,9 @@ use uuid::Uuid;
 
 use super::gateway::Intent;
 use super::service::PaymentService;
+use super::settle;
 use super::signature;
 use super::stripe::PaymentIntentFacts;
-use super::settle;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
@@ -116,10 +116,12 @@ fn action(event: &Event) -> ApiResult<Action> {
 async fn perform(payments: &PaymentService, event: &Event, action: Action) -> ApiResult<()> {
     let intent = match action {
         Action::Apply(intent) => intent,
-        Action::Refresh(provider_ref) => payments.gateway.retrieve(&provider_ref).await.map_err(|e| ApiError::Unavailable {
-            code: "payment_provider_unavailable",
-            message: format!("could not look the payment up at Stripe: {e}"),
-        })?,
+        Action::Refresh(provider_ref) => {
+            payments.gateway.retrieve(&provider_ref).await.map_err(|e| ApiError::Unavailable {
+                code: "payment_provider_unavailable",
+                message: format!("could not look the payment up at Stripe: {e}"),
+            })?
+        }
         Action::Ignore => return Ok(()),
     };
     let Some(payment_id) = find_payment(&payments.pool, &intent).await? else {

@@ -21,7 +21,10 @@ pub enum Page {
     Found(Bytes),
     NotFound,
     /// The database cannot be reached: the reader fails at once, as it would alone.
-    Unavailable { code: &'static str, message: String },
+    Unavailable {
+        code: &'static str,
+        message: String,
+    },
     /// The shared query failed otherwise; the reader should read on its own.
     Failed,
 }

@@ -63,7 +63,10 @@ pub enum Outcome {
     Held(Taken),
     Refused(Refusal),
     /// The database cannot be reached: the request fails at once, as it would alone.
-    Unavailable { code: &'static str, message: String },
+    Unavailable {
+        code: &'static str,
+        message: String,
+    },
     /// The flush failed otherwise; the request should take its seats alone.
     Failed,
 }
@@ -211,7 +214,12 @@ type Refused = HashMap<Uuid, Refusal>;
 /// Takes seats for the requests that may have them and fit, in one
 /// transaction; answers what was stored and what was refused for a reason
 /// other than availability (the rest did not fit).
-async fn take_for(pool: &PgPool, event_id: Uuid, ticket_type_id: Uuid, waiting: &[Waiting]) -> Result<(Granted, Refused), sqlx::Error> {
+async fn take_for(
+    pool: &PgPool,
+    event_id: Uuid,
+    ticket_type_id: Uuid,
+    waiting: &[Waiting],
+) -> Result<(Granted, Refused), sqlx::Error> {
     let all: Vec<&Seats> = waiting.iter().map(|w| &w.item).collect();
     // Usually every request is valid and fits: one statement, whose guard
     // fails as a whole if one of them is not.
@@ -275,9 +283,16 @@ fn first_fit(mut free: i32, quantities: impl Iterator<Item = i32>) -> Vec<bool> 
 /// Bumps `held` by the total of `seats` and stores their holds, in one
 /// statement, if they all fit and may all be held (sales open, each quantity
 /// within `max_per_order`). Otherwise stores nothing and answers no rows.
-async fn insert_holds(db: impl PgExecutor<'_>, event_id: Uuid, ticket_type_id: Uuid, seats: &[&Seats]) -> Result<Granted, sqlx::Error> {
+async fn insert_holds(
+    db: impl PgExecutor<'_>,
+    event_id: Uuid,
+    ticket_type_id: Uuid,
+    seats: &[&Seats],
+) -> Result<Granted, sqlx::Error> {
     // Requests are not checked yet: a sum past i32 cannot fit any ticket type.
-    let Some(total) = seats.iter().try_fold(0i32, |sum, s| sum.checked_add(s.quantity)) else { return Ok(Granted::new()) };
+    let Some(total) = seats.iter().try_fold(0i32, |sum, s| sum.checked_add(s.quantity)) else {
+        return Ok(Granted::new());
+    };
     let largest: i32 = seats.iter().map(|s| s.quantity).max().unwrap_or(0);
     let ids: Vec<Uuid> = seats.iter().map(|s| s.id).collect();
     let hashes: Vec<Vec<u8>> = seats.iter().map(|s| s.secret_hash.clone()).collect();
@@ -395,9 +410,13 @@ mod tests {
         let request = seats(event, tt, 3);
         let id = request.id;
         let Outcome::Held(taken) = batcher.take(request).await else { panic!("not held") };
-        assert_eq!((taken.amount_minor, taken.currency.as_str(), taken.event_name.as_str()), (4500, "GBP", "Batch test"));
+        assert_eq!(
+            (taken.amount_minor, taken.currency.as_str(), taken.event_name.as_str()),
+            (4500, "GBP", "Batch test")
+        );
         assert_eq!(db.counters(tt).await, (3, 1));
-        let stored = sqlx::query_scalar!("SELECT quantity FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
+        let stored =
+            sqlx::query_scalar!("SELECT quantity FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
         assert_eq!(stored, 3);
     }
 
@@ -420,15 +439,17 @@ mod tests {
         let (_, other_tt) = db.event(100, 10, 3600.0).await;
         let (past_event, past_tt) = db.event(100, 10, -60.0).await;
         let batcher = HoldBatcher::new(db.pool.clone());
-        let outcomes = join_all([
-            seats(event, tt, 2),
-            seats(event, tt, 11),
-            seats(event, tt, 1),
-            seats(event, other_tt, 1),
-            seats(Uuid::new_v4(), tt, 1),
-            seats(past_event, past_tt, 1),
-        ]
-        .map(|s| batcher.take(s)))
+        let outcomes = join_all(
+            [
+                seats(event, tt, 2),
+                seats(event, tt, 11),
+                seats(event, tt, 1),
+                seats(event, other_tt, 1),
+                seats(Uuid::new_v4(), tt, 1),
+                seats(past_event, past_tt, 1),
+            ]
+            .map(|s| batcher.take(s)),
+        )
         .await;
         assert!(held(&outcomes[0]) && held(&outcomes[2]), "{outcomes:?}");
         assert!(matches!(outcomes[1], Outcome::Refused(Refusal::TooMany { max_per_order: 10 })), "{outcomes:?}");
@@ -469,7 +490,10 @@ mod tests {
         let pool = crate::db::connect(&db.url, 2).await.unwrap();
         let batcher = HoldBatcher::new(pool.clone());
         pool.close().await;
-        assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Unavailable { code: "database_unavailable", .. }));
+        assert!(matches!(
+            batcher.take(seats(event, tt, 1)).await,
+            Outcome::Unavailable { code: "database_unavailable", .. }
+        ));
         let hold = NewHold {
             event_id: event,
             ticket_type_id: tt,
@@ -537,7 +561,12 @@ mod tests {
             .map(|(_, body)| body["id"].as_str().unwrap().parse().unwrap())
             .collect();
         let sold_out = answers.iter().filter(|(status, body)| *status == 409 && body["code"] == "sold_out").count();
-        assert_eq!((held.len(), sold_out), (100, 400), "other answers: {:?}", answers.iter().filter(|(s, _)| *s != 201 && *s != 409).collect::<Vec<_>>());
+        assert_eq!(
+            (held.len(), sold_out),
+            (100, 400),
+            "other answers: {:?}",
+            answers.iter().filter(|(s, _)| *s != 201 && *s != 409).collect::<Vec<_>>()
+        );
         assert_eq!(db.counters(tt).await, (100, 100));
         let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE ticket_type_id = $1", tt)
             .fetch_all(&db.pool)

@@ -130,7 +130,9 @@ fn refused(why: Refusal) -> ApiError {
         Refusal::TooMany { max_per_order } => {
             ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type"))
         }
-        Refusal::SalesClosed => ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale"),
+        Refusal::SalesClosed => {
+            ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale")
+        }
         Refusal::SoldOut => ApiError::sold_out(),
     }
 }
@@ -139,7 +141,13 @@ fn refused(why: Refusal) -> ApiError {
 /// counters move only if enough are free. When they are not, holds whose
 /// deadline passed are expired first and the take is tried once more, so
 /// availability is exact without a sweeper race.
-async fn take_seats_alone(pool: &PgPool, hold: &NewHold, hold_seconds: i64, id: Uuid, secret_hash: &[u8]) -> ApiResult<Taken> {
+async fn take_seats_alone(
+    pool: &PgPool,
+    hold: &NewHold,
+    hold_seconds: i64,
+    id: Uuid,
+    secret_hash: &[u8],
+) -> ApiResult<Taken> {
     let facts = sqlx::query!(
         r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?"
            FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id AND t.id = $2
@@ -204,11 +212,13 @@ async fn take_seats_alone(pool: &PgPool, hold: &NewHold, hold_seconds: i64, id: 
 pub async fn expire_stale_holds(pool: &PgPool, ticket_type: Option<Uuid>) -> Result<u64, sqlx::Error> {
     let types: Vec<Uuid> = match ticket_type {
         Some(t) => vec![t],
-        None => sqlx::query_scalar!(
-            "SELECT DISTINCT ticket_type_id FROM holds WHERE status = 'active' AND expires_at <= now() LIMIT 1000"
-        )
-        .fetch_all(pool)
-        .await?,
+        None => {
+            sqlx::query_scalar!(
+                "SELECT DISTINCT ticket_type_id FROM holds WHERE status = 'active' AND expires_at <= now() LIMIT 1000"
+            )
+            .fetch_all(pool)
+            .await?
+        }
     };
     let mut expired = 0;
     for tt in types {
@@ -305,13 +315,19 @@ async fn fetch_hold(pool: &PgPool, id: Uuid, secret: &BuyerSecret) -> ApiResult<
     )
 )]
 #[get("/holds/{hold_id}")]
-pub async fn get_hold(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+pub async fn get_hold(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+) -> ApiResult<HttpResponse> {
     Ok(HttpResponse::Ok().json(fetch_hold(&state.pool, path.into_inner(), &secret).await?))
 }
 
 fn not_active(view: &HoldView) -> ApiError {
     match view.status {
-        HoldStatus::Expired | HoldStatus::Active => ApiError::conflict("hold_expired", "this hold has expired; its seats went back on sale"),
+        HoldStatus::Expired | HoldStatus::Active => {
+            ApiError::conflict("hold_expired", "this hold has expired; its seats went back on sale")
+        }
         HoldStatus::Released => ApiError::conflict("hold_released", "this hold was released"),
         HoldStatus::CheckedOut => ApiError::conflict("hold_checked_out", "this hold has already been checked out"),
     }
@@ -329,7 +345,11 @@ fn not_active(view: &HoldView) -> ApiError {
     )
 )]
 #[delete("/holds/{hold_id}")]
-pub async fn release_hold(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+pub async fn release_hold(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let released = sqlx::query_scalar!(
         r#"WITH released AS (
@@ -367,7 +387,11 @@ pub async fn release_hold(state: web::Data<AppState>, path: web::Path<Uuid>, sec
     )
 )]
 #[post("/holds/{hold_id}/checkout")]
-pub async fn checkout(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+pub async fn checkout(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+) -> ApiResult<HttpResponse> {
     let hold_id = path.into_inner();
     // Derived from the hold secret, so a repeated checkout can hand out the same order secret again.
     let order_secret = secret.derive("order");

@@ -97,7 +97,11 @@ pub(crate) async fn latest_payment(pool: &PgPool, order_id: Uuid) -> Result<Opti
     )
 )]
 #[get("/orders/{order_id}")]
-pub async fn get_order(state: web::Data<AppState>, path: web::Path<Uuid>, secret: BuyerSecret) -> ApiResult<HttpResponse> {
+pub async fn get_order(
+    state: web::Data<AppState>,
+    path: web::Path<Uuid>,
+    secret: BuyerSecret,
+) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let order = fetch_order(&state.pool, id, Some(&secret.hash)).await?;
     if order.status == OrderStatus::AwaitingPayment && state.payments.refresh_open_attempt(id).await? {
@@ -140,7 +144,9 @@ pub async fn create_payment(
 ) -> ApiResult<HttpResponse> {
     let order_id = path.into_inner();
     let method = body.into_inner().payment_method;
-    if method.as_ref().is_some_and(|pm| pm.is_empty() || pm.len() > 255 || !pm.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')) {
+    if method.as_ref().is_some_and(|pm| {
+        pm.is_empty() || pm.len() > 255 || !pm.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) {
         return Err(ApiError::validation("payment_method must be a PaymentMethod id such as pm_card_visa"));
     }
     fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;

@@ -20,7 +20,9 @@ use crate::error::{ApiError, ApiResult};
 static ENABLED: LazyLock<bool> = LazyLock::new(|| {
     let on = std::env::var("NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD").is_ok_and(|v| v.trim() == "1");
     if on {
-        tracing::error!("NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD=1: holds skip the inventory guard; this instance WILL oversell");
+        tracing::error!(
+            "NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD=1: holds skip the inventory guard; this instance WILL oversell"
+        );
     }
     on
 });

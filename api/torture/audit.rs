@@ -68,7 +68,10 @@ fn worst_of(name: &str, at_end: i64, peak: &Counter, stats: &Stats) -> Check {
     Check {
         name: name.into(),
         value: at_end.max(peak),
-        detail: format!("at the end {at_end}, worst of {} samples during the run {peak}", stats.inventory_samples.get()),
+        detail: format!(
+            "at the end {at_end}, worst of {} samples during the run {peak}",
+            stats.inventory_samples.get()
+        ),
     }
 }
 
@@ -125,7 +128,12 @@ pub async fn type_lines(pool: &PgPool, event_id: Uuid) -> Result<Vec<TypeLine>, 
     .await
 }
 
-pub async fn audit(pool: &PgPool, event_id: Uuid, stats: &Stats, settle_timeout: Duration) -> Result<Audit, sqlx::Error> {
+pub async fn audit(
+    pool: &PgPool,
+    event_id: Uuid,
+    stats: &Stats,
+    settle_timeout: Duration,
+) -> Result<Audit, sqlx::Error> {
     let types = type_lines(pool, event_id).await?;
     let pairs = |rows: Vec<(Option<String>, Option<i64>)>| -> Vec<(String, i64)> {
         rows.into_iter().map(|(s, n)| (s.unwrap_or_default(), n.unwrap_or_default())).collect()

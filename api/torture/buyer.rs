@@ -94,7 +94,10 @@ impl Buyer<'_> {
         if self.rng.gen_bool(0.05) {
             // Pays at the last moment, racing the order's expiry.
             let deadline = self.plan.order_seconds * 1000;
-            tokio::time::sleep(Duration::from_millis(self.rng.gen_range(deadline.saturating_sub(1000)..deadline + 1000))).await;
+            tokio::time::sleep(Duration::from_millis(
+                self.rng.gen_range(deadline.saturating_sub(1000)..deadline + 1000),
+            ))
+            .await;
         }
         self.pay(&order).await;
         self.wait_until_final(&order).await;
@@ -298,7 +301,9 @@ impl Buyer<'_> {
                 self.stats.new_attempts.bump();
                 a.str("/id").map(str::to_owned)
             }
-            (409, "order_already_paid" | "order_expired" | "order_not_awaiting_payment" | "payment_in_progress") => None,
+            (409, "order_already_paid" | "order_expired" | "order_not_awaiting_payment" | "payment_in_progress") => {
+                None
+            }
             _ => {
                 self.unexpected("new payment attempt", &a);
                 None

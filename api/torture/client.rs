@@ -158,7 +158,9 @@ impl Api {
                 pause(rng, 300..900).await;
                 continue;
             }
-            self.stats.took(started.elapsed(), || format!("{} {} -> {} {}", req.method, req.path, answer.status, answer.code));
+            self.stats.took(started.elapsed(), || {
+                format!("{} {} -> {} {}", req.method, req.path, answer.status, answer.code)
+            });
             return Some(answer);
         }
     }

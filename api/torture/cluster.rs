@@ -123,7 +123,10 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if !self.is_running(i) {
-                bail!("instance {i} exited during startup (see {})", self.logs.join(format!("instance-{i}.log")).display());
+                bail!(
+                    "instance {i} exited during startup (see {})",
+                    self.logs.join(format!("instance-{i}.log")).display()
+                );
             }
             if self.http.get(format!("http://127.0.0.1:{port}/healthz")).send().await.is_ok() {
                 return Ok(());

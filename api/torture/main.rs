@@ -78,7 +78,11 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
         (Some(c), true) => Some(c.clone()),
         (None, true) => Some(cluster::find_pg_cluster()?),
     };
-    anyhow::ensure!(s.nts.is_file(), "no nts binary at {} (build it with `cargo build --bins`, or pass --nts)", s.nts.display());
+    anyhow::ensure!(
+        s.nts.is_file(),
+        "no nts binary at {} (build it with `cargo build --bins`, or pass --nts)",
+        s.nts.display()
+    );
     let db = Arc::new(Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
     println!("  database {}{}", db.name, if s.break_inventory_guard { " (inventory CHECK dropped)" } else { "" });
     let result = sale(&s, &db, pg_cluster).await;

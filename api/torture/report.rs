@@ -121,20 +121,16 @@ pub fn print(r: &Run) {
             format!("tickets {}, paid-order seats {}, held {}", t.tickets, t.sold_rows, t.held),
         );
     }
-    row(
-        "settled after load",
-        r.settled.map_or("no".into(), |d| format!("{:.1} s", d.as_secs_f64())),
-        String::new(),
-    );
-    row(
-        "server log errors / panics",
-        format!("{} / {}", r.log_problems.0, r.log_problems.1),
-        r.logs.clone(),
-    );
+    row("settled after load", r.settled.map_or("no".into(), |d| format!("{:.1} s", d.as_secs_f64())), String::new());
+    row("server log errors / panics", format!("{} / {}", r.log_problems.0, r.log_problems.1), r.logs.clone());
     row("**checks (each must be 0)**", String::new(), String::new());
     for c in &a.checks {
         let verdict = if c.value == 0 { "ok" } else { "FAIL" };
-        row(&c.name, c.value.to_string(), if c.detail.is_empty() { verdict.into() } else { format!("{verdict} ({})", c.detail) });
+        row(
+            &c.name,
+            c.value.to_string(),
+            if c.detail.is_empty() { verdict.into() } else { format!("{verdict} ({})", c.detail) },
+        );
     }
     let samples = st.samples.lock().unwrap();
     if !samples.is_empty() {

@@ -23,7 +23,14 @@ async fn public_posts_are_rate_limited_per_client_with_retry_after() {
     app.get(&format!("/api/v1/events/{event}"), None).await.expect(200);
     app.create_event(&[("More", 100, 10, 2)]).await;
     // A client cannot dodge the limit by claiming another address: no proxy is trusted.
-    let res = app.client.post(app.url(&path)).header("x-forwarded-for", "198.51.100.7").json(&json!({})).send().await.unwrap();
+    let res = app
+        .client
+        .post(app.url(&path))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 429);
 }
 
@@ -95,7 +102,8 @@ async fn listed_origins_may_call_the_api_from_a_browser() {
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example.com");
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
-    let get = app.client.get(app.url("/api/v1/events")).header("origin", "https://shop.example.com").send().await.unwrap();
+    let get =
+        app.client.get(app.url("/api/v1/events")).header("origin", "https://shop.example.com").send().await.unwrap();
     assert_eq!(get.headers()["access-control-allow-origin"], "https://shop.example.com");
 }
 
@@ -136,15 +144,20 @@ async fn a_database_dump_holds_no_buyer_secret() {
     let (event, tt) = app.simple_event(10, 2).await;
     // As the pages do it: every write with an Idempotency-Key, so answers carrying secrets are stored.
     let body = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
-    let hold = app.call_on(0, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, Some("k-hold")).await;
+    let hold =
+        app.call_on(0, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, Some("k-hold")).await;
     let hold_secret = hold.expect(201)["secret"].as_str().unwrap().to_owned();
     let checkout_path = format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap());
-    let checkout = app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
+    let checkout =
+        app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
     let order_secret = checkout.expect(201)["order"]["secret"].as_str().unwrap().to_owned();
     let confirm = format!("/api/v1/payments/simulated/{}/confirm", checkout.body["payment"]["id"].as_str().unwrap());
-    app.call_on(0, Method::POST, &confirm, Some(&json!({"outcome": "succeeded"})), Some(&order_secret), Some("k-pay")).await.expect(200);
+    app.call_on(0, Method::POST, &confirm, Some(&json!({"outcome": "succeeded"})), Some(&order_secret), Some("k-pay"))
+        .await
+        .expect(200);
     // A retry still gets the secret back: replays work from what is stored.
-    let replay = app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
+    let replay =
+        app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
     assert_eq!(replay.expect(201)["order"]["secret"], order_secret.as_str());
     assert!(hold_secret.len() >= 22 && order_secret.len() >= 22, "at least 128 bits, base64url");
 

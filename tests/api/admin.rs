@@ -21,7 +21,9 @@ async fn admin_calls_need_the_token() {
     assert_eq!(missing.headers["www-authenticate"], "Bearer");
     app.post(path, &event_body(), Some("wrong-token-wrong-token-wrong-token")).await.expect_error(403, "forbidden");
     app.get(path, None).await.expect_error(401, "unauthorized");
-    app.get(&format!("/api/v1/admin/events/{}/guests", uuid::Uuid::new_v4()), Some("x")).await.expect_error(403, "forbidden");
+    app.get(&format!("/api/v1/admin/events/{}/guests", uuid::Uuid::new_v4()), Some("x"))
+        .await
+        .expect_error(403, "forbidden");
     let events: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM events").fetch_one(&app.pool).await.unwrap();
     assert_eq!(events, 0);
 }
@@ -41,7 +43,9 @@ async fn creates_events_and_reports_their_sales() {
     assert!(public.body["ticket_types"][0].get("sold").is_none(), "sales figures are for the organiser");
 
     let c = app.checkout(id, seated, 2).await;
-    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded").await.expect(200);
+    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded")
+        .await
+        .expect(200);
     app.hold(id, seated, 1).await.expect(201);
 
     let sales = app.get("/api/v1/admin/events", Some(ADMIN_TOKEN)).await;
@@ -83,7 +87,9 @@ async fn the_guest_list_comes_as_csv() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
     let c = app.checkout(&event, &tt, 2).await;
-    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded").await.expect(200);
+    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded")
+        .await
+        .expect(200);
     let res = app
         .client
         .get(app.url(&format!("/api/v1/admin/events/{event}/guests?format=csv")))
@@ -98,8 +104,12 @@ async fn the_guest_list_comes_as_csv() {
     assert_eq!(lines[0], "order_id,name,email,ticket_type,ticket_code");
     assert_eq!(lines.len(), 3, "one row per ticket: {csv}");
     assert!(lines[1].contains("Ada Lovelace") && lines[1].contains("ada@example.com"));
-    app.get(&format!("/api/v1/admin/events/{event}/guests?format=xml"), Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
-    app.get(&format!("/api/v1/admin/events/{}/guests", uuid::Uuid::new_v4()), Some(ADMIN_TOKEN)).await.expect_error(404, "not_found");
+    app.get(&format!("/api/v1/admin/events/{event}/guests?format=xml"), Some(ADMIN_TOKEN))
+        .await
+        .expect_error(422, "validation_failed");
+    app.get(&format!("/api/v1/admin/events/{}/guests", uuid::Uuid::new_v4()), Some(ADMIN_TOKEN))
+        .await
+        .expect_error(404, "not_found");
 }
 
 #[tokio::test]
@@ -112,7 +122,9 @@ async fn the_demo_event_is_created_on_an_empty_database_and_can_be_reset() {
     assert_eq!(events[0]["ticket_types"][0]["price_minor"], 999);
     let (event, tt) = (events[0]["id"].as_str().unwrap(), events[0]["ticket_types"][0]["id"].as_str().unwrap());
     let c = app.checkout(event, tt, 2).await;
-    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded").await.expect(200);
+    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded")
+        .await
+        .expect(200);
 
     app.post("/api/v1/admin/demo/reset", &json!({}), None).await.expect_error(401, "unauthorized");
     let reset = app.post("/api/v1/admin/demo/reset", &json!({}), Some(ADMIN_TOKEN)).await;

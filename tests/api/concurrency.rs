@@ -49,10 +49,8 @@ async fn expiry_frees_seats_exactly_once_with_sweepers_racing_in_two_instances()
     let swept: u64 = sweeps.into_iter().map(|r| r.expect("sweeping never conflicts")).sum();
     app.eventually(5, || async { app.counters(&tt).await == (0, 0) }).await;
     assert!(swept <= 120);
-    let expired: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE status = 'expired'")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let expired: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE status = 'expired'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(expired, 120);
     assert_eq!(app.available(&event).await, 300);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -61,7 +59,8 @@ async fn expiry_frees_seats_exactly_once_with_sweepers_racing_in_two_instances()
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
-    let mut app = spawn_app_with(&[("NTS_HOLD_SECONDS", "2"), ("NTS_ORDER_SECONDS", "2"), ("NTS_RECONCILE_MS", "50")]).await;
+    let mut app =
+        spawn_app_with(&[("NTS_HOLD_SECONDS", "2"), ("NTS_ORDER_SECONDS", "2"), ("NTS_RECONCILE_MS", "50")]).await;
     app.start_instance().await;
     let (event, tt) = app.simple_event(30, 2).await;
     let buyers = (0..60).map(|i| {
@@ -70,7 +69,9 @@ async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
         async move {
             let node = i % 2;
             let body = json!({"ticket_type_id": tt, "quantity": 1 + i % 2, "name": "B", "email": "b@example.com"});
-            let hold = app.call_on(node, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, None).await;
+            let hold = app
+                .call_on(node, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, None)
+                .await;
             if hold.status != 201 {
                 assert_eq!(hold.code(), "sold_out");
                 return;
@@ -79,8 +80,14 @@ async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
                 return; // abandoned: expires
             }
             let co = app
-                .call_on(1 - node, Method::POST, &format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap()),
-                    Some(&json!({})), hold.body["secret"].as_str(), None)
+                .call_on(
+                    1 - node,
+                    Method::POST,
+                    &format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap()),
+                    Some(&json!({})),
+                    hold.body["secret"].as_str(),
+                    None,
+                )
                 .await;
             if co.status != 201 {
                 return;
@@ -113,7 +120,8 @@ async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
         .fetch_one(&app.pool)
         .await
         .unwrap();
-    let paid_orders: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(&app.pool).await.unwrap();
+    let paid_orders: i64 =
+        sqlx::query_scalar("SELECT COUNT(*) FROM orders WHERE status = 'paid'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(held, 0);
     assert_eq!(sold as i64, paid_seats);
     assert_eq!(tickets, paid_seats);

@@ -188,7 +188,8 @@ impl TestApp {
         let status = res.status();
         let headers = res.headers().clone();
         let text = res.text().await.expect("body");
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+        let body =
+            if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         Answer { status, body, headers }
     }
 
@@ -237,7 +238,8 @@ impl TestApp {
     }
 
     pub async fn hold(&self, event: &str, tt: &str, quantity: i64) -> Answer {
-        let body = json!({"ticket_type_id": tt, "quantity": quantity, "name": "Ada Lovelace", "email": "ada@example.com"});
+        let body =
+            json!({"ticket_type_id": tt, "quantity": quantity, "name": "Ada Lovelace", "email": "ada@example.com"});
         self.post(&format!("/api/v1/events/{event}/holds"), &body, None).await
     }
 

@@ -26,7 +26,10 @@ async fn raw(app: &TestApp, head: &str, body: &[u8]) -> (u16, Value) {
             }
             if let Some(end) = find(&answer, b"\r\n\r\n") {
                 let head = String::from_utf8_lossy(&answer[..end]).to_lowercase();
-                let length = head.lines().find_map(|l| l.strip_prefix("content-length:")).map(|v| v.trim().parse::<usize>().unwrap());
+                let length = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .map(|v| v.trim().parse::<usize>().unwrap());
                 if length.is_some_and(|len| answer.len() >= end + 4 + len) {
                     break;
                 }
@@ -36,7 +39,8 @@ async fn raw(app: &TestApp, head: &str, body: &[u8]) -> (u16, Value) {
     tokio::time::timeout(Duration::from_secs(5), read).await.expect("an answer without sending the rest of the body");
     let text = String::from_utf8_lossy(&answer).into_owned();
     let status = text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+    let body =
+        text.split_once("\r\n\r\n").map(|(_, b)| serde_json::from_str(b).unwrap_or(Value::Null)).unwrap_or(Value::Null);
     (status, body)
 }
 

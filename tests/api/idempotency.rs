@@ -11,7 +11,8 @@ async fn twenty_concurrent_identical_requests_make_one_hold() {
     let path = format!("/api/v1/events/{event}/holds");
     let body = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
 
-    let answers = join_all((0..20).map(|_| app.call_on(0, Method::POST, &path, Some(&body), None, Some("key-1")))).await;
+    let answers =
+        join_all((0..20).map(|_| app.call_on(0, Method::POST, &path, Some(&body), None, Some("key-1")))).await;
     let holds: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM holds").fetch_one(&app.pool).await.unwrap();
     assert_eq!(holds, 1);
     assert_eq!(app.counters(&tt).await, (0, 2));
@@ -36,7 +37,9 @@ async fn a_key_reused_with_another_request_is_refused() {
     let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
     app.call_on(0, Method::POST, &path, Some(&body), None, Some("k")).await.expect(201);
     let other = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
-    app.call_on(0, Method::POST, &path, Some(&other), None, Some("k")).await.expect_error(422, "idempotency_key_reused");
+    app.call_on(0, Method::POST, &path, Some(&other), None, Some("k"))
+        .await
+        .expect_error(422, "idempotency_key_reused");
     assert_eq!(app.counters(&tt).await, (0, 1));
 }
 
@@ -70,6 +73,8 @@ async fn malformed_keys_are_rejected() {
     let path = format!("/api/v1/events/{event}/holds");
     let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
     let long = "k".repeat(256);
-    app.call_on(0, Method::POST, &path, Some(&body), None, Some(&long)).await.expect_error(400, "invalid_idempotency_key");
+    app.call_on(0, Method::POST, &path, Some(&body), None, Some(&long))
+        .await
+        .expect_error(400, "invalid_idempotency_key");
     assert_eq!(app.counters(&tt).await, (0, 0));
 }

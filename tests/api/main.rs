@@ -12,7 +12,7 @@ mod idempotency;
 mod logs;
 mod ops;
 mod orders;
-mod resilience;
 mod refunds;
+mod resilience;
 mod stripe;
 mod stripe_emulator;

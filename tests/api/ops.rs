@@ -21,7 +21,8 @@ async fn health_docs_and_config_answer() {
 
 #[tokio::test]
 async fn openapi_yaml_is_the_generated_document() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
+    let committed =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
     assert!(
         committed == nts::openapi::yaml(),
         "openapi.yaml is stale: run `cargo run --bin nts -- openapi > openapi.yaml`"

@@ -38,8 +38,13 @@ async fn full_purchase_issues_tickets_and_lists_the_guest() {
     assert_eq!(app.counters(&tt).await, (2, 0));
     assert_eq!(app.available(&event).await, 8);
 
-    let qr = app.client.get(app.url(&format!("{path}/tickets/{}/qr", tickets[0]["code"].as_str().unwrap())))
-        .bearer_auth(secret).send().await.unwrap();
+    let qr = app
+        .client
+        .get(app.url(&format!("{path}/tickets/{}/qr", tickets[0]["code"].as_str().unwrap())))
+        .bearer_auth(secret)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(qr.status(), 200);
     assert_eq!(qr.headers()["content-type"], "image/svg+xml");
     assert!(qr.text().await.unwrap().contains("<svg"));
@@ -131,14 +136,18 @@ async fn a_declined_payment_keeps_the_seats_and_a_new_attempt_can_pay() {
     let secret = checkout["order"]["secret"].as_str().unwrap();
     let order_path = format!("/api/v1/orders/{}", checkout["order"]["id"].as_str().unwrap());
 
-    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "declined").await.expect_error(402, "card_declined");
+    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "declined")
+        .await
+        .expect_error(402, "card_declined");
     let seen = app.get(&order_path, Some(secret)).await;
     assert_eq!(seen.expect(200)["status"], "awaiting_payment");
     assert_eq!(seen.body["payment"]["status"], "failed");
     assert_eq!(app.counters(&tt).await, (0, 2));
 
     // The failed attempt stays failed.
-    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "succeeded").await.expect_error(402, "card_declined");
+    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "succeeded")
+        .await
+        .expect_error(402, "card_declined");
 
     let retry = app.post(&format!("{order_path}/payments"), &json!({}), Some(secret)).await;
     let retry = retry.expect(201).clone();
@@ -161,13 +170,12 @@ async fn a_new_attempt_cancels_the_open_one() {
     let second = app.post(&format!("{order_path}/payments"), &json!({}), Some(secret)).await.expect(201).clone();
     let first = checkout["payment"]["id"].as_str().unwrap();
     app.confirm(first, secret, "succeeded").await.expect_error(409, "payment_not_open");
-    let provider_status: String = sqlx::query_scalar(
-        "SELECT status FROM simulated_intents WHERE payment_id = $1::uuid",
-    )
-    .bind(first)
-    .fetch_one(&app.pool)
-    .await
-    .unwrap();
+    let provider_status: String =
+        sqlx::query_scalar("SELECT status FROM simulated_intents WHERE payment_id = $1::uuid")
+            .bind(first)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
     assert_eq!(provider_status, "canceled", "canceled at the provider, not just in our books");
     app.confirm(second["id"].as_str().unwrap(), secret, "succeeded").await.expect(200);
     let charged: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM simulated_intents WHERE status = 'succeeded'")
@@ -201,13 +209,13 @@ async fn an_expiring_order_is_canceled_at_the_provider_before_its_seats_go_back(
     let secret = checkout["order"]["secret"].as_str().unwrap();
     let order_path = format!("/api/v1/orders/{}", checkout["order"]["id"].as_str().unwrap());
     app.eventually(10, || async { app.get(&order_path, Some(secret)).await.body["status"] == "expired" }).await;
-    let provider_status: String = sqlx::query_scalar("SELECT status FROM simulated_intents")
-        .fetch_one(&app.pool)
-        .await
-        .unwrap();
+    let provider_status: String =
+        sqlx::query_scalar("SELECT status FROM simulated_intents").fetch_one(&app.pool).await.unwrap();
     assert_eq!(provider_status, "canceled");
     // The buyer's late confirmation cannot take money any more.
-    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "succeeded").await.expect_error(409, "payment_not_open");
+    app.confirm(checkout["payment"]["id"].as_str().unwrap(), secret, "succeeded")
+        .await
+        .expect_error(409, "payment_not_open");
     assert_eq!(app.counters(&tt).await, (0, 0));
 }
 
@@ -245,7 +253,8 @@ async fn a_lost_provider_answer_is_settled_by_the_reconciler() {
     let mut app = spawn_app_with(&[("NTS_RECONCILE_MS", "100")]).await;
     app.stop_instance(0).await;
     let pool = app.pool.clone();
-    app.start_instance_with(move |_| Arc::new(LoseConfirmAnswers(SimulatedGateway::new(pool, Default::default())))).await;
+    app.start_instance_with(move |_| Arc::new(LoseConfirmAnswers(SimulatedGateway::new(pool, Default::default()))))
+        .await;
     let (event, tt) = app.simple_event(10, 4).await;
     let checkout = app.checkout(&event, &tt, 1).await;
     let secret = checkout["order"]["secret"].as_str().unwrap();

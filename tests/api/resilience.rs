@@ -95,8 +95,18 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
 
     let body = json!({"name": "N", "venue": "V", "starts_at": "2099-01-01T20:00:00Z", "currency": "GBP",
         "ticket_types": [{"name": "A", "price_minor": 100, "capacity": 100, "max_per_order": 4}]});
-    let event: serde_json::Value = client.post(format!("{base}/api/v1/admin/events")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap().json().await.unwrap();
-    let (event_id, tt) = (event["id"].as_str().unwrap().to_owned(), event["ticket_types"][0]["id"].as_str().unwrap().to_owned());
+    let event: serde_json::Value = client
+        .post(format!("{base}/api/v1/admin/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let (event_id, tt) =
+        (event["id"].as_str().unwrap().to_owned(), event["ticket_types"][0]["id"].as_str().unwrap().to_owned());
     let hold_body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
 
     for mode in [DOWN, STALLED] {
@@ -107,7 +117,10 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
             client.get(format!("{base}/api/v1/admin/events")).bearer_auth(ADMIN_TOKEN),
             client.post(format!("{base}/api/v1/events/{event_id}/holds")).json(&hold_body),
             // Through the idempotency middleware, which needs the database first.
-            client.post(format!("{base}/api/v1/events/{event_id}/holds")).header("Idempotency-Key", format!("k{mode}")).json(&hold_body),
+            client
+                .post(format!("{base}/api/v1/events/{event_id}/holds"))
+                .header("Idempotency-Key", format!("k{mode}"))
+                .json(&hold_body),
         ];
         for request in requests {
             let started = Instant::now();
@@ -125,7 +138,13 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let health = client.get(format!("{base}/healthz")).send().await.unwrap().status();
-            let hold = client.post(format!("{base}/api/v1/events/{event_id}/holds")).json(&hold_body).send().await.unwrap().status();
+            let hold = client
+                .post(format!("{base}/api/v1/events/{event_id}/holds"))
+                .json(&hold_body)
+                .send()
+                .await
+                .unwrap()
+                .status();
             if health == 200 && hold == 201 {
                 break;
             }
@@ -144,7 +163,16 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
     let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let body = json!({"name": "N", "venue": "V", "starts_at": "2099-01-01T20:00:00Z", "currency": "GBP",
         "ticket_types": [{"name": "A", "price_minor": 100, "capacity": 10, "max_per_order": 4}]});
-    let event: serde_json::Value = client.post(nts.url("/api/v1/admin/events")).bearer_auth(ADMIN_TOKEN).json(&body).send().await.unwrap().json().await.unwrap();
+    let event: serde_json::Value = client
+        .post(nts.url("/api/v1/admin/events"))
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let hold_body = json!({"ticket_type_id": event["ticket_types"][0]["id"], "quantity": 1, "name": "Ada", "email": "ada@example.com"});
     let hold: serde_json::Value = client
         .post(nts.url(&format!("/api/v1/events/{}/holds", event["id"].as_str().unwrap())))

@@ -100,7 +100,11 @@ async fn lost_late_and_failed_answers_are_asked_again_with_the_same_key() {
     let creates: Vec<&Value> = calls.iter().filter(|c| c["path"] == "/v1/payment_intents").collect();
     let hows: Vec<&str> = creates.iter().map(|c| c["how"].as_str().unwrap()).collect();
     assert_eq!(hows.iter().filter(|h| h.starts_with("forwarded")).count(), 5, "one creation per order: {hows:?}");
-    assert!(hows.contains(&"forwarded, answer lost") && hows.contains(&"forwarded, answer late") && hows.contains(&"replayed"));
+    assert!(
+        hows.contains(&"forwarded, answer lost")
+            && hows.contains(&"forwarded, answer late")
+            && hows.contains(&"replayed")
+    );
     settled_and_audited(&app).await;
 }
 
@@ -181,9 +185,18 @@ async fn without_webhooks_the_buyers_look_or_the_reconciler_settles_and_a_late_e
     settled_and_audited(&app).await;
 
     // Stripe's events, delivered late (after the reconciler settled), twice, on both instances.
-    let events: Value =
-        stripe.http.get(format!("{}/v1/events?limit=100", stripe.stripe_url)).bearer_auth("sk_test_x").send().await.unwrap().json().await.unwrap();
-    let succeeded_events: Vec<&Value> = events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "payment_intent.succeeded").collect();
+    let events: Value = stripe
+        .http
+        .get(format!("{}/v1/events?limit=100", stripe.stripe_url))
+        .bearer_auth("sk_test_x")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let succeeded_events: Vec<&Value> =
+        events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "payment_intent.succeeded").collect();
     assert_eq!(succeeded_events.len(), 2);
     for event in succeeded_events {
         let body = event.to_string();
@@ -215,7 +228,9 @@ async fn webhooks_twice_out_of_order_or_badly_signed_change_nothing() {
         .await
         .unwrap();
 
-    let event = |id: &str, kind: &str, object: &Value| json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string();
+    let event = |id: &str, kind: &str, object: &Value| {
+        json!({"id": id, "object": "event", "type": kind, "data": {"object": object}}).to_string()
+    };
     // The very event Stripe delivered, again.
     let delivered = app
         .client
@@ -242,7 +257,10 @@ async fn webhooks_twice_out_of_order_or_badly_signed_change_nothing() {
     failed["last_payment_error"] = json!({"type": "card_error", "code": "card_declined"});
     let mut canceled = object.clone();
     canceled["status"] = json!("canceled");
-    for body in [event("evt_late_failure", "payment_intent.payment_failed", &failed), event("evt_late_cancel", "payment_intent.canceled", &canceled)] {
+    for body in [
+        event("evt_late_failure", "payment_intent.payment_failed", &failed),
+        event("evt_late_cancel", "payment_intent.canceled", &canceled),
+    ] {
         let answer = deliver(&app, 0, &body, Some(signed(&body, now()))).await;
         assert_eq!(answer.expect(200)["duplicate"], false);
     }
@@ -250,7 +268,8 @@ async fn webhooks_twice_out_of_order_or_badly_signed_change_nothing() {
 
     // Not from Stripe: refused, nothing recorded.
     let forged = event("evt_forged", "payment_intent.canceled", &canceled);
-    let wrong_key = format!("t={},v1={}", now(), nts::payments::signature::sign(forged.as_bytes(), "whsec_someone_else", now()));
+    let wrong_key =
+        format!("t={},v1={}", now(), nts::payments::signature::sign(forged.as_bytes(), "whsec_someone_else", now()));
     deliver(&app, 0, &forged, Some(wrong_key)).await.expect_error(400, "invalid_signature");
     deliver(&app, 0, &forged, None).await.expect_error(400, "invalid_signature");
     deliver(&app, 0, &forged, Some(signed(&forged, now() - 301))).await.expect_error(400, "invalid_signature");
@@ -302,8 +321,10 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
     for i in 0..12u64 {
         let checkout = app.checkout(&event, &tt, 1).await;
         let start = Instant::now();
-        let (order, secret) =
-            (checkout["order"]["id"].as_str().unwrap().to_owned(), checkout["order"]["secret"].as_str().unwrap().to_owned());
+        let (order, secret) = (
+            checkout["order"]["id"].as_str().unwrap().to_owned(),
+            checkout["order"]["secret"].as_str().unwrap().to_owned(),
+        );
         let (app, stripe, secure_card) = (&app, &stripe, &secure_card);
         buyers.push(async move {
             if i < 8 {
@@ -319,7 +340,14 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
             tokio::time::sleep_until((start + Duration::from_millis(1850 + 100 * (i - 8))).into()).await;
             let pi = client_secret.split("_secret_").next().unwrap_or_default();
             let taken = stripe.authenticate(pi, &client_secret).await;
-            (order, format!("3-D Secure: {} then authentication {}", answer.status.as_u16(), if taken { "taken" } else { "refused" }))
+            (
+                order,
+                format!(
+                    "3-D Secure: {} then authentication {}",
+                    answer.status.as_u16(),
+                    if taken { "taken" } else { "refused" }
+                ),
+            )
         });
     }
     let outcomes = futures_util::future::join_all(buyers).await;
@@ -337,14 +365,17 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
     for (order, how) in &outcomes {
         let final_status = order_status(&app, order).await;
         let intents = stripe.intents_of(order).await;
-        let refunded: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_id = $1::uuid AND status = 'refunded'")
-            .bind(order)
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        let refunded: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM payments WHERE order_id = $1::uuid AND status = 'refunded'")
+                .bind(order)
+                .fetch_one(&app.pool)
+                .await
+                .unwrap();
         match final_status.as_str() {
             "paid" => paid += 1,
-            "expired" => assert_eq!(succeeded(&intents) as i64, refunded, "an expired order keeps no money: {intents:?}"),
+            "expired" => {
+                assert_eq!(succeeded(&intents) as i64, refunded, "an expired order keeps no money: {intents:?}")
+            }
             other => panic!("order {order} ended {other}"),
         }
         *table.entry(format!("{how} -> order {final_status}, refunds {refunded}")).or_default() += 1;
@@ -374,7 +405,12 @@ async fn two_concurrent_refunds_make_one_refund_at_stripe() {
     assert_eq!(order_status(&app, &order).await, "refunded");
     assert_eq!(app.counters(&tt).await, (0, 0), "the seats are back on sale");
     let pi = stripe.intents_of(&order).await.remove(0);
-    let refunds: Vec<_> = stripe.refunds().await.into_iter().filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str())).collect();
+    let refunds: Vec<_> = stripe
+        .refunds()
+        .await
+        .into_iter()
+        .filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str()))
+        .collect();
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0].amount, 1998);
     app.eventually(10, || async { events_of_type(&app, "charge.refunded").await == 1 }).await;
@@ -384,11 +420,18 @@ async fn two_concurrent_refunds_make_one_refund_at_stripe() {
     let (kept, kept_secret, kept_tt) = stripe_order(&app, 1).await;
     pay(&app, 1, &kept, &kept_secret, "pm_card_visa").await.expect(201);
     stripe.fault("POST", "/v1/refunds", "lose", 1).await;
-    let pending = app.post(&format!("/api/v1/admin/orders/{kept}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN)).await;
+    let pending = app
+        .post(&format!("/api/v1/admin/orders/{kept}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(pending.expect(202)["payment_status"], "refund_pending");
     settled_and_audited(&app).await;
     let pi = stripe.intents_of(&kept).await.remove(0);
-    let refunds = stripe.refunds().await.into_iter().filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str())).count();
+    let refunds = stripe
+        .refunds()
+        .await
+        .into_iter()
+        .filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str()))
+        .count();
     assert_eq!(refunds, 1);
     assert_eq!(app.counters(&kept_tt).await, (1, 0));
 }
@@ -458,7 +501,12 @@ async fn money_taken_for_an_order_that_cannot_take_it_is_refunded_automatically(
         status == "refunded"
     })
     .await;
-    let refunds: Vec<_> = stripe.refunds().await.into_iter().filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str())).collect();
+    let refunds: Vec<_> = stripe
+        .refunds()
+        .await
+        .into_iter()
+        .filter(|r| r.payment_intent.as_ref().map(|p| p.id().as_str()) == Some(pi.id.as_str()))
+        .collect();
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0].amount, 999);
     assert_eq!(order_status(&app, &order).await, "paid", "the order keeps its own payment");

@@ -34,7 +34,10 @@ fn python() -> String {
     let python = format!("{ROOT}/tests/stripe/.venv/bin/python");
     let mut done = SETUP.lock().unwrap_or_else(|e| e.into_inner());
     if !*done {
-        let status = Command::new("bash").arg(format!("{ROOT}/tests/stripe/setup.sh")).status().expect("run tests/stripe/setup.sh");
+        let status = Command::new("bash")
+            .arg(format!("{ROOT}/tests/stripe/setup.sh"))
+            .status()
+            .expect("run tests/stripe/setup.sh");
         assert!(status.success(), "tests/stripe/setup.sh failed: localstripe is needed for the Stripe tests");
         *done = true;
     }
@@ -85,7 +88,13 @@ impl Emulator {
 
     /// Every PaymentIntent at the emulator, through async-stripe.
     pub async fn payment_intents(&self) -> Vec<PaymentIntent> {
-        ListPaymentIntent::new().limit(100).paginate().stream(&self.client).try_collect().await.expect("list PaymentIntents")
+        ListPaymentIntent::new()
+            .limit(100)
+            .paginate()
+            .stream(&self.client)
+            .try_collect()
+            .await
+            .expect("list PaymentIntents")
     }
 
     pub async fn intents_of(&self, order_id: &str) -> Vec<PaymentIntent> {
@@ -100,7 +109,13 @@ impl Emulator {
 
     /// A card PaymentMethod from a test card number.
     pub async fn card(&self, number: &str) -> String {
-        let form = [("type", "card"), ("card[number]", number), ("card[exp_month]", "12"), ("card[exp_year]", "2040"), ("card[cvc]", "123")];
+        let form = [
+            ("type", "card"),
+            ("card[number]", number),
+            ("card[exp_month]", "12"),
+            ("card[exp_year]", "2040"),
+            ("card[cvc]", "123"),
+        ];
         let pm: Value = self
             .http
             .post(format!("{}/v1/payment_methods", self.stripe_url))
@@ -118,8 +133,7 @@ impl Emulator {
     /// What Stripe.js's `handleNextAction` does after the buyer passes 3-D
     /// Secure; answers whether Stripe took it (not once the intent is canceled).
     pub async fn authenticate(&self, payment_intent: &str, client_secret: &str) -> bool {
-        self
-            .http
+        self.http
             .post(format!("{}/v1/payment_intents/{payment_intent}/_authenticate", self.stripe_url))
             .form(&[("client_secret", client_secret), ("success", "true"), ("key", "pk_test_emulator")])
             .send()
@@ -154,8 +168,10 @@ pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (Tes
     all.extend_from_slice(settings);
     let mut app = new_app(&all).await;
     for i in 0..2 {
-        app.start_instance_with(|config| Arc::new(StripeGateway::new(config.stripe.as_ref().expect("Stripe settings")).unwrap()))
-            .await;
+        app.start_instance_with(|config| {
+            Arc::new(StripeGateway::new(config.stripe.as_ref().expect("Stripe settings")).unwrap())
+        })
+        .await;
         if webhooks {
             let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[i].address);
             emulator.register_webhook(&format!("nts{i}"), &url).await;
@@ -180,7 +196,11 @@ pub async fn pay(app: &TestApp, on: usize, order: &str, secret: &str, pm: &str) 
 }
 
 pub async fn order_status(app: &TestApp, order: &str) -> String {
-    sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid").bind(order).fetch_one(&app.pool).await.unwrap()
+    sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid")
+        .bind(order)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
 }
 
 pub async fn audit(app: &TestApp) -> Value {
