@@ -13,7 +13,6 @@ use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentG
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult};
-use crate::sales::orders::latest_payment;
 use crate::sales::views::PaymentView;
 
 /// How many times one request asks the provider for an answer it did not get.
@@ -355,11 +354,10 @@ impl PaymentService {
         }
     }
 
-    /// Asks the provider about the latest open attempt of an order (when it is
+    /// Asks the provider about an order's latest attempt (when it is
     /// waiting on the provider), so a buyer whose webhook is late still sees the
     /// truth. Answers whether anything changed.
-    pub async fn refresh_open_attempt(&self, order_id: Uuid) -> ApiResult<bool> {
-        let Some(latest) = latest_payment(&self.pool, order_id).await? else { return Ok(false) };
+    pub async fn refresh_attempt(&self, latest: &PaymentView) -> ApiResult<bool> {
         if !matches!(latest.status, PaymentStatus::Processing | PaymentStatus::RequiresAction) {
             return Ok(false);
         }

@@ -104,7 +104,11 @@ pub async fn get_order(
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
     let order = fetch_order(&state.pool, id, Some(&secret.hash)).await?;
-    if order.status == OrderStatus::AwaitingPayment && state.payments.refresh_open_attempt(id).await? {
+    let refreshed = match &order.payment {
+        Some(latest) if order.status == OrderStatus::AwaitingPayment => state.payments.refresh_attempt(latest).await?,
+        _ => false,
+    };
+    if refreshed {
         return Ok(HttpResponse::Ok().json(fetch_order(&state.pool, id, Some(&secret.hash)).await?));
     }
     Ok(HttpResponse::Ok().json(order))
