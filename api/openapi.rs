@@ -58,6 +58,8 @@ pub struct ApiDoc;
     admin::events::list_events,
     admin::guests::guest_list,
     admin::refunds::refund,
+    admin::refunds::list_refunds,
+    admin::refunds::release_seats,
     admin::audit::payments_audit,
     admin::demo::reset,
     ops::client_config,

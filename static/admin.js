@@ -54,6 +54,7 @@
         showTokenState();
         area.hidden = false;
         renderEvents(events);
+        refreshRefunds();
         say('Token accepted. You are managing events.');
       } catch (err) {
         say('');
@@ -341,12 +342,14 @@
           h('th', { scope: 'col' }, 'Name'),
           h('th', { scope: 'col' }, 'Email'),
           h('th', { scope: 'col' }, 'Ticket type'),
-          h('th', { scope: 'col' }, 'Tickets'))),
+          h('th', { scope: 'col' }, 'Tickets'),
+          h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Refund')))),
         h('tbody', {}, guests.map((g) => h('tr', { 'data-order-id': g.order_id },
           h('td', {}, g.name),
           h('td', {}, g.email),
           h('td', {}, g.ticket_type_name),
-          h('td', { class: 'codes' }, (g.tickets || []).join(', '))))))));
+          h('td', { class: 'codes' }, (g.tickets || []).join(', ')),
+          h('td', {}, refundButton(g.order_id, `${g.name} (${g.email})`))))))));
     } catch (err) {
       el.replaceChildren(h('p', { class: 'notice error' }, `The guest list could not be loaded: ${adminError(err)}`));
     }
@@ -400,6 +403,199 @@
     say('Sales figures updated.');
   }));
 
+  // ---------- refunds and the payments audit ----------
+
+  const PAYMENT_STATUS = {
+    refund_pending: 'Pending at the provider',
+    refund_failed: 'Failed — the buyer is still owed the money',
+    refunded: 'Refunded',
+  };
+  const refundActions = new Map();
+
+  // Refunds an order; the same order keeps its Idempotency-Key until the
+  // answer arrives, so a retry after a lost answer cannot refund twice.
+  async function refundOrder(orderId, releaseSeats) {
+    const body = { release_seats: releaseSeats };
+    let action = refundActions.get(orderId);
+    if (!action) {
+      action = new Action();
+      refundActions.set(orderId, action);
+    }
+    action.start(JSON.stringify(body));
+    const done = await api(`/api/v1/admin/orders/${encodeURIComponent(orderId)}/refund`, {
+      method: 'POST', body, token, key: action.key(),
+    }).catch((err) => {
+      action.settle(err);
+      throw err;
+    });
+    action.finish();
+    refundActions.delete(orderId);
+    return done;
+  }
+
+  function refundOutcome(done) {
+    const seats = done.seats_released ? ' The seats are back on sale.' : ' The seats stay sold.';
+    if (done.payment_status === 'refunded') return `The order was refunded.${seats}`;
+    if (done.payment_status === 'refund_failed') return `The provider could not refund the order; see Refunds below.${seats}`;
+    return `The refund is pending at the payment provider; it shows under Refunds until the provider confirms it.${seats}`;
+  }
+
+  const REFUND_ERRORS = {
+    ...ADMIN_ERRORS,
+    order_already_refunded: 'This order has been refunded already.',
+    order_not_paid: 'Only a paid order can be refunded.',
+    not_found: 'There is no order with that id.',
+  };
+
+  function refundButton(orderId, who) {
+    const btn = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Refund the order of ${who}` }, 'Refund…');
+    btn.addEventListener('click', () => {
+      const cell = btn.parentElement;
+      const release = h('input', { type: 'checkbox', id: `release-${orderId}` });
+      const confirmBtn = h('button', { type: 'button', class: 'small danger' }, 'Refund in full');
+      const cancelBtn = h('button', { type: 'button', class: 'secondary small' }, 'Keep');
+      const box = h('div', { class: 'confirm', role: 'group', 'aria-label': `Refund the order of ${who}` },
+        h('span', { class: 'check' }, release, h('label', { for: `release-${orderId}` }, 'Put the seats back on sale')),
+        confirmBtn, cancelBtn);
+      cell.replaceChildren(box);
+      confirmBtn.focus();
+      cancelBtn.addEventListener('click', () => { cell.replaceChildren(btn); btn.focus(); });
+      confirmBtn.addEventListener('click', () => withBusy(confirmBtn, async () => {
+        clearMessages();
+        try {
+          const done = await refundOrder(orderId, release.checked);
+          say(refundOutcome(done));
+          await Promise.all([refreshEvents(), refreshRefunds()]);
+        } catch (err) {
+          if (!tokenRejected(err)) showError(errorText(err, REFUND_ERRORS));
+        }
+      }));
+    });
+    return btn;
+  }
+
+  $('#refund-form').addEventListener('submit', (e) => {
+    e.preventDefault();
+    const btn = $('#refund-button');
+    withBusy(btn, async () => {
+      clearMessages();
+      const input = $('#refund-order');
+      const orderId = input.value.trim();
+      if (!/^[0-9a-fA-F-]{36}$/.test(orderId)) {
+        input.setAttribute('aria-invalid', 'true');
+        input.focus();
+        showError('Enter the order id, as shown in the buyer\'s order page or the refunds list.');
+        return;
+      }
+      input.removeAttribute('aria-invalid');
+      try {
+        const done = await refundOrder(orderId, $('#refund-release').checked);
+        input.value = '';
+        say(refundOutcome(done));
+        await Promise.all([refreshEvents(), refreshRefunds()]);
+      } catch (err) {
+        if (!tokenRejected(err)) showError(errorText(err, REFUND_ERRORS));
+      }
+    });
+  });
+
+  function renderRefunds(rows) {
+    const el = $('#admin-refunds');
+    if (!rows.length) {
+      el.replaceChildren(h('p', { class: 'empty' }, 'No refunds.'));
+      return;
+    }
+    el.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'refunds' },
+      h('caption', { class: 'visually-hidden' }, 'Refunds'),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col' }, 'Order'),
+        h('th', { scope: 'col' }, 'Event'),
+        h('th', { scope: 'col' }, 'Buyer'),
+        h('th', { scope: 'col', class: 'num' }, 'Amount'),
+        h('th', { scope: 'col' }, 'Status'),
+        h('th', { scope: 'col' }, 'Seats'))),
+      h('tbody', {}, rows.map((r) => h('tr', { 'data-order-id': r.order_id, 'data-status': r.payment_status },
+        h('td', { class: 'codes' }, r.order_id),
+        h('td', {}, r.event_name),
+        h('td', {}, r.buyer_email),
+        h('td', { class: 'num' }, formatMoney(r.amount_minor, r.currency)),
+        h('td', {}, PAYMENT_STATUS[r.payment_status] || r.payment_status,
+          r.refund_failure ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : ''),
+        h('td', {}, seatsCell(r))))))));
+  }
+
+  function seatsCell(r) {
+    if (r.seats_released) return 'Back on sale';
+    if (r.order_status !== 'refunded') return 'Sold';
+    const btn = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Release the seats of order ${r.order_id}` },
+      'Release seats');
+    btn.addEventListener('click', () => withBusy(btn, async () => {
+      clearMessages();
+      try {
+        await api(`/api/v1/admin/orders/${encodeURIComponent(r.order_id)}/release-seats`, { method: 'POST', body: {}, token });
+        say('The seats are back on sale.');
+        await Promise.all([refreshEvents(), refreshRefunds()]);
+      } catch (err) {
+        if (!tokenRejected(err)) showError(adminError(err));
+      }
+    }));
+    return h('span', {}, 'Still sold ', btn);
+  }
+
+  async function refreshRefunds() {
+    try {
+      renderRefunds(await api('/api/v1/admin/refunds', { token }));
+    } catch (err) {
+      if (!tokenRejected(err)) $('#admin-refunds').replaceChildren(h('p', { class: 'notice error' }, `Refunds could not be loaded: ${adminError(err)}`));
+    }
+  }
+
+  const MISMATCH = {
+    money_without_paid_order: 'Money held without a paid order',
+    paid_order_without_money: 'Paid order without money',
+    extra_charge: 'Charged more than once',
+    refund_not_reflected: 'Refund on one side only',
+    amount_mismatch: 'Different amount',
+    refund_failed: 'Refund failed',
+  };
+
+  $('#run-audit').addEventListener('click', (e) => withBusy(e.currentTarget, async () => {
+    clearMessages();
+    const el = $('#admin-audit');
+    el.replaceChildren(h('p', { class: 'empty' }, 'Comparing with the payment provider…'));
+    try {
+      const report = await api('/api/v1/admin/payments/audit', { token });
+      const summary = `${report.checked_payments} payments checked against ${report.provider_objects} provider records.`;
+      if (!report.mismatches.length) {
+        el.replaceChildren(h('p', { class: 'notice ok', 'data-audit': 'clean' }, `The books agree. ${summary}`));
+        return;
+      }
+      el.replaceChildren(
+        h('p', { class: 'notice error', 'data-audit': 'mismatches' }, `${report.mismatches.length} to look at. ${summary}`),
+        h('div', { class: 'table-scroll' }, h('table', { class: 'audit' },
+          h('caption', { class: 'visually-hidden' }, 'Payments audit'),
+          h('thead', {}, h('tr', {},
+            h('th', { scope: 'col' }, 'What'),
+            h('th', { scope: 'col' }, 'Order'),
+            h('th', { scope: 'col' }, 'Provider record'),
+            h('th', { scope: 'col' }, 'Detail'))),
+          h('tbody', {}, report.mismatches.map((m) => h('tr', { 'data-kind': m.kind },
+            h('td', {}, MISMATCH[m.kind] || m.kind),
+            h('td', { class: 'codes' }, m.order_id || '—'),
+            h('td', { class: 'codes' }, m.provider_ref || '—'),
+            h('td', {}, m.detail)))))));
+    } catch (err) {
+      el.replaceChildren();
+      if (!tokenRejected(err)) showError(`The audit could not run: ${adminError(err)}`);
+    }
+  }));
+
+  $('#refresh-refunds').addEventListener('click', (e) => withBusy(e.currentTarget, async () => {
+    clearMessages();
+    await refreshRefunds();
+    say('Refunds updated.');
+  }));
+
   // ---------- start ----------
 
   addTypeRow();
@@ -408,5 +604,6 @@
   if (token) {
     area.hidden = false;
     refreshEvents();
+    refreshRefunds();
   }
 })();

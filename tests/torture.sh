@@ -3,7 +3,10 @@
 #  1. `nts-torture --profile small` must pass: 3 nts processes, 300 buyers,
 #     SIGKILLed instances, a PostgreSQL restart, a misbehaving provider, and
 #     every invariant checked from the database afterwards;
-#  2. the same tool against a deliberately broken inventory guard must fail
+#  2. the same through Stripe (`--gateway stripe`): localstripe behind the
+#     strict proxy, stored 500s, 429s, duplicate webhooks; the payments audit
+#     must be empty at the end;
+#  3. the same tool against a deliberately broken inventory guard must fail
 #     with oversold seats, or the checker proves nothing.
 #
 # Needs: cargo; a PostgreSQL server (NTS_TORTURE_POSTGRES, else DATABASE_URL's
@@ -30,6 +33,11 @@ fi
 
 echo "== torture: small profile =="
 "$bin/nts-torture" --profile small "${common[@]}" "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
+
+echo "== torture: small profile through Stripe (localstripe behind the strict proxy) =="
+bash tests/stripe/setup.sh
+"$bin/nts-torture" --profile small --gateway stripe --buyers 150 --duration 20 "${common[@]}" "${restart[@]}" \
+    ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
 
 echo "== torture: a deliberately broken inventory guard must be caught =="
 set +e

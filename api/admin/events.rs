@@ -8,8 +8,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
-use crate::domain::Currency;
+use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::payments::Provider;
 use crate::sales::events::{fetch_rows, group, EventRow};
 use crate::startup::AppState;
 
@@ -104,7 +105,7 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
         (status = 201, description = "Created", body = AdminEventView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
-        (status = 422, description = "Invalid event", body = ErrorBody),
+        (status = 422, description = "Invalid event; `currency_not_chargeable` when the payment provider cannot charge a price exactly", body = ErrorBody),
     )
 )]
 #[post("/admin/events")]
@@ -113,10 +114,25 @@ pub async fn create_event(
     _admin: Admin,
     body: web::Json<NewEvent>,
 ) -> ApiResult<HttpResponse> {
+    if state.payments.provider() == Provider::Stripe {
+        chargeable_through_stripe(&body)?;
+    }
     let mut tx = state.pool.begin().await?;
     let id = insert_event(&mut tx, &body, false).await?;
     tx.commit().await?;
     Ok(HttpResponse::Created().json(admin_event(&state.pool, id).await?))
+}
+
+/// Every price must be an amount Stripe charges exactly (domain/money.rs):
+/// an event nobody can pay for correctly is refused before it exists.
+fn chargeable_through_stripe(e: &NewEvent) -> ApiResult<()> {
+    let Ok(currency) = Currency::parse(&e.currency) else { return Ok(()) };
+    for t in &e.ticket_types {
+        if let Ok(price) = Money::new(t.price_minor, currency) {
+            price.check_stripe().map_err(|e| ApiError::Validation { code: "currency_not_chargeable", message: e.to_string() })?;
+        }
+    }
+    Ok(())
 }
 
 /// Validates and inserts an event; the caller commits.

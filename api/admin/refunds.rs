@@ -1,14 +1,14 @@
 //! Refunding a paid order in full, through the payment provider.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{get, post, web, HttpResponse};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
-use crate::domain::status::PaymentStatus;
-use crate::error::{ApiResult, ErrorBody};
-use crate::payments::refunds::refund_order;
+use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::payments::refunds::{self, refund_order};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -22,8 +22,8 @@ pub struct RefundRequest {
 pub struct RefundView {
     pub order_id: Uuid,
     pub payment_id: Uuid,
-    /// `refunded`, or `refund_pending` while the provider has not confirmed
-    /// (the reconciler finishes it with the same idempotency key).
+    /// `refund_pending` until the provider says the money went back
+    /// (`refunded`), or `refund_failed` if it could not.
     pub payment_status: PaymentStatus,
     pub seats_released: bool,
 }
@@ -39,7 +39,7 @@ pub struct RefundView {
     security(("admin" = [])),
     responses(
         (status = 200, description = "Refunded at the provider", body = RefundView),
-        (status = 202, description = "Recorded; the provider's confirmation is pending", body = RefundView),
+        (status = 202, description = "Recorded; the provider's refund is pending (or failed: `refund_failed`)", body = RefundView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
@@ -66,4 +66,101 @@ pub async fn refund(
         PaymentStatus::Refunded => HttpResponse::Ok().json(view),
         _ => HttpResponse::Accepted().json(view),
     })
+}
+
+/// A payment whose money is owed back or went back, for the organiser.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RefundRow {
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub event_name: String,
+    pub buyer_email: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    /// `refund_pending` (asked, not yet confirmed by the provider), `refund_failed` or `refunded`.
+    pub payment_status: PaymentStatus,
+    pub order_status: OrderStatus,
+    /// The provider's refund, once it exists.
+    pub refund_ref: Option<String>,
+    /// Why the provider could not refund.
+    pub refund_failure: Option<String>,
+    /// The seats are back on sale; otherwise `POST .../release-seats` puts them back.
+    pub seats_released: bool,
+    pub updated_at: time::OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RefundFilter {
+    /// Only `pending`, `failed` or `refunded`; all when absent.
+    pub status: Option<String>,
+}
+
+/// Refunds: pending at the provider, failed (the buyer is still owed the
+/// money), and done — including refunds made in the provider's dashboard.
+#[utoipa::path(
+    tag = "admin",
+    params(RefundFilter),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "Newest first, at most 500", body = [RefundRow]),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 422, description = "`status` is not pending, failed or refunded", body = ErrorBody),
+    )
+)]
+#[get("/admin/refunds")]
+pub async fn list_refunds(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    filter: web::Query<RefundFilter>,
+) -> ApiResult<HttpResponse> {
+    let wanted: Vec<PaymentStatus> = match filter.status.as_deref() {
+        None => vec![PaymentStatus::RefundPending, PaymentStatus::RefundFailed, PaymentStatus::Refunded],
+        Some("pending") => vec![PaymentStatus::RefundPending],
+        Some("failed") => vec![PaymentStatus::RefundFailed],
+        Some("refunded") => vec![PaymentStatus::Refunded],
+        Some(_) => return Err(ApiError::validation("status must be pending, failed or refunded")),
+    };
+    let rows = sqlx::query_as!(
+        RefundRow,
+        r#"SELECT p.order_id, p.id AS payment_id, e.name AS event_name, o.buyer_email, p.amount_minor,
+                  p.currency AS "currency!", p.status AS "payment_status: PaymentStatus",
+                  o.status AS "order_status: OrderStatus", p.refund_ref, p.refund_failure,
+                  o.seats_released_at IS NOT NULL AS "seats_released!", p.updated_at
+           FROM payments p JOIN orders o ON o.id = p.order_id JOIN events e ON e.id = o.event_id
+           WHERE p.status = ANY($1)
+           ORDER BY p.updated_at DESC, p.id LIMIT 500"#,
+        &wanted as &[PaymentStatus]
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    Ok(HttpResponse::Ok().json(rows))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SeatsReleased {
+    pub order_id: Uuid,
+    pub seats_released: bool,
+}
+
+/// Put a refunded order's seats back on sale (refunded without releasing
+/// them, or refunded in the payment provider's dashboard).
+#[utoipa::path(
+    tag = "admin",
+    params(("order_id" = Uuid, Path, description = "Order id")),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "The seats are on sale again", body = SeatsReleased),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`order_not_refunded` or `seats_already_released`", body = ErrorBody),
+    )
+)]
+#[post("/admin/orders/{order_id}/release-seats")]
+pub async fn release_seats(state: web::Data<AppState>, _admin: Admin, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+    let order_id = path.into_inner();
+    refunds::release_seats(&state.pool, order_id).await?;
+    Ok(HttpResponse::Ok().json(SeatsReleased { order_id, seats_released: true }))
 }

@@ -5,17 +5,17 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Currency([u8; 3]);
 
-/// Codes nts accepts. A closed list, so a typo cannot create an event nobody can pay for.
-const KNOWN: &[&str] = &[
-    "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "INR", "ISK", "JPY", "KRW", "MXN",
-    "NOK", "NZD", "PLN", "SEK", "SGD", "USD", "ZAR",
-];
-
 impl Currency {
+    /// Codes nts accepts. A closed list, so a typo cannot create an event nobody can pay for.
+    pub const KNOWN: &'static [&'static str] = &[
+        "AUD", "BRL", "CAD", "CHF", "CNY", "CZK", "DKK", "EUR", "GBP", "HKD", "HUF", "INR", "ISK", "JPY", "KRW", "MXN",
+        "NOK", "NZD", "PLN", "SEK", "SGD", "TWD", "UGX", "USD", "ZAR",
+    ];
+
     pub fn parse(raw: &str) -> Result<Self, String> {
         let upper = raw.trim().to_ascii_uppercase();
-        if !KNOWN.contains(&upper.as_str()) {
-            return Err(format!("{raw:?} is not a supported ISO 4217 currency code ({})", KNOWN.join(", ")));
+        if !Self::KNOWN.contains(&upper.as_str()) {
+            return Err(format!("{raw:?} is not a supported ISO 4217 currency code ({})", Self::KNOWN.join(", ")));
         }
         let b = upper.as_bytes();
         Ok(Self([b[0], b[1], b[2]]))

@@ -2,8 +2,10 @@
 
 pub mod buyer;
 pub mod currency;
+pub mod money;
 pub mod secret;
 pub mod status;
 
 pub use buyer::{BuyerName, Email};
 pub use currency::Currency;
+pub use money::Money;

@@ -57,9 +57,11 @@ pub enum PaymentStatus {
     Succeeded,
     Failed,
     Canceled,
-    /// Money taken for an order that could not take it; the reconciler refunds it.
+    /// Money owed back: being refunded, or refunded and not yet confirmed by the provider.
     RefundPending,
     Refunded,
+    /// The provider could not give the money back; the organiser must act.
+    RefundFailed,
 }
 
 impl PaymentStatus {
@@ -70,7 +72,9 @@ impl PaymentStatus {
             (Created, Processing | RequiresAction) | (Processing, RequiresAction) | (RequiresAction, Processing) => {
                 true
             }
-            (Succeeded, Refunded | RefundPending) | (RefundPending, Refunded) => true,
+            (Succeeded, Refunded | RefundPending) | (RefundPending, Refunded | RefundFailed) => true,
+            // A refund made another way (Stripe's dashboard) after ours failed.
+            (RefundFailed, Refunded) => true,
             _ => false,
         }
     }
@@ -112,6 +116,8 @@ mod tests {
         }
         assert!(Processing.can_become(Succeeded));
         assert!(Succeeded.can_become(Refunded));
+        assert!(RefundPending.can_become(RefundFailed));
+        assert!(!RefundFailed.can_become(Succeeded));
         assert!(PaymentStatus::OPEN.iter().all(|s| s.is_open()));
     }
 }

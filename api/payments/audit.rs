@@ -9,7 +9,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::gateway::{Intent, IntentStatus};
+use super::gateway::{Intent, IntentStatus, CLOCK_MARGIN};
 use super::service::PaymentService;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult};
@@ -37,6 +37,8 @@ pub enum MismatchKind {
     RefundNotReflected,
     /// The provider's amount or currency differs from ours.
     AmountMismatch,
+    /// The provider could not give the money back: the buyer is still owed it.
+    RefundFailed,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,13 +60,15 @@ pub struct OurPayment {
     pub amount_minor: i64,
     pub currency: String,
     pub order_status: OrderStatus,
+    pub created_at: time::OffsetDateTime,
+    pub refund_failure: Option<String>,
 }
 
 pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     let ours = sqlx::query_as!(
         OurPayment,
         r#"SELECT p.id, p.order_id, p.status AS "status: PaymentStatus", p.provider_ref, p.amount_minor,
-                  p.currency AS "currency!", o.status AS "order_status: OrderStatus"
+                  p.currency AS "currency!", o.status AS "order_status: OrderStatus", p.created_at, p.refund_failure
            FROM payments p JOIN orders o ON o.id = p.order_id
            WHERE p.provider = $1
            ORDER BY p.created_at, p.id"#,
@@ -78,7 +82,10 @@ pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     )
     .fetch_all(&payments.pool)
     .await?;
-    let theirs = payments.gateway.list_intents().await.map_err(|e| ApiError::Unavailable {
+    // The provider's objects from a little before our first attempt: the
+    // account's older history (other integrations, years of it) is not ours.
+    let since = ours.iter().map(|p| p.created_at).min().map(|first| first - CLOCK_MARGIN);
+    let theirs = payments.gateway.list_intents(since).await.map_err(|e| ApiError::Unavailable {
         code: "payment_provider_unavailable",
         message: format!("could not list the provider's payments: {e}"),
     })?;
@@ -140,7 +147,7 @@ pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
             );
         }
         let paid = p.status == PaymentStatus::Succeeded && p.order_status == OrderStatus::Paid;
-        if taken && !paid {
+        if taken && !paid && p.status != PaymentStatus::RefundFailed {
             flag(
                 MismatchKind::MoneyWithoutPaidOrder,
                 format!(
@@ -161,6 +168,15 @@ pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
         if !intent.refunded && p.status == PaymentStatus::Refunded {
             flag(MismatchKind::RefundNotReflected, "recorded as refunded; the provider shows no refund".into());
         }
+    }
+    for p in ours.iter().filter(|p| p.status == PaymentStatus::RefundFailed) {
+        out.push(Mismatch {
+            kind: MismatchKind::RefundFailed,
+            order_id: Some(p.order_id),
+            payment_id: Some(p.id),
+            provider_ref: p.provider_ref.clone(),
+            detail: format!("the refund failed: {}", p.refund_failure.as_deref().unwrap_or("no reason given")),
+        });
     }
     for p in ours.iter().filter(|p| !seen.contains(&p.id)) {
         let kind = match p.status {
@@ -201,6 +217,8 @@ mod tests {
             amount_minor: 1998,
             currency: "GBP".into(),
             order_status,
+            created_at: time::OffsetDateTime::UNIX_EPOCH,
+            refund_failure: None,
         }
     }
 

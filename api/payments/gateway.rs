@@ -3,7 +3,10 @@
 //! was lost returns the same provider object instead of charging again.
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use uuid::Uuid;
+
+use crate::domain::Money;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Provider {
@@ -26,11 +29,12 @@ pub struct IntentRequest {
     pub idempotency_key: String,
     pub order_id: Uuid,
     pub payment_id: Uuid,
-    pub amount_minor: i64,
-    pub currency: String,
+    pub amount: Money,
     /// The buyer's provider payment method: the provider confirms with it in
     /// the same call, so the server alone decides when money moves.
     pub payment_method: Option<String>,
+    /// Where the provider sends the buyer back after a redirecting authentication.
+    pub return_url: Option<String>,
 }
 
 /// How the buyer pays: a simulated card outcome, or a provider payment method id.
@@ -59,8 +63,10 @@ pub enum IntentStatus {
 pub struct Intent {
     pub provider_ref: String,
     pub status: IntentStatus,
+    /// In nts's minor units of `currency` (the gateway converts the provider's).
     pub amount_minor: i64,
     pub currency: String,
+    /// Refunds that succeeded give back the whole amount (pending ones do not count).
     pub refunded: bool,
     /// Only while the buyer must authenticate: anyone holding it could confirm the intent.
     pub client_secret: Option<String>,
@@ -69,16 +75,53 @@ pub struct Intent {
     pub payment_id: Option<Uuid>,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    /// The money could not go back (the card was closed, say); it stays with the merchant.
+    Failed,
+}
+
+/// A refund as the provider reports it.
+#[derive(Debug, Clone)]
+pub struct Refund {
+    pub provider_ref: String,
+    pub status: RefundStatus,
+    /// The PaymentIntent it gives money back for.
+    pub payment_ref: Option<String>,
+    pub failure_reason: Option<String>,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// We do not know whether the provider acted: the response was lost or
-    /// timed out. The same call with the same key is safe to repeat.
+    /// timed out, or the same key is still being worked on. The same call
+    /// with the same key is safe to repeat.
     #[error("payment provider did not answer: {0}")]
     Unknown(String),
-    /// The provider refused the request itself (bad method, wrong state).
+    /// The provider answered an error that it stores under the idempotency
+    /// key (a 5xx, or `idempotency_error`): repeating the call replays that
+    /// answer for 24 hours, so what happened must be looked up another way.
+    #[error("payment provider answered an error stored under the key: {0}")]
+    Stored(String),
+    /// The provider cannot be used now and did nothing: the account's key or
+    /// configuration is wrong, the rate limit is reached, or nts's own
+    /// circuit breaker or call budget held the call back. The operator's
+    /// problem, never the buyer's; safe to try again later.
+    #[error("payment provider unavailable: {0}")]
+    Unavailable(String),
+    /// The card was declined: meant for the buyer, who may use another card.
+    #[error("declined: {code}: {message}")]
+    Declined { code: String, message: String },
+    /// The provider refused the request itself (wrong state, already refunded).
     #[error("payment provider refused the request: {code}: {message}")]
     Refused { code: String, message: String },
 }
+
+/// How far nts's clock and the provider's may disagree, when nts asks for
+/// objects created after one of its own timestamps.
+pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(10);
 
 #[async_trait]
 pub trait PaymentGateway: Send + Sync + 'static {
@@ -101,9 +144,23 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// is: `Succeeded` means the money was already taken and must be honoured.
     async fn cancel(&self, provider_ref: &str, idempotency_key: &str) -> Result<Intent, GatewayError>;
 
-    /// Refunds a succeeded intent in full, once per key. Returns the refund's reference.
-    async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<String, GatewayError>;
+    /// Refunds a succeeded intent in full, once per key.
+    async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<Refund, GatewayError>;
 
-    /// Every intent at the provider that carries nts's ids, for the audit.
-    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError>;
+    async fn retrieve_refund(&self, refund_ref: &str) -> Result<Refund, GatewayError>;
+
+    /// A refund of the intent that gives or will give the money back, if any.
+    async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError>;
+
+    /// Every intent at the provider that carries nts's ids, created at or
+    /// after `since` (the audit looks no further back than nts's first attempt).
+    async fn list_intents(&self, since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError>;
+
+    /// The intent made for `payment_id`, if the provider has one: found by
+    /// listing (a list is consistent at once; a search lags) from a little
+    /// before the attempt was recorded.
+    async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
+        let since = recorded_at - CLOCK_MARGIN;
+        Ok(self.list_intents(Some(since)).await?.into_iter().find(|i| i.payment_id == Some(payment_id)))
+    }
 }

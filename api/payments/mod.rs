@@ -5,6 +5,7 @@
 
 pub mod audit;
 pub mod gateway;
+pub mod guard;
 pub mod reconciler;
 pub mod refunds;
 pub mod service;

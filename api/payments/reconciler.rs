@@ -9,6 +9,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::guard::backoff;
 use super::service::PaymentService;
 use super::{refunds, settle};
 use crate::domain::status::PaymentStatus;
@@ -45,12 +46,20 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
     let mut pass = Pass { holds_expired: expire_stale_holds(pool, None).await?, ..Pass::default() };
     for id in claim_stale_payments(pool).await? {
         match settle_stale_payment(payments, id).await {
-            Ok(()) => pass.payments_checked += 1,
-            Err(e) => tracing::debug!(payment_id = %id, error = %e, "provider lookup failed; will retry"),
+            Ok(true) => pass.payments_checked += 1,
+            Ok(false) => {
+                pass.payments_checked += 1;
+                back_off(pool, id).await?;
+            }
+            Err(e) => {
+                tracing::debug!(payment_id = %id, error = %e, "provider lookup failed; will retry later");
+                back_off(pool, id).await?;
+            }
         }
     }
     let owed: Vec<Uuid> = sqlx::query_scalar!(
-        "SELECT id FROM payments WHERE status = 'refund_pending' ORDER BY updated_at LIMIT $1",
+        "SELECT id FROM payments WHERE status = 'refund_pending' AND next_check_at <= now()
+         ORDER BY next_check_at LIMIT $1",
         BATCH
     )
     .fetch_all(pool)
@@ -58,8 +67,14 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
     for id in owed {
         match refunds::refund_payment(payments, id).await {
             Ok(PaymentStatus::Refunded) => pass.refunds += 1,
+            // Pending at the provider: its webhook usually says when it is
+            // done; polled meanwhile, less and less often.
+            Ok(PaymentStatus::RefundPending) => back_off(pool, id).await?,
             Ok(_) => {}
-            Err(e) => tracing::warn!(payment_id = %id, error = %e, "refund failed; will retry"),
+            Err(e) => {
+                tracing::warn!(payment_id = %id, error = %e, "refund not sent; will retry later");
+                back_off(pool, id).await?;
+            }
         }
     }
     let overdue: Vec<Uuid> = sqlx::query_scalar!(
@@ -85,6 +100,27 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
     Ok(pass)
 }
 
+/// The provider gave no usable answer about a payment: ask again later,
+/// later each time (capped), so a failing provider or a refund it refuses
+/// is not asked on every pass.
+async fn back_off(pool: &PgPool, payment_id: Uuid) -> Result<(), sqlx::Error> {
+    let failures: i32 = sqlx::query_scalar!(
+        "UPDATE payments SET provider_failures = provider_failures + 1 WHERE id = $1 RETURNING provider_failures",
+        payment_id
+    )
+    .fetch_one(pool)
+    .await?;
+    let wait = backoff(failures.max(0) as u32 + 2).as_secs_f64();
+    sqlx::query!(
+        "UPDATE payments SET next_check_at = now() + make_interval(secs => $2) WHERE id = $1",
+        payment_id,
+        wait
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Takes a lease on attempts waiting on the provider (by moving their
 /// `updated_at`), so concurrent reconcilers look at different ones.
 async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -93,7 +129,7 @@ async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
            WHERE id IN (
                SELECT id FROM payments
                WHERE (status IN ('processing', 'requires_action') OR (status = 'created' AND provider_ref IS NULL))
-                 AND updated_at < now() - make_interval(secs => $1)
+                 AND updated_at < now() - make_interval(secs => $1) AND next_check_at <= now()
                ORDER BY updated_at LIMIT $2
                FOR UPDATE SKIP LOCKED)
            RETURNING id"#,
@@ -104,17 +140,15 @@ async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
     .await
 }
 
-async fn settle_stale_payment(payments: &PaymentService, id: Uuid) -> anyhow::Result<()> {
-    let Some(attempt) = payments.attempt(id).await? else { return Ok(()) };
+/// Answers whether the attempt is settled (no longer waiting on the provider).
+async fn settle_stale_payment(payments: &PaymentService, id: Uuid) -> anyhow::Result<bool> {
+    let Some(attempt) = payments.attempt(id).await? else { return Ok(true) };
     if !attempt.status.is_open() {
-        return Ok(());
+        return Ok(true);
     }
-    // Without a provider reference this repeats the create call with the
-    // attempt's key: the provider returns the object it may already have made.
-    let Some(intent) = payments.current_intent(&attempt).await? else { return Ok(()) };
-    let status = settle::apply(&payments.pool, id, &intent).await?;
+    let status = payments.settle_stale(&attempt).await?;
     if status != attempt.status {
         tracing::info!(payment_id = %id, from = ?attempt.status, to = ?status, "reconciler settled a payment");
     }
-    Ok(())
+    Ok(!status.is_open())
 }

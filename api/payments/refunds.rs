@@ -1,29 +1,38 @@
 //! Giving money back. The intent is recorded first (`refund_pending`), then
 //! the provider is called with one idempotency key per payment, so the
-//! reconciler, an admin and a retry all ask for the same single refund.
+//! reconciler, an admin and a retry all ask for the same single refund. A
+//! refund is `refund_pending` until the provider says it succeeded (Stripe's
+//! refunds are pending first, and may fail days later): then `refunded`, or
+//! `refund_failed` for the organiser to see.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::gateway::GatewayError;
+use super::gateway::{GatewayError, Refund, RefundStatus};
 use super::service::PaymentService;
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult};
 
-/// The provider's idempotency key of a payment's refund.
-pub fn refund_key(payment_id: Uuid) -> String {
-    format!("nts-refund-{payment_id}")
+/// The provider's idempotency key of a payment's refund. `seq` moves on only
+/// after the provider stored an error under the previous key and has no
+/// refund for the payment (so a new request cannot refund twice).
+pub fn refund_key(payment_id: Uuid, seq: i32) -> String {
+    match seq {
+        0 => format!("nts-refund-{payment_id}"),
+        n => format!("nts-refund-{payment_id}-{n}"),
+    }
 }
 
-/// Refunds a `refund_pending` payment at the provider and records it.
-/// Answers the payment's status afterwards: still `refund_pending` when the
-/// provider's answer is unknown (the reconciler asks again).
+/// Moves a `refund_pending` payment on: asks the provider for the refund
+/// (once per key), or how the refund it already has is doing. Answers the
+/// payment's status afterwards: still `refund_pending` while the provider's
+/// refund is pending or its answer is unknown (the reconciler asks again).
 pub async fn refund_payment(payments: &PaymentService, payment_id: Uuid) -> Result<PaymentStatus, GatewayError> {
     let pool = &payments.pool;
     let recorded = |e: sqlx::Error| GatewayError::Unknown(format!("recording the refund: {e}"));
     let row = sqlx::query!(
-        r#"SELECT status AS "status: PaymentStatus", provider_ref FROM payments WHERE id = $1"#,
+        r#"SELECT status AS "status: PaymentStatus", provider_ref, refund_ref, refund_key_seq FROM payments WHERE id = $1"#,
         payment_id
     )
     .fetch_one(pool)
@@ -32,21 +41,66 @@ pub async fn refund_payment(payments: &PaymentService, payment_id: Uuid) -> Resu
     let Some(provider_ref) = row.provider_ref.filter(|_| row.status == PaymentStatus::RefundPending) else {
         return Ok(row.status);
     };
-    match payments.gateway.refund(&provider_ref, &refund_key(payment_id)).await {
-        Ok(refund_ref) => {
-            tracing::info!(%payment_id, %refund_ref, "refunded");
-            settle::record_refunded(pool, payment_id, Some(&refund_ref)).await.map_err(recorded)
-        }
-        // Refused: maybe it was refunded already (elsewhere, or under another
-        // key); the intent itself says so.
-        Err(GatewayError::Refused { code, message }) => {
-            let intent = payments.gateway.retrieve(&provider_ref).await?;
-            if intent.refunded {
-                return settle::record_refunded(pool, payment_id, None).await.map_err(recorded);
+    let refund = match &row.refund_ref {
+        Some(refund_ref) => payments.gateway.retrieve_refund(refund_ref).await?,
+        None => match payments.gateway.refund(&provider_ref, &refund_key(payment_id, row.refund_key_seq)).await {
+            Ok(refund) => refund,
+            // The key's answer is a stored error: does Stripe have a refund
+            // for the payment all the same? Adopt it; otherwise the next try
+            // goes out under a new key.
+            Err(GatewayError::Stored(detail)) => {
+                tracing::warn!(%payment_id, %detail, "Stripe stored an error for the refund; looking for it");
+                match payments.gateway.find_refund(&provider_ref).await? {
+                    Some(refund) => refund,
+                    None => {
+                        sqlx::query!(
+                            "UPDATE payments SET refund_key_seq = refund_key_seq + 1
+                             WHERE id = $1 AND refund_key_seq = $2 AND refund_ref IS NULL",
+                            payment_id,
+                            row.refund_key_seq
+                        )
+                        .execute(pool)
+                        .await
+                        .map_err(recorded)?;
+                        return Err(GatewayError::Stored(detail));
+                    }
+                }
             }
-            Err(GatewayError::Refused { code, message })
+            // Refused: maybe it is being (or was) refunded another way
+            // (Stripe's dashboard): that refund is the one to follow.
+            // Otherwise it cannot be refunded, and the organiser must know.
+            Err(GatewayError::Refused { code, message }) => match payments.gateway.find_refund(&provider_ref).await? {
+                Some(refund) => refund,
+                None => {
+                    let reason = format!("{code}: {message}");
+                    return settle::record_refund_failed(pool, payment_id, None, &reason).await.map_err(recorded);
+                }
+            },
+            Err(e) => return Err(e),
+        },
+    };
+    apply_refund(pool, payment_id, &refund).await.map_err(recorded)
+}
+
+/// Records what the provider says about one of our refunds.
+pub async fn apply_refund(pool: &PgPool, payment_id: Uuid, refund: &Refund) -> Result<PaymentStatus, sqlx::Error> {
+    match refund.status {
+        RefundStatus::Succeeded => {
+            tracing::info!(%payment_id, refund_ref = %refund.provider_ref, "refunded");
+            settle::record_refunded(pool, payment_id, Some(&refund.provider_ref)).await
         }
-        Err(e) => Err(e),
+        RefundStatus::Failed => {
+            let reason = refund.failure_reason.as_deref().unwrap_or("failed");
+            settle::record_refund_failed(pool, payment_id, Some(&refund.provider_ref), reason).await
+        }
+        RefundStatus::Pending => sqlx::query_scalar!(
+            r#"UPDATE payments SET refund_ref = COALESCE(refund_ref, $2) WHERE id = $1
+               RETURNING status AS "status: PaymentStatus""#,
+            payment_id,
+            refund.provider_ref
+        )
+        .fetch_one(pool)
+        .await,
     }
 }
 
@@ -66,7 +120,7 @@ pub async fn refund_order(payments: &PaymentService, order_id: Uuid, release_sea
     let payment_status = match refund_payment(payments, payment_id).await {
         Ok(status) => status,
         Err(e) => {
-            tracing::warn!(%payment_id, error = %e, "the refund is not confirmed yet; the reconciler will retry");
+            tracing::warn!(%payment_id, error = %e, "the refund is not sent yet; the reconciler will retry");
             PaymentStatus::RefundPending
         }
     };
@@ -100,11 +154,54 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
         .execute(&mut *tx)
         .await?;
     if release_seats {
-        sqlx::query!("UPDATE ticket_types SET sold = sold - $2 WHERE id = $1", order.ticket_type_id, order.quantity)
-            .execute(&mut *tx)
-            .await?;
+        release(&mut tx, order_id, order.ticket_type_id, order.quantity).await?;
     }
     tx.commit().await?;
     tracing::info!(%order_id, %payment_id, release_seats, "order refunded by an admin");
     Ok(payment_id)
+}
+
+/// Puts a refunded order's seats back on sale, once.
+async fn release(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    order_id: Uuid,
+    ticket_type_id: Uuid,
+    quantity: i32,
+) -> Result<bool, sqlx::Error> {
+    let released = sqlx::query!(
+        "UPDATE orders SET seats_released_at = now() WHERE id = $1 AND seats_released_at IS NULL",
+        order_id
+    )
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if released {
+        sqlx::query!("UPDATE ticket_types SET sold = sold - $2 WHERE id = $1", ticket_type_id, quantity)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(released)
+}
+
+/// An admin puts the seats of a refunded order back on sale: one refunded
+/// without releasing them, or refunded in Stripe's dashboard.
+pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
+    let mut tx = pool.begin().await?;
+    let order = sqlx::query!(
+        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        order_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::NotFound("no such order"))?;
+    if order.status != OrderStatus::Refunded {
+        return Err(ApiError::conflict("order_not_refunded", "only a refunded order's seats can be released"));
+    }
+    if !release(&mut tx, order_id, order.ticket_type_id, order.quantity).await? {
+        return Err(ApiError::conflict("seats_already_released", "this order's seats are back on sale already"));
+    }
+    tx.commit().await?;
+    tracing::info!(%order_id, "an admin released a refunded order's seats");
+    Ok(())
 }

@@ -7,16 +7,35 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider};
+use super::guard::backoff;
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult};
 use crate::sales::views::PaymentView;
 
 /// How many times one request asks the provider for an answer it did not get.
-const CREATE_TRIES: u64 = 3;
+const CREATE_TRIES: u32 = 3;
+
+/// Stripe keeps the answer to a request with an idempotency key for at least
+/// 24 hours and may prune it afterwards: a creation re-sent after that is a
+/// brand-new charge, a day late. nts re-sends a creation only while its
+/// attempt is younger than this, far inside those 24 hours and far beyond
+/// any request still in flight; an older attempt is looked up instead.
+pub const RESEND_CREATE_WITHIN: time::Duration = time::Duration::hours(1);
+
+/// How long after an attempt was recorded its creation may still reach the
+/// provider: the buyer's request tries a few times, and the reconciler
+/// re-sends an unanswered creation once it is a few seconds old.
+const MAY_STILL_BE_SENT: time::Duration = time::Duration::minutes(2);
+
+/// The failure code of an attempt the provider has no trace of after an
+/// error answer: nothing was charged, the buyer may pay with a new attempt.
+pub const PROVIDER_ERROR: &str = "provider_error";
 
 #[derive(Clone)]
 pub struct PaymentService {
@@ -34,31 +53,63 @@ pub struct Attempt {
     pub amount_minor: i64,
     pub currency: String,
     pub payment_method: Option<String>,
+    pub return_url: Option<String>,
+    pub created_at: OffsetDateTime,
 }
 
 impl Attempt {
-    fn intent_request(&self) -> IntentRequest {
-        IntentRequest {
+    fn intent_request(&self) -> Result<IntentRequest, GatewayError> {
+        let amount = Currency::parse(&self.currency)
+            .ok()
+            .and_then(|c| Money::new(self.amount_minor, c).ok())
+            .ok_or_else(|| GatewayError::Refused {
+                code: "invalid_amount".into(),
+                message: format!("{} {} is not an amount nts can charge", self.amount_minor, self.currency),
+            })?;
+        Ok(IntentRequest {
             idempotency_key: self.idempotency_key.clone(),
             order_id: self.order_id,
             payment_id: self.id,
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
+            amount,
             payment_method: self.payment_method.clone(),
+            return_url: self.return_url.clone(),
+        })
+    }
+
+    /// May its creation be sent (again) with its key? Only while the
+    /// provider surely still holds the key's first answer.
+    fn may_send_create(&self, now: OffsetDateTime) -> bool {
+        self.provider_ref.is_none()
+            && matches!(self.status, PaymentStatus::Created | PaymentStatus::Processing)
+            && now - self.created_at < RESEND_CREATE_WITHIN
+    }
+}
+
+/// What a buyer is told when the provider did not take their payment. Only
+/// declines are meant for buyers; anything else (no answer, a stored error,
+/// a wrong API key, the rate limit, an invalid request) is the operator's
+/// problem: logged in full, and the buyer gets a 503 to retry later.
+pub fn buyer_error(e: GatewayError) -> ApiError {
+    match e {
+        GatewayError::Declined { code, message } => {
+            let message = if message.is_empty() { "the card was declined; you can try another card".into() } else { message };
+            ApiError::PaymentRefused { code, message }
+        }
+        GatewayError::Unknown(detail) => {
+            tracing::warn!(%detail, "payment provider did not answer");
+            unavailable()
+        }
+        other => {
+            tracing::error!(error = %other, "the payment provider could not be used; check its configuration and status");
+            unavailable()
         }
     }
 }
 
-fn provider_unavailable(e: GatewayError) -> ApiError {
-    match e {
-        GatewayError::Unknown(detail) => {
-            tracing::warn!(%detail, "payment provider did not answer");
-            ApiError::Unavailable {
-                code: "payment_provider_unavailable",
-                message: "the payment provider did not answer; nothing was charged twice, please retry".into(),
-            }
-        }
-        GatewayError::Refused { code, message } => ApiError::PaymentRefused { code, message },
+fn unavailable() -> ApiError {
+    ApiError::Unavailable {
+        code: "payment_provider_unavailable",
+        message: "payments are unavailable for a moment; nothing was charged twice, please retry".into(),
     }
 }
 
@@ -75,7 +126,7 @@ impl PaymentService {
         sqlx::query_as!(
             Attempt,
             r#"SELECT id, order_id, status AS "status: PaymentStatus", provider_ref, idempotency_key,
-                      amount_minor, currency AS "currency!", payment_method
+                      amount_minor, currency AS "currency!", payment_method, return_url, created_at
                FROM payments WHERE id = $1"#,
             payment_id
         )
@@ -99,7 +150,7 @@ impl PaymentService {
     /// the buyer can press "pay"; under Stripe the first attempt comes with the card.
     pub async fn open_first_attempt(&self, order_id: Uuid) -> ApiResult<Option<PaymentView>> {
         match self.provider() {
-            Provider::Simulated => Ok(Some(self.start_attempt(order_id, None).await?)),
+            Provider::Simulated => Ok(Some(self.start_attempt(order_id, None, None).await?)),
             Provider::Stripe => Ok(None),
         }
     }
@@ -108,7 +159,12 @@ impl PaymentService {
     /// at the provider first, so two attempts can never both take money.
     /// A provider payment method travels with the creation call (Stripe
     /// confirms it there); a simulated attempt is confirmed later with an outcome.
-    pub async fn start_attempt(&self, order_id: Uuid, method: Option<PaymentMethod>) -> ApiResult<PaymentView> {
+    pub async fn start_attempt(
+        &self,
+        order_id: Uuid,
+        method: Option<PaymentMethod>,
+        return_url: Option<String>,
+    ) -> ApiResult<PaymentView> {
         let provider_method = match method {
             Some(PaymentMethod::Provider(pm)) => Some(pm),
             _ if self.provider() == Provider::Stripe => {
@@ -141,8 +197,9 @@ impl PaymentService {
             _ => return Err(ApiError::conflict("order_not_awaiting_payment", "this order no longer takes payments")),
         }
         let inserted = sqlx::query!(
-            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method)
-               SELECT $1, $2, $3, $6, $4, $5, $7
+            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method,
+                                    return_url)
+               SELECT $1, $2, $3, $6, $4, $5, $7, $8
                WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2
                                  AND status IN ('created', 'processing', 'requires_action'))"#,
             payment_id,
@@ -152,6 +209,7 @@ impl PaymentService {
             order.currency,
             format!("nts-pay-{payment_id}"),
             provider_method,
+            return_url,
         )
         .execute(&mut *tx)
         .await?;
@@ -173,31 +231,38 @@ impl PaymentService {
                 GatewayError::Unknown(detail) => {
                     tracing::warn!(%payment_id, %detail, "creating the payment intent got no answer")
                 }
-                e => return Err(provider_unavailable(e)),
+                e => return Err(buyer_error(e)),
             }
         }
         Ok(self.view(payment_id).await?)
     }
 
     /// Creates the provider object of an attempt that carries its payment
-    /// method, which confirms it, and records the outcome. An unknown outcome
-    /// is asked again a few times with the same key (the provider answers the
-    /// same object); if it stays unknown the attempt is left `processing` for
-    /// the buyer's next look at the order or the reconciler.
+    /// method, which confirms it, and records the outcome. No answer is
+    /// asked again a few times with the same key and the same bytes; an
+    /// error Stripe stored under the key is not (it would only be replayed):
+    /// the PaymentIntent is looked up instead. If the outcome stays unknown
+    /// the attempt is left `processing` for the reconciler.
     async fn create_confirmed(&self, attempt: &Attempt) -> ApiResult<PaymentView> {
         let mut tries = 0;
+        let mut maybe_sent = false;
         let outcome = loop {
             tries += 1;
             match self.ensure_intent(attempt).await {
                 Err(GatewayError::Unknown(detail)) if tries < CREATE_TRIES => {
+                    maybe_sent = true;
                     tracing::warn!(payment_id = %attempt.id, %detail, "no answer to the payment; asking again");
-                    tokio::time::sleep(std::time::Duration::from_millis(200 * tries)).await;
+                    tokio::time::sleep(backoff(tries - 1)).await;
+                }
+                Err(e @ GatewayError::Unknown(_)) => {
+                    maybe_sent = true;
+                    break Err(e);
                 }
                 other => break other,
             }
         };
         let status = match outcome {
-            Ok(intent) => settle::apply(&self.pool, attempt.id, &intent).await?,
+            Ok(intent) => self.apply_and_close(attempt.id, &intent).await?,
             Err(GatewayError::Unknown(detail)) => {
                 tracing::warn!(payment_id = %attempt.id, %detail, "the payment's outcome is unknown; the reconciler will settle it");
                 settle::transition(
@@ -210,39 +275,114 @@ impl PaymentService {
                 )
                 .await?
             }
-            Err(GatewayError::Refused { code, message }) => {
-                settle::transition(
-                    &self.pool,
-                    attempt.id,
-                    &PaymentStatus::OPEN,
-                    PaymentStatus::Failed,
-                    Some(&code),
-                    None,
-                )
-                .await?;
-                return Err(ApiError::PaymentRefused { code, message });
+            Err(GatewayError::Stored(detail)) => {
+                tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; looking it up");
+                match self.recover(attempt).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        self.leave_for_reconciler(attempt.id).await?;
+                        return Err(buyer_error(e));
+                    }
+                }
+            }
+            // Nothing was sent, or the provider refused the request itself:
+            // no money can move under this attempt.
+            Err(e) if !maybe_sent || matches!(e, GatewayError::Declined { .. } | GatewayError::Refused { .. }) => {
+                let code = match &e {
+                    GatewayError::Declined { code, .. } => code.clone(),
+                    _ => PROVIDER_ERROR.to_owned(),
+                };
+                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
+                    .await?;
+                return Err(buyer_error(e));
+            }
+            Err(e) => {
+                self.leave_for_reconciler(attempt.id).await?;
+                return Err(buyer_error(e));
             }
         };
         let (_, view) = outcome_answer(status, self.view(attempt.id).await?)?;
         Ok(view)
     }
 
-    /// Makes sure the provider object of an attempt exists and is recorded.
-    pub async fn ensure_intent(&self, attempt: &Attempt) -> Result<Intent, GatewayError> {
-        let intent = match &attempt.provider_ref {
-            Some(r) => self.gateway.retrieve(r).await?,
-            None => self.gateway.create_intent(&attempt.intent_request()).await?,
-        };
+    async fn leave_for_reconciler(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+        settle::transition(&self.pool, payment_id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
+            .await
+    }
+
+    /// Applies the provider's view of an attempt; a failed PaymentIntent is
+    /// canceled at the provider, so a `client_secret` the buyer still holds
+    /// (after a failed 3-D Secure, say) cannot confirm it later.
+    pub async fn apply_and_close(&self, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
+        let status = settle::apply(&self.pool, payment_id, intent).await?;
+        if matches!(intent.status, IntentStatus::Failed { .. }) {
+            let key = format!("nts-pay-{payment_id}-cancel");
+            match self.gateway.cancel(&intent.provider_ref, &key).await {
+                Ok(now) if now.status == IntentStatus::Succeeded => return settle::apply(&self.pool, payment_id, &now).await,
+                Ok(_) => {}
+                Err(e) => tracing::warn!(%payment_id, error = %e, "could not cancel a failed PaymentIntent"),
+            }
+        }
+        Ok(status)
+    }
+
+    /// An attempt whose creation answer cannot be had (Stripe stored an
+    /// error under its key, or the attempt is too old to re-send): its
+    /// PaymentIntent is looked up by listing. Settled from what is found;
+    /// if Stripe has none, the attempt failed (nothing was charged) and the
+    /// order can be paid with a new attempt, under a new key, or expire.
+    pub async fn recover(&self, attempt: &Attempt) -> Result<PaymentStatus, GatewayError> {
+        let recorded = |e: sqlx::Error| GatewayError::Unknown(format!("recording the lookup: {e}"));
+        match self.look_up(attempt).await? {
+            Some(intent) => self.apply_and_close(attempt.id, &intent).await.map_err(recorded),
+            None => {
+                tracing::warn!(payment_id = %attempt.id, "the provider has no PaymentIntent for this attempt; it failed");
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(PROVIDER_ERROR),
+                    None,
+                )
+                .await
+                .map_err(recorded)
+            }
+        }
+    }
+
+    /// The provider's object of an attempt, never created here: retrieved by
+    /// its reference, or found by listing (and its reference recorded).
+    pub async fn look_up(&self, attempt: &Attempt) -> Result<Option<Intent>, GatewayError> {
+        if let Some(r) = &attempt.provider_ref {
+            return self.gateway.retrieve(r).await.map(Some);
+        }
+        let Some(intent) = self.gateway.find_intent(attempt.id, attempt.created_at).await? else { return Ok(None) };
+        self.record_ref(attempt.id, &intent).await?;
+        Ok(Some(intent))
+    }
+
+    async fn record_ref(&self, payment_id: Uuid, intent: &Intent) -> Result<(), GatewayError> {
         sqlx::query!(
             "UPDATE payments SET provider_ref = $2, client_secret = COALESCE(client_secret, $3), updated_at = now()
              WHERE id = $1 AND provider_ref IS NULL",
-            attempt.id,
+            payment_id,
             intent.provider_ref,
             intent.client_secret,
         )
         .execute(&self.pool)
         .await
         .map_err(|e| GatewayError::Unknown(format!("recording the provider reference: {e}")))?;
+        Ok(())
+    }
+
+    /// Makes sure the provider object of an attempt exists and is recorded.
+    pub async fn ensure_intent(&self, attempt: &Attempt) -> Result<Intent, GatewayError> {
+        let intent = match &attempt.provider_ref {
+            Some(r) => self.gateway.retrieve(r).await?,
+            None => self.gateway.create_intent(&attempt.intent_request()?).await?,
+        };
+        self.record_ref(attempt.id, &intent).await?;
         Ok(intent)
     }
 
@@ -263,7 +403,7 @@ impl PaymentService {
         let intent = match self.ensure_intent(&attempt).await {
             Ok(intent) => intent,
             Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
-            Err(e) => return Err(provider_unavailable(e)),
+            Err(e) => return Err(buyer_error(e)),
         };
         let answer = if intent.status == IntentStatus::Open {
             settle::transition(
@@ -287,7 +427,11 @@ impl PaymentService {
                 tracing::warn!(%payment_id, %detail, "confirmation got no answer; the reconciler will settle it");
                 PaymentStatus::Processing
             }
-            Err(GatewayError::Refused { code, message }) => {
+            Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
+                let code = match &e {
+                    GatewayError::Declined { code, .. } | GatewayError::Refused { code, .. } => code.clone(),
+                    _ => unreachable!(),
+                };
                 settle::transition(
                     &self.pool,
                     payment_id,
@@ -297,7 +441,14 @@ impl PaymentService {
                     None,
                 )
                 .await?;
-                return Err(ApiError::PaymentRefused { code, message });
+                return Err(match e {
+                    GatewayError::Refused { code, message } => ApiError::PaymentRefused { code, message },
+                    other => buyer_error(other),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(%payment_id, error = %e, "confirmation not sent; the attempt stays open");
+                return Err(buyer_error(e));
             }
         };
         outcome_answer(status, self.view(payment_id).await?)
@@ -315,14 +466,27 @@ impl PaymentService {
         let mut paid = false;
         for payment_id in open {
             let Some(attempt) = self.attempt(payment_id).await? else { continue };
-            let Some(intent) = self.current_intent(&attempt).await.map_err(provider_unavailable)? else { continue };
+            let Some(intent) = self.look_up(&attempt).await.map_err(buyer_error)? else {
+                // The provider has nothing for it yet. Its creation may still
+                // be on its way (another request's tries, the reconciler's
+                // re-send): wait for that. Later, nothing can come of it.
+                if OffsetDateTime::now_utc() - attempt.created_at < MAY_STILL_BE_SENT {
+                    return Err(ApiError::conflict(
+                        "payment_in_progress",
+                        "another payment attempt for this order is in progress",
+                    ));
+                }
+                settle::transition(&self.pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Canceled, None, None)
+                    .await?;
+                continue;
+            };
             let intent = match intent.status {
-                IntentStatus::Succeeded | IntentStatus::Canceled | IntentStatus::Failed { .. } => intent,
+                IntentStatus::Succeeded | IntentStatus::Canceled => intent,
                 _ => self
                     .gateway
                     .cancel(&intent.provider_ref, &format!("{}-cancel", attempt.idempotency_key))
                     .await
-                    .map_err(provider_unavailable)?,
+                    .map_err(buyer_error)?,
             };
             let status = settle::apply(&self.pool, payment_id, &intent).await?;
             paid |= status == PaymentStatus::Succeeded;
@@ -330,42 +494,54 @@ impl PaymentService {
         Ok(paid)
     }
 
-    /// The provider's object of an open attempt, made if it is missing. None
-    /// when the provider refused to make it: the attempt is then recorded as
-    /// failed, since no money can move without the object.
-    pub async fn current_intent(&self, attempt: &Attempt) -> Result<Option<Intent>, GatewayError> {
-        match self.ensure_intent(attempt).await {
-            Ok(intent) => Ok(Some(intent)),
-            Err(GatewayError::Refused { code, message }) if attempt.provider_ref.is_none() => {
-                tracing::warn!(payment_id = %attempt.id, %code, %message, "the provider refused the attempt");
-                settle::transition(
-                    &self.pool,
-                    attempt.id,
-                    &PaymentStatus::OPEN,
-                    PaymentStatus::Failed,
-                    Some(&code),
-                    None,
-                )
-                .await
-                .map_err(|e| GatewayError::Unknown(format!("recording the refusal: {e}")))?;
-                Ok(None)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
     /// Asks the provider about an order's latest attempt (when it is
-    /// waiting on the provider), so a buyer whose webhook is late still sees the
-    /// truth. Answers whether anything changed.
+    /// waiting on the provider and its object is known), so a buyer whose
+    /// webhook is late still sees the truth. A read: it never creates or
+    /// lists at the provider (an attempt without its reference is the
+    /// reconciler's), and a provider in trouble is not asked. Answers
+    /// whether anything changed.
     pub async fn refresh_attempt(&self, latest: &PaymentView) -> ApiResult<bool> {
         if !matches!(latest.status, PaymentStatus::Processing | PaymentStatus::RequiresAction) {
             return Ok(false);
         }
         let Some(attempt) = self.attempt(latest.id).await? else { return Ok(false) };
-        match self.current_intent(&attempt).await {
-            Ok(Some(intent)) => Ok(settle::apply(&self.pool, attempt.id, &intent).await? != attempt.status),
-            Ok(None) => Ok(true),
+        let Some(provider_ref) = &attempt.provider_ref else { return Ok(false) };
+        match self.gateway.retrieve(provider_ref).await {
+            Ok(intent) => Ok(self.apply_and_close(attempt.id, &intent).await? != attempt.status),
             Err(_) => Ok(false),
+        }
+    }
+
+    /// The reconciler's step for one attempt waiting on the provider: a
+    /// young attempt whose creation got no answer is sent again (same key,
+    /// same bytes); an older one, or one whose answer was a stored error, is
+    /// looked up; a known one is retrieved.
+    pub async fn settle_stale(&self, attempt: &Attempt) -> Result<PaymentStatus, GatewayError> {
+        let recorded = |e: sqlx::Error| GatewayError::Unknown(format!("recording: {e}"));
+        if attempt.provider_ref.is_some() {
+            let intent = self.look_up(attempt).await?.expect("retrieved by reference");
+            return self.apply_and_close(attempt.id, &intent).await.map_err(recorded);
+        }
+        if !attempt.may_send_create(OffsetDateTime::now_utc()) {
+            return self.recover(attempt).await;
+        }
+        match self.ensure_intent(attempt).await {
+            Ok(intent) => self.apply_and_close(attempt.id, &intent).await.map_err(recorded),
+            Err(GatewayError::Stored(detail)) => {
+                tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; looking it up");
+                self.recover(attempt).await
+            }
+            Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
+                tracing::warn!(payment_id = %attempt.id, error = %e, "the provider refused the attempt");
+                let code = match &e {
+                    GatewayError::Declined { code, .. } => code.as_str(),
+                    _ => PROVIDER_ERROR,
+                };
+                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(code), None)
+                    .await
+                    .map_err(recorded)
+            }
+            Err(e) => Err(e),
         }
     }
 }
@@ -388,6 +564,9 @@ fn outcome_answer(status: PaymentStatus, view: PaymentView) -> ApiResult<(Status
 }
 
 fn declined(view: &PaymentView) -> ApiError {
+    if view.failure_code.as_deref() == Some(PROVIDER_ERROR) {
+        return unavailable();
+    }
     let code = view.failure_code.clone().unwrap_or_else(|| "card_declined".into());
     ApiError::PaymentRefused { code, message: "the card was declined; you can try again with another card".into() }
 }

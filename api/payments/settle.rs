@@ -78,27 +78,83 @@ pub async fn transition(
     }
 }
 
+pub struct LockedOrder {
+    pub status: OrderStatus,
+    pub ticket_type_id: Uuid,
+    pub quantity: i32,
+}
+
+pub struct LockedPayment {
+    pub status: PaymentStatus,
+    pub order_id: Uuid,
+}
+
+/// Locks a payment's order, then the payment: the one lock order of nts
+/// (orders before payments), so an admin's refund and a webhook about the
+/// same payment wait for each other instead of deadlocking.
+async fn lock_order_then_payment(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    payment_id: Uuid,
+) -> Result<(LockedOrder, LockedPayment), sqlx::Error> {
+    let order_id = sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id).fetch_one(&mut **tx).await?;
+    let order = sqlx::query_as!(
+        LockedOrder,
+        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        order_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    let payment = sqlx::query_as!(
+        LockedPayment,
+        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
+        payment_id
+    )
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((order, payment))
+}
+
+/// The provider could not give the money back: the buyer is still owed it,
+/// which the organiser sees (admin refunds list, payments audit).
+pub async fn record_refund_failed(
+    pool: &PgPool,
+    payment_id: Uuid,
+    refund_ref: Option<&str>,
+    reason: &str,
+) -> Result<PaymentStatus, sqlx::Error> {
+    let moved = sqlx::query_scalar!(
+        r#"UPDATE payments SET status = 'refund_failed', refund_failure = $2, refund_ref = COALESCE($3, refund_ref),
+                  updated_at = now()
+           WHERE id = $1 AND status = 'refund_pending'
+           RETURNING status AS "status: PaymentStatus""#,
+        payment_id,
+        reason,
+        refund_ref
+    )
+    .fetch_optional(pool)
+    .await?;
+    if moved.is_some() {
+        tracing::error!(%payment_id, reason, "the provider could not refund a payment; the organiser must act");
+    }
+    match moved {
+        Some(s) => Ok(s),
+        None => current_status(pool, payment_id).await,
+    }
+}
+
 /// The provider took the money. If the order still awaits payment it becomes
 /// paid and its tickets are issued, in one transaction; otherwise (paid by
 /// another attempt, expired, canceled) the money is owed back and the payment
 /// waits for the reconciler to refund it.
 pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let payment = sqlx::query!(
-        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
-        payment_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    if matches!(payment.status, PaymentStatus::Succeeded | PaymentStatus::RefundPending | PaymentStatus::Refunded) {
+    let (order, payment) = lock_order_then_payment(&mut tx, payment_id).await?;
+    if matches!(
+        payment.status,
+        PaymentStatus::Succeeded | PaymentStatus::RefundPending | PaymentStatus::Refunded | PaymentStatus::RefundFailed
+    ) {
         return Ok(payment.status);
     }
-    let order = sqlx::query!(
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
-        payment.order_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
     let status = if order.status == OrderStatus::AwaitingPayment {
         sqlx::query!("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = $1", payment_id)
             .execute(&mut *tx)
@@ -141,20 +197,15 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
 }
 
 /// The provider says the money went back. A refunded payment that had paid
-/// its order refunds the order too (its seats stay sold unless an admin
-/// releases them).
+/// its order refunds the order too (a refund made in Stripe's dashboard,
+/// say): its seats stay sold until an admin releases them.
 pub async fn record_refunded(
     pool: &PgPool,
     payment_id: Uuid,
     refund_ref: Option<&str>,
 ) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let payment = sqlx::query!(
-        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
-        payment_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
+    let (_, payment) = lock_order_then_payment(&mut tx, payment_id).await?;
     if !payment.status.can_become(PaymentStatus::Refunded) {
         return Ok(payment.status);
     }
@@ -166,6 +217,7 @@ pub async fn record_refunded(
     .execute(&mut *tx)
     .await?;
     if payment.status == PaymentStatus::Succeeded {
+        tracing::warn!(%payment_id, order_id = %payment.order_id, "a paid order was refunded at the provider");
         sqlx::query!(
             "UPDATE orders SET status = 'refunded', finished_at = now() WHERE id = $1 AND status = 'paid'",
             payment.order_id

@@ -4,9 +4,12 @@
 
 use async_trait::async_trait;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider};
+use super::gateway::{
+    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund, RefundStatus,
+};
 use crate::config::SimulatedFaults;
 use crate::domain::secret::random_token;
 
@@ -84,6 +87,15 @@ impl SimulatedGateway {
     }
 }
 
+fn refund_of(provider_ref: &str) -> Refund {
+    Refund {
+        provider_ref: format!("sim_re_{}", provider_ref.trim_start_matches("sim_pi_")),
+        status: RefundStatus::Succeeded,
+        payment_ref: Some(provider_ref.to_owned()),
+        failure_reason: None,
+    }
+}
+
 fn method_unsupported() -> GatewayError {
     GatewayError::Refused {
         code: "payment_method_unsupported".into(),
@@ -115,8 +127,8 @@ impl PaymentGateway for SimulatedGateway {
             req.idempotency_key,
             req.order_id,
             req.payment_id,
-            req.amount_minor,
-            req.currency,
+            req.amount.minor(),
+            req.amount.currency().as_str(),
         )
         .execute(&self.pool)
         .await
@@ -173,7 +185,7 @@ impl PaymentGateway for SimulatedGateway {
         self.deliver(intent)
     }
 
-    async fn refund(&self, provider_ref: &str, _key: &str) -> Result<String, GatewayError> {
+    async fn refund(&self, provider_ref: &str, _key: &str) -> Result<Refund, GatewayError> {
         self.before_call().await;
         sqlx::query!(
             "UPDATE simulated_intents SET refunded = TRUE, updated_at = now()
@@ -193,10 +205,26 @@ impl PaymentGateway for SimulatedGateway {
         if self.faults.roll(self.faults.lost_response_rate) {
             return Err(GatewayError::Unknown("simulated lost response".into()));
         }
-        Ok(format!("sim_re_{}", provider_ref.trim_start_matches("sim_pi_")))
+        Ok(refund_of(provider_ref))
     }
 
-    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError> {
+    /// Simulated refunds succeed at once.
+    async fn retrieve_refund(&self, refund_ref: &str) -> Result<Refund, GatewayError> {
+        self.before_call().await;
+        let intent = self.fetch(&format!("sim_pi_{}", refund_ref.trim_start_matches("sim_re_"))).await?;
+        if !intent.refunded {
+            return Err(GatewayError::Refused { code: "resource_missing".into(), message: format!("no refund {refund_ref}") });
+        }
+        Ok(refund_of(&intent.provider_ref))
+    }
+
+    async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
+        let intent = self.fetch(provider_ref).await?;
+        Ok(intent.refunded.then(|| refund_of(provider_ref)))
+    }
+
+    /// Every simulated intent: they share nts's database, so none predates it.
+    async fn list_intents(&self, _since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
         let rows = sqlx::query_as!(
             Row,
             r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id

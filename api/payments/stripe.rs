@@ -1,24 +1,90 @@
-//! Stripe PaymentIntents through async-stripe. Server-side confirmation: the
-//! PaymentIntent is created with the buyer's PaymentMethod and `confirm=true`
-//! in one call, with the attempt's idempotency key, so repeating the call
-//! after a lost answer returns the same PaymentIntent instead of charging again.
+//! Stripe PaymentIntents through async-stripe: the one place nts talks to
+//! Stripe, with its rules in it. Server-side confirmation: the PaymentIntent
+//! is created with the buyer's PaymentMethod and `confirm=true` in one call,
+//! with the attempt's idempotency key, so repeating the call after a lost
+//! answer returns the same PaymentIntent instead of charging again. Stripe
+//! compares a reused key's request with the first one, so every request is
+//! encoded deterministically (same attempt, same bytes, in any process).
+//! Every call passes the instance's call guard (budget, circuit breaker).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 
 use ::stripe::{ApiErrorsType, Client, ClientBuilder, IdempotencyKey, RequestStrategy, StripeError, StripeRequest};
 use async_trait::async_trait;
 use futures_util::TryStreamExt;
-use serde::Deserialize;
-use stripe_core::payment_intent::{CancelPaymentIntent, CreatePaymentIntent, ListPaymentIntent, RetrievePaymentIntent};
-use stripe_core::refund::{CreateRefund, ListRefund};
-use stripe_core::{PaymentIntent, PaymentIntentAllowedPaymentMethodTypes, Refund};
+use serde::{Deserialize, Serialize};
+use stripe_client_core::{RequestBuilder, StripeMethod};
+use stripe_core::payment_intent::{CancelPaymentIntent, ListPaymentIntent, RetrievePaymentIntent};
+use stripe_core::refund::{CreateRefund, ListRefund, RetrieveRefund};
+use stripe_core::PaymentIntent;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::gateway::{GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider};
+use super::gateway::{
+    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund, RefundStatus,
+};
+use super::guard::{Answer, CallGuard};
 use crate::config::StripeSettings;
+use crate::domain::{Currency, Money};
+
+/// The metadata keys nts puts on its PaymentIntents. Namespaced: the account
+/// may hold other integrations' objects, which must not look like nts's.
+pub const ORDER_KEY: &str = "nts_order_id";
+pub const PAYMENT_KEY: &str = "nts_payment_id";
 
 pub struct StripeGateway {
     client: Client,
+    guard: CallGuard,
+}
+
+/// The creation of a PaymentIntent, as sent. Fields serialise in declaration
+/// order and the metadata is a sorted map, so the same attempt always gives
+/// the same bytes (async-stripe's own builder keeps metadata in a HashMap,
+/// whose order changes from one map to the next).
+#[derive(Debug, Serialize)]
+pub struct CreateIntent {
+    amount: i64,
+    currency: String,
+    allowed_payment_method_types: [&'static str; 1],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    confirm: Option<bool>,
+    metadata: BTreeMap<&'static str, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    payment_method: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    return_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    use_stripe_sdk: Option<bool>,
+}
+
+impl CreateIntent {
+    pub fn new(req: &IntentRequest) -> Result<Self, GatewayError> {
+        let amount = req.amount.stripe_amount().map_err(|e| GatewayError::Refused {
+            code: "currency_not_chargeable".into(),
+            message: e.to_string(),
+        })?;
+        let confirm = req.payment_method.is_some();
+        Ok(CreateIntent {
+            amount,
+            currency: req.amount.currency().as_str().to_ascii_lowercase(),
+            // Cards only: 3-D Secure runs in the page through Stripe.js (use_stripe_sdk).
+            allowed_payment_method_types: ["card"],
+            confirm: confirm.then_some(true),
+            metadata: BTreeMap::from([(ORDER_KEY, req.order_id.to_string()), (PAYMENT_KEY, req.payment_id.to_string())]),
+            payment_method: req.payment_method.clone(),
+            return_url: req.return_url.clone().filter(|_| confirm),
+            use_stripe_sdk: confirm.then_some(true),
+        })
+    }
+}
+
+impl StripeRequest for CreateIntent {
+    type Output = PaymentIntent;
+
+    fn build(&self) -> RequestBuilder {
+        RequestBuilder::new(StripeMethod::Post, "/payment_intents").form(self)
+    }
 }
 
 impl StripeGateway {
@@ -29,13 +95,32 @@ impl StripeGateway {
             .app_info("nts", Some(env!("CARGO_PKG_VERSION").into()), None)
             .build()
             .map_err(|e| anyhow::anyhow!("NTS_STRIPE_SECRET_KEY / NTS_STRIPE_API_BASE: {e}"))?;
-        Ok(Self { client })
+        Ok(Self { client, guard: CallGuard::new() })
+    }
+
+    /// Every call to Stripe goes through here: admitted by the guard, its
+    /// answer classified and reported back to the guard.
+    async fn call<T, F>(&self, call: F) -> Result<T, StripeError>
+    where
+        F: Future<Output = Result<T, StripeError>>,
+    {
+        if let Err(why) = self.guard.admit() {
+            return Err(StripeError::ClientError(format!("{HELD_BACK}{why}")));
+        }
+        let answer = call.await;
+        self.guard.record(match &answer {
+            Ok(_) => Answer::Answered,
+            Err(StripeError::Stripe(_, status)) if *status == 429 || *status >= 500 => Answer::Overloaded,
+            Err(StripeError::Stripe(..)) => Answer::Answered,
+            Err(_) => Answer::Silent,
+        });
+        answer
     }
 
     async fn refunded_amount(&self, payment_intent: &str) -> Result<i64, GatewayError> {
-        let refunds =
-            ListRefund::new().payment_intent(payment_intent).limit(100).send(&self.client).await.map_err(classify)?;
-        Ok(refunds.data.iter().filter(|r| counts(r)).map(|r| r.amount).sum())
+        let list = ListRefund::new().payment_intent(payment_intent).limit(100);
+        let refunds = self.call(list.send(&self.client)).await.map_err(classify)?;
+        Ok(refunds.data.iter().filter(|r| refund_status(r) == RefundStatus::Succeeded).map(|r| r.amount).sum())
     }
 
     async fn intent(&self, pi: &PaymentIntent) -> Result<Intent, GatewayError> {
@@ -45,32 +130,53 @@ impl StripeGateway {
     }
 }
 
-/// A refund that gives or will give the money back.
-fn counts(refund: &Refund) -> bool {
-    matches!(refund.status.as_deref(), Some("succeeded" | "pending") | None)
+/// The guard held a call back: nothing was sent.
+const HELD_BACK: &str = "held back: ";
+
+fn refund_status(refund: &stripe_core::Refund) -> RefundStatus {
+    match refund.status.as_deref() {
+        Some("succeeded") => RefundStatus::Succeeded,
+        Some("failed" | "canceled") => RefundStatus::Failed,
+        _ => RefundStatus::Pending,
+    }
+}
+
+fn refund_from_api(r: &stripe_core::Refund) -> Refund {
+    Refund {
+        provider_ref: r.id.to_string(),
+        status: refund_status(r),
+        payment_ref: r.payment_intent.as_ref().map(|pi| pi.id().to_string()),
+        failure_reason: r.failure_reason.clone(),
+    }
 }
 
 fn once_with(key: &str) -> RequestStrategy {
     RequestStrategy::Idempotent(IdempotencyKey::new(key).expect("nts's idempotency keys are 1 to 255 characters"))
 }
 
-/// Stripe's errors: a refusal (4xx: declined, invalid) is final for that
-/// request; anything else (no answer, timeout, 409 while the same key is in
-/// flight, 429, 5xx, an answer we cannot read) leaves the outcome unknown.
+/// Stripe's errors, by what nts may do next:
+/// - no answer, a timeout, 409 (the same key still running): unknown, ask again with the same key;
+/// - 5xx or `idempotency_error`: stored under the key, asking again replays it;
+/// - 401/403, 429, or the guard holding the call back: Stripe did nothing; the operator's problem;
+/// - a `card_error`: a decline for the buyer;
+/// - any other 4xx: a refusal of this request (wrong state, already refunded, invalid).
 fn classify(e: StripeError) -> GatewayError {
     match e {
         StripeError::Stripe(err, status) => {
             let code =
                 err.code.as_ref().map(|c| c.as_str().to_owned()).unwrap_or_else(|| err.type_.as_str().to_owned());
             let message = err.message.clone().unwrap_or_default();
-            // An idempotency_error means this key first went with other
-            // parameters: what Stripe did under it is unknown to this call.
-            if status >= 500 || status == 409 || status == 429 || matches!(err.type_, ApiErrorsType::IdempotencyError) {
-                GatewayError::Unknown(format!("Stripe answered {status}: {code}: {message}"))
-            } else {
-                GatewayError::Refused { code, message }
+            let detail = format!("Stripe answered {status}: {code}: {message}");
+            match (status, &err.type_) {
+                (_, ApiErrorsType::IdempotencyError) => GatewayError::Stored(detail),
+                (500.., _) => GatewayError::Stored(detail),
+                (409, _) => GatewayError::Unknown(detail),
+                (401 | 403 | 429, _) => GatewayError::Unavailable(detail),
+                (_, ApiErrorsType::CardError) => GatewayError::Declined { code, message },
+                _ => GatewayError::Refused { code, message },
             }
         }
+        StripeError::ClientError(why) if why.starts_with(HELD_BACK) => GatewayError::Unavailable(why),
         other => GatewayError::Unknown(other.to_string()),
     }
 }
@@ -82,20 +188,9 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
-        let metadata = HashMap::from([
-            ("order_id".to_owned(), req.order_id.to_string()),
-            ("payment_id".to_owned(), req.payment_id.to_string()),
-        ]);
-        let currency: stripe_types::Currency =
-            req.currency.to_ascii_lowercase().parse().unwrap_or_else(|never| match never {});
-        let mut create = CreatePaymentIntent::new(req.amount_minor, currency)
-            .metadata(metadata)
-            // Cards only: they need no return URL, so confirming here is complete.
-            .allowed_payment_method_types(vec![PaymentIntentAllowedPaymentMethodTypes::Card]);
-        if let Some(pm) = &req.payment_method {
-            create = create.payment_method(pm.as_str()).confirm(true);
-        }
-        match create.customize().request_strategy(once_with(&req.idempotency_key)).send(&self.client).await {
+        let create = CreateIntent::new(req)?;
+        let sent = create.customize().request_strategy(once_with(&req.idempotency_key));
+        match self.call(sent.send(&self.client)).await {
             Ok(pi) => self.intent(&pi).await,
             // A decline still made the PaymentIntent; Stripe sends it with the error.
             Err(StripeError::Stripe(err, 402)) if err.payment_intent.is_some() => {
@@ -115,41 +210,56 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn retrieve(&self, provider_ref: &str) -> Result<Intent, GatewayError> {
-        let pi = RetrievePaymentIntent::new(provider_ref).send(&self.client).await.map_err(classify)?;
+        let pi = self.call(RetrievePaymentIntent::new(provider_ref).send(&self.client)).await.map_err(classify)?;
         self.intent(&pi).await
     }
 
+    /// Canceling is idempotent by nature (a canceled intent refuses another
+    /// cancel, and the intent then says what it is), so each call gets its
+    /// own key: a stored error under one key cannot block the cancel.
     async fn cancel(&self, provider_ref: &str, idempotency_key: &str) -> Result<Intent, GatewayError> {
         let cancel = CancelPaymentIntent::new(provider_ref);
-        match cancel.customize().request_strategy(once_with(idempotency_key)).send(&self.client).await {
+        let key = format!("{idempotency_key}-{}", Uuid::new_v4().simple());
+        let sent = cancel.customize().request_strategy(once_with(&key));
+        match self.call(sent.send(&self.client)).await {
             Ok(pi) => self.intent(&pi).await,
-            // Refused because it is past canceling (succeeded, say): what is it now?
+            // Refused because it is past canceling (succeeded, say), or a
+            // stored error: what is the intent now?
             Err(e) => match classify(e) {
-                GatewayError::Refused { .. } => self.retrieve(provider_ref).await,
-                unknown => Err(unknown),
+                GatewayError::Refused { .. } | GatewayError::Stored(_) => self.retrieve(provider_ref).await,
+                other => Err(other),
             },
         }
     }
 
-    async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<String, GatewayError> {
+    async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<Refund, GatewayError> {
         let refund = CreateRefund::new().payment_intent(provider_ref);
-        let refund = refund
-            .customize()
-            .request_strategy(once_with(idempotency_key))
-            .send(&self.client)
-            .await
-            .map_err(classify)?;
-        Ok(refund.id.to_string())
+        let sent = refund.customize().request_strategy(once_with(idempotency_key));
+        let refund = self.call(sent.send(&self.client)).await.map_err(classify)?;
+        Ok(refund_from_api(&refund))
     }
 
-    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError> {
-        let ours: Vec<PaymentIntent> = ListPaymentIntent::new()
-            .limit(100)
+    async fn retrieve_refund(&self, refund_ref: &str) -> Result<Refund, GatewayError> {
+        let refund = self.call(RetrieveRefund::new(refund_ref).send(&self.client)).await.map_err(classify)?;
+        Ok(refund_from_api(&refund))
+    }
+
+    async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
+        let list = ListRefund::new().payment_intent(provider_ref).limit(100);
+        let refunds = self.call(list.send(&self.client)).await.map_err(classify)?;
+        Ok(refunds.data.iter().map(refund_from_api).find(|r| r.status != RefundStatus::Failed))
+    }
+
+    async fn list_intents(&self, since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
+        self.guard.admit().map_err(GatewayError::Unavailable)?;
+        let mut list = ListPaymentIntent::new().limit(100);
+        if let Some(since) = since {
+            list = list.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
+        }
+        let ours: Vec<PaymentIntent> = list
             .paginate()
             .stream(&self.client)
-            .try_filter(|pi| {
-                std::future::ready(pi.metadata.contains_key("payment_id") || pi.metadata.contains_key("order_id"))
-            })
+            .try_filter(|pi| std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY)))
             .try_collect()
             .await
             .map_err(classify)?;
@@ -158,14 +268,18 @@ impl PaymentGateway for StripeGateway {
             .filter_map(|pi| Some((pi.latest_charge.as_ref()?.id().to_string(), pi.id.to_string())))
             .collect();
         let mut refunded: HashMap<String, i64> = HashMap::new();
-        let mut refunds = ListRefund::new().limit(100).paginate().stream(&self.client);
+        let mut refunds = ListRefund::new().limit(100);
+        if let Some(since) = since {
+            refunds = refunds.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
+        }
+        let mut refunds = refunds.paginate().stream(&self.client);
         while let Some(r) = refunds.try_next().await.map_err(classify)? {
             let pi = match (&r.payment_intent, &r.charge) {
                 (Some(pi), _) => Some(pi.id().to_string()),
                 (None, Some(charge)) => by_charge.get(charge.id().as_str()).cloned(),
                 (None, None) => None,
             };
-            if let Some(pi) = pi.filter(|_| counts(&r)) {
+            if let Some(pi) = pi.filter(|_| refund_status(&r) == RefundStatus::Succeeded) {
                 *refunded.entry(pi).or_default() += r.amount;
             }
         }
@@ -177,6 +291,24 @@ impl PaymentGateway for StripeGateway {
                 facts.into_intent(back)
             })
             .collect())
+    }
+
+    async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
+        let since = recorded_at - super::gateway::CLOCK_MARGIN;
+        let list = ListPaymentIntent::new().limit(100).created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
+        self.guard.admit().map_err(GatewayError::Unavailable)?;
+        let wanted = payment_id.to_string();
+        let found = list
+            .paginate()
+            .stream(&self.client)
+            .try_filter(|pi| std::future::ready(pi.metadata.get(PAYMENT_KEY) == Some(&wanted)))
+            .try_next()
+            .await
+            .map_err(classify)?;
+        match found {
+            Some(pi) => Ok(Some(self.intent(&pi).await?)),
+            None => Ok(None),
+        }
     }
 }
 
@@ -232,6 +364,12 @@ impl PaymentIntentFacts {
             _ => IntentStatus::Open,
         };
         let id = |key: &str| self.metadata.get(key).and_then(|v| Uuid::parse_str(v).ok());
+        // In nts's minor units; an amount that does not convert exactly stays
+        // as Stripe has it (the audit then reports the difference).
+        let amount_minor = Currency::parse(&self.currency)
+            .ok()
+            .and_then(|c| Money::from_stripe(self.amount, c).ok())
+            .map_or(self.amount, Money::minor);
         Intent {
             client_secret: match &status {
                 IntentStatus::RequiresAction { client_secret } => Some(client_secret.clone()),
@@ -239,11 +377,11 @@ impl PaymentIntentFacts {
             },
             status,
             provider_ref: self.id.clone(),
-            amount_minor: self.amount,
+            amount_minor,
             currency: self.currency.to_ascii_uppercase(),
             refunded,
-            order_id: id("order_id"),
-            payment_id: id("payment_id"),
+            order_id: id(ORDER_KEY),
+            payment_id: id(PAYMENT_KEY),
         }
     }
 }
@@ -260,7 +398,7 @@ mod tests {
     fn a_declined_intent_is_a_failed_attempt_with_its_code() {
         let intent = facts(serde_json::json!({
             "id": "pi_1", "status": "requires_payment_method", "amount": 1998, "currency": "gbp",
-            "metadata": {"order_id": "00000000-0000-0000-0000-000000000001"},
+            "metadata": {"nts_order_id": "00000000-0000-0000-0000-000000000001", "order_id": "x"},
             "last_payment_error": {"code": "card_declined", "type": "card_error"},
             "client_secret": "pi_1_secret"
         }))
@@ -284,6 +422,52 @@ mod tests {
             serde_json::json!({"id": "pi_3", "status": "requires_payment_method", "amount": 5, "currency": "eur"}),
         );
         assert_eq!(fresh.into_intent(false).status, IntentStatus::Open);
+    }
+
+    fn request(payment_id: Uuid, amount: Money) -> IntentRequest {
+        IntentRequest {
+            idempotency_key: format!("nts-pay-{payment_id}"),
+            order_id: Uuid::from_u128(7),
+            payment_id,
+            amount,
+            payment_method: Some("pm_card_visa".into()),
+            return_url: Some("https://tickets.example/order.html#id=7".into()),
+        }
+    }
+
+    #[test]
+    fn the_same_attempt_is_encoded_to_the_same_bytes_every_time() {
+        let gbp = Money::new(1998, Currency::parse("GBP").unwrap()).unwrap();
+        let first = CreateIntent::new(&request(Uuid::from_u128(9), gbp)).unwrap().build().body.unwrap();
+        for _ in 0..200 {
+            // A fresh request, fresh maps: nothing may depend on a map's iteration order.
+            let again = CreateIntent::new(&request(Uuid::from_u128(9), gbp)).unwrap().build().body.unwrap();
+            assert_eq!(again, first);
+        }
+        assert_eq!(
+            first,
+            "amount=1998&currency=gbp&allowed_payment_method_types[0]=card&confirm=true\
+             &metadata[nts_order_id]=00000000-0000-0000-0000-000000000007\
+             &metadata[nts_payment_id]=00000000-0000-0000-0000-000000000009\
+             &payment_method=pm_card_visa&return_url=https://tickets.example/order.html%23id%3D7&use_stripe_sdk=true"
+                .replace("[", "%5B")
+                .replace("]", "%5D")
+        );
+    }
+
+    #[test]
+    fn amounts_follow_stripes_currency_rules() {
+        let body = |minor, code| {
+            CreateIntent::new(&request(Uuid::from_u128(1), Money::new(minor, Currency::parse(code).unwrap()).unwrap()))
+                .map(|c| c.build().body.unwrap())
+        };
+        assert!(body(1500, "ISK").unwrap().starts_with("amount=150000&currency=isk&"));
+        assert!(body(1500, "JPY").unwrap().starts_with("amount=1500&currency=jpy&"));
+        assert!(body(150_000, "HUF").unwrap().starts_with("amount=150000&currency=huf&"));
+        assert!(matches!(body(150_050, "HUF"), Err(GatewayError::Refused { .. })));
+        assert!(matches!(body(5000, "UGX"), Err(GatewayError::Refused { .. })));
+        let isk = facts(serde_json::json!({"id": "pi_9", "status": "succeeded", "amount": 150000, "currency": "isk"}));
+        assert_eq!(isk.into_intent(false).amount_minor, 1500, "read back in krónur");
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! Stripe's webhook. The signature is checked over the raw body; each event
-//! id is stored once, so a repeated delivery is acknowledged and ignored;
-//! what an event says is applied as guarded transitions (settle.rs), so
-//! events may arrive in any order, late or early. If applying fails, the
-//! event is forgotten again and the error answer makes Stripe deliver it again.
+//! Stripe's webhook. The signature is checked over the raw body; what an
+//! event says is applied as guarded transitions (settle.rs), so events may
+//! arrive in any order, late, early or twice. An event id is recorded only
+//! after its effect is committed: a delivery seen before is acknowledged and
+//! ignored, and a process that dies between receiving an event and applying
+//! it leaves no record, so Stripe's redelivery is applied. (Two deliveries
+//! racing may both apply: the transitions make that harmless.)
 
 use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
@@ -10,9 +12,9 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::gateway::Intent;
-use super::service::PaymentService;
-use super::settle;
+use super::gateway::{Intent, Refund, RefundStatus};
+use super::refunds;
+use super::service::{buyer_error, PaymentService};
 use super::signature;
 use super::stripe::PaymentIntentFacts;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -36,12 +38,24 @@ struct ChargeFacts {
     payment_intent: Option<String>,
 }
 
+#[derive(Debug, Deserialize)]
+struct RefundFacts {
+    id: String,
+    status: Option<String>,
+    payment_intent: Option<String>,
+    failure_reason: Option<String>,
+}
+
 /// What an event asks of nts.
 enum Action {
     /// The event carries the PaymentIntent as it was.
     Apply(Intent),
-    /// A refund: the PaymentIntent, asked now, says whether it is refunded in full.
+    /// Money went back, or is on its way: the PaymentIntent, asked now, says
+    /// whether it is refunded in full (refunds that succeeded).
     Refresh(String),
+    /// A refund changed: ours is settled from it; another (made in Stripe's
+    /// dashboard) through its PaymentIntent.
+    Refund(Refund),
     Ignore,
 }
 
@@ -73,6 +87,17 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
     let event: Event = serde_json::from_slice(&body).map_err(invalid_event)?;
     let action = action(&event)?;
 
+    let seen = sqlx::query_scalar!(
+        "SELECT EXISTS (SELECT 1 FROM provider_events WHERE provider = 'stripe' AND event_id = $1)",
+        event.id
+    )
+    .fetch_one(&state.pool)
+    .await?;
+    if seen == Some(true) {
+        tracing::debug!(event_id = %event.id, "duplicate webhook delivery ignored");
+        return Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: true }));
+    }
+    perform(&state.payments, &event, action).await?;
     let fresh = sqlx::query!(
         "INSERT INTO provider_events (provider, event_id, event_type) VALUES ('stripe', $1, $2) ON CONFLICT DO NOTHING",
         event.id,
@@ -82,17 +107,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
     .await?
     .rows_affected()
         == 1;
-    if !fresh {
-        tracing::debug!(event_id = %event.id, "duplicate webhook delivery ignored");
-        return Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: true }));
-    }
-    if let Err(e) = perform(&state.payments, &event, action).await {
-        sqlx::query!("DELETE FROM provider_events WHERE provider = 'stripe' AND event_id = $1", event.id)
-            .execute(&state.pool)
-            .await?;
-        return Err(e);
-    }
-    Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: false }))
+    Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: !fresh }))
 }
 
 fn invalid_event(e: serde_json::Error) -> ApiError {
@@ -109,6 +124,19 @@ fn action(event: &Event) -> ApiResult<Action> {
             let charge: ChargeFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
             charge.payment_intent.map_or(Action::Ignore, Action::Refresh)
         }
+        "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
+            let r: RefundFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
+            Action::Refund(Refund {
+                provider_ref: r.id,
+                status: match r.status.as_deref() {
+                    Some("succeeded") => RefundStatus::Succeeded,
+                    Some("failed" | "canceled") => RefundStatus::Failed,
+                    _ => RefundStatus::Pending,
+                },
+                payment_ref: r.payment_intent,
+                failure_reason: r.failure_reason,
+            })
+        }
         _ => Action::Ignore,
     })
 }
@@ -116,11 +144,23 @@ fn action(event: &Event) -> ApiResult<Action> {
 async fn perform(payments: &PaymentService, event: &Event, action: Action) -> ApiResult<()> {
     let intent = match action {
         Action::Apply(intent) => intent,
-        Action::Refresh(provider_ref) => {
-            payments.gateway.retrieve(&provider_ref).await.map_err(|e| ApiError::Unavailable {
-                code: "payment_provider_unavailable",
-                message: format!("could not look the payment up at Stripe: {e}"),
-            })?
+        Action::Refresh(provider_ref) => retrieve(payments, &provider_ref).await?,
+        Action::Refund(refund) => {
+            let ours = sqlx::query_scalar!(
+                "SELECT id FROM payments WHERE provider = 'stripe' AND refund_ref = $1",
+                refund.provider_ref
+            )
+            .fetch_optional(&payments.pool)
+            .await?;
+            if let Some(payment_id) = ours {
+                let status = refunds::apply_refund(&payments.pool, payment_id, &refund).await?;
+                tracing::info!(event_id = %event.id, event = %event.kind, %payment_id, ?status, "webhook applied");
+                return Ok(());
+            }
+            // Not (yet) known as ours: made elsewhere, or our refund whose
+            // answer has not been recorded. Its PaymentIntent says whether the money is back.
+            let Some(provider_ref) = refund.payment_ref else { return Ok(()) };
+            retrieve(payments, &provider_ref).await?
         }
         Action::Ignore => return Ok(()),
     };
@@ -129,9 +169,15 @@ async fn perform(payments: &PaymentService, event: &Event, action: Action) -> Ap
             "webhook about a PaymentIntent nts did not make; the payments audit lists it if it took money");
         return Ok(());
     };
-    let status = settle::apply(&payments.pool, payment_id, &intent).await?;
+    let status = payments.apply_and_close(payment_id, &intent).await?;
     tracing::info!(event_id = %event.id, event = %event.kind, %payment_id, ?status, "webhook applied");
     Ok(())
+}
+
+/// The PaymentIntent as it is now; a provider in trouble answers 503 and
+/// Stripe delivers the event again later.
+async fn retrieve(payments: &PaymentService, provider_ref: &str) -> ApiResult<Intent> {
+    payments.gateway.retrieve(provider_ref).await.map_err(buyer_error)
 }
 
 /// Our attempt behind a PaymentIntent: by its reference, or by the payment

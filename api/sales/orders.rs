@@ -142,6 +142,7 @@ pub struct PaymentRequest {
 #[post("/orders/{order_id}/payments")]
 pub async fn create_payment(
     state: web::Data<AppState>,
+    req: actix_web::HttpRequest,
     path: web::Path<Uuid>,
     secret: BuyerSecret,
     body: web::Json<PaymentRequest>,
@@ -155,7 +156,11 @@ pub async fn create_payment(
     }
     fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;
     let method = method.map(PaymentMethod::Provider);
-    let payment = state.payments.start_attempt(order_id, method).await?;
+    // Where Stripe sends the buyer back if authenticating needs a redirect:
+    // this order's page, on the address the buyer used.
+    let conn = req.connection_info();
+    let return_url = format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host());
+    let payment = state.payments.start_attempt(order_id, method, Some(return_url)).await?;
     Ok(HttpResponse::Created().json(payment))
 }
 

@@ -128,11 +128,15 @@ pub async fn type_lines(pool: &PgPool, event_id: Uuid) -> Result<Vec<TypeLine>, 
     .await
 }
 
+/// Stripe's side of the money checks (`--gateway stripe`), and nts's own
+/// payments audit (mismatches, what they are).
 pub async fn audit(
     pool: &PgPool,
     event_id: Uuid,
     stats: &Stats,
     settle_timeout: Duration,
+    stripe: Option<crate::stripe::Money>,
+    provider_audit: Option<(i64, String)>,
 ) -> Result<Audit, sqlx::Error> {
     let types = type_lines(pool, event_id).await?;
     let pairs = |rows: Vec<(Option<String>, Option<i64>)>| -> Vec<(String, i64)> {
@@ -162,7 +166,7 @@ pub async fn audit(
             .map(|r| (r.status, r.count))
             .collect(),
     );
-    let intents = pairs(
+    let simulated_intents = pairs(
         sqlx::query!(
             r#"SELECT status || CASE WHEN refunded THEN ', refunded' ELSE '' END AS "status", COUNT(*)
                FROM simulated_intents GROUP BY 1 ORDER BY 1"#
@@ -174,7 +178,7 @@ pub async fn audit(
         .collect(),
     );
 
-    let money = sqlx::query!(
+    let mut money = sqlx::query!(
         r#"WITH charged AS (SELECT * FROM simulated_intents WHERE status = 'succeeded' AND NOT refunded)
            SELECT
              (SELECT COALESCE(SUM(n - 1), 0) FROM (SELECT COUNT(*) AS n FROM charged GROUP BY order_id) c
@@ -198,6 +202,17 @@ pub async fn audit(
     )
     .fetch_one(pool)
     .await?;
+    let intents = match &stripe {
+        Some(m) => {
+            money.double_charges = m.double_charges;
+            money.charges_without_paid_order = m.charges_without_paid_order;
+            money.paid_without_charge = m.paid_without_charge;
+            money.wrong_amounts = m.wrong_amounts;
+            money.payments_disagree = m.payments_disagree;
+            m.intents.clone()
+        }
+        None => simulated_intents,
+    };
 
     let seen_paid: Vec<Uuid> = stats.seen_paid.lock().unwrap().clone();
     let paid_answers_broken = sqlx::query_scalar!(
@@ -215,7 +230,7 @@ pub async fn audit(
 
     let sum = |f: fn(&TypeLine) -> i64| types.iter().map(f).sum::<i64>();
     let tickets_vs_sold = sum(|t| (t.tickets - t.sold).abs()) + money.orders_wrong_tickets;
-    let checks = vec![
+    let mut checks = vec![
         worst_of("oversold seats", sum(TypeLine::oversold), &stats.peak_oversold, stats),
         worst_of("inventory counters ≠ rows", sum(TypeLine::counter_drift), &stats.peak_drift, stats),
         check("double charges", money.double_charges),
@@ -230,5 +245,8 @@ pub async fn audit(
         check("unexpected answers", stats.unexpected.get() as i64),
         check("5xx answers", stats.bad_5xx.get() as i64),
     ];
+    if let Some((mismatches, what)) = provider_audit {
+        checks.push(Check { name: "payments audit mismatches".into(), value: mismatches, detail: what });
+    }
     Ok(Audit { types, holds, orders, payments, intents, checks })
 }

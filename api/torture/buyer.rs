@@ -34,6 +34,8 @@ pub struct Plan {
     pub arrive_within: Duration,
     pub hold_seconds: u64,
     pub order_seconds: u64,
+    /// Under Stripe: how often a buyer's card is declined (the buyer picks it).
+    pub stripe_decline_rate: Option<f64>,
 }
 
 struct Hold {
@@ -218,7 +220,62 @@ impl Buyer<'_> {
         }
     }
 
+    /// Under Stripe: each attempt carries a card, confirmed at once; a
+    /// declined card is followed by another, sometimes double-clicked.
+    async fn pay_stripe(&mut self, order: &Order, decline_rate: f64) {
+        for attempt in 0..4 {
+            pause(&mut self.rng, 0..800).await;
+            let card = if self.rng.gen_bool(decline_rate) { "pm_card_chargeCustomerFail" } else { "pm_card_visa" };
+            let req = Request::post(
+                format!("/orders/{}/payments", order.id),
+                Some(&order.secret),
+                self.key("pay"),
+                Some(json!({ "payment_method": card })),
+            );
+            let a = if self.rng.gen_bool(0.05) {
+                let mut other = StdRng::seed_from_u64(self.rng.gen());
+                let (a, b) = tokio::join!(self.api.call(&mut self.rng, &req), self.api.call(&mut other, &req));
+                if let (Some(a), Some(b)) = (&a, &b) {
+                    if a.status != b.status && ![a.status, b.status].contains(&409) {
+                        self.unexpected("double-clicked payment (answers differ)", b);
+                    }
+                }
+                a
+            } else {
+                self.api.call(&mut self.rng, &req).await
+            };
+            let Some(a) = a else { return };
+            match (a.status, a.code.as_str(), a.str("/status").unwrap_or_default()) {
+                (201, _, "succeeded") => {
+                    self.stats.seen_paid(uuid(&order.id));
+                    return;
+                }
+                (201, _, "processing" | "requires_action") => {
+                    self.stats.pending.bump();
+                    return;
+                }
+                (402, _, _) => {
+                    self.stats.declined.bump();
+                    if attempt == 3 || self.rng.gen_bool(0.15) {
+                        return;
+                    }
+                }
+                (409, "payment_in_progress", _) => pause(&mut self.rng, 500..2000).await,
+                (409, "order_already_paid" | "order_expired" | "order_not_awaiting_payment" | "payment_canceled", _) => {
+                    return
+                }
+                _ => {
+                    self.unexpected("Stripe payment", &a);
+                    return;
+                }
+            }
+        }
+    }
+
     async fn pay(&mut self, order: &Order) {
+        if let Some(rate) = self.plan.stripe_decline_rate {
+            return self.pay_stripe(order, rate).await;
+        }
         let mut payment_id = order.payment_id.clone();
         for attempt in 0..4 {
             let pid = match payment_id.take() {

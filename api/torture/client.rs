@@ -89,6 +89,23 @@ impl Api {
         Ok(Api { http, bases, stats })
     }
 
+    /// `GET /admin/payments/audit` on the first instance: nts's own comparison
+    /// with the provider. Answers the number of mismatches and what they are.
+    pub async fn payments_audit(&self, admin_token: &str) -> anyhow::Result<(i64, String)> {
+        let res = self
+            .http
+            .get(format!("{}/admin/payments/audit", self.bases[0]))
+            .bearer_auth(admin_token)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await?;
+        anyhow::ensure!(res.status().is_success(), "the payments audit answered {}", res.status());
+        let report: serde_json::Value = res.json().await?;
+        let mismatches = report["mismatches"].as_array().cloned().unwrap_or_default();
+        let kinds: Vec<String> = mismatches.iter().take(5).map(|m| format!("{} {}", m["kind"], m["detail"])).collect();
+        Ok((mismatches.len() as i64, kinds.join("; ")))
+    }
+
     /// Sends `req` to random instances until it gets an answer the buyer must
     /// act on; `None` if it never did within the client's patience.
     pub async fn call(&self, rng: &mut StdRng, req: &Request<'_>) -> Option<Answer> {

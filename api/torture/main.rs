@@ -15,6 +15,7 @@ mod monitor;
 mod report;
 mod settings;
 mod stats;
+mod stripe;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -98,7 +99,34 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
 async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> anyhow::Result<bool> {
     let admin_token = format!("torture-admin-{:032x}", rand::random::<u128>());
     let logs = std::env::temp_dir().join(format!("nts-torture-{}", db.name));
-    let cluster = Arc::new(Cluster::new(&s.nts, instance_env(s, db, &admin_token), logs, s.instances)?);
+    std::fs::create_dir_all(&logs)?;
+    let rig = match &s.stripe {
+        Some(faults) => {
+            let rig = stripe::StripeRig::start(&s.stripe_dir, &logs.join("stripe.log"))?;
+            let lose = s.faults.lost_rate;
+            rig.configure(
+                "chaos",
+                serde_json::json!({
+                    "lose": lose, "timeout": s.faults.slow_rate, "seconds": s.faults.slow_ms as f64 / 1000.0,
+                    "error": faults.stored_error_rate / 2.0, "error_after": faults.stored_error_rate / 2.0,
+                    "rate_limit": faults.rate_limit_rate,
+                }),
+            )
+            .await?;
+            rig.configure("webhooks", serde_json::json!({"duplicate": true, "max_delay_ms": 1500})).await?;
+            println!("  Stripe emulator {} behind the strict proxy {}", rig.stripe_url, rig.proxy_url);
+            Some(rig)
+        }
+        None => None,
+    };
+    let env = instance_env(s, db, &admin_token, rig.as_ref().map(|r| r.proxy_url.as_str()));
+    let cluster = Arc::new(Cluster::new(&s.nts, env, logs, s.instances)?);
+    if let Some(rig) = &rig {
+        for (i, port) in cluster.ports().iter().enumerate() {
+            rig.register_webhook(&format!("nts{i}"), &format!("http://127.0.0.1:{port}/api/v1/payments/stripe/webhook"))
+                .await?;
+        }
+    }
     for i in 0..cluster.len() {
         cluster.ensure_up(i).await?;
     }
@@ -129,6 +157,7 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
         arrive_within: s.duration,
         hold_seconds: s.hold_seconds,
         order_seconds: s.order_seconds,
+        stripe_decline_rate: s.stripe.as_ref().map(|_| s.faults.decline_rate),
     });
     let mut buyers = JoinSet::new();
     for n in 0..s.buyers {
@@ -148,8 +177,20 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
     println!("  load done after {:.0} s; letting the reconciler settle everything", load.as_secs_f64());
 
     let pool = db.pool(2).await?;
+    // The settling and the final checks see Stripe as it is, not through the faults.
+    if let Some(rig) = &rig {
+        rig.configure("chaos", serde_json::json!({})).await?;
+    }
     let settled = audit::settle(&pool, s.settle).await;
-    let audit = audit::audit(&pool, event_id, &stats, s.settle).await?;
+    let money = match &rig {
+        Some(rig) => Some(rig.money(&pool).await?),
+        None => None,
+    };
+    let provider_audit = match &rig {
+        Some(_) => Some(api.payments_audit(&admin_token).await?),
+        None => None,
+    };
+    let audit = audit::audit(&pool, event_id, &stats, s.settle, money, provider_audit).await?;
     progress.abort();
     pool.close().await;
     cluster.stop_all();
@@ -169,7 +210,7 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
     Ok(audit.passed())
 }
 
-fn instance_env(s: &Settings, db: &Database, admin_token: &str) -> Vec<(String, String)> {
+fn instance_env(s: &Settings, db: &Database, admin_token: &str, stripe_api: Option<&str>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("DATABASE_URL", db.url.clone()),
         ("NTS_DEMO", "false".into()),
@@ -180,15 +221,28 @@ fn instance_env(s: &Settings, db: &Database, admin_token: &str) -> Vec<(String, 
         ("NTS_HOLD_SECONDS", s.hold_seconds.to_string()),
         ("NTS_ORDER_SECONDS", s.order_seconds.to_string()),
         ("NTS_RECONCILE_MS", s.reconcile_ms.to_string()),
-        ("NTS_SIM_DECLINE_RATE", s.faults.decline_rate.to_string()),
-        ("NTS_SIM_LOST_RESPONSE_RATE", s.faults.lost_rate.to_string()),
-        ("NTS_SIM_SLOW_RATE", s.faults.slow_rate.to_string()),
-        ("NTS_SIM_SLOW_MS", s.faults.slow_ms.to_string()),
         ("NO_COLOR", "1".into()),
     ]
     .into_iter()
     .map(|(k, v)| (k.to_owned(), v))
     .collect();
+    let payments: Vec<(&str, String)> = match stripe_api {
+        None => vec![
+            ("NTS_SIM_DECLINE_RATE", s.faults.decline_rate.to_string()),
+            ("NTS_SIM_LOST_RESPONSE_RATE", s.faults.lost_rate.to_string()),
+            ("NTS_SIM_SLOW_RATE", s.faults.slow_rate.to_string()),
+            ("NTS_SIM_SLOW_MS", s.faults.slow_ms.to_string()),
+        ],
+        Some(api) => vec![
+            ("NTS_STRIPE_SECRET_KEY", "sk_test_torture".into()),
+            ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_torture".into()),
+            ("NTS_STRIPE_WEBHOOK_SECRET", stripe::WEBHOOK_SECRET.into()),
+            ("NTS_STRIPE_API_BASE", api.into()),
+            // Longer than a buyer waits, shorter than the proxy's late answers.
+            ("NTS_STRIPE_TIMEOUT_MS", (s.faults.slow_ms / 2).max(500).to_string()),
+        ],
+    };
+    env.extend(payments.into_iter().map(|(k, v)| (k.to_owned(), v)));
     if s.break_inventory_guard {
         env.push(("NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD".into(), "1".into()));
     }

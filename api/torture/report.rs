@@ -57,6 +57,14 @@ pub fn print(r: &Run) {
         s.kill_every.map_or("off".into(), |k| format!("every ~{} s", k.as_secs_f64())),
         if s.pg_restart { "on" } else { "off" },
     );
+    if let Some(stripe) = &s.stripe {
+        println!(
+            "gateway: Stripe (localstripe behind the strict proxy): stored 500s {:.0}% (half after Stripe acted), \
+             429s {:.0}%, lost answers and slow answers as above, webhooks twice and out of order",
+            stripe.stored_error_rate * 100.0,
+            stripe.rate_limit_rate * 100.0,
+        );
+    }
     println!("| {:<34} | {:>9} | details", "what", "value");
     println!("|:{}|{}:|:--", "-".repeat(35), "-".repeat(10));
     row("buyers", s.buyers.to_string(), format!("load {:.0} s", r.load.as_secs_f64()));

@@ -18,6 +18,14 @@ fails, 2 if the run itself could not be made.
   --kill-every SECS         mean time between SIGKILLs of an instance (0: never)
   --no-pg-restart           do not restart PostgreSQL during the run
   --pg-cluster VER/NAME     the cluster pg_ctlcluster restarts (default: the one in /etc/postgresql)
+  --gateway simulated|stripe  the payment provider (default simulated); stripe runs localstripe behind the
+                            strict proxy of tests/stripe (stored 500s, raw-body key comparison, 429s, lost
+                            and late answers, duplicate and out-of-order webhooks); set it up with
+                            tests/stripe/setup.sh
+  --stripe-dir DIR          where emulator.py and its .venv are (default: tests/stripe)
+  --stored-error-rate F     stripe: fraction of calls answered 500 (stored under their key), half of them
+                            after Stripe acted
+  --rate-limit-rate F       stripe: fraction of calls answered 429
   --decline-rate F          fraction of confirmations the provider declines
   --lost-rate F             fraction of provider calls whose response is lost
   --slow-rate F             fraction of provider calls delayed by --slow-ms
@@ -46,6 +54,8 @@ pub struct Settings {
     pub pg_restart: bool,
     pub pg_cluster: Option<String>,
     pub faults: Faults,
+    pub stripe: Option<StripeFaults>,
+    pub stripe_dir: PathBuf,
     pub client_timeout: Duration,
     pub hold_seconds: u64,
     pub order_seconds: u64,
@@ -55,6 +65,13 @@ pub struct Settings {
     pub postgres: String,
     pub keep_db: bool,
     pub break_inventory_guard: bool,
+}
+
+/// `--gateway stripe`: what the proxy does besides losing and delaying answers.
+#[derive(Debug, Clone)]
+pub struct StripeFaults {
+    pub stored_error_rate: f64,
+    pub rate_limit_rate: f64,
 }
 
 #[derive(Debug, Clone)]
@@ -79,6 +96,8 @@ impl Settings {
             pg_restart: true,
             pg_cluster: None,
             faults: Faults { decline_rate: 0.15, lost_rate: 0.1, slow_rate: 0.05, slow_ms: 2500 },
+            stripe: None,
+            stripe_dir: PathBuf::from("tests/stripe"),
             client_timeout: Duration::from_millis(1500),
             hold_seconds: 4,
             order_seconds: 8,
@@ -133,6 +152,7 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
     }
     let profile = flags.iter().rev().find(|(n, _)| n == "profile").map_or("small", |(_, v)| v.as_str());
     let mut s = Settings::profile(profile)?;
+    let mut stripe = StripeFaults { stored_error_rate: 0.03, rate_limit_rate: 0.03 };
     for (name, value) in &flags {
         let v = value.as_str();
         match name.as_str() {
@@ -147,6 +167,14 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
             }
             "no-pg-restart" => s.pg_restart = false,
             "pg-cluster" => s.pg_cluster = Some(v.to_owned()),
+            "gateway" => match v {
+                "simulated" => s.stripe = None,
+                "stripe" => s.stripe = Some(stripe.clone()),
+                other => return Err(format!("--gateway: expected simulated or stripe, got {other:?}")),
+            },
+            "stripe-dir" => s.stripe_dir = PathBuf::from(v),
+            "stored-error-rate" => stripe.stored_error_rate = fraction(name, v, 1.0)?,
+            "rate-limit-rate" => stripe.rate_limit_rate = fraction(name, v, 1.0)?,
             "decline-rate" => s.faults.decline_rate = fraction(name, v, 1.0)?,
             "lost-rate" => s.faults.lost_rate = fraction(name, v, 1.0)?,
             "slow-rate" => s.faults.slow_rate = fraction(name, v, 1.0)?,
@@ -162,6 +190,9 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
             "break-inventory-guard" => s.break_inventory_guard = true,
             other => return Err(format!("unknown flag --{other} (see --help)")),
         }
+    }
+    if let Some(faults) = s.stripe.as_mut() {
+        *faults = stripe;
     }
     Ok(Some(s))
 }
@@ -207,6 +238,15 @@ mod tests {
         assert_eq!((s.buyers, s.seed, s.instances), (7, 42, 3));
         assert_eq!(s.duration, Duration::from_secs(150));
         assert!(s.kill_every.is_none() && !s.pg_restart);
+    }
+
+    #[test]
+    fn the_stripe_gateway_takes_its_fault_rates_in_any_order() {
+        let s = parse_ok(&["--rate-limit-rate", "0.2", "--gateway", "stripe", "--stored-error-rate=0.1"]);
+        let stripe = s.stripe.unwrap();
+        assert_eq!((stripe.stored_error_rate, stripe.rate_limit_rate), (0.1, 0.2));
+        assert!(parse_ok(&[]).stripe.is_none());
+        assert!(parse(vec!["--gateway".into(), "paypal".into()]).unwrap_err().contains("--gateway"));
     }
 
     #[test]

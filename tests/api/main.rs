@@ -16,3 +16,4 @@ mod refunds;
 mod resilience;
 mod stripe;
 mod stripe_emulator;
+mod stripe_strict;

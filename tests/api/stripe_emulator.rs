@@ -63,11 +63,48 @@ impl Emulator {
         Emulator { child, stripe_url, proxy_url, http: reqwest::Client::new(), client }
     }
 
-    /// The next `times` calls `method path` (a regex) meet `fault`: "lose", "timeout" or "error".
+    /// The next `times` calls `method path` (a regex) meet `fault`: "lose", "timeout", "error" (a 500
+    /// stored under the key before Stripe acts), "error_after" (Stripe acts, then a stored 500),
+    /// "rate_limit" (429), "auth" (401) or "invalid" (400).
     pub async fn fault(&self, method: &str, path: &str, fault: &str, times: u32) {
         let spec = json!({"method": method, "path": path, "fault": fault, "times": times, "seconds": 4});
-        let res = self.http.post(format!("{}/_proxy/faults", self.proxy_url)).json(&spec).send().await.unwrap();
-        assert!(res.status().is_success());
+        self.configure("faults", spec).await;
+    }
+
+    /// `POST /_proxy/{what}` with `spec`: "refunds" {"settle_ms", "fail"}, "webhooks"
+    /// {"duplicate", "max_delay_ms"}, "chaos" {fault: probability}, "clock" {"advance"}.
+    pub async fn configure(&self, what: &str, spec: Value) {
+        let res = self.http.post(format!("{}/_proxy/{what}", self.proxy_url)).json(&spec).send().await.unwrap();
+        assert!(res.status().is_success(), "configure {what}: {}", res.status());
+    }
+
+    /// Creates a refund the way Stripe's dashboard does: straight at Stripe, without nts.
+    pub async fn dashboard_refund(&self, payment_intent: &str) -> Value {
+        self.http
+            .post(format!("{}/v1/refunds", self.stripe_url))
+            .bearer_auth("sk_test_dashboard")
+            .form(&[("payment_intent", payment_intent)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// Every event Stripe made, newest first.
+    pub async fn events(&self) -> Vec<Value> {
+        let all: Value = self
+            .http
+            .get(format!("{}/v1/events?limit=100", self.stripe_url))
+            .bearer_auth("sk_test_x")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all["data"].as_array().unwrap().clone()
     }
 
     /// The calls the proxy saw: {method, path, key, status, how}.
@@ -99,7 +136,7 @@ impl Emulator {
 
     pub async fn intents_of(&self, order_id: &str) -> Vec<PaymentIntent> {
         let mut all = self.payment_intents().await;
-        all.retain(|pi| pi.metadata.get("order_id").map(String::as_str) == Some(order_id));
+        all.retain(|pi| pi.metadata.get("nts_order_id").map(String::as_str) == Some(order_id));
         all
     }
 
@@ -133,9 +170,14 @@ impl Emulator {
     /// What Stripe.js's `handleNextAction` does after the buyer passes 3-D
     /// Secure; answers whether Stripe took it (not once the intent is canceled).
     pub async fn authenticate(&self, payment_intent: &str, client_secret: &str) -> bool {
+        self.authenticate_as(payment_intent, client_secret, true).await
+    }
+
+    /// The buyer passes (`true`) or fails 3-D Secure.
+    pub async fn authenticate_as(&self, payment_intent: &str, client_secret: &str, passes: bool) -> bool {
         self.http
             .post(format!("{}/v1/payment_intents/{payment_intent}/_authenticate", self.stripe_url))
-            .form(&[("client_secret", client_secret), ("success", "true"), ("key", "pk_test_emulator")])
+            .form(&[("client_secret", client_secret), ("success", if passes { "true" } else { "false" }), ("key", "pk_test_emulator")])
             .send()
             .await
             .unwrap()
@@ -197,6 +239,15 @@ pub async fn pay(app: &TestApp, on: usize, order: &str, secret: &str, pm: &str) 
 
 pub async fn order_status(app: &TestApp, order: &str) -> String {
     sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid")
+        .bind(order)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+}
+
+/// The status of the order's latest payment attempt.
+pub async fn payment_status_of_order(app: &TestApp, order: &str) -> String {
+    sqlx::query_scalar("SELECT status::text FROM payments WHERE order_id = $1::uuid ORDER BY created_at DESC LIMIT 1")
         .bind(order)
         .fetch_one(&app.pool)
         .await

@@ -10,14 +10,22 @@ matter to nts and to the async-stripe client (see each patch).
 """
 
 import asyncio
+import hashlib
+import hmac
 import json
+import random
+import re
 import sys
+import time
+
+import aiohttp
 
 from aiohttp import web
 
 import localstripe.resources as ls
 from localstripe.errors import UserError
 from localstripe.server import app as localstripe_app
+import localstripe.webhooks as ls_webhooks
 from localstripe.webhooks import schedule_webhook
 
 import proxy
@@ -61,13 +69,40 @@ ls.PaymentIntent._export = _export_payment_intent
 _payment_intent_init = ls.PaymentIntent.__init__
 
 
-def _init_payment_intent(self, allowed_payment_method_types=None, **kwargs):
+def _init_payment_intent(self, allowed_payment_method_types=None, use_stripe_sdk=None, return_url=None, **kwargs):
     if allowed_payment_method_types is not None:
         kwargs['payment_method_types'] = allowed_payment_method_types
+    # Stripe takes both on a confirming create; a return_url must be a URL.
+    if return_url is not None and not re.fullmatch(r'https?://\S+', return_url):
+        raise UserError(400, 'Invalid URL: return_url', {'code': 'url_invalid', 'param': 'return_url'})
+    if use_stripe_sdk not in (None, 'true', 'false'):
+        raise UserError(400, 'Invalid boolean: use_stripe_sdk', {'param': 'use_stripe_sdk'})
     _payment_intent_init(self, **kwargs)
+    self.__dict__['_return_url'] = return_url
 
 
 ls.PaymentIntent.__init__ = _init_payment_intent
+
+
+# Stripe lists newest first and filters by `created` (gt, gte, lt, lte);
+# localstripe's PaymentIntent list knows neither.
+def _list_payment_intents(cls, url, limit=None, starting_after=None, created=None, **kwargs):
+    if kwargs:
+        raise UserError(400, 'Unexpected ' + ', '.join(kwargs.keys()))
+    li = ls.List(url, limit=limit, starting_after=starting_after)
+    found = [v for k, v in ls.store.items() if k.startswith('payment_intent:')]
+    bounds = {'gt': lambda c, b: c > b, 'gte': lambda c, b: c >= b, 'lt': lambda c, b: c < b,
+              'lte': lambda c, b: c <= b}
+    for op, bound in (created or {}).items():
+        if op not in bounds:
+            raise UserError(400, f'Invalid created[{op}]')
+        found = [pi for pi in found if bounds[op](pi.created, int(bound))]
+    found.sort(key=lambda pi: (pi.created, pi.id), reverse=True)
+    li._list = found
+    return li
+
+
+ls.PaymentIntent._api_list_all = classmethod(_list_payment_intents)
 
 
 # A declined confirmation: Stripe answers 402 with type card_error and the
@@ -102,15 +137,118 @@ def _set_canceled(self, value):
 
 ls.PaymentIntent._canceled = property(_get_canceled, _set_canceled)
 
+
+# A failed 3-D Secure authentication: Stripe sends payment_intent.payment_failed
+# (the intent goes back to requires_payment_method); localstripe sends nothing.
+# Its route holds its own function, so the event hooks the flag it sets; the
+# event is made once the call has finished changing the intent.
+def _get_auth_failed(self):
+    return self.__dict__.get('_auth_failed_flag', False)
+
+
+def _set_auth_failed(self, value):
+    was = _get_auth_failed(self)
+    self.__dict__['_auth_failed_flag'] = value
+    if value and not was:
+        asyncio.get_running_loop().call_soon(
+            lambda: schedule_webhook(ls.Event('payment_intent.payment_failed', self)))
+
+
+ls.PaymentIntent._authentication_failed = property(_get_auth_failed, _set_auth_failed)
+
+# Refunds, as Stripe makes them: `pending` when created (charge.refunded and
+# refund.created are sent then), and only later `succeeded` (refund.updated)
+# or `failed` (refund.failed, refund.updated; the money stays with the
+# merchant). A charge refunded in full (pending refunds count) refuses another
+# refund with `charge_already_refunded`. `POST /_proxy/refunds`
+# {"settle_ms": 300, "fail": 0} sets how long refunds stay pending and makes
+# the next `fail` refunds fail.
+refund_settings = {'settle_ms': 300, 'fail': 0}
 _refund_init = ls.Refund.__init__
 
 
-def _refund_and_notify(self, *args, **kwargs):
+def _charge_of(charge=None, payment_intent=None, **_):
+    if charge is None and isinstance(payment_intent, str) and payment_intent.startswith('pi_'):
+        pi = ls.PaymentIntent._api_retrieve(payment_intent)
+        charge = pi.latest_charge.id if pi.latest_charge else None
+    return ls.Charge._api_retrieve(charge) if isinstance(charge, str) and charge.startswith('ch_') else None
+
+
+def _refund_pending_first(self, *args, **kwargs):
+    charge = _charge_of(**kwargs)
+    if charge is not None and charge.amount_refunded >= charge.amount:
+        raise UserError(400, f'Charge {charge.id} has already been refunded.', {'code': 'charge_already_refunded'})
     _refund_init(self, *args, **kwargs)
+    self.status = 'pending'
+    self.failure_reason = None
     schedule_webhook(ls.Event('charge.refunded', ls.Charge._api_retrieve(self.charge)))
+    schedule_webhook(ls.Event('refund.created', self))
+    fails = refund_settings['fail'] > 0
+    if fails:
+        refund_settings['fail'] -= 1
+    asyncio.get_running_loop().call_later(refund_settings['settle_ms'] / 1000, _settle_refund, self, fails)
 
 
-ls.Refund.__init__ = _refund_and_notify
+def _settle_refund(refund, fails):
+    if fails:
+        refund.status = 'failed'
+        refund.failure_reason = 'expired_or_canceled_card'
+        schedule_webhook(ls.Event('refund.failed', refund))
+    else:
+        refund.status = 'succeeded'
+    schedule_webhook(ls.Event('refund.updated', refund))
+
+
+ls.Refund.__init__ = _refund_pending_first
+ls.Charge.amount_refunded = property(
+    lambda self: sum(r.amount for r in self.refunds._list if r.status != 'failed'))
+
+
+async def _configure_refunds(request):
+    refund_settings.update(await request.json())
+    return web.json_response(refund_settings)
+
+
+# Webhooks, as Stripe delivers them: each delivery signed at its own time,
+# retried with backoff until answered 2xx (Stripe retries for days), and on
+# request `POST /_proxy/webhooks` {"duplicate": true, "max_delay_ms": 2000}
+# delivered twice and each after a random delay, so out of order.
+webhook_settings = {'duplicate': False, 'max_delay_ms': 0, 'retries': 8}
+
+
+async def _send_webhook(event):
+    payload = json.dumps(event._export(), indent=2, sort_keys=True).encode('utf-8')
+    await asyncio.sleep(1)
+    for hook in list(ls_webhooks._webhooks.values()):
+        if hook.events is not None and event.type not in hook.events:
+            continue
+        for _ in range(2 if webhook_settings['duplicate'] else 1):
+            asyncio.ensure_future(_deliver(hook, payload))
+
+
+async def _deliver(hook, payload):
+    for attempt in range(webhook_settings['retries'] + 1):
+        if webhook_settings['max_delay_ms']:
+            await asyncio.sleep(random.uniform(0, webhook_settings['max_delay_ms'] / 1000))
+        t = int(time.time())
+        signature = hmac.new(hook.secret.encode(), b'%d.%s' % (t, payload), hashlib.sha256).hexdigest()
+        headers = {'Content-Type': 'application/json; charset=utf-8', 'Stripe-Signature': f't={t},v1={signature}'}
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.post(hook.url, data=payload, headers=headers) as r:
+                    if 200 <= r.status < 300:
+                        return
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            pass
+        await asyncio.sleep(min(0.5 * 2 ** attempt, 5))
+
+
+ls_webhooks._send_webhook = _send_webhook
+
+
+async def _configure_webhooks(request):
+    webhook_settings.update(await request.json())
+    return web.json_response(webhook_settings)
 
 
 async def _serve(app):
@@ -123,7 +261,9 @@ async def _serve(app):
 
 async def main():
     _, stripe_port = await _serve(localstripe_app)
-    _, proxy_port = await _serve(proxy.make_app(f'http://127.0.0.1:{stripe_port}'))
+    _, proxy_port = await _serve(proxy.make_app(
+        f'http://127.0.0.1:{stripe_port}',
+        [('POST', '/_proxy/refunds', _configure_refunds), ('POST', '/_proxy/webhooks', _configure_webhooks)]))
     print(json.dumps({'stripe': stripe_port, 'proxy': proxy_port}), flush=True)
     loop = asyncio.get_running_loop()
     stdin_closed = loop.create_future()

@@ -1,51 +1,69 @@
-"""A proxy between nts and localstripe that behaves like Stripe where
-localstripe does not, and misbehaves on request like a network.
+"""A proxy between nts and localstripe that behaves like Stripe's documented
+API where localstripe does not, in its strictest reading, and misbehaves on
+request like a network.
 
-- Idempotency-Key (localstripe ignores it): the first answer to a POST with a
-  key is stored and replayed for every later request with that key (header
-  `Idempotent-Replayed: true`); the same key with another request answers 400
-  `idempotency_error`; the same key while the first is still running answers
-  409. Only answers localstripe produced are stored, as Stripe stores only
-  requests that reached it.
+- Idempotency-Key (localstripe ignores it): the answer to a POST with a key
+  is stored and replayed for every later request with that key for 24 hours
+  (header `Idempotent-Replayed: true`), whatever its status, 500s included:
+  Stripe saves the result of every request whose endpoint started executing.
+  The same key with another request answers 400 `idempotency_error`; "the
+  same request" means the same method, path and *raw bytes* of the body (the
+  order of form parameters counts: whether Stripe tolerates a reordering is
+  undocumented, so it is not tolerated here). The same key while the first
+  request still runs answers 409 `idempotency_key_in_use`. Requests refused
+  before the endpoint runs (401, 429) are not stored.
 - Faults, armed with `POST /_proxy/faults`
-  {"method": "POST", "path": "<regex>", "fault": "lose" | "timeout" | "error",
-   "times": 1, "seconds": 5}:
+  {"method": "POST", "path": "<regex>", "fault": ..., "times": 1, "seconds": 5}:
   `lose` forwards the call, stores its answer, then closes the connection
   without answering; `timeout` forwards it and answers only after `seconds`;
-  `error` answers 500 without forwarding.
-- `GET /_proxy/calls` lists the calls seen: method, path, key, status, how.
+  `error` answers 500 without forwarding and stores that 500 under the key;
+  `error_after` forwards (Stripe acted) but answers 500, stored under the key;
+  `rate_limit` answers 429 `rate_limit_error`; `auth` answers 401
+  `authentication_error`; `invalid` answers 400 `invalid_request_error`
+  (these three are not stored and not forwarded).
+- Random faults for torture runs, `POST /_proxy/chaos` {"lose": 0.05, ...}:
+  each call to /v1 meets each named fault with that probability.
+- `POST /_proxy/clock` {"advance": seconds} moves the proxy's clock (stored
+  answers expire after 24 hours of it).
+- `GET /_proxy/calls` lists the calls seen: method, path, key, body, status, how.
 """
 
 import asyncio
+import random
 import re
-from urllib.parse import parse_qsl
+import time
 
 import aiohttp
 from aiohttp import web
 
 HOP_HEADERS = {'host', 'content-length', 'transfer-encoding', 'connection'}
+KEY_LIFETIME = 24 * 3600
+CHAOS_FAULTS = ('lose', 'timeout', 'error', 'error_after', 'rate_limit')
 
 
 def stripe_error(status, type_, message, code=None):
     error = {'type': type_, 'message': message}
     if code:
         error['code'] = code
-    return web.json_response({'error': error}, status=status)
+    return status, {'Content-Type': 'application/json'}, web.json_response({'error': error}).body
 
 
-def parameters(request, body):
-    """What Stripe compares for a key: the parameters, in any order (a
-    client may encode a map's entries differently from one try to the next)."""
-    form = parse_qsl(body.decode('utf-8', 'replace'), keep_blank_values=True)
-    return (request.method, request.path, tuple(sorted(parse_qsl(request.query_string) + form)))
+def fingerprint(request, body):
+    """What Stripe compares for a reused key: this very request, byte for byte."""
+    return (request.method, request.path, request.query_string, bytes(body))
 
 
-def make_app(upstream):
+def make_app(upstream, extra_routes=()):
     faults = []
+    chaos = {}
     calls = []
-    # key -> {'fingerprint', 'done': Future of (status, headers, body)}
+    clock = {'offset': 0.0}
+    # key -> {'fingerprint', 'at', 'done': Future of (status, headers, body)}
     keys = {}
     session = None
+
+    def now():
+        return time.time() + clock['offset']
 
     async def on_startup(app):
         nonlocal session
@@ -65,6 +83,19 @@ def make_app(upstream):
         })
         return web.json_response({'armed': len(faults)})
 
+    async def set_chaos(request):
+        spec = await request.json()
+        unknown = set(spec) - set(CHAOS_FAULTS) - {'seconds'}
+        if unknown:
+            return web.json_response({'unknown': sorted(unknown)}, status=400)
+        chaos.clear()
+        chaos.update(spec)
+        return web.json_response(chaos)
+
+    async def advance_clock(request):
+        clock['offset'] += float((await request.json())['advance'])
+        return web.json_response({'offset': clock['offset']})
+
     async def list_calls(request):
         return web.json_response(calls)
 
@@ -73,6 +104,10 @@ def make_app(upstream):
             if f['times'] > 0 and f['method'] == method and f['path'].fullmatch(path):
                 f['times'] -= 1
                 return f
+        if path.startswith('/v1/'):
+            for name in CHAOS_FAULTS:
+                if random.random() < chaos.get(name, 0):
+                    return {'fault': name, 'seconds': chaos.get('seconds', 3)}
         return None
 
     async def forward(request, body):
@@ -83,54 +118,80 @@ def make_app(upstream):
             out = {k: v for k, v in r.headers.items() if k.lower() not in HOP_HEADERS}
             return r.status, out, payload
 
+    async def execute(request, body, fault):
+        """What Stripe's endpoint answers (and, with a key, stores)."""
+        if fault == 'error':
+            return stripe_error(500, 'api_error', 'injected by the test proxy before Stripe acted')
+        answer = await forward(request, body)
+        if fault == 'error_after':
+            return stripe_error(500, 'api_error', 'injected by the test proxy after Stripe acted')
+        return answer
+
     async def handle(request):
         body = await request.read()
         key = request.headers.get('Idempotency-Key') if request.method == 'POST' else None
-        call = {'method': request.method, 'path': request.path, 'key': key}
+        call = {'method': request.method, 'path': request.path, 'query': request.query_string, 'key': key,
+                'body': body.decode('utf-8', 'replace')}
         calls.append(call)
         fault = take_fault(request.method, request.path)
-        if fault and fault['fault'] == 'error':
-            call.update(status=500, how='injected error')
-            return stripe_error(500, 'api_error', 'injected by the test proxy')
+        kind = fault['fault'] if fault else None
+        refused = {
+            # As Stripe answers them today: both are invalid_request_errors.
+            'rate_limit': (429, 'invalid_request_error', 'Too many requests hit the API too quickly.', 'rate_limit'),
+            'auth': (401, 'invalid_request_error', 'Invalid API Key provided: sk_live_****************nts', None),
+            'invalid': (400, 'invalid_request_error', 'Invalid currency: injected by the test proxy', 'parameter_invalid_empty'),
+        }.get(kind)
+        if refused:
+            call.update(status=refused[0], how=f'injected {kind}')
+            status, headers, payload = stripe_error(*refused)
+            return web.Response(status=status, body=payload, headers=headers)
 
         replayed = False
         if key is None:
-            status, headers, payload = await forward(request, body)
+            status, headers, payload = await execute(request, body, kind)
+            how = 'forwarded' if kind != 'error' else 'injected error'
         else:
-            fingerprint = parameters(request, body)
             entry = keys.get(key)
-            if entry is not None and entry['fingerprint'] != fingerprint:
+            if entry is not None and now() - entry['at'] > KEY_LIFETIME:
+                del keys[key]
+                entry = None
+            if entry is not None and entry['fingerprint'] != fingerprint(request, body):
                 call.update(status=400, how='idempotency mismatch')
-                return stripe_error(
+                status, headers, payload = stripe_error(
                     400, 'idempotency_error',
                     f"Keys for idempotent requests can only be used with the same parameters "
                     f"they were first used with. Try using a key other than '{key}' if you "
                     f"meant to execute a different request.")
+                return web.Response(status=status, body=payload, headers=headers)
             if entry is not None and not entry['done'].done():
                 call.update(status=409, how='key in use')
-                return stripe_error(
+                status, headers, payload = stripe_error(
                     409, 'invalid_request_error',
                     'There is currently another in-progress request using this Idempotent Key '
                     '(that probably means you submitted twice, and the other request is still '
                     'going through).', code='idempotency_key_in_use')
+                return web.Response(status=status, body=payload, headers=headers)
             if entry is None:
-                entry = {'fingerprint': fingerprint, 'done': asyncio.get_running_loop().create_future()}
+                entry = {'fingerprint': fingerprint(request, body), 'at': now(),
+                         'done': asyncio.get_running_loop().create_future()}
                 keys[key] = entry
                 try:
-                    entry['done'].set_result(await forward(request, body))
-                except Exception:
+                    entry['done'].set_result(await execute(request, body, kind))
+                except BaseException:
                     del keys[key]
                     raise
+                how = {'error': 'injected error, stored', 'error_after': 'forwarded, error stored'}.get(kind, 'forwarded')
             else:
                 replayed = True
+                how = 'replayed'
             status, headers, payload = entry['done'].result()
 
-        call.update(status=status, how='replayed' if replayed else 'forwarded')
-        if fault and fault['fault'] == 'lose':
+        call.update(status=status, how=how)
+        if kind == 'lose':
             call['how'] += ', answer lost'
             request.transport.close()
             raise asyncio.CancelledError()
-        if fault and fault['fault'] == 'timeout':
+        if kind == 'timeout':
             call['how'] += ', answer late'
             await asyncio.sleep(fault['seconds'])
         response = web.Response(status=status, body=payload, headers=headers)
@@ -142,6 +203,10 @@ def make_app(upstream):
     app.on_startup.append(on_startup)
     app.on_cleanup.append(on_cleanup)
     app.router.add_post('/_proxy/faults', arm)
+    app.router.add_post('/_proxy/chaos', set_chaos)
+    app.router.add_post('/_proxy/clock', advance_clock)
     app.router.add_get('/_proxy/calls', list_calls)
+    for method, path, handler in extra_routes:
+        app.router.add_route(method, path, handler)
     app.router.add_route('*', '/{tail:.*}', handle)
     return app

@@ -1,0 +1,189 @@
+//! Amounts of money: a count of a currency's minor units as nts shows them
+//! (ISO 4217 exponents: pence for GBP, whole krónur for ISK), and the one
+//! place that turns them into what a payment provider expects and back.
+
+use std::fmt;
+
+use super::Currency;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money {
+    minor: i64,
+    currency: Currency,
+}
+
+/// How Stripe reads `amount` for a currency (docs.stripe.com/currencies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StripeRule {
+    /// Stripe's minor unit is the ISO one.
+    Iso,
+    /// Zero-decimal for people, two-decimal in the API "for backwards
+    /// compatibility": 1,500 kr is `amount=150000`, and the amount must be a
+    /// multiple of 100 (ISK).
+    WholeUnitsTimes100,
+    /// Two-decimal in the API, but Stripe settles only whole units (payouts
+    /// must be multiples of 100): nts charges whole units only (HUF, TWD).
+    WholeUnitsOnly,
+    /// Stripe's documentation gives contradicting readings (zero-decimal in
+    /// one table, two-decimal "for backwards compatibility" in another): a
+    /// wrong guess charges 100 times too much or too little, so nts does not
+    /// take it through Stripe (UGX).
+    Refused,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MoneyError {
+    #[error("{0} cannot be charged through Stripe exactly; choose another currency for this event")]
+    CurrencyNotChargeable(Currency),
+    #[error("{currency} prices must be whole units through Stripe ({shown} is not)")]
+    NotWholeUnits { currency: Currency, shown: String },
+    #[error("amount out of range")]
+    OutOfRange,
+    #[error("Stripe's amount {amount} is not a whole number of {currency} minor units")]
+    Inexact { amount: i64, currency: Currency },
+}
+
+impl Currency {
+    /// Digits after the decimal point, as ISO 4217 (and every browser's Intl) shows the currency.
+    pub fn exponent(self) -> u32 {
+        match self.as_str() {
+            "ISK" | "JPY" | "KRW" | "UGX" => 0,
+            _ => 2,
+        }
+    }
+
+    fn stripe_rule(self) -> StripeRule {
+        match self.as_str() {
+            "ISK" => StripeRule::WholeUnitsTimes100,
+            "HUF" | "TWD" => StripeRule::WholeUnitsOnly,
+            "UGX" => StripeRule::Refused,
+            _ => StripeRule::Iso,
+        }
+    }
+}
+
+impl Money {
+    pub fn new(minor: i64, currency: Currency) -> Result<Self, MoneyError> {
+        if minor < 0 {
+            return Err(MoneyError::OutOfRange);
+        }
+        Ok(Self { minor, currency })
+    }
+
+    pub fn minor(self) -> i64 {
+        self.minor
+    }
+
+    pub fn currency(self) -> Currency {
+        self.currency
+    }
+
+    /// Whether Stripe can charge this amount exactly; checked when prices are set.
+    pub fn check_stripe(self) -> Result<(), MoneyError> {
+        self.stripe_amount().map(|_| ())
+    }
+
+    /// The `amount` Stripe must be sent to charge exactly this.
+    pub fn stripe_amount(self) -> Result<i64, MoneyError> {
+        match self.currency.stripe_rule() {
+            StripeRule::Iso => Ok(self.minor),
+            StripeRule::WholeUnitsTimes100 => self.minor.checked_mul(100).ok_or(MoneyError::OutOfRange),
+            StripeRule::WholeUnitsOnly if self.minor % 100 == 0 => Ok(self.minor),
+            StripeRule::WholeUnitsOnly => {
+                Err(MoneyError::NotWholeUnits { currency: self.currency, shown: self.to_string() })
+            }
+            StripeRule::Refused => Err(MoneyError::CurrencyNotChargeable(self.currency)),
+        }
+    }
+
+    /// What a Stripe `amount` in `currency` is in nts's minor units.
+    pub fn from_stripe(amount: i64, currency: Currency) -> Result<Self, MoneyError> {
+        let minor = match currency.stripe_rule() {
+            StripeRule::Iso | StripeRule::WholeUnitsOnly => amount,
+            StripeRule::WholeUnitsTimes100 if amount % 100 == 0 => amount / 100,
+            StripeRule::WholeUnitsTimes100 | StripeRule::Refused => {
+                return Err(MoneyError::Inexact { amount, currency })
+            }
+        };
+        Self::new(minor, currency)
+    }
+}
+
+impl fmt::Display for Money {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.currency.exponent() {
+            0 => write!(f, "{} {}", self.currency, self.minor),
+            e => {
+                let unit = 10i64.pow(e);
+                write!(f, "{} {}.{:0width$}", self.currency, self.minor / unit, self.minor % unit, width = e as usize)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn money(minor: i64, code: &str) -> Money {
+        Money::new(minor, Currency::parse(code).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn every_known_currency_has_a_stripe_rule_that_round_trips() {
+        for code in Currency::KNOWN {
+            let currency = Currency::parse(code).unwrap();
+            let price = money(150_000, code);
+            match price.stripe_amount() {
+                Ok(amount) => assert_eq!(Money::from_stripe(amount, currency), Ok(price), "{code}"),
+                Err(e) => assert_eq!(code, &"UGX", "only UGX is refused: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn two_decimal_currencies_are_sent_as_they_are() {
+        for code in ["GBP", "EUR", "USD", "CHF", "SEK"] {
+            assert_eq!(money(1999, code).stripe_amount(), Ok(1999), "{code}");
+            assert_eq!(money(1999, code).to_string(), format!("{code} 19.99"));
+        }
+    }
+
+    #[test]
+    fn zero_decimal_currencies_are_sent_in_whole_units() {
+        assert_eq!(money(1500, "JPY").stripe_amount(), Ok(1500));
+        assert_eq!(money(1500, "KRW").stripe_amount(), Ok(1500));
+        assert_eq!(money(1500, "JPY").to_string(), "JPY 1500");
+    }
+
+    #[test]
+    fn isk_is_shown_without_decimals_and_sent_times_100() {
+        let price = money(1500, "ISK");
+        assert_eq!(price.to_string(), "ISK 1500");
+        assert_eq!(price.stripe_amount(), Ok(150_000));
+        assert_eq!(Money::from_stripe(150_000, price.currency()), Ok(price));
+        assert!(Money::from_stripe(150_050, price.currency()).is_err(), "not a whole króna");
+    }
+
+    #[test]
+    fn huf_and_twd_charge_whole_units_only() {
+        for code in ["HUF", "TWD"] {
+            assert_eq!(money(150_000, code).stripe_amount(), Ok(150_000), "{code}");
+            assert!(
+                matches!(money(150_050, code).stripe_amount(), Err(MoneyError::NotWholeUnits { .. })),
+                "{code}: 1500.50 cannot be paid out"
+            );
+        }
+    }
+
+    #[test]
+    fn ugx_is_refused_rather_than_guessed() {
+        assert!(matches!(money(5000, "UGX").stripe_amount(), Err(MoneyError::CurrencyNotChargeable(_))));
+        assert_eq!(money(5000, "UGX").to_string(), "UGX 5000");
+    }
+
+    #[test]
+    fn negative_amounts_do_not_exist() {
+        assert_eq!(Money::new(-1, Currency::parse("GBP").unwrap()), Err(MoneyError::OutOfRange));
+    }
+}
