@@ -129,7 +129,9 @@ fn chargeable_through_stripe(e: &NewEvent) -> ApiResult<()> {
     let Ok(currency) = Currency::parse(&e.currency) else { return Ok(()) };
     for t in &e.ticket_types {
         if let Ok(price) = Money::new(t.price_minor, currency) {
-            price.check_stripe().map_err(|e| ApiError::Validation { code: "currency_not_chargeable", message: e.to_string() })?;
+            price
+                .check_stripe()
+                .map_err(|e| ApiError::Validation { code: "currency_not_chargeable", message: e.to_string() })?;
         }
     }
     Ok(())

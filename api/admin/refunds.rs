@@ -159,7 +159,11 @@ pub struct SeatsReleased {
     )
 )]
 #[post("/admin/orders/{order_id}/release-seats")]
-pub async fn release_seats(state: web::Data<AppState>, _admin: Admin, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
+pub async fn release_seats(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
     let order_id = path.into_inner();
     refunds::release_seats(&state.pool, order_id).await?;
     Ok(HttpResponse::Ok().json(SeatsReleased { order_id, seats_released: true }))

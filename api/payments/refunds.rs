@@ -93,14 +93,16 @@ pub async fn apply_refund(pool: &PgPool, payment_id: Uuid, refund: &Refund) -> R
             let reason = refund.failure_reason.as_deref().unwrap_or("failed");
             settle::record_refund_failed(pool, payment_id, Some(&refund.provider_ref), reason).await
         }
-        RefundStatus::Pending => sqlx::query_scalar!(
-            r#"UPDATE payments SET refund_ref = COALESCE(refund_ref, $2) WHERE id = $1
+        RefundStatus::Pending => {
+            sqlx::query_scalar!(
+                r#"UPDATE payments SET refund_ref = COALESCE(refund_ref, $2) WHERE id = $1
                RETURNING status AS "status: PaymentStatus""#,
-            payment_id,
-            refund.provider_ref
-        )
-        .fetch_one(pool)
-        .await,
+                payment_id,
+                refund.provider_ref
+            )
+            .fetch_one(pool)
+            .await
+        }
     }
 }
 

@@ -92,7 +92,8 @@ impl Attempt {
 pub fn buyer_error(e: GatewayError) -> ApiError {
     match e {
         GatewayError::Declined { code, message } => {
-            let message = if message.is_empty() { "the card was declined; you can try another card".into() } else { message };
+            let message =
+                if message.is_empty() { "the card was declined; you can try another card".into() } else { message };
             ApiError::PaymentRefused { code, message }
         }
         GatewayError::Unknown(detail) => {
@@ -292,8 +293,15 @@ impl PaymentService {
                     GatewayError::Declined { code, .. } => code.clone(),
                     _ => PROVIDER_ERROR.to_owned(),
                 };
-                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(&code), None)
-                    .await?;
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await?;
                 return Err(buyer_error(e));
             }
             Err(e) => {
@@ -318,7 +326,9 @@ impl PaymentService {
         if matches!(intent.status, IntentStatus::Failed { .. }) {
             let key = format!("nts-pay-{payment_id}-cancel");
             match self.gateway.cancel(&intent.provider_ref, &key).await {
-                Ok(now) if now.status == IntentStatus::Succeeded => return settle::apply(&self.pool, payment_id, &now).await,
+                Ok(now) if now.status == IntentStatus::Succeeded => {
+                    return settle::apply(&self.pool, payment_id, &now).await
+                }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%payment_id, error = %e, "could not cancel a failed PaymentIntent"),
             }
@@ -537,9 +547,16 @@ impl PaymentService {
                     GatewayError::Declined { code, .. } => code.as_str(),
                     _ => PROVIDER_ERROR,
                 };
-                settle::transition(&self.pool, attempt.id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(code), None)
-                    .await
-                    .map_err(recorded)
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(code),
+                    None,
+                )
+                .await
+                .map_err(recorded)
             }
             Err(e) => Err(e),
         }

@@ -96,7 +96,8 @@ async fn lock_order_then_payment(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     payment_id: Uuid,
 ) -> Result<(LockedOrder, LockedPayment), sqlx::Error> {
-    let order_id = sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id).fetch_one(&mut **tx).await?;
+    let order_id =
+        sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id).fetch_one(&mut **tx).await?;
     let order = sqlx::query_as!(
         LockedOrder,
         r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,

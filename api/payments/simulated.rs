@@ -119,6 +119,7 @@ impl PaymentGateway for SimulatedGateway {
         }
         self.before_call().await;
         let id = format!("sim_pi_{}", random_token(12));
+        let currency = req.amount.currency();
         sqlx::query!(
             "INSERT INTO simulated_intents (id, idempotency_key, order_id, payment_id, amount_minor, currency, status)
              VALUES ($1, $2, $3, $4, $5, $6, 'requires_confirmation')
@@ -128,7 +129,7 @@ impl PaymentGateway for SimulatedGateway {
             req.order_id,
             req.payment_id,
             req.amount.minor(),
-            req.amount.currency().as_str(),
+            currency.as_str(),
         )
         .execute(&self.pool)
         .await
@@ -213,7 +214,10 @@ impl PaymentGateway for SimulatedGateway {
         self.before_call().await;
         let intent = self.fetch(&format!("sim_pi_{}", refund_ref.trim_start_matches("sim_re_"))).await?;
         if !intent.refunded {
-            return Err(GatewayError::Refused { code: "resource_missing".into(), message: format!("no refund {refund_ref}") });
+            return Err(GatewayError::Refused {
+                code: "resource_missing".into(),
+                message: format!("no refund {refund_ref}"),
+            });
         }
         Ok(refund_of(&intent.provider_ref))
     }

@@ -60,10 +60,10 @@ pub struct CreateIntent {
 
 impl CreateIntent {
     pub fn new(req: &IntentRequest) -> Result<Self, GatewayError> {
-        let amount = req.amount.stripe_amount().map_err(|e| GatewayError::Refused {
-            code: "currency_not_chargeable".into(),
-            message: e.to_string(),
-        })?;
+        let amount = req
+            .amount
+            .stripe_amount()
+            .map_err(|e| GatewayError::Refused { code: "currency_not_chargeable".into(), message: e.to_string() })?;
         let confirm = req.payment_method.is_some();
         Ok(CreateIntent {
             amount,
@@ -71,7 +71,10 @@ impl CreateIntent {
             // Cards only: 3-D Secure runs in the page through Stripe.js (use_stripe_sdk).
             allowed_payment_method_types: ["card"],
             confirm: confirm.then_some(true),
-            metadata: BTreeMap::from([(ORDER_KEY, req.order_id.to_string()), (PAYMENT_KEY, req.payment_id.to_string())]),
+            metadata: BTreeMap::from([
+                (ORDER_KEY, req.order_id.to_string()),
+                (PAYMENT_KEY, req.payment_id.to_string()),
+            ]),
             payment_method: req.payment_method.clone(),
             return_url: req.return_url.clone().filter(|_| confirm),
             use_stripe_sdk: confirm.then_some(true),
@@ -259,7 +262,9 @@ impl PaymentGateway for StripeGateway {
         let ours: Vec<PaymentIntent> = list
             .paginate()
             .stream(&self.client)
-            .try_filter(|pi| std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY)))
+            .try_filter(|pi| {
+                std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY))
+            })
             .try_collect()
             .await
             .map_err(classify)?;

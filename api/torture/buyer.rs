@@ -261,9 +261,11 @@ impl Buyer<'_> {
                     }
                 }
                 (409, "payment_in_progress", _) => pause(&mut self.rng, 500..2000).await,
-                (409, "order_already_paid" | "order_expired" | "order_not_awaiting_payment" | "payment_canceled", _) => {
-                    return
-                }
+                (
+                    409,
+                    "order_already_paid" | "order_expired" | "order_not_awaiting_payment" | "payment_canceled",
+                    _,
+                ) => return,
                 _ => {
                     self.unexpected("Stripe payment", &a);
                     return;

@@ -123,8 +123,11 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
     let cluster = Arc::new(Cluster::new(&s.nts, env, logs, s.instances)?);
     if let Some(rig) = &rig {
         for (i, port) in cluster.ports().iter().enumerate() {
-            rig.register_webhook(&format!("nts{i}"), &format!("http://127.0.0.1:{port}/api/v1/payments/stripe/webhook"))
-                .await?;
+            rig.register_webhook(
+                &format!("nts{i}"),
+                &format!("http://127.0.0.1:{port}/api/v1/payments/stripe/webhook"),
+            )
+            .await?;
         }
     }
     for i in 0..cluster.len() {

@@ -51,8 +51,8 @@ impl StripeRig {
             .with_context(|| format!("running {}", python.display()))?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().context("emulator stdout")?).read_line(&mut line)?;
-        let ports: Value =
-            serde_json::from_str(&line).with_context(|| format!("the emulator did not start (see {})", log.display()))?;
+        let ports: Value = serde_json::from_str(&line)
+            .with_context(|| format!("the emulator did not start (see {})", log.display()))?;
         Ok(StripeRig {
             child,
             stripe_url: format!("http://127.0.0.1:{}", ports["stripe"]),
@@ -159,10 +159,9 @@ impl StripeRig {
             }
         }
         let double_charges = charges_per_order.values().map(|n| (n - 1).max(0)).sum();
-        let paid_without_charge = orders
-            .iter()
-            .filter(|(id, (status, _))| status == "paid" && !charges_per_order.contains_key(id))
-            .count() as i64;
+        let paid_without_charge =
+            orders.iter().filter(|(id, (status, _))| status == "paid" && !charges_per_order.contains_key(id)).count()
+                as i64;
         let by_payment: HashMap<Uuid, &Pi> = pis.values().filter_map(|pi| Some((pi.payment?, pi))).collect();
         let payments = sqlx::query_as::<_, (Uuid, String, Option<String>)>(
             "SELECT id, status::text, provider_ref FROM payments WHERE provider = 'stripe'",

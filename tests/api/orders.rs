@@ -1,6 +1,6 @@
 use std::sync::Arc;
 
-use nts::payments::gateway::{GatewayError, Intent, IntentRequest, PaymentGateway, PaymentMethod, Provider};
+use nts::payments::gateway::{GatewayError, Intent, IntentRequest, PaymentGateway, PaymentMethod, Provider, Refund};
 use nts::payments::simulated::SimulatedGateway;
 use reqwest::Method;
 use serde_json::json;
@@ -240,11 +240,17 @@ impl PaymentGateway for LoseConfirmAnswers {
     async fn cancel(&self, r: &str, key: &str) -> Result<Intent, GatewayError> {
         self.0.cancel(r, key).await
     }
-    async fn refund(&self, r: &str, key: &str) -> Result<String, GatewayError> {
+    async fn refund(&self, r: &str, key: &str) -> Result<Refund, GatewayError> {
         self.0.refund(r, key).await
     }
-    async fn list_intents(&self) -> Result<Vec<Intent>, GatewayError> {
-        self.0.list_intents().await
+    async fn retrieve_refund(&self, r: &str) -> Result<Refund, GatewayError> {
+        self.0.retrieve_refund(r).await
+    }
+    async fn find_refund(&self, r: &str) -> Result<Option<Refund>, GatewayError> {
+        self.0.find_refund(r).await
+    }
+    async fn list_intents(&self, since: Option<time::OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
+        self.0.list_intents(since).await
     }
 }
 

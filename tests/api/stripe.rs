@@ -176,11 +176,16 @@ async fn without_webhooks_the_buyers_look_or_the_reconciler_settles_and_a_late_e
         stripe.fault("POST", "/v1/payment_intents", "lose", 3).await;
         assert_eq!(pay(&app, 0, order, secret, "pm_card_visa").await.expect(201)["status"], "processing");
     }
-    // The buyer looks at the order: nts asks Stripe again with the same key.
+    // The buyer looks at the order: a read never sends a creation to Stripe
+    // (the PaymentIntent's id is not known yet); the reconciler settles both,
+    // asking Stripe again with the same key and the same bytes.
+    let creates = stripe.calls().await.iter().filter(|c| c["path"] == "/v1/payment_intents").count();
     let seen = app.get(&format!("/api/v1/orders/{polled}"), Some(&polled_secret)).await;
-    assert_eq!(seen.expect(200)["status"], "paid");
-    // Nobody looks at the other one: the reconciler settles it.
-    app.eventually(20, || async { order_status(&app, &left).await == "paid" }).await;
+    assert_eq!(seen.expect(200)["payment"]["status"], "processing");
+    assert_eq!(stripe.calls().await.iter().filter(|c| c["path"] == "/v1/payment_intents").count(), creates);
+    for order in [&polled, &left] {
+        app.eventually(20, || async { order_status(&app, order).await == "paid" }).await;
+    }
     for order in [&polled, &left] {
         let intents = stripe.intents_of(order).await;
         assert_eq!((intents.len(), succeeded(&intents)), (1, 1));

@@ -177,7 +177,11 @@ impl Emulator {
     pub async fn authenticate_as(&self, payment_intent: &str, client_secret: &str, passes: bool) -> bool {
         self.http
             .post(format!("{}/v1/payment_intents/{payment_intent}/_authenticate", self.stripe_url))
-            .form(&[("client_secret", client_secret), ("success", if passes { "true" } else { "false" }), ("key", "pk_test_emulator")])
+            .form(&[
+                ("client_secret", client_secret),
+                ("success", if passes { "true" } else { "false" }),
+                ("key", "pk_test_emulator"),
+            ])
             .send()
             .await
             .unwrap()

@@ -153,7 +153,8 @@ async fn every_retry_of_a_creation_sends_the_very_same_bytes() {
         assert_eq!(paid.expect(201)["status"], "succeeded", "{:#?}", stripe.calls().await);
     }
     let calls = stripe.calls().await;
-    let creates: Vec<&Value> = calls.iter().filter(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST").collect();
+    let creates: Vec<&Value> =
+        calls.iter().filter(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST").collect();
     assert_eq!(creates.len(), 16);
     assert!(creates.iter().all(|c| c["how"] != "idempotency mismatch"), "{creates:#?}");
     for pair in creates.chunks(2) {
@@ -186,8 +187,9 @@ async fn a_refund_stripe_refuses_is_failed_and_not_asked_again_every_pass() {
     let (order, secret, _) = stripe_order(&app, 1).await;
     pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201);
     stripe.fault("POST", "/v1/refunds", "invalid", 1000).await;
-    let answer =
-        app.post(&format!("/api/v1/admin/orders/{order}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN)).await;
+    let answer = app
+        .post(&format!("/api/v1/admin/orders/{order}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(answer.expect(202)["payment_status"], "refund_failed");
     tokio::time::sleep(Duration::from_secs(2)).await; // some 40 reconciler passes
     let refund_calls = stripe.calls().await.iter().filter(|c| c["path"] == "/v1/refunds").count();
@@ -197,7 +199,8 @@ async fn a_refund_stripe_refuses_is_failed_and_not_asked_again_every_pass() {
     assert_eq!(failed[0]["order_id"], order.as_str());
     assert!(failed[0]["refund_failure"].as_str().unwrap().contains("parameter_invalid_empty"));
     let report = audit(&app).await;
-    let kinds: Vec<&str> = report["mismatches"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        report["mismatches"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["refund_failed"], "{report:#}");
 }
 
@@ -264,9 +267,13 @@ async fn a_webhook_interrupted_by_a_crash_is_applied_when_delivered_again() {
 async fn every_currency_is_charged_exactly_or_refused_at_event_creation() {
     let (app, stripe) = spawn_stripe_app(&[], true).await;
     // (currency, price as nts shows it in minor units, what Stripe must be sent)
-    for (currency, price, stripe_amount) in
-        [("GBP", 1999, 1999), ("JPY", 1500, 1500), ("KRW", 15000, 15000), ("ISK", 1500, 150_000), ("HUF", 150_000, 150_000)]
-    {
+    for (currency, price, stripe_amount) in [
+        ("GBP", 1999, 1999),
+        ("JPY", 1500, 1500),
+        ("KRW", 15000, 15000),
+        ("ISK", 1500, 150_000),
+        ("HUF", 150_000, 150_000),
+    ] {
         let (order, secret, _) = order_in(&app, currency, price).await;
         let paid = pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201).clone();
         assert_eq!(paid["amount_minor"], price, "{currency}");
@@ -304,7 +311,10 @@ async fn provider_errors_are_the_operators_and_declines_the_buyers() {
         let answer = pay(&app, 0, &order, &secret, "pm_card_visa").await;
         answer.expect_error(503, "payment_provider_unavailable");
         let message = answer.body["message"].as_str().unwrap();
-        assert!(!message.contains("sk_") && !message.contains("API Key") && !message.contains("injected"), "{fault}: {message}");
+        assert!(
+            !message.contains("sk_") && !message.contains("API Key") && !message.contains("injected"),
+            "{fault}: {message}"
+        );
         assert_eq!(order_status(&app, &order).await, "awaiting_payment", "{fault}");
     }
     let declined = pay(&app, 0, &order, &secret, "pm_card_chargeCustomerFail").await;
@@ -341,15 +351,17 @@ async fn a_failed_refund_is_shown_to_the_admin_and_in_the_audit() {
     stripe.configure("refunds", json!({"settle_ms": 300, "fail": 1})).await;
     let (order, secret, _) = stripe_order(&app, 1).await;
     pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201);
-    let answer =
-        app.post(&format!("/api/v1/admin/orders/{order}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN)).await;
+    let answer = app
+        .post(&format!("/api/v1/admin/orders/{order}/refund"), &json!({"release_seats": false}), Some(ADMIN_TOKEN))
+        .await;
     assert_eq!(answer.expect(202)["payment_status"], "refund_pending");
     app.eventually(10, || async { payment_status_of_order(&app, &order).await == "refund_failed" }).await;
     let failed = app.get("/api/v1/admin/refunds?status=failed", Some(ADMIN_TOKEN)).await.expect(200).clone();
     assert_eq!(failed[0]["order_id"], order.as_str());
     assert_eq!(failed[0]["refund_failure"], "expired_or_canceled_card");
     let report = audit(&app).await;
-    let kinds: Vec<&str> = report["mismatches"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> =
+        report["mismatches"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["refund_failed"], "{report:#}");
     app.get("/api/v1/admin/refunds?status=nope", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
 }
@@ -395,7 +407,11 @@ async fn a_refund_webhook_locks_the_order_before_the_payment() {
     // Someone (an admin's refund) holds the order; the webhook must wait for
     // it without holding the payment, or the two deadlock.
     let mut holder = app.pool.begin().await.unwrap();
-    sqlx::query("SELECT id FROM orders WHERE id = $1::uuid FOR UPDATE").bind(&order).execute(&mut *holder).await.unwrap();
+    sqlx::query("SELECT id FROM orders WHERE id = $1::uuid FOR UPDATE")
+        .bind(&order)
+        .execute(&mut *holder)
+        .await
+        .unwrap();
     let webhook = {
         let (app_client, url, body) =
             (app.client.clone(), format!("{}/api/v1/payments/stripe/webhook", app.instances[1].address), event.clone());
@@ -415,9 +431,9 @@ async fn a_refund_webhook_locks_the_order_before_the_payment() {
         let waiting: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
         )
-            .fetch_one(&app.pool)
-            .await
-            .unwrap();
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
         waiting > 0
     })
     .await;
@@ -474,20 +490,14 @@ async fn a_failed_authentication_cancels_the_payment_intent() {
     let client_secret = payment["client_secret"].as_str().unwrap();
     let pi = client_secret.split("_secret_").next().unwrap();
     assert!(stripe.authenticate_as(pi, client_secret, false).await);
-    app.eventually(10, || async {
-        stripe.intents_of(&order).await.remove(0).status == PaymentIntentStatus::Canceled
-    })
-    .await;
+    app.eventually(10, || async { stripe.intents_of(&order).await.remove(0).status == PaymentIntentStatus::Canceled })
+        .await;
     assert_eq!(payment_status_of_order(&app, &order).await, "failed");
     // The buyer's browser still holds the client secret: it confirms nothing now.
     assert!(!stripe.authenticate(pi, client_secret).await);
 
-    let create = stripe
-        .calls()
-        .await
-        .into_iter()
-        .find(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST")
-        .unwrap();
+    let create =
+        stripe.calls().await.into_iter().find(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST").unwrap();
     let form = form_decode(create["body"].as_str().unwrap());
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     assert_eq!(field("use_stripe_sdk"), Some("true"), "{form:?}");

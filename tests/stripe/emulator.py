@@ -104,6 +104,22 @@ def _list_payment_intents(cls, url, limit=None, starting_after=None, created=Non
 
 ls.PaymentIntent._api_list_all = classmethod(_list_payment_intents)
 
+_list_refunds = ls.Refund._api_list_all.__func__
+
+
+def _list_refunds_created(cls, url, created=None, **kwargs):
+    li = _list_refunds(cls, url, **kwargs)
+    bounds = {'gt': lambda c, b: c > b, 'gte': lambda c, b: c >= b, 'lt': lambda c, b: c < b,
+              'lte': lambda c, b: c <= b}
+    for op, bound in (created or {}).items():
+        if op not in bounds:
+            raise UserError(400, f'Invalid created[{op}]')
+        li._list = [r for r in li._list if bounds[op](r.created, int(bound))]
+    return li
+
+
+ls.Refund._api_list_all = classmethod(_list_refunds_created)
+
 
 # A declined confirmation: Stripe answers 402 with type card_error and the
 # PaymentIntent in the error (so the caller learns its id and status);
