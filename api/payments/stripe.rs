@@ -455,8 +455,6 @@ mod tests {
              &metadata[nts_order_id]=00000000-0000-0000-0000-000000000007\
              &metadata[nts_payment_id]=00000000-0000-0000-0000-000000000009\
              &payment_method=pm_card_visa&return_url=https://tickets.example/order.html%23id%3D7&use_stripe_sdk=true"
-                .replace("[", "%5B")
-                .replace("]", "%5D")
         );
     }
 

@@ -192,7 +192,8 @@ async fn a_refund_stripe_refuses_is_failed_and_not_asked_again_every_pass() {
         .await;
     assert_eq!(answer.expect(202)["payment_status"], "refund_failed");
     tokio::time::sleep(Duration::from_secs(2)).await; // some 40 reconciler passes
-    let refund_calls = stripe.calls().await.iter().filter(|c| c["path"] == "/v1/refunds").count();
+    let refund_calls =
+        stripe.calls().await.iter().filter(|c| c["path"] == "/v1/refunds" && c["method"] == "POST").count();
     assert_eq!(refund_calls, 1, "refused once, not asked again on every pass");
     let failed = app.get("/api/v1/admin/refunds?status=failed", Some(ADMIN_TOKEN)).await.expect(200).clone();
     assert_eq!(failed.as_array().unwrap().len(), 1);
@@ -471,7 +472,9 @@ async fn admin_refunds_racing_refund_webhooks_never_deadlock() {
             deliver(&app, 1, &event, Some(signed(&event, now()))),
             deliver(&app, 0, &event, Some(signed(&event, now()))),
         );
-        assert!([202, 409].contains(&admin.status.as_u16()), "{admin:?}");
+        // Refunded already in the dashboard: the admin's refund follows that refund (200), or
+        // finds the order refunded by the webhook (409).
+        assert!([200, 202, 409].contains(&admin.status.as_u16()), "{admin:?}");
         assert_eq!(hook_a.status, 200, "{hook_a:?}");
         assert_eq!(hook_b.status, 200, "{hook_b:?}");
         assert_eq!(order_status(&app, &order).await, "refunded");
