@@ -39,6 +39,7 @@ pub struct Money {
 impl StripeRig {
     /// Starts the emulator and the proxy from `dir` (tests/stripe, set up by its setup.sh).
     pub fn start(dir: &Path, log: &Path) -> anyhow::Result<Self> {
+        let dir = &dir.canonicalize().with_context(|| format!("{} (--stripe-dir)", dir.display()))?;
         let python = dir.join(".venv/bin/python");
         anyhow::ensure!(python.is_file(), "no {} (run tests/stripe/setup.sh)", python.display());
         let mut child = Command::new(&python)
