@@ -27,6 +27,7 @@
   let lastCodeAt = 0;
   let busy = false;
   let setupScanning = false;
+  let uploadNote = ''; // what the last upload found, until the next scan
 
   // ---------- server ----------
 
@@ -154,7 +155,7 @@
 
   function showNet() {
     const el = $('net');
-    const pending = queued ? ` — ${queued} ${queued === 1 ? 'scan' : 'scans'} to upload` : '';
+    const pending = (queued ? ` — ${queued} ${queued === 1 ? 'scan' : 'scans'} to upload` : '') + uploadNote;
     if (!gate) {
       el.dataset.state = 'starting';
       el.textContent = token ? 'Connecting…' : 'Not set up';
@@ -227,6 +228,7 @@
     if (text.startsWith('ntsdev_')) return; // a device token, not a ticket
     if (busy) return;
     busy = true;
+    uploadNote = '';
     try {
       const scanId = crypto.randomUUID();
       if (online) {
@@ -334,7 +336,7 @@
         showNet();
       }
       if (doubled) {
-        $('net').textContent += ` — uploaded; ${doubled} double ${doubled === 1 ? 'entry' : 'entries'} reported to the organiser`;
+        uploadNote = ` — offline scans uploaded; ${doubled} double ${doubled === 1 ? 'entry' : 'entries'} reported to the organiser`;
       }
       await refresh();
     } finally {
