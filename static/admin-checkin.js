@@ -73,6 +73,7 @@
               try {
                 await api(`${eventPath(ev)}/checkin-devices/${encodeURIComponent(d.id)}`, { method: 'DELETE', token: auth() });
                 say(`Revoked “${d.name}”: its token no longer works.`);
+                if (tokenBox.dataset.deviceId === d.id) tokenBox.hidden = true;
                 await load();
               } catch (err) {
                 if (!rejected(err)) showError(errorText(err));
@@ -112,6 +113,7 @@
             h('p', {}, h('code', { 'data-role': 'token' }, d.token)),
             qr,
             h('p', {}, h('a', { href: link, target: '_blank', rel: 'noopener noreferrer' }, `Open the scanner as “${d.name}”`)));
+          tokenBox.dataset.deviceId = d.id;
           tokenBox.hidden = false;
           say(`Created the device “${d.name}”.`);
           await load();

@@ -371,6 +371,7 @@
       }
     }
     const video = $('video');
+    video.hidden = false;
     video.srcObject = stream;
     await video.play().catch(() => {});
     $('camera-start').hidden = true;
