@@ -53,12 +53,11 @@ async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> Api
     let tickets = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", id)
         .fetch_all(pool)
         .await?;
-    let tickets = match tickets.is_empty() {
-        true => Vec::new(),
-        false => {
-            let key = crate::checkin::codes::EventKey::for_event(pool, row.event_id).await?;
-            tickets.into_iter().map(|code| TicketView { signed_code: key.signed_code(&code), code }).collect()
-        }
+    let tickets = if tickets.is_empty() {
+        Vec::new()
+    } else {
+        let key = crate::checkin::codes::EventKey::for_event(pool, row.event_id).await?;
+        tickets.into_iter().map(|code| TicketView { signed_code: key.signed_code(&code), code }).collect()
     };
     let payment = latest_payment(pool, id).await?;
     Ok(OrderView {
