@@ -21,6 +21,9 @@ pub struct ErrorBody {
 pub enum ApiError {
     #[error("{0}")]
     NotFound(&'static str),
+    /// 404 with a code more precise than `not_found` (e.g. `unknown_ticket`).
+    #[error("{message}")]
+    NotFoundCode { code: &'static str, message: &'static str },
     /// 422: the request is well-formed JSON but its values are not acceptable.
     #[error("{message}")]
     Validation { code: &'static str, message: String },
@@ -73,6 +76,7 @@ impl ApiError {
     pub fn code(&self) -> Cow<'static, str> {
         Cow::Borrowed(match self {
             ApiError::NotFound(_) => "not_found",
+            ApiError::NotFoundCode { code, .. } => code,
             ApiError::Validation { code, .. } | ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => {
                 code
             }
@@ -92,7 +96,7 @@ impl ApiError {
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::NotFound(_) | ApiError::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,

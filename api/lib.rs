@@ -7,6 +7,7 @@ pub mod admin;
 pub mod auth;
 pub mod batching;
 pub mod body_limit;
+pub mod checkin;
 pub mod config;
 pub mod cors;
 pub mod db;

@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, error, ops, payments, sales};
+use crate::{admin, checkin, error, ops, payments, sales};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -35,6 +35,7 @@ exactly like an id that does not exist, so nobody learns which ids exist.",
         (name = "orders", description = "Checkout, payment attempts, tickets"),
         (name = "payments", description = "Payment provider endpoints"),
         (name = "admin", description = "Organiser API (admin bearer token)"),
+        (name = "checkin", description = "Check-in at the door: devices (admin token), scans (device token)"),
         (name = "ops", description = "Health and client configuration"),
     )
 )]
@@ -61,6 +62,14 @@ pub struct ApiDoc;
     admin::audit::payments_audit,
     admin::demo::reset,
     ops::client_config,
+    checkin::door::check_in,
+    checkin::door::upload_offline,
+    checkin::door::gate_state,
+    checkin::devices::create_device,
+    checkin::devices::list_devices,
+    checkin::devices::revoke_device,
+    checkin::report::checkin_report,
+    checkin::report::undo_checkin,
 ))]
 struct V1;
 
@@ -89,6 +98,18 @@ impl Modify for Security {
                          Secrets are random (256 bits) and stored only hashed. Without the right secret every \
                          buyer call answers 404 `not_found`, exactly as for an id that does not exist: a client \
                          (or a fuzzer) that does not hold the secret only ever sees 404.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "device",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A check-in device's token (`ntsdev_…`, from `POST /api/v1/admin/events/{event_id}/checkin-devices`, \
+                         shown once). It checks tickets of its event and nothing else; revoked tokens answer 403.",
                     ))
                     .build(),
             ),

@@ -20,7 +20,9 @@ use crate::rate_limit::ClientRateLimiter;
 use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
-use crate::{admin, body_limit, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers};
+use crate::{
+    admin, body_limit, checkin, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers,
+};
 
 /// Everything a handler may need, shared by all workers.
 pub struct AppState {
@@ -166,6 +168,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .wrap(cors::middleware(&cors_origins))
                     .configure(sales::routes)
                     .configure(|cfg| admin::routes(cfg, demo))
+                    .configure(checkin::routes)
                     .configure(|cfg| {
                         cfg.service(ops::client_config);
                         if simulated {

@@ -14,6 +14,7 @@
   let token = sessionStorage.getItem(TOKEN_KEY) || '';
   let rowSeq = 0;
   const openGuestLists = new Set();
+  const openCheckins = new Set();
   const createAction = new Action();
 
   const area = $('#admin-area');
@@ -263,6 +264,16 @@
       }, 'Show guest list');
       const csvBtn = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Download CSV guest list for ${ev.name}` }, 'Download CSV');
       const guestsEl = h('div', { class: 'guests', id: guestsId, hidden: true });
+      const checkinBtn = h('button', {
+        type: 'button', class: 'secondary small', 'aria-expanded': 'false', 'aria-label': `Door check-in for ${ev.name}`,
+      }, 'Door check-in');
+      const checkinEl = h('div', {});
+      const toggleCheckin = (open) => {
+        if (open) openCheckins.add(ev.id); else openCheckins.delete(ev.id);
+        checkinEl.replaceChildren(...(open ? [window.NTS_CHECKIN.panel(ev, () => token, tokenRejected)] : []));
+        checkinBtn.setAttribute('aria-expanded', String(open));
+      };
+      checkinBtn.addEventListener('click', () => toggleCheckin(!openCheckins.has(ev.id)));
 
       guestsBtn.addEventListener('click', () => withBusy(guestsBtn, async () => {
         if (openGuestLists.has(ev.id)) {
@@ -282,7 +293,7 @@
           h('div', {},
             h('h3', { id: headId }, ev.name),
             h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency)),
-          h('div', { class: 'actions' }, guestsBtn, csvBtn)),
+          h('div', { class: 'actions' }, guestsBtn, csvBtn, checkinBtn)),
         h('div', { class: 'table-scroll' },
           h('table', { class: 'sales' },
             h('caption', { class: 'visually-hidden' }, `Sales for ${ev.name}`),
@@ -310,8 +321,10 @@
               h('td', { class: 'num' }, sum(types, 'held')),
               h('td', { class: 'num' }, sum(types, 'available')),
               h('td', { class: 'num', 'data-col': 'total-revenue' }, formatMoney(revenue, ev.currency)))))),
-        guestsEl));
+        guestsEl,
+        checkinEl));
 
+      if (openCheckins.has(ev.id)) toggleCheckin(true);
       if (openGuestLists.has(ev.id)) {
         setGuestsButton(guestsBtn, ev, true);
         loadGuests(ev, guestsEl);
@@ -346,7 +359,7 @@
           h('td', {}, g.name),
           h('td', {}, g.email),
           h('td', {}, g.ticket_type_name),
-          h('td', { class: 'codes' }, (g.tickets || []).join(', '))))))));
+          window.NTS_CHECKIN.ticketsCell(ev, g, () => token, tokenRejected, () => loadGuests(ev, el))))))));
     } catch (err) {
       el.replaceChildren(h('p', { class: 'notice error' }, `The guest list could not be loaded: ${adminError(err)}`));
     }

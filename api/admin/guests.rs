@@ -1,7 +1,11 @@
 //! The guest list: who paid, with their ticket codes. JSON or CSV.
 
+use std::collections::HashMap;
+
 use actix_web::{get, http::header, web, HttpResponse};
 use serde::{Deserialize, Serialize};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
@@ -16,6 +20,16 @@ pub struct Guest {
     pub email: String,
     pub ticket_type_name: String,
     pub tickets: Vec<String>,
+    /// The tickets that are in: when and through which check-in device.
+    pub checked_in: Vec<GuestCheckin>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GuestCheckin {
+    pub ticket: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_in_at: OffsetDateTime,
+    pub device: String,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -33,7 +47,7 @@ pub enum GuestFormat {
     Csv,
 }
 
-/// Paid attendees of an event.
+/// Paid attendees of an event, with their check-ins.
 #[utoipa::path(
     tag = "admin",
     params(("event_id" = Uuid, Path, description = "Event id"), GuestQuery),
@@ -60,8 +74,7 @@ pub async fn guest_list(
     if exists != Some(true) {
         return Err(ApiError::NotFound("no such event"));
     }
-    let guests = sqlx::query_as!(
-        Guest,
+    let rows = sqlx::query!(
         r#"SELECT o.id AS order_id, o.buyer_name AS name, o.buyer_email AS email, t.name AS ticket_type_name,
                   COALESCE(array_agg(k.code ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "tickets!"
            FROM orders o
@@ -74,21 +87,57 @@ pub async fn guest_list(
     )
     .fetch_all(&state.pool)
     .await?;
+    let mut checkins: HashMap<String, GuestCheckin> = sqlx::query_as!(
+        GuestCheckin,
+        r#"SELECT s.ticket_code AS ticket, s.scanned_at AS checked_in_at, d.name AS device
+           FROM checkin_scans s JOIN checkin_devices d ON d.id = s.device_id
+           WHERE s.event_id = $1 AND s.outcome = 'admitted' AND s.undone_at IS NULL"#,
+        event_id
+    )
+    .fetch_all(&state.pool)
+    .await?
+    .into_iter()
+    .map(|c| (c.ticket.clone(), c))
+    .collect();
+    let guests: Vec<Guest> = rows
+        .into_iter()
+        .map(|r| Guest {
+            checked_in: r.tickets.iter().filter_map(|t| checkins.remove(t)).collect(),
+            order_id: r.order_id,
+            name: r.name,
+            email: r.email,
+            ticket_type_name: r.ticket_type_name,
+            tickets: r.tickets,
+        })
+        .collect();
     if query.format != Some(GuestFormat::Csv) {
         return Ok(HttpResponse::Ok().json(guests));
     }
     let mut out = csv::Writer::from_writer(Vec::new());
     let write = |out: &mut csv::Writer<Vec<u8>>| -> Result<(), csv::Error> {
-        out.write_record(["order_id", "name", "email", "ticket_type", "ticket_code"])?;
+        out.write_record([
+            "order_id",
+            "name",
+            "email",
+            "ticket_type",
+            "ticket_code",
+            "checked_in_at",
+            "checkin_device",
+        ])?;
         for g in &guests {
             for code in &g.tickets {
                 let order_id = g.order_id.to_string();
+                let checkin = g.checked_in.iter().find(|c| &c.ticket == code);
+                let at = checkin.and_then(|c| c.checked_in_at.format(&Rfc3339).ok()).unwrap_or_default();
+                let device = checkin.map(|c| csv_safe(&c.device)).unwrap_or_default();
                 out.write_record([
                     order_id.as_str(),
                     &csv_safe(&g.name),
                     &csv_safe(&g.email),
                     &csv_safe(&g.ticket_type_name),
                     code,
+                    &at,
+                    &device,
                 ])?;
             }
         }

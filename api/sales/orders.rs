@@ -53,6 +53,12 @@ async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> Api
     let tickets = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", id)
         .fetch_all(pool)
         .await?;
+    let tickets = if tickets.is_empty() {
+        Vec::new()
+    } else {
+        let key = crate::checkin::codes::EventKey::for_event(pool, row.event_id).await?;
+        tickets.into_iter().map(|code| TicketView { signed_code: key.signed_code(&code), code }).collect()
+    };
     let payment = latest_payment(pool, id).await?;
     Ok(OrderView {
         id: row.id,
@@ -69,7 +75,7 @@ async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> Api
         currency: row.currency,
         expires_at: row.expires_at,
         paid_at: row.paid_at,
-        tickets: tickets.into_iter().map(|code| TicketView { code }).collect(),
+        tickets,
         payment,
     })
 }
@@ -182,8 +188,8 @@ pub async fn ticket_qr(
     if !crate::domain::secret::is_ticket_code(&code) {
         return Err(ApiError::NotFound("no such ticket"));
     }
-    let found = sqlx::query_scalar!(
-        r#"SELECT t.code FROM tickets t JOIN orders o ON o.id = t.order_id
+    let found = sqlx::query!(
+        r#"SELECT t.code, o.event_id FROM tickets t JOIN orders o ON o.id = t.order_id
            WHERE t.order_id = $1 AND t.code = $2 AND o.secret_hash = $3 AND o.status = 'paid'"#,
         order_id,
         code,
@@ -192,7 +198,10 @@ pub async fn ticket_qr(
     .fetch_optional(&state.pool)
     .await?
     .ok_or(ApiError::NotFound("no such ticket"))?;
-    let qr = qrcode::QrCode::new(found.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
+    // The QR carries the signed code, which gates can check offline.
+    let signed =
+        crate::checkin::codes::EventKey::for_event(&state.pool, found.event_id).await?.signed_code(&found.code);
+    let qr = qrcode::QrCode::new(signed.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let svg = qr.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build();
     Ok(HttpResponse::Ok()
         .insert_header((header::CONTENT_TYPE, "image/svg+xml"))

@@ -55,8 +55,10 @@ pub struct HoldView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketView {
-    /// The admission code shown at the door (also as a QR code).
+    /// The ticket's code: it identifies the ticket (and is accepted at online gates).
     pub code: String,
+    /// What the ticket's QR code holds: `code` signed by the event's key, which gates check even offline.
+    pub signed_code: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

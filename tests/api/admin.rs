@@ -101,7 +101,7 @@ async fn the_guest_list_comes_as_csv() {
     assert!(res.headers()["content-type"].to_str().unwrap().starts_with("text/csv"));
     let csv = res.text().await.unwrap();
     let lines: Vec<&str> = csv.lines().collect();
-    assert_eq!(lines[0], "order_id,name,email,ticket_type,ticket_code");
+    assert_eq!(lines[0], "order_id,name,email,ticket_type,ticket_code,checked_in_at,checkin_device");
     assert_eq!(lines.len(), 3, "one row per ticket: {csv}");
     assert!(lines[1].contains("Ada Lovelace") && lines[1].contains("ada@example.com"));
     app.get(&format!("/api/v1/admin/events/{event}/guests?format=xml"), Some(ADMIN_TOKEN))

@@ -3,6 +3,7 @@
 mod abuse;
 mod admin;
 mod binary;
+mod checkin;
 mod concurrency;
 mod events;
 mod helpers;

@@ -134,10 +134,10 @@ test('admin creates an event, sees sales and the guest list, downloads the CSV',
     assert.equal(download.suggestedFilename(), `guests-${ev.id}.csv`);
     const csv = fs.readFileSync(await download.path(), 'utf8');
     const lines = csv.trim().split(/\r?\n/);
-    assert.equal(lines[0], 'order_id,name,email,ticket_type,ticket_code');
+    assert.equal(lines[0], 'order_id,name,email,ticket_type,ticket_code,checked_in_at,checkin_device');
     assert.equal(lines.length, 3, 'a header and one row per ticket');
     for (const code of codes) {
-      assert.ok(lines.some((l) => l === `${order.id},Ada Lovelace,ada@example.com,Early bird,${code}`), `CSV row for ${code}`);
+      assert.ok(lines.some((l) => l === `${order.id},Ada Lovelace,ada@example.com,Early bird,${code},,`), `CSV row for ${code}`);
     }
     const csvReq = requests.find((r) => r.url.includes('format=csv'));
     assert.equal(csvReq.headers.authorization, `Bearer ${server.adminToken}`);

@@ -227,14 +227,15 @@ async function waitFor(fn, timeoutMs, what) {
 
 // ---------- browser ----------
 
-async function launchBrowser() {
+// `extraArgs`: more Chromium switches (e.g. a fake camera).
+async function launchBrowser(extraArgs = []) {
   if (!fs.existsSync(CHROMIUM)) {
     throw new Error(`${CHROMIUM} is missing: install it with \`apt-get install -y chromium\``);
   }
   return chromium.launch({
     executablePath: CHROMIUM,
     args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync', '--disable-quic'],
+      '--disable-component-update', '--disable-sync', '--disable-quic', ...extraArgs],
   });
 }
 

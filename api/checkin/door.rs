@@ -1,0 +1,351 @@
+//! The scanner's API, called with a device token: check a ticket in, upload
+//! the scans an offline gate made, and fetch what a gate needs to check
+//! tickets without the server.
+
+use actix_web::{get, post, web, HttpResponse};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::codes::{encode_key, EventKey, ScannedCode};
+use super::devices::Device;
+use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::idempotency::REPLAYED_HEADER;
+use crate::startup::AppState;
+
+pub const MAX_OFFLINE_BATCH: usize = 100;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewCheckin {
+    /// What the scanner read: a ticket's signed code from its QR (`<ticket>.<signature>`), or a bare ticket code.
+    #[schema(max_length = 200)]
+    pub code: String,
+    /// Chosen by the device for this scan; sending it again replays the first answer.
+    pub scan_id: Uuid,
+}
+
+/// A ticket let in.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinView {
+    /// The admission's id.
+    pub id: Uuid,
+    /// The ticket code.
+    pub ticket: String,
+    /// The buyer's name.
+    pub name: String,
+    pub ticket_type: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub checked_in_at: OffsetDateTime,
+    /// The device's name.
+    pub device: String,
+    pub offline: bool,
+}
+
+/// A ticket refused at the door: `already_checked_in` (with the admission) or `ticket_not_valid`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CheckinRefusal {
+    pub code: String,
+    pub message: String,
+    pub ticket: String,
+    pub name: String,
+    pub ticket_type: String,
+    /// For `already_checked_in`: when and by which device the ticket went in.
+    pub checked_in: Option<Admission>,
+}
+
+impl From<NotRecorded> for ApiError {
+    fn from(e: NotRecorded) -> Self {
+        match e {
+            NotRecorded::UnknownTicket => ApiError::NotFoundCode {
+                code: "unknown_ticket",
+                message: "no ticket has this code (or its signature is not valid)",
+            },
+            NotRecorded::OtherEvent => {
+                ApiError::Validation { code: "other_event", message: "this ticket is for another event".into() }
+            }
+            NotRecorded::ScanIdReused => ApiError::Validation {
+                code: "scan_id_reused",
+                message: "this device already sent this scan_id for another ticket".into(),
+            },
+            NotRecorded::Contended => ApiError::Unavailable {
+                code: "checkin_contended",
+                message: "the ticket's check-in changed while it was scanned; scan again".into(),
+            },
+            NotRecorded::Database(e) => e.into(),
+        }
+    }
+}
+
+fn checkin_view(scan: &Scan) -> CheckinView {
+    CheckinView {
+        id: scan.id,
+        ticket: scan.ticket.clone(),
+        name: scan.name.clone(),
+        ticket_type: scan.ticket_type.clone(),
+        checked_in_at: scan.scanned_at,
+        device: scan.device.clone(),
+        offline: scan.offline,
+    }
+}
+
+fn refusal(scan: &Scan) -> CheckinRefusal {
+    let (code, message) = match (scan.outcome, &scan.admission) {
+        (CheckinOutcome::AlreadyCheckedIn | CheckinOutcome::DoubleEntry, Some(a)) => (
+            "already_checked_in",
+            format!(
+                "already checked in at {} by {}",
+                a.checked_in_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
+                a.device
+            ),
+        ),
+        _ => ("ticket_not_valid", "this ticket is no longer valid (its order was refunded or canceled)".to_owned()),
+    };
+    CheckinRefusal {
+        code: code.to_owned(),
+        message,
+        ticket: scan.ticket.clone(),
+        name: scan.name.clone(),
+        ticket_type: scan.ticket_type.clone(),
+        checked_in: scan.admission.clone(),
+    }
+}
+
+/// Check a ticket in at the door.
+///
+/// Exactly once: of any number of gates scanning one ticket at once, one is answered 201 and the others 409
+/// `already_checked_in`. A retry with the same `scan_id` replays the first answer (`Idempotent-Replayed: true`).
+#[utoipa::path(
+    tag = "checkin",
+    request_body = NewCheckin,
+    security(("device" = [])),
+    responses(
+        (status = 201, description = "Admitted", body = CheckinView),
+        (status = 401, description = "No device token", body = ErrorBody),
+        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+        (status = 404, description = "`unknown_ticket`: no such ticket, or a forged code", body = ErrorBody),
+        (status = 409, description = "`already_checked_in` (with when and by which device) or `ticket_not_valid` \
+                                      (refunded or canceled)", body = CheckinRefusal),
+        (status = 422, description = "`other_event`, `scan_id_reused` or an invalid body", body = ErrorBody),
+    )
+)]
+#[post("/checkins")]
+pub async fn check_in(
+    state: web::Data<AppState>,
+    device: Device,
+    body: web::Json<NewCheckin>,
+) -> ApiResult<HttpResponse> {
+    let code = ScannedCode::parse(&body.code).ok_or(NotRecorded::UnknownTicket)?;
+    let scan = record(&state.pool, &device, body.scan_id, &code, None).await?;
+    let mut res = match scan.outcome {
+        CheckinOutcome::Admitted => HttpResponse::Created(),
+        _ => HttpResponse::Conflict(),
+    };
+    if scan.replayed {
+        res.insert_header((REPLAYED_HEADER, "true"));
+    }
+    Ok(match scan.outcome {
+        CheckinOutcome::Admitted => res.json(checkin_view(&scan)),
+        _ => res.json(refusal(&scan)),
+    })
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineScan {
+    #[schema(max_length = 200)]
+    pub code: String,
+    pub scan_id: Uuid,
+    /// When the offline gate let the holder in (the device's clock; a time in the future counts as now).
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub scanned_at: OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OfflineUpload {
+    #[schema(min_items = 1, max_items = 100)]
+    pub scans: Vec<OfflineScan>,
+}
+
+/// What the server made of one uploaded scan.
+#[derive(Debug, Clone, Copy, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineOutcome {
+    /// Recorded as the ticket's admission.
+    Admitted,
+    /// The ticket was already in: recorded and reported to the organiser.
+    DoubleEntry,
+    /// The ticket was no longer valid: recorded and reported to the organiser.
+    InvalidEntry,
+    /// This `scan_id` was first sent online and refused there.
+    AlreadyCheckedIn,
+    /// Likewise, refused online as no longer valid.
+    TicketNotValid,
+    /// Not recorded: no such ticket, or a forged code.
+    UnknownTicket,
+    /// Not recorded: a ticket of another event.
+    OtherEvent,
+    /// Not recorded: this device used the `scan_id` for another ticket.
+    ScanIdReused,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflineResult {
+    pub scan_id: Uuid,
+    pub outcome: OfflineOutcome,
+    pub ticket: Option<String>,
+    pub name: Option<String>,
+    pub ticket_type: Option<String>,
+    /// For `double_entry`: the admission this scan doubled.
+    pub checked_in: Option<Admission>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct OfflineUploadResult {
+    /// One per uploaded scan, in order.
+    pub results: Vec<OfflineResult>,
+}
+
+/// Upload the scans an offline gate admitted.
+///
+/// Each scan is recorded once (its `scan_id` makes re-uploading harmless). A ticket that another gate had already
+/// let in is recorded as a `double_entry` and shown to the organiser.
+#[utoipa::path(
+    tag = "checkin",
+    request_body = OfflineUpload,
+    security(("device" = [])),
+    responses(
+        (status = 200, description = "Every scan's outcome", body = OfflineUploadResult),
+        (status = 401, description = "No device token", body = ErrorBody),
+        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+        (status = 422, description = "Invalid body (1 to 100 scans)", body = ErrorBody),
+        (status = 503, description = "A scan could not be recorded now; upload again", body = ErrorBody),
+    )
+)]
+#[post("/checkins/offline")]
+pub async fn upload_offline(
+    state: web::Data<AppState>,
+    device: Device,
+    body: web::Json<OfflineUpload>,
+) -> ApiResult<HttpResponse> {
+    if body.scans.is_empty() || body.scans.len() > MAX_OFFLINE_BATCH {
+        return Err(ApiError::validation(format!("send 1 to {MAX_OFFLINE_BATCH} scans")));
+    }
+    let mut results = Vec::with_capacity(body.scans.len());
+    for s in &body.scans {
+        let recorded = match ScannedCode::parse(&s.code) {
+            Some(code) => record(&state.pool, &device, s.scan_id, &code, Some(s.scanned_at)).await,
+            None => Err(NotRecorded::UnknownTicket),
+        };
+        let unrecorded = |outcome| OfflineResult {
+            scan_id: s.scan_id,
+            outcome,
+            ticket: None,
+            name: None,
+            ticket_type: None,
+            checked_in: None,
+        };
+        results.push(match recorded {
+            Ok(scan) => OfflineResult {
+                scan_id: s.scan_id,
+                outcome: match scan.outcome {
+                    CheckinOutcome::Admitted => OfflineOutcome::Admitted,
+                    CheckinOutcome::DoubleEntry => OfflineOutcome::DoubleEntry,
+                    CheckinOutcome::InvalidEntry => OfflineOutcome::InvalidEntry,
+                    CheckinOutcome::AlreadyCheckedIn => OfflineOutcome::AlreadyCheckedIn,
+                    CheckinOutcome::TicketNotValid => OfflineOutcome::TicketNotValid,
+                },
+                ticket: Some(scan.ticket),
+                name: Some(scan.name),
+                ticket_type: Some(scan.ticket_type),
+                checked_in: scan.admission,
+            },
+            Err(NotRecorded::UnknownTicket) => unrecorded(OfflineOutcome::UnknownTicket),
+            Err(NotRecorded::OtherEvent) => unrecorded(OfflineOutcome::OtherEvent),
+            Err(NotRecorded::ScanIdReused) => unrecorded(OfflineOutcome::ScanIdReused),
+            // Scans recorded so far stay recorded; the device uploads the batch again.
+            Err(e @ (NotRecorded::Contended | NotRecorded::Database(_))) => return Err(e.into()),
+        });
+    }
+    Ok(HttpResponse::Ok().json(OfflineUploadResult { results }))
+}
+
+/// What a gate needs, for itself and for checking tickets offline.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct GateState {
+    pub device_id: Uuid,
+    pub device: String,
+    pub event_id: Uuid,
+    pub event: String,
+    pub venue: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    /// The event's Ed25519 public key (32 bytes, base64url): a code `<ticket>.<signature>` is valid if
+    /// `signature` (64 bytes, base64url) signs the bytes of `nts-ticket:v1:`, the event id's 16 bytes and `ticket`.
+    pub public_key: String,
+    /// Tickets sold (of paid orders).
+    pub sold: i64,
+    /// Tickets in (active admissions).
+    pub checked_in: i64,
+    /// Ticket codes that are no longer valid (refunded or canceled orders).
+    pub revoked: Vec<String>,
+    /// Ticket codes already in.
+    pub admitted: Vec<String>,
+}
+
+/// The gate's event, signing key, counts, and the ticket lists for offline checks.
+#[utoipa::path(
+    tag = "checkin",
+    security(("device" = [])),
+    responses(
+        (status = 200, description = "The device's event and what it needs offline", body = GateState),
+        (status = 401, description = "No device token", body = ErrorBody),
+        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+    )
+)]
+#[get("/checkin")]
+pub async fn gate_state(state: web::Data<AppState>, device: Device) -> ApiResult<HttpResponse> {
+    let key = EventKey::for_event(&state.pool, device.event_id).await?;
+    let event = sqlx::query!("SELECT name, venue, starts_at FROM events WHERE id = $1", device.event_id)
+        .fetch_one(&state.pool)
+        .await?;
+    let tickets = sqlx::query!(
+        r#"SELECT t.code, o.status = 'paid' AS "valid!",
+                  EXISTS (SELECT 1 FROM checkin_scans s WHERE s.ticket_code = t.code
+                          AND s.outcome = 'admitted' AND s.undone_at IS NULL) AS "admitted!"
+           FROM tickets t JOIN orders o ON o.id = t.order_id
+           WHERE o.event_id = $1"#,
+        device.event_id
+    )
+    .fetch_all(&state.pool)
+    .await?;
+    let mut gate = GateState {
+        device_id: device.id,
+        device: device.name,
+        event_id: device.event_id,
+        event: event.name,
+        venue: event.venue,
+        starts_at: event.starts_at,
+        public_key: encode_key(&key.public_key()),
+        sold: 0,
+        checked_in: 0,
+        revoked: Vec::new(),
+        admitted: Vec::new(),
+    };
+    for t in tickets {
+        if t.valid {
+            gate.sold += 1;
+        } else {
+            gate.revoked.push(t.code.clone());
+        }
+        if t.admitted {
+            gate.checked_in += 1;
+            gate.admitted.push(t.code);
+        }
+    }
+    Ok(HttpResponse::Ok().json(gate))
+}
