@@ -12,12 +12,47 @@ pub struct Config {
     pub admin_token: AdminToken,
     pub hold_duration: Duration,
     pub order_duration: Duration,
+    pub hold_caps: HoldCaps,
+    /// The demo event and its reset call; only with simulated payments.
     pub demo: bool,
     pub edge: EdgeConfig,
     pub reconcile_interval: Duration,
-    pub simulated: SimulatedFaults,
-    /// Stripe, when its keys are set; otherwise the simulated provider.
-    pub stripe: Option<StripeSettings>,
+    pub payments: Payments,
+}
+
+/// How many unpaid holds and orders one buyer may have at once, so that one
+/// client cannot take a sale off the market without paying. 0 turns a cap off.
+#[derive(Clone, Copy, Debug)]
+pub struct HoldCaps {
+    /// Per client address (IPv6 per /64), as the rate limit sees it.
+    pub per_address: u32,
+    /// Per buyer e-mail address.
+    pub per_email: u32,
+}
+
+/// How nts takes money. There is no default: a deployment that lost its Stripe
+/// keys must not start selling tickets nobody pays for.
+#[derive(Clone, Debug)]
+pub enum Payments {
+    Stripe(StripeSettings),
+    /// No real money moves: only when asked for (`NTS_PAYMENTS=simulated` or `nts --demo`).
+    Simulated(SimulatedFaults),
+}
+
+impl Config {
+    pub fn stripe(&self) -> Option<&StripeSettings> {
+        match &self.payments {
+            Payments::Stripe(s) => Some(s),
+            Payments::Simulated(_) => None,
+        }
+    }
+
+    pub fn simulated(&self) -> Option<&SimulatedFaults> {
+        match &self.payments {
+            Payments::Simulated(f) => Some(f),
+            Payments::Stripe(_) => None,
+        }
+    }
 }
 
 /// How to reach Stripe. `Debug` never prints the secrets.
@@ -94,9 +129,18 @@ pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com/";
 pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
+/// The simulated provider's fault knobs: accepted only with simulated payments.
+const SIMULATED_FAULTS: [&str; 4] =
+    ["NTS_SIM_DECLINE_RATE", "NTS_SIM_LOST_RESPONSE_RATE", "NTS_SIM_SLOW_RATE", "NTS_SIM_SLOW_MS"];
+
 impl Config {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
+    /// The environment; `demo` (the `--demo` flag) asks for simulated payments
+    /// as `NTS_PAYMENTS=simulated` does.
+    pub fn from_env(demo: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| match std::env::var(name).ok() {
+            None if demo && name == "NTS_PAYMENTS" => Some("simulated".into()),
+            value => value,
+        })
     }
 
     /// Reads settings through `lookup`, so tests can supply their own environment.
@@ -112,6 +156,15 @@ impl Config {
             Some(value) => AdminToken { value, generated: false },
             None => AdminToken { value: crate::domain::secret::random_token(32), generated: true },
         };
+        let payments = payments(get)?;
+        let simulated = matches!(payments, Payments::Simulated(_));
+        let demo = parse_bool(get, "NTS_DEMO", simulated)?;
+        if demo && !simulated {
+            return Err(ConfigError {
+                variable: "NTS_DEMO",
+                problem: "the demo event exists only with simulated payments (NTS_PAYMENTS=simulated)".into(),
+            });
+        }
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -119,7 +172,11 @@ impl Config {
             admin_token,
             hold_duration: Duration::from_secs(parse(get, "NTS_HOLD_SECONDS", 300u64, 1..=86_400)?),
             order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
-            demo: parse_bool(get, "NTS_DEMO", true)?,
+            hold_caps: HoldCaps {
+                per_address: parse(get, "NTS_MAX_UNPAID_PER_ADDRESS", 40u32, 0..=1_000_000)?,
+                per_email: parse(get, "NTS_MAX_UNPAID_PER_EMAIL", 4u32, 0..=1_000_000)?,
+            },
+            demo,
             edge: EdgeConfig {
                 rate_limit_per_minute: parse(get, "NTS_RATE_LIMIT_PER_MINUTE", 1200u32, 0..=1_000_000)?,
                 rate_limit_burst: parse(get, "NTS_RATE_LIMIT_BURST", 600u32, 1..=1_000_000)?,
@@ -127,18 +184,49 @@ impl Config {
                 cors_origins: parse_list(get, "NTS_CORS_ORIGINS", parse_origin)?,
             },
             reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
-            simulated: SimulatedFaults {
-                decline_rate: parse_rate(get, "NTS_SIM_DECLINE_RATE")?,
-                lost_response_rate: parse_rate(get, "NTS_SIM_LOST_RESPONSE_RATE")?,
-                slow_rate: parse_rate(get, "NTS_SIM_SLOW_RATE")?,
-                slow_delay: Duration::from_millis(parse(get, "NTS_SIM_SLOW_MS", 2000u64, 0..=600_000)?),
-            },
-            stripe: stripe_settings(get)?,
+            payments,
         })
     }
 }
 
-/// Stripe is on when any of its settings is given, and then needs all three secrets.
+/// Stripe when its keys are set; simulated payments only when asked for; otherwise nothing starts.
+fn payments(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Payments, ConfigError> {
+    let mode = get("NTS_PAYMENTS").map(|m| m.trim().to_ascii_lowercase());
+    let stripe = stripe_settings(get)?;
+    let error = |variable, problem: &str| Err(ConfigError { variable, problem: problem.into() });
+    match (mode.as_deref(), stripe) {
+        (Some("simulated"), None) => Ok(Payments::Simulated(SimulatedFaults {
+            decline_rate: parse_rate(get, "NTS_SIM_DECLINE_RATE")?,
+            lost_response_rate: parse_rate(get, "NTS_SIM_LOST_RESPONSE_RATE")?,
+            slow_rate: parse_rate(get, "NTS_SIM_SLOW_RATE")?,
+            slow_delay: Duration::from_millis(parse(get, "NTS_SIM_SLOW_MS", 2000u64, 0..=600_000)?),
+        })),
+        (Some("simulated"), Some(_)) => error(
+            "NTS_PAYMENTS",
+            "simulated payments were asked for, but Stripe settings (NTS_STRIPE_*) are set too: choose one",
+        ),
+        (Some("stripe") | None, Some(stripe)) => match SIMULATED_FAULTS.into_iter().find(|v| get(v).is_some()) {
+            Some(variable) => error(variable, "only the simulated provider has this setting (NTS_PAYMENTS=simulated)"),
+            None => Ok(Payments::Stripe(stripe)),
+        },
+        (Some("stripe"), None) => error(
+            "NTS_STRIPE_SECRET_KEY",
+            "missing: Stripe needs NTS_STRIPE_SECRET_KEY, NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET",
+        ),
+        (None, None) => error(
+            "NTS_PAYMENTS",
+            "no payment provider is configured. To take real payments set NTS_STRIPE_SECRET_KEY, \
+             NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET; for a demo in which no money moves \
+             set NTS_PAYMENTS=simulated (or run `nts --demo`)",
+        ),
+        (Some(other), _) => Err(ConfigError {
+            variable: "NTS_PAYMENTS",
+            problem: format!("expected stripe or simulated, got {other:?}"),
+        }),
+    }
+}
+
+/// Stripe is meant when any of its settings is given, and then needs all three secrets.
 fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Option<StripeSettings>, ConfigError> {
     const ALL: [&str; 6] = [
         "NTS_STRIPE_SECRET_KEY",
@@ -272,19 +360,62 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
+    /// `vars` on top of simulated payments, the one choice that needs no secrets.
     fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let mut all = vec![("NTS_PAYMENTS", "simulated")];
+        all.extend_from_slice(vars);
+        exactly(&all)
+    }
+
+    fn exactly(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         Config::from_lookup(|name| map.get(name).cloned())
     }
 
     #[test]
-    fn defaults_need_no_environment() {
+    fn defaults_need_nothing_but_the_payment_mode() {
         let c = config(&[]).unwrap();
         assert_eq!(c.address, "0.0.0.0:9000");
         assert_eq!(c.hold_duration, Duration::from_secs(300));
         assert!(c.demo);
         assert!(c.admin_token.generated);
         assert!(c.admin_token.value.len() >= MIN_ADMIN_TOKEN_LEN);
+        assert!(c.hold_caps.per_address > 0 && c.hold_caps.per_email > 0, "hoarding caps are on by default");
+    }
+
+    #[test]
+    fn without_stripe_keys_or_an_explicit_choice_nothing_starts() {
+        let err = exactly(&[]).err().unwrap();
+        assert_eq!(err.variable, "NTS_PAYMENTS");
+        for option in ["NTS_STRIPE_SECRET_KEY", "NTS_PAYMENTS=simulated", "--demo"] {
+            assert!(err.problem.contains(option), "the message names {option}: {err}");
+        }
+        assert_eq!(exactly(&[("NTS_PAYMENTS", "stripe")]).err().unwrap().variable, "NTS_STRIPE_SECRET_KEY");
+        assert_eq!(exactly(&[("NTS_PAYMENTS", "free")]).err().unwrap().variable, "NTS_PAYMENTS");
+    }
+
+    #[test]
+    fn simulated_payments_and_stripe_keys_do_not_mix() {
+        let mut vars = STRIPE.to_vec();
+        vars.push(("NTS_PAYMENTS", "simulated"));
+        assert_eq!(exactly(&vars).err().unwrap().variable, "NTS_PAYMENTS");
+    }
+
+    #[test]
+    fn the_demo_and_the_fault_knobs_exist_only_with_simulated_payments() {
+        let c = exactly(&STRIPE).unwrap();
+        assert!(!c.demo && c.simulated().is_none() && c.stripe().is_some());
+        let mut vars = STRIPE.to_vec();
+        vars.push(("NTS_DEMO", "true"));
+        assert_eq!(exactly(&vars).err().unwrap().variable, "NTS_DEMO");
+        for variable in SIMULATED_FAULTS {
+            let mut vars = STRIPE.to_vec();
+            vars.push((variable, "0"));
+            assert_eq!(exactly(&vars).err().unwrap().variable, variable);
+        }
+        let c = config(&[("NTS_SIM_DECLINE_RATE", "0.5"), ("NTS_DEMO", "false")]).unwrap();
+        assert_eq!(c.simulated().unwrap().decline_rate, 0.5);
+        assert!(!c.demo);
     }
 
     #[test]
@@ -295,6 +426,8 @@ mod tests {
         assert_eq!(err.variable, "NTS_DEMO");
         let err = config(&[("NTS_SIM_DECLINE_RATE", "2")]).err().unwrap();
         assert_eq!(err.variable, "NTS_SIM_DECLINE_RATE");
+        let err = config(&[("NTS_MAX_UNPAID_PER_EMAIL", "-1")]).err().unwrap();
+        assert_eq!(err.variable, "NTS_MAX_UNPAID_PER_EMAIL");
     }
 
     #[test]
@@ -342,12 +475,12 @@ mod tests {
 
     #[test]
     fn stripe_is_off_without_its_settings() {
-        assert!(config(&[]).unwrap().stripe.is_none());
+        assert!(config(&[]).unwrap().stripe().is_none());
     }
 
     #[test]
     fn stripe_with_its_keys_uses_stripe_defaults() {
-        let s = config(&STRIPE).unwrap().stripe.unwrap();
+        let s = exactly(&STRIPE).unwrap().stripe().unwrap().clone();
         assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
         assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
         assert_eq!(s.timeout, Duration::from_secs(20));
@@ -360,7 +493,7 @@ mod tests {
         for base in ["http://127.0.0.1:12111", "http://127.0.0.1:12111/"] {
             let mut vars = STRIPE.to_vec();
             vars.push(("NTS_STRIPE_API_BASE", base));
-            assert_eq!(config(&vars).unwrap().stripe.unwrap().api_base, "http://127.0.0.1:12111/");
+            assert_eq!(exactly(&vars).unwrap().stripe().unwrap().api_base, "http://127.0.0.1:12111/");
         }
     }
 
@@ -369,9 +502,9 @@ mod tests {
         for (i, (missing, _)) in STRIPE.iter().enumerate() {
             let mut vars = STRIPE.to_vec();
             vars.remove(i);
-            assert_eq!(config(&vars).err().unwrap().variable, *missing);
+            assert_eq!(exactly(&vars).err().unwrap().variable, *missing);
         }
-        let err = config(&[("NTS_STRIPE_API_BASE", "http://127.0.0.1:1")]).err().unwrap();
+        let err = exactly(&[("NTS_STRIPE_API_BASE", "http://127.0.0.1:1")]).err().unwrap();
         assert_eq!(err.variable, "NTS_STRIPE_SECRET_KEY");
     }
 
@@ -387,7 +520,7 @@ mod tests {
         for (variable, value) in cases {
             let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
             vars.push((variable, value));
-            assert_eq!(config(&vars).err().unwrap().variable, variable, "{variable}={value}");
+            assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
         }
     }
 }

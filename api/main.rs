@@ -4,14 +4,32 @@ use std::process::ExitCode;
 use nts::config::Config;
 use nts::startup::Application;
 
+const USAGE: &str = "usage: nts [--demo]      serve (--demo: simulated payments and the demo event; no money moves)
+       nts openapi           print the OpenAPI document (YAML)
+       nts healthcheck       exit 0 if the nts at NTS_ADDRESS answers /healthz (for container health checks)";
+
 #[tokio::main]
 async fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("openapi") {
-        print!("{}", nts::openapi::yaml());
-        return ExitCode::SUCCESS;
-    }
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let demo = match args.iter().map(String::as_str).collect::<Vec<_>>().as_slice() {
+        [] => false,
+        ["--demo"] => true,
+        ["openapi"] => {
+            print!("{}", nts::openapi::yaml());
+            return ExitCode::SUCCESS;
+        }
+        ["healthcheck"] => return healthcheck().await,
+        ["--help" | "-h"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     nts::telemetry::init();
-    let config = match Config::from_env() {
+    let config = match Config::from_env(demo) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("nts: configuration error: {e}");
@@ -27,7 +45,7 @@ async fn main() -> ExitCode {
         }
     }
     let address = config.address.clone();
-    let stripe = config.stripe.clone();
+    let stripe = config.stripe().cloned();
     let app = match Application::build(config).await {
         Ok(app) => app,
         Err(e) => {
@@ -37,7 +55,7 @@ async fn main() -> ExitCode {
     };
     match stripe {
         Some(s) => tracing::info!(api_base = %s.api_base, "payments through Stripe"),
-        None => tracing::warn!("SIMULATED PAYMENTS: no Stripe keys are set, no real money moves"),
+        None => tracing::warn!("SIMULATED PAYMENTS (asked for): no real money moves"),
     }
     if let Err(e) = stop_on_signals(app.handle()) {
         eprintln!("nts: cannot listen for signals: {e}");
@@ -66,4 +84,23 @@ fn stop_on_signals(server: actix_web::dev::ServerHandle) -> std::io::Result<()> 
         server.stop(true).await;
     });
     Ok(())
+}
+
+/// Asks this host's nts for `/healthz`, with nothing but the standard library
+/// (the container image has no curl).
+async fn healthcheck() -> ExitCode {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let address = std::env::var("NTS_ADDRESS").unwrap_or_else(|_| "0.0.0.0:9000".into());
+    let port = address.rsplit_once(':').map_or("9000", |(_, p)| p);
+    let ask = async {
+        let mut stream = tokio::net::TcpStream::connect(format!("127.0.0.1:{port}")).await?;
+        stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer.starts_with(b"HTTP/1.1 200") || answer.starts_with(b"HTTP/1.0 200"))
+    };
+    match tokio::time::timeout(std::time::Duration::from_secs(5), ask).await {
+        Ok(Ok(true)) => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
 }

@@ -57,7 +57,7 @@ pub struct ClientConfig {
 #[utoipa::path(tag = "ops", responses((status = 200, description = "Client configuration", body = ClientConfig)))]
 #[get("/config")]
 pub async fn client_config(state: web::Data<AppState>) -> HttpResponse {
-    let stripe = state.config.stripe.as_ref().filter(|_| state.payments.provider() == Provider::Stripe);
+    let stripe = state.config.stripe().filter(|_| state.payments.provider() == Provider::Stripe);
     HttpResponse::Ok().json(ClientConfig {
         gateway: state.payments.provider().as_str(),
         stripe_publishable_key: stripe.map(|s| s.publishable_key.clone()),

@@ -14,7 +14,7 @@ use actix_web::body::BoxBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::Method;
 use actix_web::middleware::Next;
-use actix_web::{web, ResponseError};
+use actix_web::{web, FromRequest, HttpRequest, ResponseError};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
@@ -89,6 +89,39 @@ fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
+/// The client a request comes from, as the rate limit counts it (IPv6 per /64):
+/// an extractor for handlers that keep per-client records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddress(pub IpAddr);
+
+impl std::fmt::Display for ClientAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            IpAddr::V6(_) => write!(f, "{}/64", self.0),
+            IpAddr::V4(_) => write!(f, "{}", self.0),
+        }
+    }
+}
+
+impl FromRequest for ClientAddress {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
+        std::future::ready(Ok(ClientAddress::of(req)))
+    }
+}
+
+impl ClientAddress {
+    fn of(req: &HttpRequest) -> Self {
+        let peer = req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+        let trusted = req.app_data::<web::Data<ClientRateLimiter>>().map_or(&[][..], |l| &l.trusted_proxies[..]);
+        // Several X-Forwarded-For headers are one list, in order.
+        let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+        ClientAddress(bucket(client_address(peer, Some(&forwarded.join(",")), trusted)))
+    }
+}
+
 fn is_limited(req: &ServiceRequest) -> bool {
     let path = req.path();
     req.method() == Method::POST && !path.starts_with("/api/v1/admin/") && !path.starts_with("/api/v1/payments/stripe/")
@@ -99,12 +132,8 @@ pub async fn middleware(
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if is_limited(&req) {
-        if let (Some(limits), Some(peer)) = (req.app_data::<web::Data<ClientRateLimiter>>(), req.peer_addr()) {
-            // Several X-Forwarded-For headers are one list, in order.
-            let forwarded: Vec<&str> =
-                req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
-            let client = client_address(peer.ip(), Some(&forwarded.join(",")), &limits.trusted_proxies);
-            if let Err(retry_after_secs) = limits.check(client) {
+        if let Some(limits) = req.app_data::<web::Data<ClientRateLimiter>>() {
+            if let Err(retry_after_secs) = limits.check(ClientAddress::of(req.request()).0) {
                 return Ok(req.into_response(ApiError::RateLimited { retry_after_secs }.error_response()));
             }
         }

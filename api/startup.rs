@@ -11,7 +11,7 @@ use anyhow::Context;
 use sqlx::PgPool;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::config::Config;
+use crate::config::{Config, Payments};
 use crate::error::{self, ApiError};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::stripe::StripeGateway;
@@ -63,9 +63,9 @@ impl Application {
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
-        let gateway: Arc<dyn PaymentGateway> = match &config.stripe {
-            Some(stripe) => Arc::new(StripeGateway::new(stripe)?),
-            None => Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone())),
+        let gateway: Arc<dyn PaymentGateway> = match &config.payments {
+            Payments::Stripe(stripe) => Arc::new(StripeGateway::new(stripe)?),
+            Payments::Simulated(faults) => Arc::new(SimulatedGateway::new(pool.clone(), faults.clone())),
         };
         Self::build_with(config, pool, gateway)
     }
@@ -77,7 +77,8 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
-        let (holds, event_pages) = (HoldBatcher::new(pool.clone()), EventPages::new(pool.clone()));
+        let (holds, event_pages) =
+            (HoldBatcher::new(pool.clone()).with_caps(config.hold_caps), EventPages::new(pool.clone()));
         let state = web::Data::new(AppState {
             config,
             pool,
@@ -143,7 +144,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
     let rate_limiter = web::Data::new(ClientRateLimiter::new(&state.config.edge));
-    let provider_origins = state.config.stripe.as_ref().map(|s| stripe_origins(&s.js_url)).unwrap_or_default();
+    let provider_origins = state.config.stripe().map(|s| stripe_origins(&s.js_url)).unwrap_or_default();
     let security_headers =
         web::Data::new(SecurityHeaders::new(&provider_origins.iter().map(String::as_str).collect::<Vec<_>>()));
     let cors_origins = state.config.edge.cors_origins.clone();

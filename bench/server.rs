@@ -40,7 +40,10 @@ pub async fn spawn(
         .env("DATABASE_URL", database_url)
         .env("NTS_ADDRESS", addr.to_string())
         .env("NTS_ADMIN_TOKEN", admin_token)
+        .env("NTS_PAYMENTS", "simulated")
         .env("NTS_DEMO", "false")
+        // Every client of the load comes from 127.0.0.1.
+        .env("NTS_MAX_UNPAID_PER_ADDRESS", "0")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)

@@ -28,6 +28,8 @@ suite() {
 
 # Rust unit tests and the integration test binary (real PostgreSQL, real HTTP).
 suite "cargo test" cargo test --locked
+# The README's two commands, exactly as written, on a fresh clone (serves on port 9000).
+suite "readme" bash tests/readme.sh
 # The pages in headless Chromium.
 suite "browser" node --test --test-concurrency=1 tests/browser/
 # schemathesis fuzzes a live nts against its OpenAPI document (short deterministic run).

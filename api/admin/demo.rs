@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::events::{admin_event, insert_event, AdminEventView, NewEvent, NewTicketType};
 use crate::auth::Admin;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
 /// Serialises demo seeding across instances.
@@ -42,6 +42,8 @@ pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
 }
 
 /// Reset the world: delete the demo event with its holds, orders and tickets, and create it afresh.
+/// Exists only with simulated payments; it never deletes an order a real payment provider
+/// took part in (a database that once ran with Stripe).
 #[utoipa::path(
     tag = "admin",
     security(("admin" = [])),
@@ -49,12 +51,27 @@ pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
         (status = 200, description = "The new demo event", body = AdminEventView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 409, description = "`real_money_orders`: an order of the demo event went through a real payment provider; nothing was deleted", body = ErrorBody),
     )
 )]
 #[post("/admin/demo/reset")]
 pub async fn reset(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let mut tx = state.pool.begin().await?;
     sqlx::query!("SELECT pg_advisory_xact_lock($1)", DEMO_LOCK).execute(&mut *tx).await?;
+    let real_money = sqlx::query_scalar!(
+        r#"SELECT EXISTS (
+               SELECT 1 FROM payments p JOIN orders o ON o.id = p.order_id JOIN events e ON e.id = o.event_id
+               WHERE e.is_demo AND p.provider <> 'simulated') AS "any!""#
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if real_money {
+        return Err(ApiError::conflict(
+            "real_money_orders",
+            "an order of the demo event was paid through a real payment provider; refund and settle it, \
+             the demo reset never deletes it",
+        ));
+    }
     sqlx::query!(
         "DELETE FROM simulated_intents WHERE order_id IN
             (SELECT o.id FROM orders o JOIN events e ON e.id = o.event_id WHERE e.is_demo)"

@@ -80,7 +80,7 @@ pub struct WebhookAck {
 )]
 #[post("/payments/stripe/webhook")]
 pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
-    let secret = &state.config.stripe.as_ref().ok_or(ApiError::NotFound("no such resource"))?.webhook_secret;
+    let secret = &state.config.stripe().ok_or(ApiError::NotFound("no such resource"))?.webhook_secret;
     let header = req.headers().get("Stripe-Signature").and_then(|v| v.to_str().ok());
     signature::verify(&body, header, secret, time::OffsetDateTime::now_utc().unix_timestamp())
         .map_err(|e| ApiError::BadRequest { code: "invalid_signature", message: e.to_string() })?;

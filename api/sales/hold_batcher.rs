@@ -38,8 +38,10 @@ use sqlx::{PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::hoarding::{over_caps, Cap, Claimant};
 use super::holds::expire_stale_holds;
 use crate::batching::{Batches, Member};
+use crate::config::HoldCaps;
 use crate::error::ApiError;
 
 /// Most requests in one transaction; more wait for the next flush.
@@ -55,6 +57,8 @@ pub struct Seats {
     pub name: String,
     pub email: String,
     pub hold_seconds: f64,
+    /// The client address the hoarding caps count by.
+    pub address: Option<String>,
 }
 
 /// What the flush made of one request.
@@ -91,8 +95,12 @@ impl Outcome {
 pub enum Refusal {
     NoSuchEvent,
     NotThisEvent,
-    TooMany { max_per_order: i32 },
+    TooMany {
+        max_per_order: i32,
+    },
     SalesClosed,
+    /// The buyer has as many unpaid holds and orders as a cap allows.
+    Capped(Cap),
     SoldOut,
 }
 
@@ -129,6 +137,7 @@ pub struct Taken {
 #[derive(Clone)]
 pub struct HoldBatcher {
     pool: PgPool,
+    caps: HoldCaps,
     batches: Batches<Key, Seats, Outcome>,
 }
 
@@ -138,30 +147,39 @@ type Key = (Uuid, Uuid);
 type Waiting = Member<Seats, Outcome>;
 
 impl HoldBatcher {
+    /// Without hoarding caps; see [`with_caps`](Self::with_caps).
     pub fn new(pool: PgPool) -> Self {
-        HoldBatcher { pool, batches: Batches::new(MAX_BATCH) }
+        HoldBatcher { pool, caps: HoldCaps { per_address: 0, per_email: 0 }, batches: Batches::new(MAX_BATCH) }
+    }
+
+    pub fn with_caps(self, caps: HoldCaps) -> Self {
+        HoldBatcher { caps, ..self }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
 
+    pub fn caps(&self) -> HoldCaps {
+        self.caps
+    }
+
     /// Queues the request and waits for the flush that answers it.
     pub async fn take(&self, seats: Seats) -> Outcome {
         let key = (seats.event_id, seats.ticket_type_id);
-        let pool = self.pool.clone();
-        let flush_with = move |key, batch| flush(pool.clone(), key, batch);
+        let (pool, caps) = (self.pool.clone(), self.caps);
+        let flush_with = move |key, batch| flush(pool.clone(), caps, key, batch);
         self.batches.join(key, seats, flush_with).await.unwrap_or(Outcome::Failed)
     }
 }
 
 /// One flush: take seats for as many as fit, in arrival order; give the rest
 /// one more chance after expiring stale holds; answer everyone.
-async fn flush(pool: PgPool, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
+async fn flush(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
     let pool = &pool;
     let mut pending = batch;
     for attempt in 0..2 {
-        let (mut taken, refusals) = match take_for(pool, event_id, ticket_type_id, &pending).await {
+        let (mut taken, refusals) = match take_for(pool, caps, event_id, ticket_type_id, &pending).await {
             Ok(answer) => answer,
             Err(e) => {
                 tracing::warn!(error = %e, requests = pending.len(), "hold flush failed");
@@ -216,19 +234,29 @@ type Refused = HashMap<Uuid, Refusal>;
 /// other than availability (the rest did not fit).
 async fn take_for(
     pool: &PgPool,
+    caps: HoldCaps,
     event_id: Uuid,
     ticket_type_id: Uuid,
     waiting: &[Waiting],
 ) -> Result<(Granted, Refused), sqlx::Error> {
+    let mut tx = pool.begin().await?;
     let all: Vec<&Seats> = waiting.iter().map(|w| &w.item).collect();
+    let claimants: Vec<Claimant> =
+        all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
+    let mut refused: Refused =
+        over_caps(&mut tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
+    let all: Vec<&Seats> = all.into_iter().filter(|s| !refused.contains_key(&s.id)).collect();
+    if all.is_empty() {
+        return Ok((Granted::new(), refused));
+    }
     // Usually every request is valid and fits: one statement, whose guard
     // fails as a whole if one of them is not.
-    let stored = insert_holds(pool, event_id, ticket_type_id, &all).await?;
+    let stored = insert_holds(&mut *tx, event_id, ticket_type_id, &all).await?;
     if !stored.is_empty() {
-        return Ok((stored, Refused::new()));
+        tx.commit().await?;
+        return Ok((stored, refused));
     }
     // Otherwise lock the counters, check each request, and grant first fit in arrival order.
-    let mut tx = pool.begin().await?;
     let row = sqlx::query!(
         r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?", t.free AS "free?"
            FROM events e
@@ -241,7 +269,6 @@ async fn take_for(
     .fetch_optional(&mut *tx)
     .await?;
     let facts = row.as_ref().map(|r| Facts { on_sale: r.on_sale, max_per_order: r.max_per_order });
-    let mut refused = Refused::new();
     let mut valid = Vec::new();
     for seats in all {
         match refusal(facts, seats.quantity) {
@@ -300,6 +327,7 @@ async fn insert_holds(
     let emails: Vec<String> = seats.iter().map(|s| s.email.clone()).collect();
     let quantities: Vec<i32> = seats.iter().map(|s| s.quantity).collect();
     let seconds: Vec<f64> = seats.iter().map(|s| s.hold_seconds).collect();
+    let addresses: Vec<Option<String>> = seats.iter().map(|s| s.address.clone()).collect();
     let rows = sqlx::query!(
         r#"WITH taken AS (
                UPDATE ticket_types t SET held = t.held + $3
@@ -309,12 +337,12 @@ async fn insert_holds(
                RETURNING t.id, t.name, t.price_minor
            ), ins AS (
                INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
-                                  quantity, amount_minor, currency, expires_at)
+                                  quantity, amount_minor, currency, expires_at, client_address)
                SELECT r.id, r.secret_hash, e.id, taken.id, r.name, r.email, r.quantity,
-                      taken.price_minor * r.quantity, e.currency, now() + make_interval(secs => r.secs)
+                      taken.price_minor * r.quantity, e.currency, now() + make_interval(secs => r.secs), r.address
                FROM taken JOIN events e ON e.id = $1,
-                    unnest($4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::int4[], $9::float8[])
-                        AS r(id, secret_hash, name, email, quantity, secs)
+                    unnest($4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::int4[], $9::float8[], $11::text[])
+                        AS r(id, secret_hash, name, email, quantity, secs, address)
                RETURNING id, amount_minor, currency, expires_at
            )
            SELECT ins.id, ins.amount_minor, ins.currency AS "currency!", ins.expires_at,
@@ -330,6 +358,7 @@ async fn insert_holds(
         &quantities,
         &seconds,
         largest,
+        &addresses as &[Option<String>],
     )
     .fetch_all(db)
     .await?;
@@ -395,6 +424,7 @@ mod tests {
             name: "Ada Lovelace".into(),
             email: "ada@example.com".into(),
             hold_seconds: 300.0,
+            address: None,
         }
     }
 
@@ -500,6 +530,7 @@ mod tests {
             quantity: 1,
             name: BuyerName::parse("Ada").unwrap(),
             email: Email::parse("ada@example.com").unwrap(),
+            address: None,
         };
         let err = take_seats(&batcher, &hold, 300).await.err().expect("no database, no hold");
         assert!(matches!(err, ApiError::Unavailable { .. }), "{err:?}");
@@ -524,12 +555,15 @@ mod tests {
             ("NTS_ADDRESS", "127.0.0.1:0"),
             ("DATABASE_URL", url),
             ("NTS_ADMIN_TOKEN", "batch-test-admin-token-0123456789abcdef"),
+            ("NTS_PAYMENTS", "simulated"),
             ("NTS_DEMO", "false"),
             ("NTS_DB_POOL_SIZE", "8"),
+            ("NTS_MAX_UNPAID_PER_ADDRESS", "0"),
         ];
         let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
         let pool = crate::db::connect(url, config.db_pool_size).await.unwrap();
-        let gateway: Arc<dyn PaymentGateway> = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+        let gateway: Arc<dyn PaymentGateway> =
+            Arc::new(SimulatedGateway::new(pool.clone(), config.simulated().cloned().unwrap_or_default()));
         let app = Application::build_with(config, pool, gateway).unwrap();
         let address = format!("http://127.0.0.1:{}", app.port());
         tokio::spawn(app.run_until_stopped());

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::hoarding::{over_caps, Claimant};
 use super::hold_batcher::{refusal, Facts, HoldBatcher, Outcome, Refusal, Seats, Taken};
 use super::orders::latest_payment;
 use super::views::{CheckoutView, HoldView};
@@ -16,6 +17,7 @@ use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
 use crate::domain::{BuyerName, Email};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::rate_limit::ClientAddress;
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -41,6 +43,8 @@ pub struct NewHold {
     pub quantity: i32,
     pub name: BuyerName,
     pub email: Email,
+    /// The client address, as the rate limit sees it, for the hoarding caps.
+    pub address: Option<String>,
 }
 
 /// Reserve seats for a few minutes.
@@ -53,7 +57,7 @@ pub struct NewHold {
     responses(
         (status = 201, description = "Seats held; keep the secret", body = HoldView),
         (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 409, description = "`sold_out`: not enough seats left; or `sales_closed`: the event has started", body = ErrorBody),
+        (status = 409, description = "`sold_out`: not enough seats left; `sales_closed`: the event has started; or `too_many_unpaid`: this address or e-mail already has as many unpaid holds and orders as nts allows", body = ErrorBody),
         (status = 422, description = "`validation_failed`: bad name, email or quantity, or not a ticket type of this event", body = ErrorBody),
     )
 )]
@@ -62,6 +66,7 @@ pub async fn create_hold(
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
     body: web::Json<HoldRequest>,
+    client: ClientAddress,
 ) -> ApiResult<HttpResponse> {
     let event_id = path.into_inner();
     let req = body.into_inner();
@@ -72,7 +77,8 @@ pub async fn create_hold(
     }
     // Anything past i32 is past every max_per_order, and is refused as such.
     let quantity = req.quantity.min(i64::from(i32::MAX)) as i32;
-    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email };
+    let address = Some(client.to_string());
+    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email, address };
     let view = take_seats(&state.holds, &hold, state.config.hold_duration.as_secs() as i64).await?;
     Ok(HttpResponse::Created().json(view))
 }
@@ -98,12 +104,13 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
         name: hold.name.as_str().to_owned(),
         email: hold.email.as_str().to_owned(),
         hold_seconds: hold_seconds as f64,
+        address: hold.address.clone(),
     };
     let taken = match holds.take(seats).await {
         Outcome::Held(taken) => taken,
         Outcome::Refused(why) => return Err(refused(why)),
         Outcome::Unavailable { code, message } => return Err(ApiError::Unavailable { code, message }),
-        Outcome::Failed => take_seats_alone(holds.pool(), hold, hold_seconds, id, &secret_hash).await?,
+        Outcome::Failed => take_seats_alone(holds, hold, hold_seconds, id, &secret_hash).await?,
     };
     Ok(HoldView {
         id,
@@ -133,6 +140,7 @@ fn refused(why: Refusal) -> ApiError {
         Refusal::SalesClosed => {
             ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale")
         }
+        Refusal::Capped(cap) => ApiError::conflict("too_many_unpaid", cap.message()),
         Refusal::SoldOut => ApiError::sold_out(),
     }
 }
@@ -142,12 +150,13 @@ fn refused(why: Refusal) -> ApiError {
 /// deadline passed are expired first and the take is tried once more, so
 /// availability is exact without a sweeper race.
 async fn take_seats_alone(
-    pool: &PgPool,
+    holds: &HoldBatcher,
     hold: &NewHold,
     hold_seconds: i64,
     id: Uuid,
     secret_hash: &[u8],
 ) -> ApiResult<Taken> {
+    let pool = holds.pool();
     let facts = sqlx::query!(
         r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?"
            FROM events e LEFT JOIN ticket_types t ON t.event_id = e.id AND t.id = $2
@@ -161,7 +170,12 @@ async fn take_seats_alone(
     if let Some(why) = refusal(facts, hold.quantity) {
         return Err(refused(why));
     }
+    let claimant = Claimant { id, address: hold.address.as_deref(), email: hold.email.as_str() };
     for attempt in 0..2 {
+        let mut tx = pool.begin().await?;
+        if let Some(&cap) = over_caps(&mut tx, holds.caps(), &[claimant]).await?.get(&id) {
+            return Err(refused(Refusal::Capped(cap)));
+        }
         let row = sqlx::query!(
             r#"WITH taken AS (
                    UPDATE ticket_types SET held = held + $3
@@ -169,9 +183,9 @@ async fn take_seats_alone(
                    RETURNING id, name, price_minor
                ), ins AS (
                    INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
-                                      quantity, amount_minor, currency, expires_at)
+                                      quantity, amount_minor, currency, expires_at, client_address)
                    SELECT $1, $4, e.id, taken.id, $6, $7, $3, taken.price_minor * $3, e.currency,
-                          now() + make_interval(secs => $8)
+                          now() + make_interval(secs => $8), $9
                    FROM taken JOIN events e ON e.id = $5
                    RETURNING amount_minor, currency, expires_at
                )
@@ -186,10 +200,12 @@ async fn take_seats_alone(
             hold.name.as_str(),
             hold.email.as_str(),
             hold_seconds as f64,
+            hold.address.as_deref(),
         )
-        .fetch_optional(pool)
+        .fetch_optional(&mut *tx)
         .await?;
         if let Some(r) = row {
+            tx.commit().await?;
             return Ok(Taken {
                 amount_minor: r.amount_minor,
                 currency: r.currency,
@@ -402,9 +418,10 @@ pub async fn checkout(
                RETURNING *
            )
            INSERT INTO orders (id, secret_hash, hold_id, event_id, ticket_type_id, buyer_name, buyer_email,
-                               quantity, amount_minor, currency, expires_at)
+                               quantity, amount_minor, currency, expires_at, client_address)
            SELECT $3, $4, hold.id, hold.event_id, hold.ticket_type_id, hold.buyer_name, hold.buyer_email,
-                  hold.quantity, hold.amount_minor, hold.currency, now() + make_interval(secs => $5)
+                  hold.quantity, hold.amount_minor, hold.currency, now() + make_interval(secs => $5),
+                  hold.client_address
            FROM hold
            RETURNING id"#,
         hold_id,

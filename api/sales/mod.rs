@@ -2,6 +2,7 @@
 
 pub mod event_pages;
 pub mod events;
+pub mod hoarding;
 pub mod hold_batcher;
 pub mod holds;
 pub mod orders;

@@ -216,11 +216,14 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
 fn instance_env(s: &Settings, db: &Database, admin_token: &str, stripe_api: Option<&str>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("DATABASE_URL", db.url.clone()),
+        ("NTS_PAYMENTS", "simulated".into()),
         ("NTS_DEMO", "false".into()),
         ("NTS_ADMIN_TOKEN", admin_token.into()),
         ("NTS_DB_POOL_SIZE", "10".into()),
         // Every simulated buyer comes from 127.0.0.1: a per-address limit would throttle the whole crowd.
         ("NTS_RATE_LIMIT_PER_MINUTE", "0".into()),
+        ("NTS_MAX_UNPAID_PER_ADDRESS", "0".into()),
+        ("NTS_MAX_UNPAID_PER_EMAIL", "0".into()),
         ("NTS_HOLD_SECONDS", s.hold_seconds.to_string()),
         ("NTS_ORDER_SECONDS", s.order_seconds.to_string()),
         ("NTS_RECONCILE_MS", s.reconcile_ms.to_string()),

@@ -138,6 +138,30 @@ async fn the_demo_event_is_created_on_an_empty_database_and_can_be_reset() {
 }
 
 #[tokio::test]
+async fn the_demo_reset_never_deletes_an_order_a_real_provider_took_part_in() {
+    let app = spawn_app_with(&[("NTS_DEMO", "true")]).await;
+    let events = app.get("/api/v1/events", None).await.expect(200).clone();
+    let (event, tt) = (events[0]["id"].as_str().unwrap(), events[0]["ticket_types"][0]["id"].as_str().unwrap());
+    let c = app.checkout(event, tt, 1).await;
+    app.confirm(c["payment"]["id"].as_str().unwrap(), c["order"]["secret"].as_str().unwrap(), "succeeded")
+        .await
+        .expect(200);
+    // The database once ran with Stripe: this order's money is real.
+    sqlx::query("UPDATE payments SET provider = 'stripe'").execute(&app.pool).await.unwrap();
+
+    let reset = app.post("/api/v1/admin/demo/reset", &json!({}), Some(ADMIN_TOKEN)).await;
+    reset.expect_error(409, "real_money_orders");
+    let after = app.get("/api/v1/events", None).await.expect(200).clone();
+    assert_eq!(after[0]["id"], events[0]["id"], "the demo event is untouched");
+    let (orders, tickets): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT COUNT(*) FROM orders WHERE status = 'paid'), (SELECT COUNT(*) FROM tickets)")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((orders, tickets), (1, 1), "the paid order and its ticket are kept");
+}
+
+#[tokio::test]
 async fn without_the_demo_there_is_no_reset_and_no_demo_event() {
     let app = spawn_app().await;
     assert!(app.get("/api/v1/events", None).await.expect(200).as_array().unwrap().is_empty());

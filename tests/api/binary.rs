@@ -20,8 +20,11 @@ fn base_env(database_url: &str) -> Vec<(String, String)> {
         ("NTS_ADDRESS", "127.0.0.1:0"),
         ("DATABASE_URL", database_url),
         ("NTS_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("NTS_PAYMENTS", "simulated"),
         ("NTS_DEMO", "false"),
         ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+        ("NTS_MAX_UNPAID_PER_ADDRESS", "0"),
+        ("NTS_MAX_UNPAID_PER_EMAIL", "0"),
         ("NTS_RECONCILE_MS", "200"),
         ("RUST_LOG", "info"),
     ]
@@ -51,7 +54,12 @@ pub fn command(database_url: &str, env: &[(&str, &str)]) -> Command {
 impl NtsProcess {
     /// Starts nts and waits until it logs the port it serves on.
     pub fn start(database_url: &str, env: &[(&str, &str)]) -> Self {
-        let mut child = command(database_url, env).spawn().expect("nts starts");
+        Self::start_command(command(database_url, env))
+    }
+
+    /// Starts `cmd` (see [`command`]) and waits until it logs the port it serves on.
+    pub fn start_command(mut cmd: Command) -> Self {
+        let mut child = cmd.spawn().expect("nts starts");
         let log = Arc::new(Mutex::new(String::new()));
         let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
         let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());

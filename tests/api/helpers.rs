@@ -97,10 +97,17 @@ pub fn config_for(url: &str, settings: &HashMap<String, String>) -> Config {
         ("NTS_DEMO".into(), "false".into()),
         ("NTS_RECONCILE_MS".into(), "200".into()),
         ("NTS_DB_POOL_SIZE".into(), "10".into()),
-        // Tests send hundreds of requests from 127.0.0.1; the rate limit tests turn it on.
+        // Tests send hundreds of requests from 127.0.0.1 (and reuse e-mail
+        // addresses); the rate limit and hoarding tests turn these on.
         ("NTS_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
+        ("NTS_MAX_UNPAID_PER_ADDRESS".into(), "0".into()),
+        ("NTS_MAX_UNPAID_PER_EMAIL".into(), "0".into()),
     ]);
     vars.extend(settings.clone());
+    // Simulated payments unless the test configures Stripe.
+    if !vars.keys().any(|k| k.starts_with("NTS_STRIPE_")) {
+        vars.entry("NTS_PAYMENTS".into()).or_insert_with(|| "simulated".into());
+    }
     Config::from_lookup(|k| vars.get(k).cloned()).expect("test configuration is valid")
 }
 
@@ -134,7 +141,7 @@ impl TestApp {
     pub async fn start_instance(&mut self) -> usize {
         self.start_instance_with(|config| {
             let pool = PgPool::connect_lazy(&config.database_url).expect("lazy pool");
-            Arc::new(SimulatedGateway::new(pool, config.simulated.clone()))
+            Arc::new(SimulatedGateway::new(pool, config.simulated().cloned().unwrap_or_default()))
         })
         .await
     }

@@ -38,7 +38,9 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
     let nts = &services["nts"];
     assert!(nts["build"].is_mapping() || nts["build"].is_string());
     let env = serde_yaml::to_string(&nts["environment"]).unwrap();
-    for var in ["NTS_STRIPE_PUBLISHABLE_KEY", "NTS_STRIPE_SECRET_KEY", "NTS_ADMIN_TOKEN", "DATABASE_URL"] {
+    for var in
+        ["NTS_PAYMENTS", "NTS_STRIPE_PUBLISHABLE_KEY", "NTS_STRIPE_SECRET_KEY", "NTS_ADMIN_TOKEN", "DATABASE_URL"]
+    {
         assert!(env.contains(var), "{var} is passed to nts");
     }
     let ports = serde_yaml::to_string(&nts["ports"]).unwrap();
@@ -50,6 +52,10 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
         let folder = line.split('/').next().unwrap();
         assert!(dockerfile.contains(&format!("COPY {folder} {folder}")), "the Dockerfile copies {folder}/");
     }
+    // The image never runs as root and tells Docker whether nts is healthy.
+    let user = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER line");
+    assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
+    assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"healthcheck\""));
 }
 
 #[tokio::test]

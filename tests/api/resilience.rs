@@ -86,7 +86,7 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
 
     let config = config_for(&url, &Default::default());
     let pool = nts::db::connect(&url, config.db_pool_size).await.unwrap();
-    let gateway = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated.clone()));
+    let gateway = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated().cloned().unwrap_or_default()));
     let app = Application::build_with(config, pool, gateway).unwrap();
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();

@@ -215,7 +215,7 @@ pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (Tes
     let mut app = new_app(&all).await;
     for i in 0..2 {
         app.start_instance_with(|config| {
-            Arc::new(StripeGateway::new(config.stripe.as_ref().expect("Stripe settings")).unwrap())
+            Arc::new(StripeGateway::new(config.stripe().expect("Stripe settings")).unwrap())
         })
         .await;
         if webhooks {

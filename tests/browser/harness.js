@@ -72,6 +72,7 @@ async function startServer(name, opts = {}) {
     NTS_ADDRESS: `127.0.0.1:${port}`,
     DATABASE_URL: databaseUrl(db),
     NTS_ADMIN_TOKEN: adminToken,
+    NTS_PAYMENTS: 'simulated',
     NTS_DEMO: opts.demo ? 'true' : 'false',
     // The pages under test, whichever checkout the binary was built from.
     NTS_STATIC_DIR: path.join(REPO, 'static'),
