@@ -216,7 +216,6 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
 fn instance_env(s: &Settings, db: &Database, admin_token: &str, stripe_api: Option<&str>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("DATABASE_URL", db.url.clone()),
-        ("NTS_PAYMENTS", "simulated".into()),
         ("NTS_DEMO", "false".into()),
         ("NTS_ADMIN_TOKEN", admin_token.into()),
         ("NTS_DB_POOL_SIZE", "10".into()),
@@ -234,6 +233,7 @@ fn instance_env(s: &Settings, db: &Database, admin_token: &str, stripe_api: Opti
     .collect();
     let payments: Vec<(&str, String)> = match stripe_api {
         None => vec![
+            ("NTS_PAYMENTS", "simulated".into()),
             ("NTS_SIM_DECLINE_RATE", s.faults.decline_rate.to_string()),
             ("NTS_SIM_LOST_RESPONSE_RATE", s.faults.lost_rate.to_string()),
             ("NTS_SIM_SLOW_RATE", s.faults.slow_rate.to_string()),
