@@ -42,8 +42,10 @@ pub async fn spawn(
         .env("NTS_ADMIN_TOKEN", admin_token)
         .env("NTS_PAYMENTS", "simulated")
         .env("NTS_DEMO", "false")
-        // Every client of the load comes from 127.0.0.1.
+        // Every client of the load comes from 127.0.0.1 and holds again and
+        // again under its own e-mail: the hoarding caps would refuse the load.
         .env("NTS_MAX_UNPAID_PER_ADDRESS", "0")
+        .env("NTS_MAX_UNPAID_PER_EMAIL", "0")
         .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .stdin(Stdio::null())
         .stdout(out.try_clone()?)
