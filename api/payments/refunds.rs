@@ -145,8 +145,11 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
         }
         _ => return Err(ApiError::conflict("order_not_paid", "only a paid order can be refunded")),
     }
+    // The request asks the provider itself right after this commit; the
+    // reconciler leaves the payment to it for a few seconds, so the refund is
+    // not usually asked for twice at once (if it is, both carry the same key).
     let payment_id = sqlx::query_scalar!(
-        "UPDATE payments SET status = 'refund_pending', updated_at = now()
+        "UPDATE payments SET status = 'refund_pending', updated_at = now(), next_check_at = now() + interval '3 seconds'
          WHERE order_id = $1 AND status = 'succeeded' RETURNING id",
         order_id
     )
