@@ -131,13 +131,7 @@ pub async fn refund_order(payments: &PaymentService, order_id: Uuid, release_sea
 
 async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> ApiResult<Uuid> {
     let mut tx = pool.begin().await?;
-    let order = sqlx::query!(
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
-        order_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound("no such order"))?;
+    let order = lock_order(&mut tx, order_id).await?;
     match order.status {
         OrderStatus::Paid => {}
         OrderStatus::Refunded => {
@@ -193,13 +187,7 @@ async fn release(
 /// without releasing them, or refunded in Stripe's dashboard.
 pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
     let mut tx = pool.begin().await?;
-    let order = sqlx::query!(
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
-        order_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::NotFound("no such order"))?;
+    let order = lock_order(&mut tx, order_id).await?;
     if order.status != OrderStatus::Refunded {
         return Err(ApiError::conflict("order_not_refunded", "only a refunded order's seats can be released"));
     }
@@ -209,4 +197,22 @@ pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
     tx.commit().await?;
     tracing::info!(%order_id, "an admin released a refunded order's seats");
     Ok(())
+}
+
+/// An order's row, locked for the rest of the transaction (orders are always locked before their payments).
+struct LockedOrder {
+    status: OrderStatus,
+    ticket_type_id: Uuid,
+    quantity: i32,
+}
+
+async fn lock_order(tx: &mut sqlx::PgConnection, order_id: Uuid) -> ApiResult<LockedOrder> {
+    sqlx::query_as!(
+        LockedOrder,
+        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        order_id
+    )
+    .fetch_optional(tx)
+    .await?
+    .ok_or(ApiError::NotFound("no such order"))
 }

@@ -195,18 +195,8 @@ async fn without_webhooks_the_buyers_look_or_the_reconciler_settles_and_a_late_e
     settled_and_audited(&app).await;
 
     // Stripe's events, delivered late (after the reconciler settled), twice, on both instances.
-    let events: Value = stripe
-        .http
-        .get(format!("{}/v1/events?limit=100", stripe.stripe_url))
-        .bearer_auth("sk_test_x")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let succeeded_events: Vec<&Value> =
-        events["data"].as_array().unwrap().iter().filter(|e| e["type"] == "payment_intent.succeeded").collect();
+    let events = stripe.events().await;
+    let succeeded_events: Vec<&Value> = events.iter().filter(|e| e["type"] == "payment_intent.succeeded").collect();
     assert_eq!(succeeded_events.len(), 2);
     for event in succeeded_events {
         let body = event.to_string();
