@@ -59,6 +59,7 @@ pub struct ApiDoc;
     admin::events::list_events,
     admin::guests::guest_list,
     admin::refunds::refund,
+    admin::refunds::retry_refund,
     admin::refunds::list_refunds,
     admin::refunds::release_seats,
     admin::audit::payments_audit,

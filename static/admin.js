@@ -533,8 +533,27 @@
         h('td', {}, r.buyer_email),
         h('td', { class: 'num' }, formatMoney(r.amount_minor, r.currency)),
         h('td', {}, PAYMENT_STATUS[r.payment_status] || r.payment_status,
-          r.refund_failure ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : ''),
+          r.refund_failure ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : '',
+          r.payment_status === 'refund_failed' ? retryRefundButton(r.order_id) : ''),
         h('td', {}, seatsCell(r))))))));
+  }
+
+  // A failed refund asked for again goes out under a new key at the provider;
+  // asking twice is harmless (the second answers refund_not_failed).
+  function retryRefundButton(orderId) {
+    const btn = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Ask the provider again to refund order ${orderId}` },
+      'Ask again');
+    btn.addEventListener('click', () => withBusy(btn, async () => {
+      clearMessages();
+      try {
+        const done = await api(`/api/v1/admin/orders/${encodeURIComponent(orderId)}/refund/retry`, { method: 'POST', body: {}, token });
+        say(refundOutcome(done));
+        await refreshRefunds();
+      } catch (err) {
+        if (!tokenRejected(err)) showError(errorText(err, { ...REFUND_ERRORS, refund_not_failed: 'This refund has not failed (it may have been asked again already).' }));
+      }
+    }));
+    return h('span', {}, ' ', btn);
   }
 
   function seatsCell(r) {

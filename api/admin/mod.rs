@@ -13,6 +13,7 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo_enabled: bool) {
         .service(events::list_events)
         .service(guests::guest_list)
         .service(refunds::refund)
+        .service(refunds::retry_refund)
         .service(refunds::list_refunds)
         .service(refunds::release_seats)
         .service(audit::payments_audit);

@@ -8,7 +8,7 @@ use uuid::Uuid;
 use crate::auth::Admin;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::payments::refunds::{self, refund_order};
+use crate::payments::refunds::{self, refund_order, OrderRefund};
 use crate::startup::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,17 +55,44 @@ pub async fn refund(
     body: web::Json<RefundRequest>,
 ) -> ApiResult<HttpResponse> {
     let order_id = path.into_inner();
-    let done = refund_order(&state.payments, order_id, body.release_seats).await?;
+    Ok(refund_answer(order_id, refund_order(&state.payments, order_id, body.release_seats).await?))
+}
+
+fn refund_answer(order_id: Uuid, done: OrderRefund) -> HttpResponse {
     let view = RefundView {
         order_id,
         payment_id: done.payment_id,
         payment_status: done.payment_status,
         seats_released: done.seats_released,
     };
-    Ok(match view.payment_status {
+    match view.payment_status {
         PaymentStatus::Refunded => HttpResponse::Ok().json(view),
         _ => HttpResponse::Accepted().json(view),
-    })
+    }
+}
+
+/// Ask the provider again for a refund it could not make (`refund_failed`).
+#[utoipa::path(
+    tag = "admin",
+    params(("order_id" = Uuid, Path, description = "Order id")),
+    security(("admin" = [])),
+    responses(
+        (status = 200, description = "Refunded at the provider", body = RefundView),
+        (status = 202, description = "Asked again; the provider's refund is pending (or failed again: `refund_failed`)", body = RefundView),
+        (status = 401, description = "No admin token", body = ErrorBody),
+        (status = 403, description = "Wrong admin token", body = ErrorBody),
+        (status = 404, description = "No such order", body = ErrorBody),
+        (status = 409, description = "`refund_not_failed`: the order's refund has not failed", body = ErrorBody),
+    )
+)]
+#[post("/admin/orders/{order_id}/refund/retry")]
+pub async fn retry_refund(
+    state: web::Data<AppState>,
+    _admin: Admin,
+    path: web::Path<Uuid>,
+) -> ApiResult<HttpResponse> {
+    let order_id = path.into_inner();
+    Ok(refund_answer(order_id, refunds::retry_refund(&state.payments, order_id).await?))
 }
 
 /// A payment whose money is owed back or went back, for the organiser.

@@ -73,8 +73,9 @@ impl PaymentStatus {
                 true
             }
             (Succeeded, Refunded | RefundPending) | (RefundPending, Refunded | RefundFailed) => true,
-            // A refund made another way (Stripe's dashboard) after ours failed.
-            (RefundFailed, Refunded) => true,
+            // A refund made another way (Stripe's dashboard) after ours failed,
+            // or the organiser asks the provider again (under a new key).
+            (RefundFailed, Refunded | RefundPending) => true,
             _ => false,
         }
     }
@@ -118,6 +119,7 @@ mod tests {
         assert!(Succeeded.can_become(Refunded));
         assert!(RefundPending.can_become(RefundFailed));
         assert!(!RefundFailed.can_become(Succeeded));
+        assert!(RefundFailed.can_become(RefundPending));
         assert!(PaymentStatus::OPEN.iter().all(|s| s.is_open()));
     }
 }

@@ -119,14 +119,16 @@ pub struct OrderRefund {
 /// refunded already and changes nothing.
 pub async fn refund_order(payments: &PaymentService, order_id: Uuid, release_seats: bool) -> ApiResult<OrderRefund> {
     let payment_id = mark_refunded(&payments.pool, order_id, release_seats).await?;
-    let payment_status = match refund_payment(payments, payment_id).await {
-        Ok(status) => status,
-        Err(e) => {
-            tracing::warn!(%payment_id, error = %e, "the refund is not sent yet; the reconciler will retry");
-            PaymentStatus::RefundPending
-        }
-    };
+    let payment_status = ask_now(payments, payment_id).await;
     Ok(OrderRefund { payment_id, payment_status, seats_released: release_seats })
+}
+
+/// The admin's request asks the provider itself; if that fails, the reconciler asks later.
+async fn ask_now(payments: &PaymentService, payment_id: Uuid) -> PaymentStatus {
+    refund_payment(payments, payment_id).await.unwrap_or_else(|e| {
+        tracing::warn!(%payment_id, error = %e, "the refund is not sent yet; the reconciler will retry");
+        PaymentStatus::RefundPending
+    })
 }
 
 async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> ApiResult<Uuid> {
@@ -158,6 +160,28 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     tx.commit().await?;
     tracing::info!(%order_id, %payment_id, release_seats, "order refunded by an admin");
     Ok(payment_id)
+}
+
+/// Asks the provider again for a refund it could not make (`refund_failed`):
+/// the payment goes back to `refund_pending` under the next refund key, as the
+/// failed refund's key would only replay its failure. Stripe itself refuses a
+/// refund beyond what the charge still holds, so this cannot give money back twice.
+pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResult<OrderRefund> {
+    let mut tx = payments.pool.begin().await?;
+    let order = lock_order(&mut tx, order_id).await?;
+    let payment = sqlx::query!(
+        "UPDATE payments SET status = 'refund_pending', refund_ref = NULL, refund_failure = NULL,
+                refund_key_seq = refund_key_seq + 1, updated_at = now(), next_check_at = now() + interval '3 seconds'
+         WHERE order_id = $1 AND status = 'refund_failed' RETURNING id",
+        order_id
+    )
+    .fetch_optional(&mut *tx)
+    .await?
+    .ok_or(ApiError::conflict("refund_not_failed", "only a failed refund can be asked for again"))?;
+    tx.commit().await?;
+    tracing::info!(%order_id, payment_id = %payment.id, "an admin asked for a failed refund again");
+    let payment_status = ask_now(payments, payment.id).await;
+    Ok(OrderRefund { payment_id: payment.id, payment_status, seats_released: order.seats_released })
 }
 
 /// Puts a refunded order's seats back on sale, once.
@@ -204,12 +228,15 @@ struct LockedOrder {
     status: OrderStatus,
     ticket_type_id: Uuid,
     quantity: i32,
+    seats_released: bool,
 }
 
 async fn lock_order(tx: &mut sqlx::PgConnection, order_id: Uuid) -> ApiResult<LockedOrder> {
     sqlx::query_as!(
         LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity,
+                  seats_released_at IS NOT NULL AS "seats_released!"
+           FROM orders WHERE id = $1 FOR UPDATE"#,
         order_id
     )
     .fetch_optional(tx)

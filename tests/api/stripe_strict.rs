@@ -347,7 +347,7 @@ async fn a_refund_is_pending_until_stripe_says_it_succeeded() {
 }
 
 #[tokio::test]
-async fn a_failed_refund_is_shown_to_the_admin_and_in_the_audit() {
+async fn a_failed_refund_is_shown_to_the_admin_and_in_the_audit_and_can_be_asked_again() {
     let (app, stripe) = spawn_stripe_app(&[], true).await;
     stripe.configure("refunds", json!({"settle_ms": 300, "fail": 1})).await;
     let (order, secret, _) = stripe_order(&app, 1).await;
@@ -365,6 +365,24 @@ async fn a_failed_refund_is_shown_to_the_admin_and_in_the_audit() {
         report["mismatches"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["refund_failed"], "{report:#}");
     app.get("/api/v1/admin/refunds?status=nope", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
+
+    // The organiser asks again: a new refund (the failed one's key would replay its failure), which succeeds.
+    let retry = format!("/api/v1/admin/orders/{order}/refund/retry");
+    let answer = app.post(&retry, &json!({}), Some(ADMIN_TOKEN)).await;
+    assert!([200, 202].contains(&answer.status.as_u16()), "{answer:?}");
+    assert_ne!(answer.body["payment_status"], "refund_failed");
+    app.eventually(10, || async { payment_status_of_order(&app, &order).await == "refunded" }).await;
+    let refunds = stripe.calls().await.iter().filter(|c| c["path"] == "/v1/refunds" && c["method"] == "POST").count();
+    assert_eq!(refunds, 2, "one refund that failed, one that succeeded");
+    app.post(&retry, &json!({}), Some(ADMIN_TOKEN)).await.expect_error(409, "refund_not_failed");
+    let (unpaid, _, _) = stripe_order(&app, 1).await;
+    app.post(&format!("/api/v1/admin/orders/{unpaid}/refund/retry"), &json!({}), Some(ADMIN_TOKEN))
+        .await
+        .expect_error(409, "refund_not_failed");
+    app.post(&format!("/api/v1/admin/orders/{}/refund/retry", uuid::Uuid::new_v4()), &json!({}), Some(ADMIN_TOKEN))
+        .await
+        .expect_error(404, "not_found");
+    settled_and_audited(&app).await;
 }
 
 #[tokio::test]

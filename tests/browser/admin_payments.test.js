@@ -1,6 +1,6 @@
 // Organiser walk through money: refund an order from its guest list (seats
 // kept), release those seats later, refund another by id (seats released),
-// see a refund the provider could not make, and read the payments audit.
+// see a refund the provider could not make, ask for it again, and read the payments audit.
 'use strict';
 
 const assert = require('node:assert/strict');
@@ -111,6 +111,14 @@ test('admin refunds orders, releases seats, sees a failed refund and the audit',
     const finding = page.locator('table.audit tr[data-kind="refund_failed"]');
     assert.match(await finding.innerText(), new RegExp(`Refund failed[\\s\\S]*${cy.id}[\\s\\S]*expired_or_canceled_card`));
     await h.screenshot(page, 'admin_payments_audit');
+
+    // The organiser asks the provider again; this time the money goes back.
+    await cyRow.getByRole('button', { name: `Ask the provider again to refund order ${cy.id}` }).click();
+    await page.locator('#status', { hasText: 'The order was refunded.' }).waitFor();
+    await cyRow.locator('td', { hasText: /^Refunded$/ }).waitFor();
+    assert.equal(h.posts(requests, new RegExp(`/admin/orders/${cy.id}/refund/retry$`)).length, 1, 'one retry request');
+    await page.getByRole('button', { name: 'Run the audit' }).click();
+    await page.locator('[data-audit="clean"]', { hasText: 'The books agree.' }).waitFor();
     s.assertNoProblems();
   } finally {
     await s.context.close();
