@@ -86,11 +86,7 @@ fn refund_answer(order_id: Uuid, done: OrderRefund) -> HttpResponse {
     )
 )]
 #[post("/admin/orders/{order_id}/refund/retry")]
-pub async fn retry_refund(
-    state: web::Data<AppState>,
-    _admin: Admin,
-    path: web::Path<Uuid>,
-) -> ApiResult<HttpResponse> {
+pub async fn retry_refund(state: web::Data<AppState>, _admin: Admin, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let order_id = path.into_inner();
     Ok(refund_answer(order_id, refunds::retry_refund(&state.payments, order_id).await?))
 }
