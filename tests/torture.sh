@@ -12,8 +12,9 @@
 # Needs: cargo; a PostgreSQL server (NTS_TORTURE_POSTGRES, else DATABASE_URL's
 # server, else postgres://postgres@127.0.0.1:5432) whose user may create databases; for the
 # PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
-# skipped otherwise, with a note). The broken mode exists only in debug builds,
-# which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
+# skipped otherwise, with a note; NTS_TORTURE_PG_CLUSTER=15/other restarts another
+# cluster, e.g. a private one that NTS_TORTURE_POSTGRES points at). The broken mode
+# exists only in debug builds, which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
 # NTS_TORTURE_BIN to a directory holding prebuilt nts and nts-torture to skip the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +26,7 @@ else
     bin="${CARGO_TARGET_DIR:-target}/debug"
 fi
 common=(${NTS_TORTURE_POSTGRES:+--postgres "$NTS_TORTURE_POSTGRES"})
-restart=()
+restart=(${NTS_TORTURE_PG_CLUSTER:+--pg-cluster "$NTS_TORTURE_PG_CLUSTER"})
 if ! command -v pg_ctlcluster >/dev/null || [ "$(id -u)" -ne 0 ]; then
     echo "torture: pg_ctlcluster is missing or we are not root: running without the PostgreSQL restart"
     restart=(--no-pg-restart)

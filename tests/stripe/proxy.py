@@ -189,7 +189,8 @@ def make_app(upstream, extra_routes=()):
         call.update(status=status, how=how)
         if kind == 'lose':
             call['how'] += ', answer lost'
-            request.transport.close()
+            if request.transport is not None:  # None: the client hung up first
+                request.transport.close()
             raise asyncio.CancelledError()
         if kind == 'timeout':
             call['how'] += ', answer late'
