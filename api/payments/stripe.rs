@@ -254,18 +254,21 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn list_intents(&self, since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
-        self.guard.admit().map_err(GatewayError::Unavailable)?;
         let mut list = ListPaymentIntent::new().limit(100);
         if let Some(since) = since {
             list = list.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
         }
-        let ours: Vec<PaymentIntent> = list
-            .paginate()
-            .stream(&self.client)
-            .try_filter(|pi| {
-                std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY))
-            })
-            .try_collect()
+        // A listing of many pages counts as one call against the budget; its
+        // outcome (a 429 or 5xx on any page) still reaches the circuit breaker.
+        let ours: Vec<PaymentIntent> = self
+            .call(
+                list.paginate()
+                    .stream(&self.client)
+                    .try_filter(|pi| {
+                        std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY))
+                    })
+                    .try_collect(),
+            )
             .await
             .map_err(classify)?;
         let by_charge: HashMap<String, String> = ours
@@ -277,8 +280,9 @@ impl PaymentGateway for StripeGateway {
         if let Some(since) = since {
             refunds = refunds.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
         }
-        let mut refunds = refunds.paginate().stream(&self.client);
-        while let Some(r) = refunds.try_next().await.map_err(classify)? {
+        let refunds: Vec<stripe_core::Refund> =
+            self.call(refunds.paginate().stream(&self.client).try_collect()).await.map_err(classify)?;
+        for r in refunds {
             let pi = match (&r.payment_intent, &r.charge) {
                 (Some(pi), _) => Some(pi.id().to_string()),
                 (None, Some(charge)) => by_charge.get(charge.id().as_str()).cloned(),
@@ -301,13 +305,14 @@ impl PaymentGateway for StripeGateway {
     async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
         let since = recorded_at - super::gateway::CLOCK_MARGIN;
         let list = ListPaymentIntent::new().limit(100).created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
-        self.guard.admit().map_err(GatewayError::Unavailable)?;
         let wanted = payment_id.to_string();
-        let found = list
-            .paginate()
-            .stream(&self.client)
-            .try_filter(|pi| std::future::ready(pi.metadata.get(PAYMENT_KEY) == Some(&wanted)))
-            .try_next()
+        let found = self
+            .call(
+                list.paginate()
+                    .stream(&self.client)
+                    .try_filter(|pi| std::future::ready(pi.metadata.get(PAYMENT_KEY) == Some(&wanted)))
+                    .try_next(),
+            )
             .await
             .map_err(classify)?;
         match found {

@@ -205,6 +205,26 @@ async fn a_refund_stripe_refuses_is_failed_and_not_asked_again_every_pass() {
     assert_eq!(kinds, ["refund_failed"], "{report:#}");
 }
 
+// 3. A provider answering 429 (or 5xx) trips the circuit breaker: buyers get a
+// quick 503 and Stripe is left alone (the open circuit doubles each time it reopens).
+#[tokio::test]
+async fn a_provider_answering_429_trips_the_breaker_and_is_left_alone() {
+    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let mut orders = Vec::new();
+    for _ in 0..20 {
+        orders.push(stripe_order(&app, 1).await);
+    }
+    stripe.fault("POST", "/v1/payment_intents", "rate_limit", 1000).await;
+    for (order, secret, _) in &orders {
+        pay(&app, 0, order, secret, "pm_card_visa").await.expect_error(503, "payment_provider_unavailable");
+    }
+    let creates =
+        stripe.calls().await.iter().filter(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST").count();
+    // Five 429s open the circuit; after that, one probe per (doubling) open window at most.
+    assert!(creates < 12, "{creates} creations reached a provider answering 429 for 20 payments");
+    assert!(creates >= 5, "the breaker opened before the provider said anything: {creates}");
+}
+
 // 4. A webhook whose process dies between receipt and effect is applied on redelivery.
 #[tokio::test]
 async fn a_webhook_interrupted_by_a_crash_is_applied_when_delivered_again() {
@@ -408,6 +428,25 @@ async fn a_dashboard_refund_is_recognised_and_the_admin_releases_its_seats() {
     app.post(&format!("/api/v1/admin/orders/{}/release-seats", uuid::Uuid::new_v4()), &json!({}), Some(ADMIN_TOKEN))
         .await
         .expect_error(404, "not_found");
+    settled_and_audited(&app).await;
+}
+
+// 7. A refund made in Stripe's dashboard is money back only once Stripe says it succeeded.
+#[tokio::test]
+async fn a_pending_dashboard_refund_leaves_the_order_paid_until_it_succeeds() {
+    let (app, stripe) = spawn_stripe_app(&[("NTS_RECONCILE_MS", "100")], true).await;
+    stripe.configure("refunds", json!({"settle_ms": 3000})).await;
+    let (order, secret, tt) = stripe_order(&app, 2).await;
+    pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201);
+    let pi = stripe.intents_of(&order).await.remove(0).id.to_string();
+    let refund = stripe.dashboard_refund(&pi).await;
+    assert_eq!(refund["status"], "pending");
+    // charge.refunded and refund.created arrive now (the emulator sends them after 1 s); the refund is still pending.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(order_status(&app, &order).await, "paid", "a pending refund is not money back");
+    assert_eq!(payment_status_of_order(&app, &order).await, "succeeded");
+    app.eventually(10, || async { order_status(&app, &order).await == "refunded" }).await;
+    assert_eq!(app.counters(&tt).await, (2, 0), "the seats stay sold until the admin decides");
     settled_and_audited(&app).await;
 }
 
