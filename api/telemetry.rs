@@ -3,7 +3,8 @@
 //! id (the caller's `X-Request-Id` when it is a sane one, else a new one),
 //! returned in the answer's `X-Request-Id` and carried by every line logged
 //! while it is served, provider calls included; when it is answered, one line
-//! gives its route template, status and duration.
+//! (target `nts::access`: `RUST_LOG=info,nts::access=off` leaves it out) gives
+//! its route template, status and duration.
 //! Nothing logged carries buyer secrets, tokens or card data: routes are
 //! logged as templates, never as paths (a ticket's path holds its code).
 
@@ -90,6 +91,7 @@ pub async fn middleware(
     crate::metrics::record_request(&method, &route, status.as_u16(), elapsed);
     span.in_scope(|| {
         tracing::info!(
+            target: "nts::access",
             route = %route,
             status = status.as_u16(),
             duration_ms = (elapsed.as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,

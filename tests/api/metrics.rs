@@ -73,14 +73,16 @@ async fn a_sale_shows_up_in_valid_metrics_without_ids_in_labels() {
     app.get(&format!("/api/v1/no-such-thing/{event_id}"), None).await.expect(404);
 
     // The reconciler runs every 200 ms in tests: wait for a pass to be counted.
-    let mut text = String::new();
-    app.eventually(60, || async {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let text = loop {
         let (status, body) = scrape(&app, Some(METRICS_TOKEN)).await;
         assert_eq!(status, 200, "{body}");
-        text = body;
-        text.contains("nts_reconciler_pass_duration_seconds_count")
-    })
-    .await;
+        if body.contains("nts_reconciler_pass_duration_seconds_count") {
+            break body;
+        }
+        assert!(std::time::Instant::now() < deadline, "no reconciler pass counted:\n{body}");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
 
     for series in [
         r#"nts_http_requests_total{method="POST",route="/api/v1/events/{event_id}/holds",status="201"}"#,

@@ -1,3 +1,5 @@
+// nts patch: a vendored crate's warnings are not nts's to fix.
+#![allow(warnings)]
 //! **PostgreSQL** database driver.
 
 #[macro_use]
