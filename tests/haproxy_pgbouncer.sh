@@ -60,7 +60,7 @@ cleanup() {
     psql "$ADMIN_DB_URL" -qc "DROP DATABASE IF EXISTS \"$DB\" WITH (FORCE)" >/dev/null 2>&1 || true
     if [ "$status" -ne 0 ]; then
         echo "haproxy_pgbouncer: FAILED; logs:"
-        for f in "$WORK"/*.log; do echo "--- $f"; tail -n 40 "$f"; done
+        for f in "$WORK"/*.log; do echo "--- $f"; tail -n 20 "$f" | cut -c1-300; done
     fi
     rm -rf "$WORK"
 }
