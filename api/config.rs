@@ -432,6 +432,28 @@ mod tests {
     }
 
     #[test]
+    fn a_transaction_pooler_needs_a_direct_url_for_migrations_and_metrics_a_long_token() {
+        let c = config(&[]).unwrap();
+        assert!(!c.db_transaction_pooling && c.migration_database_url.is_none() && c.metrics_token.is_none());
+        let err = config(&[("NTS_DB_TRANSACTION_POOLING", "true")]).err().unwrap();
+        assert_eq!(err.variable, "NTS_MIGRATION_DATABASE_URL");
+        let c = config(&[
+            ("NTS_DB_TRANSACTION_POOLING", "true"),
+            ("NTS_MIGRATION_DATABASE_URL", "postgres://db:5432/nts"),
+            ("NTS_METRICS_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert!(c.db_settings().transaction_pooling);
+        assert_eq!(c.db_settings().migration_url.as_deref(), Some("postgres://db:5432/nts"));
+        assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
+        assert_eq!(config(&[("NTS_METRICS_TOKEN", "short")]).err().unwrap().variable, "NTS_METRICS_TOKEN");
+        assert_eq!(
+            config(&[("NTS_DB_TRANSACTION_POOLING", "maybe")]).err().unwrap().variable,
+            "NTS_DB_TRANSACTION_POOLING"
+        );
+    }
+
+    #[test]
     fn simulated_payments_and_stripe_keys_do_not_mix() {
         let mut vars = STRIPE.to_vec();
         vars.push(("NTS_PAYMENTS", "simulated"));
