@@ -10,6 +10,8 @@ COPY migrations migrations
 COPY static static
 COPY tests tests
 COPY bench bench
+# sqlx-postgres with nts's patch for PgBouncer (Cargo.toml, [patch.crates-io]).
+COPY vendor vendor
 RUN cargo build --release --locked --bin nts
 
 FROM debian:bookworm-slim

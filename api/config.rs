@@ -9,6 +9,10 @@ pub struct Config {
     pub address: String,
     pub database_url: String,
     pub db_pool_size: u32,
+    /// `DATABASE_URL` is a pooler in transaction mode (PgBouncer).
+    pub db_transaction_pooling: bool,
+    /// Migrations need a session of their own: straight to PostgreSQL when `DATABASE_URL` is a pooler.
+    pub migration_database_url: Option<String>,
     pub admin_token: AdminToken,
     pub hold_duration: Duration,
     pub order_duration: Duration,
@@ -18,6 +22,8 @@ pub struct Config {
     pub edge: EdgeConfig,
     pub reconcile_interval: Duration,
     pub payments: Payments,
+    /// Opens `GET /metrics`; without it that route answers 404.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
 }
 
 /// How many unpaid holds and orders one buyer may have at once, so that one
@@ -40,6 +46,15 @@ pub enum Payments {
 }
 
 impl Config {
+    pub fn db_settings(&self) -> crate::db::DbSettings {
+        crate::db::DbSettings {
+            url: self.database_url.clone(),
+            pool_size: self.db_pool_size,
+            transaction_pooling: self.db_transaction_pooling,
+            migration_url: self.migration_database_url.clone(),
+        }
+    }
+
     pub fn stripe(&self) -> Option<&StripeSettings> {
         match &self.payments {
             Payments::Stripe(s) => Some(s),
@@ -126,6 +141,7 @@ pub struct ConfigError {
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/nts";
 pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com/";
 pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
@@ -165,10 +181,22 @@ impl Config {
                 problem: "the demo event exists only with simulated payments (NTS_PAYMENTS=simulated)".into(),
             });
         }
+        let db_transaction_pooling = parse_bool(get, "NTS_DB_TRANSACTION_POOLING", false)?;
+        let migration_database_url = get("NTS_MIGRATION_DATABASE_URL");
+        if db_transaction_pooling && migration_database_url.is_none() {
+            return Err(ConfigError {
+                variable: "NTS_MIGRATION_DATABASE_URL",
+                problem: "required with NTS_DB_TRANSACTION_POOLING=true: migrations hold a session-level lock, so \
+                          they need a direct connection to PostgreSQL, not through the pooler"
+                    .into(),
+            });
+        }
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
             db_pool_size: parse(get, "NTS_DB_POOL_SIZE", 16u32, 1..=1000)?,
+            db_transaction_pooling,
+            migration_database_url,
             admin_token,
             hold_duration: Duration::from_secs(parse(get, "NTS_HOLD_SECONDS", 300u64, 1..=86_400)?),
             order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
@@ -185,6 +213,15 @@ impl Config {
             },
             reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
             payments,
+            metrics_token: match get("NTS_METRICS_TOKEN") {
+                Some(value) if value.trim().chars().count() < MIN_METRICS_TOKEN_LEN => {
+                    return Err(ConfigError {
+                        variable: "NTS_METRICS_TOKEN",
+                        problem: format!("must be at least {MIN_METRICS_TOKEN_LEN} characters long"),
+                    })
+                }
+                value => value.map(|v| crate::metrics::MetricsToken(v.trim().to_owned())),
+            },
         })
     }
 }
@@ -392,6 +429,28 @@ mod tests {
         }
         assert_eq!(exactly(&[("NTS_PAYMENTS", "stripe")]).err().unwrap().variable, "NTS_STRIPE_SECRET_KEY");
         assert_eq!(exactly(&[("NTS_PAYMENTS", "free")]).err().unwrap().variable, "NTS_PAYMENTS");
+    }
+
+    #[test]
+    fn a_transaction_pooler_needs_a_direct_url_for_migrations_and_metrics_a_long_token() {
+        let c = config(&[]).unwrap();
+        assert!(!c.db_transaction_pooling && c.migration_database_url.is_none() && c.metrics_token.is_none());
+        let err = config(&[("NTS_DB_TRANSACTION_POOLING", "true")]).err().unwrap();
+        assert_eq!(err.variable, "NTS_MIGRATION_DATABASE_URL");
+        let c = config(&[
+            ("NTS_DB_TRANSACTION_POOLING", "true"),
+            ("NTS_MIGRATION_DATABASE_URL", "postgres://db:5432/nts"),
+            ("NTS_METRICS_TOKEN", "0123456789abcdef"),
+        ])
+        .unwrap();
+        assert!(c.db_settings().transaction_pooling);
+        assert_eq!(c.db_settings().migration_url.as_deref(), Some("postgres://db:5432/nts"));
+        assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
+        assert_eq!(config(&[("NTS_METRICS_TOKEN", "short")]).err().unwrap().variable, "NTS_METRICS_TOKEN");
+        assert_eq!(
+            config(&[("NTS_DB_TRANSACTION_POOLING", "maybe")]).err().unwrap().variable,
+            "NTS_DB_TRANSACTION_POOLING"
+        );
     }
 
     #[test]

@@ -1,5 +1,13 @@
 //! Connecting to PostgreSQL: create the database if it is missing, size the
 //! pool, apply the embedded migrations.
+//!
+//! Behind a pooler in transaction mode (PgBouncer, `NTS_DB_TRANSACTION_POOLING`)
+//! each statement is sent self-contained (an unnamed statement parsed again
+//! with its Bind, see vendor/sqlx-postgres), and the migrations, which hold a
+//! session-level advisory lock, run over a direct connection
+//! (`NTS_MIGRATION_DATABASE_URL`). nts itself takes only transaction-level
+//! advisory locks and sets nothing per session, so any server connection
+//! serves any transaction.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -10,12 +18,52 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
+/// Where and how nts reaches PostgreSQL.
+#[derive(Clone, Debug)]
+pub struct DbSettings {
+    pub url: String,
+    pub pool_size: u32,
+    /// `DATABASE_URL` is a pooler that may give each transaction another server connection.
+    pub transaction_pooling: bool,
+    /// A direct connection for creating the database and migrating it (default: `url`).
+    pub migration_url: Option<String>,
+}
+
+/// Straight to PostgreSQL, as tests and tools connect.
 pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<PgPool> {
-    let options = PgConnectOptions::from_str(database_url)
-        .with_context(|| "DATABASE_URL is not a valid PostgreSQL URL".to_string())?
+    connect_with(&DbSettings { url: database_url.into(), pool_size, transaction_pooling: false, migration_url: None })
+        .await
+}
+
+pub async fn connect_with(settings: &DbSettings) -> anyhow::Result<PgPool> {
+    let options = connect_options(&settings.url, "DATABASE_URL")?.unnamed_statements(settings.transaction_pooling);
+    match &settings.migration_url {
+        Some(url) => {
+            let direct = connect_options(url, "NTS_MIGRATION_DATABASE_URL")?;
+            create_database_if_missing(&direct).await?;
+            let mut conn = sqlx::PgConnection::connect_with(&direct)
+                .await
+                .context("connecting to PostgreSQL to migrate (NTS_MIGRATION_DATABASE_URL)")?;
+            MIGRATOR.run(&mut conn).await.context("applying database migrations")?;
+            conn.close().await?;
+        }
+        None => create_database_if_missing(&options).await?,
+    }
+    let pool = pool(options, settings.pool_size).await?;
+    if settings.migration_url.is_none() {
+        MIGRATOR.run(&pool).await.context("applying database migrations")?;
+    }
+    Ok(pool)
+}
+
+fn connect_options(url: &str, variable: &str) -> anyhow::Result<PgConnectOptions> {
+    Ok(PgConnectOptions::from_str(url)
+        .with_context(|| format!("{variable} is not a valid PostgreSQL URL"))?
         .log_statements(tracing::log::LevelFilter::Trace)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
-    create_database_if_missing(&options).await?;
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
+}
+
+async fn pool(options: PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(pool_size)
         .min_connections(1)
@@ -24,7 +72,6 @@ pub async fn connect(database_url: &str, pool_size: u32) -> anyhow::Result<PgPoo
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
-    MIGRATOR.run(&pool).await.context("applying database migrations")?;
     Ok(pool)
 }
 

@@ -148,6 +148,9 @@ impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
         match &e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => {
+                if matches!(e, sqlx::Error::PoolTimedOut) {
+                    crate::metrics::record_pool_timeout();
+                }
                 ApiError::Unavailable {
                     code: "database_unavailable",
                     message: "the database is unavailable; please retry shortly".into(),

@@ -89,6 +89,7 @@ pub async fn middleware(
     match claim(&state.pool, &scope, &key, &request_hash).await {
         Ok(Claim::Ours) => {}
         Ok(Claim::Replay { status, body: sealed }) => {
+            crate::metrics::record_idempotency_replay();
             let Some(stored) = sealer.open(&sealed) else {
                 let err = ApiError::Internal(anyhow::anyhow!("a stored idempotent answer does not decrypt"));
                 return Ok(req.into_response(err.error_response()));
@@ -100,6 +101,7 @@ pub async fn middleware(
             return Ok(req.into_response(res));
         }
         Ok(Claim::Mismatch) => {
+            crate::metrics::record_idempotency_conflict("key_reused");
             let err = ApiError::Validation {
                 code: "idempotency_key_reused",
                 message: format!("this {HEADER} was used with a different request; use a new key"),
@@ -107,6 +109,7 @@ pub async fn middleware(
             return Ok(req.into_response(err.error_response()));
         }
         Ok(Claim::InFlight) => {
+            crate::metrics::record_idempotency_conflict("in_flight");
             let err = ApiError::conflict(
                 "idempotency_key_in_use",
                 format!("a request with this {HEADER} is still being processed; retry shortly"),

@@ -28,7 +28,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    nts::telemetry::init();
+    match nts::telemetry::LogFormat::from_env() {
+        Ok(format) => nts::telemetry::init(format),
+        Err(e) => {
+            eprintln!("nts: configuration error: {e}");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env(demo) {
         Ok(c) => c,
         Err(e) => {

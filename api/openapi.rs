@@ -176,7 +176,10 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
         );
     }
     if is_post {
-        op.parameters.get_or_insert_with(Vec::new).push(
+        // One description of the header for every POST, whatever a handler declared.
+        let parameters = op.parameters.get_or_insert_with(Vec::new);
+        parameters.retain(|p| !(p.parameter_in == ParameterIn::Header && p.name == crate::idempotency::HEADER));
+        parameters.push(
             ParameterBuilder::new()
                 .name(crate::idempotency::HEADER)
                 .parameter_in(ParameterIn::Header)

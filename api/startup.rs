@@ -21,7 +21,8 @@ use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
 use crate::{
-    admin, body_limit, checkin, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers,
+    admin, body_limit, checkin, cors, db, fallback, idempotency, metrics, openapi, ops, rate_limit, sales,
+    security_headers, telemetry,
 };
 
 /// Everything a handler may need, shared by all workers.
@@ -35,6 +36,7 @@ pub struct AppState {
     pub holds: HoldBatcher,
     /// Concurrent reads of one event page share one query.
     pub event_pages: EventPages,
+    pub scrape_cache: metrics::ScrapeCache,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -59,7 +61,7 @@ impl Application {
     /// Connects (creating and migrating the database if needed), seeds the demo
     /// event, binds the listener and starts the reconciler.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
-        let pool = db::connect(&config.database_url, config.db_pool_size).await?;
+        let pool = db::connect_with(&config.db_settings()).await?;
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
@@ -74,6 +76,7 @@ impl Application {
         let listener =
             TcpListener::bind(&config.address).with_context(|| format!("binding NTS_ADDRESS={}", config.address))?;
         let port = listener.local_addr()?.port();
+        metrics::handle();
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
@@ -87,6 +90,7 @@ impl Application {
             static_dir: static_dir(),
             holds,
             event_pages,
+            scrape_cache: metrics::ScrapeCache::default(),
         });
         let server = run(listener, state)?;
         Ok(Self { port, server, stop_reconciler, reconciler })
@@ -159,7 +163,9 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(from_fn(body_limit::middleware))
             .wrap(from_fn(security_headers::middleware))
             .wrap(Compress::default())
+            .wrap(from_fn(telemetry::middleware))
             .service(ops::healthz)
+            .service(metrics::scrape)
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))

@@ -34,6 +34,10 @@ suite "readme" bash tests/readme.sh
 suite "browser" node --test --test-concurrency=1 tests/browser/
 # schemathesis fuzzes a live nts against its OpenAPI document (short deterministic run).
 suite "schemathesis" bash tests/schemathesis.sh
+# Three instances behind HAProxy, PostgreSQL behind PgBouncer (transaction pooling): race, purchase, SIGKILL.
+suite "haproxy + pgbouncer" bash tests/haproxy_pgbouncer.sh
+# A client generated from openapi.yaml (openapi-python-client) buys and refunds.
+suite "openapi client" bash tests/openapi_client.sh
 # A few seconds of each flash-sale benchmark mode: checks seats, never timings.
 suite "bench smoke" bash tests/bench_smoke.sh
 # Several nts processes under SIGKILLs, a PostgreSQL restart and a flaky provider (last: it restarts PostgreSQL).

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the test suite needs, when it is missing:
-# PostgreSQL, Chromium (Debian's), the browser tests' npm packages.
+# PostgreSQL, Chromium (Debian's), the browser tests' npm packages, promtool,
+# HAProxy and PgBouncer (Debian's).
 # Sourced by tests/run.sh; safe to run again.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -54,6 +55,16 @@ fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     echo "setup: installing Python with venv"
     apt_install python3 python3-venv
+fi
+# promtool (Debian's prometheus package) checks the /metrics exposition; HAProxy
+# and PgBouncer run in front of nts and PostgreSQL in tests/haproxy_pgbouncer.sh.
+missing=()
+command -v promtool >/dev/null || missing+=(prometheus)
+[ -x /usr/sbin/haproxy ] || command -v haproxy >/dev/null || missing+=(haproxy)
+[ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || missing+=(pgbouncer)
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    apt_install "${missing[@]}"
 fi
 # localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
 bash "$ROOT/tests/stripe/setup.sh"

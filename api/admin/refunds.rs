@@ -31,10 +31,7 @@ pub struct RefundView {
 /// Refund a paid order in full; the order becomes `refunded`.
 #[utoipa::path(
     tag = "admin",
-    params(
-        ("order_id" = Uuid, Path, description = "Order id"),
-        ("Idempotency-Key" = Option<String>, Header, description = "Makes a retry safe: the first answer is replayed"),
-    ),
+    params(("order_id" = Uuid, Path, description = "Order id")),
     request_body = RefundRequest,
     security(("admin" = [])),
     responses(

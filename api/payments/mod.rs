@@ -6,6 +6,7 @@
 pub mod audit;
 pub mod gateway;
 pub mod guard;
+pub mod metered;
 pub mod reconciler;
 pub mod refunds;
 pub mod service;

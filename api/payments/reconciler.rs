@@ -27,8 +27,13 @@ pub async fn run(payments: PaymentService, every: Duration, mut stop: tokio::syn
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        if let Err(e) = reconcile_once(&payments).await {
-            tracing::warn!(error = %e, "reconciler pass failed; retrying on the next tick");
+        let started = std::time::Instant::now();
+        match reconcile_once(&payments).await {
+            Ok(pass) => crate::metrics::record_reconciler_pass("ok", started.elapsed(), &pass.work()),
+            Err(e) => {
+                crate::metrics::record_reconciler_pass("failed", started.elapsed(), &[]);
+                tracing::warn!(error = %e, "reconciler pass failed; retrying on the next tick");
+            }
         }
     }
 }
@@ -39,6 +44,18 @@ pub struct Pass {
     pub payments_checked: u64,
     pub refunds: u64,
     pub orders_expired: u64,
+}
+
+impl Pass {
+    /// What the pass did, as the metrics count it.
+    fn work(&self) -> [(&'static str, u64); 4] {
+        [
+            ("holds_expired", self.holds_expired),
+            ("payments_checked", self.payments_checked),
+            ("refunds", self.refunds),
+            ("orders_expired", self.orders_expired),
+        ]
+    }
 }
 
 pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {

@@ -115,8 +115,9 @@ fn unavailable() -> ApiError {
 }
 
 impl PaymentService {
+    /// Every provider call is timed, counted and logged (see `metered`).
     pub fn new(pool: PgPool, gateway: Arc<dyn PaymentGateway>) -> Self {
-        Self { pool, gateway }
+        Self { pool, gateway: super::metered::Metered::wrap(gateway) }
     }
 
     pub fn provider(&self) -> Provider {

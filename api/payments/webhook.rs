@@ -80,11 +80,43 @@ pub struct WebhookAck {
 )]
 #[post("/payments/stripe/webhook")]
 pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::Bytes) -> ApiResult<HttpResponse> {
+    let mut kind = "unknown";
+    let result = receive_event(&state, &req, &body, &mut kind).await;
+    let outcome = match &result {
+        Ok((_, duplicate)) if *duplicate => "duplicate",
+        Ok(_) => "applied",
+        Err(ApiError::BadRequest { code, .. }) => code,
+        Err(_) => "failed",
+    };
+    crate::metrics::record_webhook(kind, outcome);
+    result.map(|(res, _)| res)
+}
+
+/// The event types nts acts on, as metric labels; anything else is `other`.
+const KNOWN_TYPES: [&str; 8] = [
+    "payment_intent.succeeded",
+    "payment_intent.payment_failed",
+    "payment_intent.canceled",
+    "charge.refunded",
+    "refund.created",
+    "refund.updated",
+    "refund.failed",
+    "charge.refund.updated",
+];
+
+/// Answers the response and whether the event was a duplicate; sets `kind` once the event is read.
+async fn receive_event(
+    state: &AppState,
+    req: &HttpRequest,
+    body: &web::Bytes,
+    kind: &mut &'static str,
+) -> ApiResult<(HttpResponse, bool)> {
     let secret = &state.config.stripe().ok_or(ApiError::NotFound("no such resource"))?.webhook_secret;
     let header = req.headers().get("Stripe-Signature").and_then(|v| v.to_str().ok());
-    signature::verify(&body, header, secret, time::OffsetDateTime::now_utc().unix_timestamp())
+    signature::verify(body, header, secret, time::OffsetDateTime::now_utc().unix_timestamp())
         .map_err(|e| ApiError::BadRequest { code: "invalid_signature", message: e.to_string() })?;
-    let event: Event = serde_json::from_slice(&body).map_err(invalid_event)?;
+    let event: Event = serde_json::from_slice(body).map_err(invalid_event)?;
+    *kind = KNOWN_TYPES.into_iter().find(|k| *k == event.kind).unwrap_or("other");
     let action = action(&event)?;
 
     let seen = sqlx::query_scalar!(
@@ -95,7 +127,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
     .await?;
     if seen == Some(true) {
         tracing::debug!(event_id = %event.id, "duplicate webhook delivery ignored");
-        return Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: true }));
+        return Ok((HttpResponse::Ok().json(WebhookAck { received: true, duplicate: true }), true));
     }
     perform(&state.payments, &event, action).await?;
     let fresh = sqlx::query!(
@@ -107,7 +139,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
     .await?
     .rows_affected()
         == 1;
-    Ok(HttpResponse::Ok().json(WebhookAck { received: true, duplicate: !fresh }))
+    Ok((HttpResponse::Ok().json(WebhookAck { received: true, duplicate: !fresh }), !fresh))
 }
 
 fn invalid_event(e: serde_json::Error) -> ApiError {

@@ -175,7 +175,13 @@ impl HoldBatcher {
 
 /// One flush: take seats for as many as fit, in arrival order; give the rest
 /// one more chance after expiring stale holds; answer everyone.
-async fn flush(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
+async fn flush(pool: PgPool, caps: HoldCaps, key: Key, batch: Vec<Waiting>) {
+    let (requests, started) = (batch.len(), std::time::Instant::now());
+    flush_batch(pool, caps, key, batch).await;
+    crate::metrics::record_hold_flush(requests, started.elapsed());
+}
+
+async fn flush_batch(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
     let pool = &pool;
     let mut pending = batch;
     for attempt in 0..2 {

@@ -17,6 +17,7 @@ use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
 use crate::domain::{BuyerName, Email};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::metrics;
 use crate::rate_limit::ClientAddress;
 use crate::startup::AppState;
 
@@ -107,10 +108,20 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
         address: hold.address.clone(),
     };
     let taken = match holds.take(seats).await {
-        Outcome::Held(taken) => taken,
-        Outcome::Refused(why) => return Err(refused(why)),
-        Outcome::Unavailable { code, message } => return Err(ApiError::Unavailable { code, message }),
-        Outcome::Failed => take_seats_alone(holds, hold, hold_seconds, id, &secret_hash).await?,
+        Outcome::Held(taken) => Ok(taken),
+        Outcome::Refused(why) => Err(refused(why)),
+        Outcome::Unavailable { code, message } => Err(ApiError::Unavailable { code, message }),
+        Outcome::Failed => take_seats_alone(holds, hold, hold_seconds, id, &secret_hash).await,
+    };
+    let taken = match taken {
+        Ok(taken) => {
+            metrics::record_hold_granted(hold.quantity);
+            taken
+        }
+        Err(e) => {
+            metrics::record_hold_refused(&e.code());
+            return Err(e);
+        }
     };
     Ok(HoldView {
         id,

@@ -12,6 +12,8 @@ pub struct NtsProcess {
     pub port: u16,
     /// Everything the process wrote to stdout and stderr so far (its log), without colours.
     pub log: Arc<Mutex<String>>,
+    /// What it wrote to stdout alone, as written.
+    pub stdout: Arc<Mutex<String>>,
 }
 
 /// The environment every spawned nts gets unless `env` overrides it.
@@ -67,10 +69,16 @@ impl NtsProcess {
         let log = Arc::new(Mutex::new(String::new()));
         let stdout: Box<dyn std::io::Read + Send> = Box::new(child.stdout.take().unwrap());
         let stderr: Box<dyn std::io::Read + Send> = Box::new(child.stderr.take().unwrap());
-        for stream in [stdout, stderr] {
+        let stdout_only = Arc::new(Mutex::new(String::new()));
+        for (stream, only) in [(stdout, Some(stdout_only.clone())), (stderr, None)] {
             let sink = log.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    if let Some(only) = &only {
+                        let mut only = only.lock().unwrap();
+                        only.push_str(&line);
+                        only.push('\n');
+                    }
                     let mut log = sink.lock().unwrap();
                     log.push_str(&strip_colours(&line));
                     log.push('\n');
@@ -81,7 +89,8 @@ impl NtsProcess {
         let port = loop {
             let text = log.lock().unwrap().clone();
             if let Some(port) = text.lines().find(|l| l.contains("nts is serving")).and_then(|l| {
-                let rest = &l[l.find("port=")? + 5..];
+                // `port=1234` in text logs, `"port":1234` in JSON ones.
+                let rest = l.find("port=").map(|i| &l[i + 5..]).or_else(|| l.find("\"port\":").map(|i| &l[i + 7..]))?;
                 rest.split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()
             }) {
                 break port;
@@ -92,7 +101,7 @@ impl NtsProcess {
             assert!(Instant::now() < deadline, "nts did not start:\n{text}");
             std::thread::sleep(Duration::from_millis(50));
         };
-        NtsProcess { child, port, log }
+        NtsProcess { child, port, log, stdout: stdout_only }
     }
 
     pub fn url(&self, path: &str) -> String {

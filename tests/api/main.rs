@@ -12,6 +12,7 @@ mod holds;
 mod hostile_input;
 mod idempotency;
 mod logs;
+mod metrics;
 mod ops;
 mod orders;
 mod refunds;

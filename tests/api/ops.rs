@@ -29,6 +29,24 @@ async fn openapi_yaml_is_the_generated_document() {
     );
 }
 
+/// OpenAPI: "The list MUST NOT include duplicated parameters" (generators skip such operations).
+#[test]
+fn no_operation_declares_a_parameter_twice() {
+    let spec = nts::openapi::json();
+    let mut operations = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let mut seen = std::collections::HashSet::new();
+            for p in op["parameters"].as_array().into_iter().flatten() {
+                let key = (p["in"].as_str().unwrap().to_owned(), p["name"].as_str().unwrap().to_ascii_lowercase());
+                assert!(seen.insert(key.clone()), "{method} {path} declares {key:?} twice");
+            }
+        }
+    }
+    assert!(operations > 20);
+}
+
 #[test]
 fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
     let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml")).unwrap();
@@ -46,9 +64,9 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
     let ports = serde_yaml::to_string(&nts["ports"]).unwrap();
     assert!(ports.contains("9000"));
     let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
-    // Cargo refuses a manifest whose targets' files are missing, so the image needs every one's folder.
+    // Cargo refuses a manifest whose targets' files (or patched crates) are missing, so the image needs every one's folder.
     let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    for line in manifest.lines().filter_map(|l| l.strip_prefix("path = \"")) {
+    for line in manifest.lines().filter_map(|l| l.split_once("path = \"").map(|(_, rest)| rest)) {
         let folder = line.split('/').next().unwrap();
         assert!(dockerfile.contains(&format!("COPY {folder} {folder}")), "the Dockerfile copies {folder}/");
     }
@@ -56,6 +74,68 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
     let user = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER line");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
     assert!(dockerfile.contains("HEALTHCHECK") && dockerfile.contains("\"healthcheck\""));
+}
+
+/// The `scaled` profile is the setup tests/haproxy_pgbouncer.sh runs: HAProxy
+/// (deploy/haproxy) in front of three nts replicas, PgBouncer in transaction
+/// mode (deploy/pgbouncer) in front of PostgreSQL, migrations straight to it.
+#[test]
+fn docker_compose_scaled_profile_matches_the_tested_setup() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let text = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
+    let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    doc.apply_merge().unwrap();
+    let services = doc["services"].as_mapping().unwrap();
+    let scaled = |name: &str| {
+        let service = &services[name];
+        assert!(
+            service["profiles"].as_sequence().is_some_and(|p| p.iter().any(|p| p == "scaled")),
+            "{name} is in the scaled profile"
+        );
+        service
+    };
+    // The single-instance setup stays the default.
+    assert!(services["nts"]["profiles"].is_null() && services["postgres"]["profiles"].is_null());
+
+    let haproxy = scaled("haproxy");
+    assert!(haproxy["image"].as_str().unwrap().starts_with("haproxy:2."));
+    let mounted = serde_yaml::to_string(&haproxy["volumes"]).unwrap();
+    assert!(mounted.contains("./deploy/haproxy/haproxy.cfg:"), "{mounted}");
+    let lb_env = &haproxy["environment"];
+    let mut replicas = Vec::new();
+    for (i, name) in ["nts1", "nts2", "nts3"].into_iter().enumerate() {
+        assert_eq!(lb_env[format!("NTS{}_ADDR", i + 1).as_str()].as_str(), Some(format!("{name}:9000").as_str()));
+        let nts = scaled(name);
+        assert!(nts["build"].is_mapping() || nts["build"].is_string());
+        let env = &nts["environment"];
+        let var = |k: &str| env[k].as_str().unwrap_or_default().to_owned();
+        assert!(var("DATABASE_URL").contains("@pgbouncer:6432/"), "{name} reaches PostgreSQL through PgBouncer");
+        assert_eq!(var("NTS_DB_TRANSACTION_POOLING"), "true");
+        assert!(var("NTS_MIGRATION_DATABASE_URL").contains("@postgres:5432/"), "{name} migrates directly");
+        assert!(!var("NTS_TRUSTED_PROXIES").is_empty(), "{name} believes HAProxy's X-Forwarded-For");
+        assert_eq!(var("NTS_LOG_FORMAT"), "json");
+        for secret in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN", "NTS_PAYMENTS", "NTS_STRIPE_SECRET_KEY"] {
+            assert!(env[secret].as_str().is_some_and(|v| v.starts_with("${")), "{name} passes {secret} through");
+        }
+        replicas.push(nts);
+    }
+    assert!(replicas.windows(2).all(|w| w[0] == w[1]), "the replicas are configured alike");
+    let pgbouncer = scaled("pgbouncer");
+    assert_eq!(pgbouncer["build"].as_str(), Some("deploy/pgbouncer"));
+
+    // The configuration files the test runs with.
+    let haproxy_cfg = std::fs::read_to_string(format!("{root}/deploy/haproxy/haproxy.cfg")).unwrap();
+    for line in ["option httpchk", "uri /healthz", "option forwardfor", "server nts1", "server nts2", "server nts3"] {
+        assert!(haproxy_cfg.contains(line), "haproxy.cfg: {line}");
+    }
+    let ini = std::fs::read_to_string(format!("{root}/deploy/pgbouncer/pgbouncer.ini")).unwrap();
+    for line in ["pool_mode = transaction", "ignore_startup_parameters = extra_float_digits", "nts = host=postgres"] {
+        assert!(ini.lines().any(|l| l.starts_with(line)), "pgbouncer.ini: {line}");
+    }
+    let dockerfile = std::fs::read_to_string(format!("{root}/deploy/pgbouncer/Dockerfile")).unwrap();
+    assert!(dockerfile.contains("FROM debian:bookworm") && dockerfile.contains("USER postgres"));
+    let script = std::fs::read_to_string(format!("{root}/tests/haproxy_pgbouncer.sh")).unwrap();
+    assert!(script.contains("deploy/haproxy/haproxy.cfg") && script.contains("deploy/pgbouncer/pgbouncer.ini"));
 }
 
 #[tokio::test]
