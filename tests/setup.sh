@@ -57,3 +57,5 @@ if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
 fi
 # localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
 bash "$ROOT/tests/stripe/setup.sh"
+# aiosmtpd (SMTP server, PyPI) in tests/mail/.venv for the e-mail tests.
+bash "$ROOT/tests/mail/setup.sh"
