@@ -44,7 +44,7 @@ pub struct OutboxQuery {
     security(("admin" = [])),
     responses(
         (status = 200, description = "The outbox", body = OutboxView),
-        (status = 400, description = "Bad query", body = ErrorBody),
+        (status = 422, description = "`validation_failed`: an unknown `status` or a `limit` out of range", body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
     )

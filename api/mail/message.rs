@@ -24,8 +24,11 @@ pub fn build(
     from: &Mailbox,
     recipient: &str,
 ) -> Result<Message, String> {
+    // Names never hold control characters (BuyerName), and lettre panics on
+    // them: should one come from elsewhere, it becomes a space.
+    let name: String = mail.buyer_name.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
     let to = Mailbox::new(
-        Some(mail.buyer_name.clone()),
+        Some(name),
         recipient.parse().map_err(|_| "the recipient's address is not one SMTP accepts".to_owned())?,
     );
     let subject = match kind {
@@ -189,7 +192,7 @@ mod tests {
     }
 
     fn headers(message: &Message) -> String {
-        let raw = String::from_utf8(message.formatted()).unwrap();
+        let raw = String::from_utf8_lossy(&message.formatted()).into_owned();
         raw.split("\r\n\r\n").next().unwrap().to_owned()
     }
 

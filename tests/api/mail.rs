@@ -13,7 +13,7 @@ use crate::binary::NtsProcess;
 use crate::helpers::{new_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 use crate::mail_server::MailServer;
 
-fn as_str_pairs(settings: &[(&'static str, String)]) -> Vec<(&'static str, &str)> {
+fn as_str_pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
 }
 
@@ -323,8 +323,7 @@ async fn without_smtp_the_outbox_fills_and_the_admin_sees_it() {
     assert_eq!(outbox["rows"][0]["kind"], "order_paid");
     app.get("/api/v1/admin/mail", None).await.expect_error(401, "unauthorized");
     app.get("/api/v1/admin/mail?limit=0", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
-    let bad = app.get("/api/v1/admin/mail?status=lost", Some(ADMIN_TOKEN)).await;
-    assert_eq!(bad.status, 400, "{bad:?}");
+    app.get("/api/v1/admin/mail?status=lost", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
 }
 
 #[tokio::test]

@@ -74,11 +74,6 @@ impl MailServer {
         res.json::<Vec<Value>>().await.unwrap()
     }
 
-    /// Message `i` as HTML with its inline images, for a browser.
-    pub fn html_url(&self, i: usize) -> String {
-        format!("{}/messages/{i}/html", self.http)
-    }
-
     pub async fn state(&self) -> Value {
         self.client.get(format!("{}/state", self.http)).send().await.unwrap().json().await.unwrap()
     }
