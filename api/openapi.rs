@@ -10,7 +10,7 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, checkin, error, ops, payments, sales};
+use crate::{admin, checkin, error, mail, ops, payments, sales};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -53,6 +53,7 @@ pub struct ApiDoc;
     sales::orders::get_order,
     sales::orders::create_payment,
     sales::orders::ticket_qr,
+    mail::resend::resend,
     payments::simulated_routes::confirm,
     payments::webhook::receive,
     admin::events::create_event,
@@ -64,6 +65,8 @@ pub struct ApiDoc;
     admin::refunds::release_seats,
     admin::audit::payments_audit,
     admin::demo::reset,
+    mail::admin::outbox,
+    mail::admin::retry,
     ops::client_config,
     checkin::door::check_in,
     checkin::door::upload_offline,

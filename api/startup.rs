@@ -21,7 +21,7 @@ use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
 use crate::{
-    admin, body_limit, checkin, cors, db, fallback, idempotency, metrics, openapi, ops, rate_limit, sales,
+    admin, body_limit, checkin, cors, db, fallback, idempotency, mail, metrics, openapi, ops, rate_limit, sales,
     security_headers, telemetry,
 };
 
@@ -55,6 +55,7 @@ pub struct Application {
     server: Server,
     stop_reconciler: tokio::sync::watch::Sender<bool>,
     reconciler: tokio::task::JoinHandle<()>,
+    mail_sender: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -79,7 +80,8 @@ impl Application {
         metrics::handle();
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
-        let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
+        let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx.clone()));
+        let mail_sender = tokio::spawn(mail::sender::run(pool.clone(), config.mail.clone(), stop_rx));
         let (holds, event_pages) =
             (HoldBatcher::new(pool.clone()).with_caps(config.hold_caps), EventPages::new(pool.clone()));
         let state = web::Data::new(AppState {
@@ -93,7 +95,7 @@ impl Application {
             scrape_cache: metrics::ScrapeCache::default(),
         });
         let server = run(listener, state)?;
-        Ok(Self { port, server, stop_reconciler, reconciler })
+        Ok(Self { port, server, stop_reconciler, reconciler, mail_sender })
     }
 
     pub fn port(&self) -> u16 {
@@ -105,11 +107,12 @@ impl Application {
         self.server.handle()
     }
 
-    /// Serves until SIGTERM / SIGINT (in-flight requests finish), then stops the reconciler.
+    /// Serves until SIGTERM / SIGINT (in-flight requests finish), then stops the reconciler and the e-mail sender.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
         let result = self.server.await;
         let _ = self.stop_reconciler.send(true);
         let _ = self.reconciler.await;
+        let _ = self.mail_sender.await;
         result
     }
 }
@@ -148,6 +151,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     let demo = state.config.demo;
     let simulated = state.payments.provider() == Provider::Simulated;
     let rate_limiter = web::Data::new(ClientRateLimiter::new(&state.config.edge));
+    let resend_limits = web::Data::new(mail::resend::ResendLimits::new(state.config.mail.resend_per_hour));
     let provider_origins = state.config.stripe().map(|s| stripe_origins(&s.js_url)).unwrap_or_default();
     let security_headers =
         web::Data::new(SecurityHeaders::new(&provider_origins.iter().map(String::as_str).collect::<Vec<_>>()));
@@ -156,6 +160,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
         App::new()
             .app_data(state.clone())
             .app_data(rate_limiter.clone())
+            .app_data(resend_limits.clone())
             .app_data(security_headers.clone())
             .app_data(web::JsonConfig::default().limit(body_limit).error_handler(error::json_error_handler))
             .app_data(web::PathConfig::default().error_handler(error::path_error_handler))
@@ -175,6 +180,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .configure(sales::routes)
                     .configure(|cfg| admin::routes(cfg, demo))
                     .configure(checkin::routes)
+                    .configure(mail::routes)
                     .configure(|cfg| {
                         cfg.service(ops::client_config);
                         if simulated {

@@ -56,6 +56,7 @@
         area.hidden = false;
         renderEvents(events);
         refreshRefunds();
+        refreshMail();
         say('Token accepted. You are managing events.');
       } catch (err) {
         say('');
@@ -402,6 +403,11 @@
     return true;
   }
 
+  // The e-mail outbox section lives in admin-mail.js.
+  function refreshMail() {
+    if (window.NTS_MAIL) window.NTS_MAIL.refresh(() => token, tokenRejected);
+  }
+
   async function refreshEvents() {
     try {
       renderEvents(await api('/api/v1/admin/events', { token }));
@@ -637,5 +643,6 @@
     area.hidden = false;
     refreshEvents();
     refreshRefunds();
+    refreshMail();
   }
 })();

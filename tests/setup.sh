@@ -68,3 +68,5 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 # localstripe (Stripe emulator, PyPI) in tests/stripe/.venv for the Stripe tests.
 bash "$ROOT/tests/stripe/setup.sh"
+# aiosmtpd (SMTP server, PyPI) in tests/mail/.venv for the e-mail tests.
+bash "$ROOT/tests/mail/setup.sh"

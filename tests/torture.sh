@@ -2,7 +2,8 @@
 # The torture test (issue 6), small profile, as run in CI:
 #  1. `nts-torture --profile small` must pass: 3 nts processes, 300 buyers,
 #     SIGKILLed instances, a PostgreSQL restart, a misbehaving provider, and
-#     every invariant checked from the database afterwards;
+#     every invariant checked from the database afterwards; e-mails go to a
+#     real SMTP server (--smtp, tests/mail) and every paid order's must arrive;
 #  2. the same through Stripe (`--gateway stripe`): localstripe behind the
 #     strict proxy, stored 500s, 429s, duplicate webhooks; the payments audit
 #     must be empty at the end;
@@ -32,8 +33,9 @@ if ! command -v pg_ctlcluster >/dev/null || [ "$(id -u)" -ne 0 ]; then
     restart=(--no-pg-restart)
 fi
 
-echo "== torture: small profile =="
-"$bin/nts-torture" --profile small "${common[@]}" "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
+echo "== torture: small profile (with e-mail to a real SMTP server) =="
+bash tests/mail/setup.sh
+"$bin/nts-torture" --profile small --smtp "${common[@]}" "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
 
 echo "== torture: small profile through Stripe (localstripe behind the strict proxy) =="
 bash tests/stripe/setup.sh

@@ -154,6 +154,7 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     sqlx::query!("UPDATE orders SET status = 'refunded', finished_at = now() WHERE id = $1", order_id)
         .execute(&mut *tx)
         .await?;
+    crate::mail::outbox::enqueue(&mut tx, order_id, crate::mail::outbox::MailKind::OrderRefunded).await?;
     if release_seats {
         release(&mut tx, order_id, order.ticket_type_id, order.quantity).await?;
     }

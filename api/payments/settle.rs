@@ -8,6 +8,7 @@ use uuid::Uuid;
 use super::gateway::{Intent, IntentStatus};
 use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::mail::outbox::{self, MailKind};
 
 /// Applies the provider's view of `payment_id`; answers the payment's status afterwards.
 pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
@@ -183,6 +184,7 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
         )
         .execute(&mut *tx)
         .await?;
+        outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderPaid).await?;
         tracing::info!(%payment_id, order_id = %payment.order_id, "order paid");
         PaymentStatus::Succeeded
     } else {
@@ -225,6 +227,7 @@ pub async fn record_refunded(
         )
         .execute(&mut *tx)
         .await?;
+        outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderRefunded).await?;
     }
     tx.commit().await?;
     Ok(PaymentStatus::Refunded)

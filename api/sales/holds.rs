@@ -456,6 +456,8 @@ pub async fn checkout(
             (order_id, latest_payment(&state.pool, order_id).await?)
         }
     };
+    // For the link in its e-mails; again on a repeated checkout, in case the first died before this.
+    crate::mail::links::remember(&state.pool, state.config.mail.link_key.as_ref(), order_id, &order_secret).await?;
     let mut order = super::orders::fetch_order_by_id(&state.pool, order_id).await?;
     order.secret = Some(order_secret);
     Ok(HttpResponse::Created().json(CheckoutView { order, payment }))

@@ -11,6 +11,7 @@ mod chaos;
 mod client;
 mod cluster;
 mod database;
+mod mail;
 mod monitor;
 mod report;
 mod settings;
@@ -119,7 +120,15 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
         }
         None => None,
     };
-    let env = instance_env(s, db, &admin_token, rig.as_ref().map(|r| r.proxy_url.as_str()));
+    let mail_rig = match s.smtp {
+        true => Some(mail::MailRig::start(&s.smtp_dir, &logs.join("smtp.log"))?),
+        false => None,
+    };
+    let mut env = instance_env(s, db, &admin_token, rig.as_ref().map(|r| r.proxy_url.as_str()));
+    if let Some(m) = &mail_rig {
+        println!("  SMTP server on port {}", m.smtp_port);
+        env.extend(m.env());
+    }
     let cluster = Arc::new(Cluster::new(&s.nts, env, logs, s.instances)?);
     if let Some(rig) = &rig {
         for (i, port) in cluster.ports().iter().enumerate() {
@@ -193,7 +202,18 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
         Some(_) => Some(api.payments_audit(&admin_token).await?),
         None => None,
     };
-    let audit = audit::audit(&pool, event_id, &stats, s.settle, money, provider_audit).await?;
+    let mut audit = audit::audit(&pool, event_id, &stats, s.settle, money, provider_audit).await?;
+    if mail_rig.is_some() {
+        match mail::drain(&pool, s.settle).await {
+            Some(took) => println!("  every e-mail sent {:.1} s after settling", took.as_secs_f64()),
+            None => println!("  e-mails still waiting after {} s", s.settle.as_secs()),
+        }
+    }
+    let (mail_checks, received) = mail::checks(&pool, mail_rig.as_ref()).await?;
+    audit.checks.extend(mail_checks);
+    if let Some((received, twice)) = received {
+        println!("  e-mails received by the SMTP server: {received}, of them again after a SIGKILLed sender: {twice}");
+    }
     progress.abort();
     pool.close().await;
     cluster.stop_all();

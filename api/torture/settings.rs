@@ -23,6 +23,9 @@ fails, 2 if the run itself could not be made.
                             and late answers, duplicate and out-of-order webhooks); set it up with
                             tests/stripe/setup.sh
   --stripe-dir DIR          where emulator.py and its .venv are (default: tests/stripe)
+  --smtp                    the instances send their e-mails to a real SMTP server (tests/mail, aiosmtpd;
+                            set it up with tests/mail/setup.sh): every paid order's e-mail must arrive
+  --smtp-dir DIR            where server.py and its .venv are (default: tests/mail)
   --stored-error-rate F     stripe: fraction of calls answered 500 (stored under their key), half of them
                             after Stripe acted
   --rate-limit-rate F       stripe: fraction of calls answered 429
@@ -56,6 +59,9 @@ pub struct Settings {
     pub faults: Faults,
     pub stripe: Option<StripeFaults>,
     pub stripe_dir: PathBuf,
+    /// `--smtp`: e-mails go to tests/mail's SMTP server and must all arrive.
+    pub smtp: bool,
+    pub smtp_dir: PathBuf,
     pub client_timeout: Duration,
     pub hold_seconds: u64,
     pub order_seconds: u64,
@@ -82,7 +88,7 @@ pub struct Faults {
     pub slow_ms: u64,
 }
 
-const SWITCHES: [&str; 3] = ["no-pg-restart", "keep-db", "break-inventory-guard"];
+const SWITCHES: [&str; 4] = ["no-pg-restart", "keep-db", "break-inventory-guard", "smtp"];
 
 impl Settings {
     fn profile(name: &str) -> Result<Self, String> {
@@ -98,6 +104,8 @@ impl Settings {
             faults: Faults { decline_rate: 0.15, lost_rate: 0.1, slow_rate: 0.05, slow_ms: 2500 },
             stripe: None,
             stripe_dir: PathBuf::from("tests/stripe"),
+            smtp: false,
+            smtp_dir: PathBuf::from("tests/mail"),
             client_timeout: Duration::from_millis(1500),
             hold_seconds: 4,
             order_seconds: 8,
@@ -173,6 +181,8 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
                 other => return Err(format!("--gateway: expected simulated or stripe, got {other:?}")),
             },
             "stripe-dir" => s.stripe_dir = PathBuf::from(v),
+            "smtp" => s.smtp = true,
+            "smtp-dir" => s.smtp_dir = PathBuf::from(v),
             "stored-error-rate" => stripe.stored_error_rate = fraction(name, v, 1.0)?,
             "rate-limit-rate" => stripe.rate_limit_rate = fraction(name, v, 1.0)?,
             "decline-rate" => s.faults.decline_rate = fraction(name, v, 1.0)?,

@@ -12,6 +12,8 @@ mod holds;
 mod hostile_input;
 mod idempotency;
 mod logs;
+mod mail;
+mod mail_server;
 mod metrics;
 mod ops;
 mod orders;

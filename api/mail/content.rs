@@ -1,0 +1,81 @@
+//! What an e-mail about an order says, read from the database when it is sent.
+
+use sqlx::PgPool;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::links::{self, LinkKey};
+use crate::checkin::codes::EventKey;
+use crate::domain::currency::Currency;
+use crate::domain::money::Money;
+use crate::domain::status::OrderStatus;
+
+#[derive(Debug, Clone)]
+pub struct OrderMail {
+    pub order_id: Uuid,
+    pub status: OrderStatus,
+    pub buyer_name: String,
+    pub event_name: String,
+    pub venue: String,
+    pub starts_at: OffsetDateTime,
+    pub ticket_type_name: String,
+    pub quantity: i32,
+    /// The amount as people read it (`GBP 19.98`).
+    pub amount: String,
+    /// What each ticket's QR holds (the signed code, as on the order page).
+    pub codes: Vec<String>,
+    /// The order page with the order's secret in the fragment; `None` when the
+    /// secret is not available (no mail key, or sealed under another key).
+    pub link: Option<String>,
+}
+
+/// `None` when the order does not exist (any more).
+pub async fn load(
+    pool: &PgPool,
+    order_id: Uuid,
+    public_url: Option<&str>,
+    key: Option<&LinkKey>,
+) -> Result<Option<OrderMail>, sqlx::Error> {
+    let Some(row) = sqlx::query!(
+        r#"SELECT o.status AS "status: OrderStatus", o.buyer_name, o.event_id, e.name AS event_name, e.venue,
+                  e.starts_at, t.name AS ticket_type_name, o.quantity, o.amount_minor, o.currency AS "currency!"
+           FROM orders o JOIN events e ON e.id = o.event_id JOIN ticket_types t ON t.id = o.ticket_type_id
+           WHERE o.id = $1"#,
+        order_id
+    )
+    .fetch_optional(pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let codes = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", order_id)
+        .fetch_all(pool)
+        .await?;
+    let codes = if codes.is_empty() {
+        codes
+    } else {
+        let key = EventKey::for_event(pool, row.event_id).await?;
+        codes.iter().map(|c| key.signed_code(c)).collect()
+    };
+    let currency = Currency::parse(&row.currency).map_err(|e| sqlx::Error::Decode(e.into()))?;
+    let amount = Money::new(row.amount_minor, currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+    let link = match public_url {
+        Some(base) => links::recall(pool, key, order_id)
+            .await?
+            .map(|secret| format!("{base}/order.html#id={order_id}&secret={secret}")),
+        None => None,
+    };
+    Ok(Some(OrderMail {
+        order_id,
+        status: row.status,
+        buyer_name: row.buyer_name,
+        event_name: row.event_name,
+        venue: row.venue,
+        starts_at: row.starts_at,
+        ticket_type_name: row.ticket_type_name,
+        quantity: row.quantity,
+        amount: amount.to_string(),
+        codes,
+        link,
+    }))
+}
