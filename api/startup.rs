@@ -21,7 +21,8 @@ use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
 use crate::{
-    admin, body_limit, checkin, cors, db, fallback, idempotency, openapi, ops, rate_limit, sales, security_headers,
+    admin, body_limit, checkin, cors, db, fallback, idempotency, instance, openapi, ops, rate_limit, sales,
+    security_headers,
 };
 
 /// Everything a handler may need, shared by all workers.
@@ -35,6 +36,8 @@ pub struct AppState {
     pub holds: HoldBatcher,
     /// Concurrent reads of one event page share one query.
     pub event_pages: EventPages,
+    /// This process's lease (see [`instance`](crate::instance)); Idempotency-Key claims name it.
+    pub instance: uuid::Uuid,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -53,6 +56,7 @@ pub struct Application {
     server: Server,
     stop_reconciler: tokio::sync::watch::Sender<bool>,
     reconciler: tokio::task::JoinHandle<()>,
+    lease: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -76,7 +80,9 @@ impl Application {
         let port = listener.local_addr()?.port();
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
-        let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx));
+        let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx.clone()));
+        let instance = uuid::Uuid::new_v4();
+        let lease = tokio::spawn(instance::keep_lease(pool.clone(), instance, stop_rx));
         let (holds, event_pages) =
             (HoldBatcher::new(pool.clone()).with_caps(config.hold_caps), EventPages::new(pool.clone()));
         let state = web::Data::new(AppState {
@@ -87,9 +93,10 @@ impl Application {
             static_dir: static_dir(),
             holds,
             event_pages,
+            instance,
         });
         let server = run(listener, state)?;
-        Ok(Self { port, server, stop_reconciler, reconciler })
+        Ok(Self { port, server, stop_reconciler, reconciler, lease })
     }
 
     pub fn port(&self) -> u16 {
@@ -106,6 +113,7 @@ impl Application {
         let result = self.server.await;
         let _ = self.stop_reconciler.send(true);
         let _ = self.reconciler.await;
+        let _ = self.lease.await;
         result
     }
 }

@@ -10,6 +10,7 @@ use super::views::{OrderView, PaymentView, TicketView};
 use crate::auth::BuyerSecret;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::idempotency::{self, KeyContext};
 use crate::payments::gateway::PaymentMethod;
 use crate::startup::AppState;
 
@@ -166,7 +167,13 @@ pub async fn create_payment(
     // this order's page, on the address the buyer used.
     let conn = req.connection_info();
     let return_url = format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host());
-    let payment = state.payments.start_attempt(order_id, method, Some(return_url)).await?;
+    let key = KeyContext::of(&req);
+    let payment = match key.as_ref().and_then(|k| k.recovery_point()) {
+        // An earlier request with this key started an attempt and never answered.
+        Some(payment_id) => state.payments.resume_attempt(order_id, payment_id).await?,
+        None => state.payments.start_attempt(order_id, method, Some(return_url), key.as_deref()).await?,
+    };
+    idempotency::debug_stall("payment").await;
     Ok(HttpResponse::Created().json(payment))
 }
 
