@@ -161,9 +161,11 @@ impl KeyContext {
         .map(|_| ())
     }
 
-    /// Records where this request got to, in the transaction that got it there.
-    pub async fn set_recovery_point(&self, db: impl PgExecutor<'_>, point: Uuid) -> Result<(), sqlx::Error> {
-        sqlx::query!(
+    /// Records where this request got to, in the transaction that got it
+    /// there; false if this request no longer holds the key (its instance was
+    /// taken for dead), and the transaction must then not commit.
+    pub async fn set_recovery_point(&self, db: impl PgExecutor<'_>, point: Uuid) -> Result<bool, sqlx::Error> {
+        let updated = sqlx::query!(
             "UPDATE idempotency_keys SET recovery_point = $3 WHERE scope = $1 AND key = $2 AND instance_id = $4",
             self.scope,
             self.key,
@@ -171,8 +173,13 @@ impl KeyContext {
             self.instance
         )
         .execute(db)
-        .await
-        .map(|_| ())
+        .await?;
+        Ok(updated.rows_affected() == 1)
+    }
+
+    /// The error a request answers when it lost its claim.
+    pub fn lost(&self) -> ApiError {
+        in_use()
     }
 }
 
@@ -579,11 +586,25 @@ async fn find(pool: &PgPool, ctx: &KeyContext) -> Result<Option<Found>, sqlx::Er
     .await
 }
 
-/// What the table holds for a key this request did not get to record.
+/// What the table holds for a key this request did not get to record. An
+/// unanswered claim whose instance is gone (left by a version of nts that
+/// claimed these routes before their effect) is dropped: the next retry runs.
 async fn lookup(pool: &PgPool, ctx: &KeyContext) -> Result<Claim, sqlx::Error> {
     Ok(match find(pool, ctx).await? {
         Some(row) if row.request_hash != ctx.request_hash => Claim::Mismatch,
         Some(Found { response_status: Some(status), response_body: Some(body), .. }) => Claim::Replay { status, body },
+        Some(row) if row.abandoned => {
+            sqlx::query!(
+                "DELETE FROM idempotency_keys
+                 WHERE scope = $1 AND key = $2 AND response_status IS NULL AND instance_id IS NOT DISTINCT FROM $3",
+                ctx.scope,
+                ctx.key,
+                row.instance_id
+            )
+            .execute(pool)
+            .await?;
+            Claim::InFlight
+        }
         _ => Claim::InFlight,
     })
 }

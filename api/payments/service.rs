@@ -262,7 +262,9 @@ impl PaymentService {
             ));
         }
         if let Some(key) = key {
-            key.set_recovery_point(&mut *tx, payment_id).await?;
+            if !key.set_recovery_point(&mut *tx, payment_id).await? {
+                return Err(key.lost());
+            }
         }
         tx.commit().await?;
         self.carry_on(payment_id).await
