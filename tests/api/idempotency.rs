@@ -211,7 +211,9 @@ async fn a_long_provider_call_keeps_its_key_in_use_on_every_instance() {
         })
     };
     // Cancelling the open attempt and creating the new one take several slow
-    // provider calls, longer than an instance's lease.
+    // provider calls, longer than an instance's lease. Retries start once the
+    // first request has claimed its key.
+    app.eventually(60, || async { count(&app, "idempotency_keys").await == 1 }).await;
     let mut retries = 0;
     loop {
         let retry = app.call_on(1, Method::POST, &path, Some(&json!({})), Some(&secret), Some("slow")).await;
