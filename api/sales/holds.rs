@@ -543,7 +543,7 @@ pub async fn checkout(
         order.secret = Some(order_secret);
         return Ok(HttpResponse::Created().json(CheckoutView { order, payment }));
     };
-    let payment = state.payments.first_attempt_in(&mut *tx, o.id, o.amount_minor, &o.currency).await?;
+    let payment = state.payments.first_attempt_in(&mut tx, o.id, o.amount_minor, &o.currency).await?;
     let order = OrderView {
         id: o.id,
         secret: Some(order_secret),

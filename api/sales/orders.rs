@@ -165,8 +165,10 @@ pub async fn create_payment(
     let method = method.map(PaymentMethod::Provider);
     // Where Stripe sends the buyer back if authenticating needs a redirect:
     // this order's page, on the address the buyer used.
-    let conn = req.connection_info();
-    let return_url = format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host());
+    let return_url = {
+        let conn = req.connection_info();
+        format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host())
+    };
     let key = KeyContext::of(&req);
     let payment = match key.as_ref().and_then(|k| k.recovery_point()) {
         // An earlier request with this key started an attempt and never answered.
