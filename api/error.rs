@@ -93,6 +93,14 @@ impl ApiError {
     }
 }
 
+impl ApiError {
+    /// The JSON body [`error_response`](ResponseError::error_response) sends, for a client error.
+    pub fn body_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec(&ErrorBody { code: self.code(), message: self.to_string() })
+            .expect("an error body serialises")
+    }
+}
+
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {

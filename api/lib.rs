@@ -15,6 +15,7 @@ pub mod domain;
 pub mod error;
 pub mod fallback;
 pub mod idempotency;
+pub mod instance;
 pub mod mail;
 pub mod metrics;
 pub mod openapi;

@@ -164,6 +164,21 @@ async fn read_database_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
     gauge!("nts_reconciler_backlog", "kind" => "overdue_orders").set(backlog.overdue_orders as f64);
     gauge!("nts_reconciler_backlog", "kind" => "refunds_due").set(backlog.refunds_due as f64);
     gauge!("nts_reconciler_lag_seconds").set(backlog.lag.unwrap_or(0.0).max(0.0));
+    // Through the outbox's partial index of unsent rows: sent e-mails pile up, these do not.
+    let outbox = sqlx::query!(
+        r#"SELECT count(*) FILTER (WHERE status = 'pending') AS "pending!",
+                  count(*) FILTER (WHERE status = 'sending') AS "sending!",
+                  count(*) FILTER (WHERE status = 'failed') AS "failed!",
+                  EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status IN ('pending', 'sending')))::float8
+                      AS oldest
+           FROM mail_outbox WHERE status <> 'sent'"#
+    )
+    .fetch_one(pool)
+    .await?;
+    gauge!("nts_mail_outbox", "status" => "pending").set(outbox.pending as f64);
+    gauge!("nts_mail_outbox", "status" => "sending").set(outbox.sending as f64);
+    gauge!("nts_mail_outbox", "status" => "failed").set(outbox.failed as f64);
+    gauge!("nts_mail_outbox_oldest_unsent_seconds").set(outbox.oldest.unwrap_or(0.0).max(0.0));
     Ok(())
 }
 

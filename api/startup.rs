@@ -21,8 +21,8 @@ use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
 use crate::{
-    admin, body_limit, checkin, cors, db, fallback, idempotency, mail, metrics, openapi, ops, rate_limit, sales,
-    security_headers, telemetry,
+    admin, body_limit, checkin, cors, db, fallback, idempotency, instance, mail, metrics, openapi, ops, rate_limit,
+    sales, security_headers, telemetry,
 };
 
 /// Everything a handler may need, shared by all workers.
@@ -37,6 +37,8 @@ pub struct AppState {
     /// Concurrent reads of one event page share one query.
     pub event_pages: EventPages,
     pub scrape_cache: metrics::ScrapeCache,
+    /// This process's lease (see [`instance`](crate::instance)); Idempotency-Key claims name it.
+    pub instance: uuid::Uuid,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -56,6 +58,7 @@ pub struct Application {
     stop_reconciler: tokio::sync::watch::Sender<bool>,
     reconciler: tokio::task::JoinHandle<()>,
     mail_sender: tokio::task::JoinHandle<()>,
+    lease: tokio::task::JoinHandle<()>,
 }
 
 impl Application {
@@ -81,7 +84,9 @@ impl Application {
         let payments = PaymentService::new(pool.clone(), gateway);
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx.clone()));
-        let mail_sender = tokio::spawn(mail::sender::run(pool.clone(), config.mail.clone(), stop_rx));
+        let mail_sender = tokio::spawn(mail::sender::run(pool.clone(), config.mail.clone(), stop_rx.clone()));
+        let instance = uuid::Uuid::new_v4();
+        let lease = tokio::spawn(instance::keep_lease(pool.clone(), instance, stop_rx));
         let (holds, event_pages) =
             (HoldBatcher::new(pool.clone()).with_caps(config.hold_caps), EventPages::new(pool.clone()));
         let state = web::Data::new(AppState {
@@ -93,9 +98,10 @@ impl Application {
             holds,
             event_pages,
             scrape_cache: metrics::ScrapeCache::default(),
+            instance,
         });
         let server = run(listener, state)?;
-        Ok(Self { port, server, stop_reconciler, reconciler, mail_sender })
+        Ok(Self { port, server, stop_reconciler, reconciler, mail_sender, lease })
     }
 
     pub fn port(&self) -> u16 {
@@ -113,6 +119,7 @@ impl Application {
         let _ = self.stop_reconciler.send(true);
         let _ = self.reconciler.await;
         let _ = self.mail_sender.await;
+        let _ = self.lease.await;
         result
     }
 }

@@ -153,3 +153,40 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
     }
     Ok(checks)
 }
+
+/// Replays keyed requests of the run (all of them, or an even sample of
+/// `at_most`) with their keys: each must get the very answer it got first.
+pub async fn replays(addr: SocketAddr, tally: &Tally, at_most: usize) -> anyhow::Result<Vec<Check>> {
+    if tally.keyed.is_empty() {
+        return Ok(Vec::new());
+    }
+    let step = tally.keyed.len().div_ceil(at_most).max(1);
+    let mut conn = Conn::new(addr);
+    conn.connect().await?;
+    let (mut replayed, mut differ, mut example) = (0, 0, String::new());
+    for k in tally.keyed.iter().step_by(step) {
+        let extra = Some(("Idempotency-Key", k.key.as_str()));
+        let same = match conn.send(Method::POST, &k.path, k.bearer.as_deref(), extra, k.body.clone()).await {
+            Reply::Answer { status, body } => {
+                let json = |b: &[u8]| serde_json::from_slice::<serde_json::Value>(b).ok();
+                status == k.status && json(&body).is_some() && json(&body) == json(&k.answer)
+            }
+            Reply::Failed(why) => bail!("replaying {}: {why}", k.path),
+        };
+        replayed += 1;
+        if !same {
+            differ += 1;
+            example = k.path.clone();
+        }
+    }
+    Ok(vec![
+        check(format!("keyed answers replayed: {replayed} of {}", tally.keyed.len()), replayed > 0),
+        check(
+            format!(
+                "no key answered twice differently ({differ}{})",
+                if example.is_empty() { String::new() } else { format!(", e.g. {example}") }
+            ),
+            differ == 0,
+        ),
+    ])
+}

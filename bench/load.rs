@@ -42,6 +42,37 @@ impl Mode {
     }
 }
 
+/// A mode, with or without a fresh `Idempotency-Key` on every POST.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Run {
+    pub mode: Mode,
+    pub keyed: bool,
+}
+
+impl Run {
+    /// `holds`, `purchase`, `mixed`, each optionally with `+keys`.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s.strip_suffix("+keys") {
+            Some(m) => Mode::parse(m).map(|mode| Run { mode, keyed: true }),
+            None => Mode::parse(s).map(|mode| Run { mode, keyed: false }),
+        }
+    }
+
+    pub fn label(self) -> String {
+        format!("{}{}", self.mode.as_str(), if self.keyed { "+keys" } else { "" })
+    }
+}
+
+/// A keyed POST and the answer it got, to be replayed after the run.
+pub struct KeyedAnswer {
+    pub path: String,
+    pub bearer: Option<String>,
+    pub key: String,
+    pub body: Option<Bytes>,
+    pub status: StatusCode,
+    pub answer: Bytes,
+}
+
 pub struct Plan {
     pub mode: Mode,
     pub event_id: Uuid,
@@ -70,6 +101,8 @@ pub struct Tally {
     pub errors: BTreeMap<String, (u64, String)>,
     pub saw_sold_out: bool,
     pub finished: Option<Instant>,
+    /// Keyed POSTs that got an answer (not a 5xx), with it.
+    pub keyed: Vec<KeyedAnswer>,
 }
 
 impl Tally {
@@ -86,6 +119,7 @@ impl Tally {
             self.errors.entry(k).or_insert((0, example)).0 += n;
         }
         self.saw_sold_out |= other.saw_sold_out;
+        self.keyed.extend(other.keyed);
         self.finished = self.finished.max(other.finished);
     }
 
@@ -287,11 +321,21 @@ impl Client {
     ) -> Option<(StatusCode, Bytes)> {
         let key = (self.plan.idempotency_keys && method == Method::POST).then(|| Uuid::new_v4().to_string());
         let extra = key.as_deref().map(|k| ("Idempotency-Key", k));
-        match self.conn.send(method, path, bearer, extra, body).await {
-            Reply::Answer { status, body } => {
-                let code = if status.is_success() { String::new() } else { error_code(&body) };
+        match self.conn.send(method, path, bearer, extra, body.clone()).await {
+            Reply::Answer { status, body: answer } => {
+                let code = if status.is_success() { String::new() } else { error_code(&answer) };
                 *self.tally.answers.entry((status.as_u16(), code)).or_default() += 1;
-                Some((status, body))
+                if let Some(key) = key.filter(|_| !status.is_server_error()) {
+                    self.tally.keyed.push(KeyedAnswer {
+                        path: path.to_owned(),
+                        bearer: bearer.map(str::to_owned),
+                        key,
+                        body,
+                        status,
+                        answer: answer.clone(),
+                    });
+                }
+                Some((status, answer))
             }
             Reply::Failed(why) => {
                 self.error("no answer".into(), why);

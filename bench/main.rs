@@ -27,19 +27,20 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use crate::http::{Conn, Reply};
-use crate::load::{Mode, Plan, Tally};
+use crate::load::{Mode, Plan, Run, Tally};
 
 const USAGE: &str = "\
 nts-bench: a flash sale against nts, with the one-hot-row pgbench baseline
 
 USAGE: nts-bench [OPTIONS]
-  --mode M             holds | purchase | mixed, or several separated by commas [holds]
+  --mode M             holds | purchase | mixed, each optionally with +keys (a fresh
+                       Idempotency-Key on every POST), or several separated by commas [holds]
   --clients N          concurrent clients, one keep-alive connection each [256]
   --capacity N         seats of the one ticket type [10000]
   --quantity N         seats per hold [1]
   --reads-per-hold N   event-page reads before each hold in mixed mode [3]
   --max-secs S         stop a mode after S seconds even if seats are left [120]
-  --idempotency-keys   send a fresh Idempotency-Key with every POST, as the pages do
+  --idempotency-keys   send a fresh Idempotency-Key with every POST in every mode
   --instances N        nts instances to start, clients spread over them [1]
   --nts PATH           the nts binary [next to this one]
   --env KEY=VALUE      extra environment for the instances (repeatable)
@@ -59,7 +60,7 @@ USAGE: nts-bench [OPTIONS]
 ";
 
 struct Options {
-    modes: Vec<Mode>,
+    modes: Vec<Run>,
     clients: usize,
     capacity: i64,
     quantity: i64,
@@ -82,7 +83,7 @@ struct Options {
 
 fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
     let mut o = Options {
-        modes: vec![Mode::Holds],
+        modes: vec![Run { mode: Mode::Holds, keyed: false }],
         clients: 256,
         capacity: 10_000,
         quantity: 1,
@@ -110,7 +111,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--mode" => {
                 o.modes = value()?
                     .split(',')
-                    .map(|m| Mode::parse(m.trim()).with_context(|| format!("unknown mode {m:?}")))
+                    .map(|m| Run::parse(m.trim()).with_context(|| format!("unknown mode {m:?}")))
                     .collect::<anyhow::Result<_>>()?
             }
             "--clients" => o.clients = number(&flag, &value()?, 1, 10_000)?,
@@ -138,7 +139,9 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--no-baseline" => o.baseline = None,
             "--keep-db" => o.keep_db = true,
             "--smoke" => {
-                o.modes = vec![Mode::Holds, Mode::Purchase, Mode::Mixed];
+                o.modes = ["holds", "holds+keys", "purchase", "purchase+keys", "mixed"]
+                    .map(|m| Run::parse(m).expect("a mode"))
+                    .into();
                 o.clients = 8;
                 o.capacity = 150;
                 o.max_run = Duration::from_secs(60);
@@ -232,8 +235,8 @@ async fn run(o: Options) -> anyhow::Result<bool> {
 
     let mut all_ok = true;
     let mut rows = Vec::new();
-    for &mode in &o.modes {
-        let (ok, row) = run_mode(&o, mode, best_baseline, &work_dir).await?;
+    for &run in &o.modes {
+        let (ok, row) = run_mode(&o, run, best_baseline, &work_dir).await?;
         all_ok &= ok;
         rows.push(row);
     }
@@ -259,13 +262,13 @@ struct CreatedTicketType {
 
 async fn run_mode(
     o: &Options,
-    mode: Mode,
+    run: Run,
     best_baseline: Option<f64>,
     work_dir: &std::path::Path,
 ) -> anyhow::Result<(bool, String)> {
     println!(
         "\n== mode {}: {} clients, capacity {}, {} seat(s) per hold ==",
-        mode.as_str(),
+        run.label(),
         o.clients,
         o.capacity,
         o.quantity
@@ -282,7 +285,7 @@ async fn run_mode(
         }
         None => {
             admin_token = nts::domain::secret::random_token(32);
-            let db = db::ScratchDb::create(&o.database_url, mode.as_str()).await?;
+            let db = db::ScratchDb::create(&o.database_url, run.mode.as_str()).await?;
             let mut env = vec![
                 // Holds must outlive the run, so that "taken == acknowledged" is exact.
                 ("NTS_HOLD_SECONDS".to_owned(), "3600".to_owned()),
@@ -313,7 +316,7 @@ async fn run_mode(
         _ => None,
     };
 
-    let result = measure(o, mode, &addrs, &admin_token, check_pool.as_ref(), &instances, best_baseline).await;
+    let result = measure(o, run, &addrs, &admin_token, check_pool.as_ref(), &instances, best_baseline).await;
 
     instances.into_iter().for_each(server::Instance::stop);
     if let Some(db) = scratch {
@@ -352,13 +355,14 @@ async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyho
 
 async fn measure(
     o: &Options,
-    mode: Mode,
+    run: Run,
     addrs: &[SocketAddr],
     admin_token: &str,
     check_pool: Option<&sqlx::PgPool>,
     instances: &[server::Instance],
     best_baseline: Option<f64>,
 ) -> anyhow::Result<(bool, String)> {
+    let mode = run.mode;
     let (event_id, ticket_type_id) = create_event(addrs[0], admin_token, o).await?;
     if let Some(pool) = check_pool {
         db::vacuum_analyze(pool).await?;
@@ -373,7 +377,7 @@ async fn measure(
         ticket_type_id,
         quantity: o.quantity,
         reads_per_hold: o.reads_per_hold,
-        idempotency_keys: o.idempotency_keys,
+        idempotency_keys: o.idempotency_keys || run.keyed,
         deadline: Instant::now() + o.max_run,
     });
     let clients = load::connect(&plan, addrs, o.clients).await?;
@@ -447,6 +451,7 @@ async fn measure(
         Some(pool) => checks.extend(check::from_database(pool, &expect).await?),
         None => println!("database checks skipped: no database (--database-url)"),
     }
+    checks.extend(check::replays(addrs[0], &tally, 2000).await?);
     checks.push(check::Check { what: format!("no errors ({})", tally.error_count()), ok: tally.error_count() == 0 });
     println!("checks:");
     for c in &checks {
@@ -456,7 +461,7 @@ async fn measure(
     let ms = |f: fn(&load::Percentiles) -> f64| hold_p.as_ref().map(|p| format!("{:.1}", f(p))).unwrap_or_default();
     let row = format!(
         "| {} | {} | {} | {:.0} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-        mode.as_str(),
+        run.label(),
         o.clients,
         server_pids.len(),
         holds_per_s,

@@ -47,14 +47,19 @@ impl std::fmt::Debug for LinkKey {
 
 /// Keeps the order's secret for its e-mails; the first one stored stays (a
 /// repeated checkout derives the same secret anyway).
-pub async fn remember(pool: &PgPool, key: Option<&LinkKey>, order_id: Uuid, secret: &str) -> Result<(), sqlx::Error> {
+pub async fn remember(
+    db: impl sqlx::PgExecutor<'_>,
+    key: Option<&LinkKey>,
+    order_id: Uuid,
+    secret: &str,
+) -> Result<(), sqlx::Error> {
     let Some(key) = key else { return Ok(()) };
     sqlx::query!(
         "INSERT INTO order_links (order_id, sealed_secret) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING",
         order_id,
         key.seal(order_id, secret)
     )
-    .execute(pool)
+    .execute(db)
     .await?;
     Ok(())
 }

@@ -114,6 +114,7 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
         }
     }
     sqlx::query!("DELETE FROM idempotency_keys WHERE created_at < now() - interval '24 hours'").execute(pool).await?;
+    crate::instance::forget_dead(pool).await?;
     Ok(pass)
 }
 

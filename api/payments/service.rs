@@ -16,6 +16,7 @@ use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
 
 /// How many times one request asks the provider for an answer it did not get.
@@ -148,12 +149,48 @@ impl PaymentService {
         .await
     }
 
-    /// Under the simulated gateway checkout opens the first attempt at once, so
-    /// the buyer can press "pay"; under Stripe the first attempt comes with the card.
-    pub async fn open_first_attempt(&self, order_id: Uuid) -> ApiResult<Option<PaymentView>> {
-        match self.provider() {
-            Provider::Simulated => Ok(Some(self.start_attempt(order_id, None, None).await?)),
-            Provider::Stripe => Ok(None),
+    /// Checkout's part under the simulated gateway: the first attempt of a
+    /// new order, in the checkout's transaction, so the buyer can press
+    /// "pay". Under Stripe the first attempt comes with the card.
+    pub async fn first_attempt_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        order_id: Uuid,
+        amount_minor: i64,
+        currency: &str,
+    ) -> Result<Option<PaymentView>, sqlx::Error> {
+        if self.provider() != Provider::Simulated {
+            return Ok(None);
+        }
+        let payment_id = Uuid::new_v4();
+        sqlx::query_as!(
+            PaymentView,
+            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               RETURNING id, order_id, provider, status AS "status: PaymentStatus", amount_minor,
+                         currency AS "currency!", client_secret, failure_code"#,
+            payment_id,
+            order_id,
+            self.provider().as_str(),
+            format!("nts-pay-{payment_id}"),
+            amount_minor,
+            currency,
+        )
+        .fetch_one(tx)
+        .await
+        .map(Some)
+    }
+
+    /// Creates the provider object of a recorded first attempt. Whatever goes
+    /// wrong, the attempt stays `created` and the reconciler repeats the call.
+    pub async fn send_first_attempt(&self, payment_id: Uuid) {
+        let attempt = match self.attempt(payment_id).await {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(%payment_id, error = %e, "could not read a new payment attempt"),
+        };
+        if let Err(e) = self.ensure_intent(&attempt).await {
+            tracing::warn!(%payment_id, error = %e, "creating the payment intent failed; the reconciler will retry");
         }
     }
 
@@ -161,11 +198,15 @@ impl PaymentService {
     /// at the provider first, so two attempts can never both take money.
     /// A provider payment method travels with the creation call (Stripe
     /// confirms it there); a simulated attempt is confirmed later with an outcome.
+    ///
+    /// With an Idempotency-Key, the new attempt is the key's recovery point,
+    /// recorded in the transaction that creates it.
     pub async fn start_attempt(
         &self,
         order_id: Uuid,
         method: Option<PaymentMethod>,
         return_url: Option<String>,
+        key: Option<&KeyContext>,
     ) -> ApiResult<PaymentView> {
         let provider_method = match method {
             Some(PaymentMethod::Provider(pm)) => Some(pm),
@@ -221,9 +262,33 @@ impl PaymentService {
                 "another payment attempt for this order is in progress",
             ));
         }
+        if let Some(key) = key {
+            if !key.set_recovery_point(&mut *tx, payment_id).await? {
+                return Err(key.lost());
+            }
+        }
         tx.commit().await?;
+        self.carry_on(payment_id).await
+    }
 
-        let attempt = self.attempt(payment_id).await?.expect("just inserted");
+    /// Carries on with an attempt a request started and did not finish (its
+    /// instance died, or it failed): no new attempt, the same one, from
+    /// where it got to; a settled one answers as it settled.
+    pub async fn resume_attempt(&self, order_id: Uuid, payment_id: Uuid) -> ApiResult<PaymentView> {
+        let attempt = self.attempt(payment_id).await?.filter(|a| a.order_id == order_id);
+        let Some(attempt) = attempt else { return Err(ApiError::NotFound("no such order")) };
+        if attempt.payment_method.is_some() && !attempt.may_send_create(OffsetDateTime::now_utc()) {
+            let (_, view) = outcome_answer(attempt.status, self.view(payment_id).await?)?;
+            return Ok(view);
+        }
+        if attempt.payment_method.is_none() && attempt.status != PaymentStatus::Created {
+            return Ok(self.view(payment_id).await?);
+        }
+        self.carry_on(payment_id).await
+    }
+
+    async fn carry_on(&self, payment_id: Uuid) -> ApiResult<PaymentView> {
+        let attempt = self.attempt(payment_id).await?.ok_or(ApiError::NotFound("no such payment"))?;
         if attempt.payment_method.is_some() {
             return self.create_confirmed(&attempt).await;
         }

@@ -17,15 +17,18 @@
 //! - the row lock, the guard in the UPDATE and the CHECK on `ticket_types`
 //!   still decide, so any number of instances (each with its own queues) share
 //!   the database safely;
-//! - each request gets its own hold id, secret and answer; idempotency keys
-//!   stay per request (the middleware sits around each request, not the batch);
-//! - seats are granted in arrival order, first fit: a request that does not
-//!   fit in what is left is answered `sold_out` and a later, smaller one that
-//!   fits still gets its seats — exactly what one transaction per request, run
-//!   in arrival order, would answer;
-//! - before anyone is told `sold_out`, holds past their deadline are expired
-//!   (exactly once, by their guarded status change) and the refused requests
-//!   are tried once more, as before.
+//! - each request gets its own hold id, secret and answer; a request with an
+//!   Idempotency-Key has its key and answer stored by the same transaction
+//!   (atomic phases, at no extra commit), and a request whose key is stored
+//!   already is left out and replays that answer;
+//! - when not everyone fits, holds past their deadline are expired first
+//!   (exactly once, by their guarded status change), then seats are granted
+//!   in arrival order, first fit: a request that does not fit in what is left
+//!   is answered `sold_out` and a later, smaller one that fits still gets its
+//!   seats — exactly what one transaction per request, run in arrival order,
+//!   would answer;
+//! - a hold's deadline counts from the moment its row is written (after the
+//!   counter's lock is had), not from the transaction's start.
 //!
 //! If a flush fails because the database cannot be reached, its requests get
 //! that error at once. If it fails otherwise, they are answered
@@ -34,15 +37,16 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgExecutor, PgPool};
+use sqlx::{PgConnection, PgExecutor, PgPool};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::hoarding::{over_caps, Cap, Claimant};
-use super::holds::expire_stale_holds;
+use super::holds::expire_stale_type;
 use crate::batching::{Batches, Member};
 use crate::config::HoldCaps;
 use crate::error::ApiError;
+use crate::idempotency::{self, KeyContext, KeyRecord};
 
 /// Most requests in one transaction; more wait for the next flush.
 const MAX_BATCH: usize = 1000;
@@ -59,7 +63,20 @@ pub struct Seats {
     pub hold_seconds: f64,
     /// The client address the hoarding caps count by.
     pub address: Option<String>,
+    /// The request's Idempotency-Key, whose answer the flush stores with the hold.
+    pub keyed: Option<Keyed>,
 }
+
+/// An Idempotency-Key and how the request's answer reads for each outcome
+/// (`None`: not stored, as for a failed flush).
+#[derive(Clone)]
+pub struct Keyed {
+    pub context: std::sync::Arc<KeyContext>,
+    pub render: std::sync::Arc<Render>,
+}
+
+/// How a request's answer reads for an outcome: status and JSON body.
+pub type Render = dyn Fn(&Outcome) -> Option<(actix_web::http::StatusCode, Vec<u8>)> + Send + Sync;
 
 /// What the flush made of one request.
 #[derive(Debug)]
@@ -73,6 +90,8 @@ pub enum Outcome {
     },
     /// The flush failed otherwise; the request should take its seats alone.
     Failed,
+    /// The request's Idempotency-Key has an answer already: it is replayed.
+    KeyTaken,
 }
 
 impl Outcome {
@@ -124,7 +143,7 @@ pub fn refusal(facts: Option<Facts>, quantity: i32) -> Option<Refusal> {
 }
 
 /// The stored hold, as the database returned it.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Taken {
     pub amount_minor: i64,
     pub currency: String,
@@ -173,54 +192,57 @@ impl HoldBatcher {
     }
 }
 
-/// One flush: take seats for as many as fit, in arrival order; give the rest
-/// one more chance after expiring stale holds; answer everyone.
-async fn flush(pool: PgPool, caps: HoldCaps, key: Key, batch: Vec<Waiting>) {
+/// One flush: one transaction that takes seats for as many as fit, in
+/// arrival order, and stores the answers of the requests that carry an
+/// Idempotency-Key; then everyone is answered. A request whose key is already
+/// stored (a retry, or a twin on another instance that committed first) is
+/// left out, and the flush is made again without it if it had begun.
+async fn flush(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
     let (requests, started) = (batch.len(), std::time::Instant::now());
-    flush_batch(pool, caps, key, batch).await;
+    let (pending, twins) = split_twins(batch);
+    flush_pending(&pool, caps, event_id, ticket_type_id, pending).await;
     crate::metrics::record_hold_flush(requests, started.elapsed());
+    // After the first of each key committed its answer, which they replay.
+    answer_all(twins, || Outcome::KeyTaken);
 }
 
-async fn flush_batch(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
-    let pool = &pool;
-    let mut pending = batch;
-    for attempt in 0..2 {
-        let (mut taken, refusals) = match take_for(pool, caps, event_id, ticket_type_id, &pending).await {
-            Ok(answer) => answer,
+async fn flush_pending(pool: &PgPool, caps: HoldCaps, event_id: Uuid, ticket_type_id: Uuid, mut pending: Vec<Waiting>) {
+    loop {
+        match take_for(pool, caps, event_id, ticket_type_id, &pending).await {
+            Ok(Flushed::Done(mut outcomes)) => {
+                tracing::debug!(requests = pending.len(), "hold flush");
+                for w in pending {
+                    let outcome = outcomes.remove(&w.item.id).unwrap_or(Outcome::Refused(Refusal::SoldOut));
+                    if let Some(k) = &w.item.keyed {
+                        k.context.mark_recorded();
+                    }
+                    w.answer(outcome);
+                }
+                return;
+            }
+            Ok(Flushed::KeysTaken(taken)) => {
+                let (gone, rest): (Vec<_>, Vec<_>) = pending.into_iter().partition(|w| taken.contains(&w.item.id));
+                answer_all(gone, || Outcome::KeyTaken);
+                if rest.is_empty() {
+                    return;
+                }
+                pending = rest;
+            }
             Err(e) => {
                 tracing::warn!(error = %e, requests = pending.len(), "hold flush failed");
                 return answer_all(pending, Outcome::failed(e));
             }
-        };
-        tracing::debug!(requests = pending.len(), granted = taken.len(), attempt, "hold flush");
-        let mut refused = Vec::new();
-        for w in pending {
-            if let Some(t) = taken.remove(&w.item.id) {
-                w.answer(Outcome::Held(t));
-            } else if let Some(&why) = refusals.get(&w.item.id) {
-                w.answer(Outcome::Refused(why));
-            } else {
-                refused.push(w);
-            }
         }
-        if refused.is_empty() {
-            return;
-        }
-        if attempt == 0 {
-            match expire_stale_holds(pool, Some(ticket_type_id)).await {
-                Ok(0) => {}
-                Ok(_) => {
-                    pending = refused;
-                    continue;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "expiring stale holds failed");
-                    return answer_all(refused, Outcome::failed(e));
-                }
-            }
-        }
-        return answer_all(refused, || Outcome::Refused(Refusal::SoldOut));
     }
+}
+
+/// Keeps the first request of each Idempotency-Key in the batch; the rest replay its answer.
+fn split_twins(batch: Vec<Waiting>) -> (Vec<Waiting>, Vec<Waiting>) {
+    let mut seen = std::collections::HashSet::new();
+    batch.into_iter().partition(|w| match &w.item.keyed {
+        Some(k) => seen.insert((k.context.scope().to_owned(), k.context.key().to_owned())),
+        None => true,
+    })
 }
 
 fn answer_all(waiting: Vec<Waiting>, outcome: impl Fn() -> Outcome) {
@@ -235,22 +257,82 @@ type Granted = HashMap<Uuid, Taken>;
 /// Requests refused for a reason other than availability, by hold id.
 type Refused = HashMap<Uuid, Refusal>;
 
-/// Takes seats for the requests that may have them and fit, in one
-/// transaction; answers what was stored and what was refused for a reason
-/// other than availability (the rest did not fit).
+enum Flushed {
+    /// Committed: each request's outcome, by hold id.
+    Done(HashMap<Uuid, Outcome>),
+    /// Nothing committed: these requests' keys are stored already.
+    KeysTaken(std::collections::HashSet<Uuid>),
+}
+
+/// In one transaction: leaves out requests whose key is stored already, takes
+/// seats for the requests that may have them and fit (in arrival order,
+/// after holds past their deadline gave theirs back), and stores the keyed
+/// requests' answers.
 async fn take_for(
     pool: &PgPool,
     caps: HoldCaps,
     event_id: Uuid,
     ticket_type_id: Uuid,
     waiting: &[Waiting],
-) -> Result<(Granted, Refused), sqlx::Error> {
+) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
+    let keyed: Vec<(&Seats, &Keyed)> =
+        waiting.iter().filter_map(|w| w.item.keyed.as_ref().map(|k| (&w.item, k))).collect();
+    if !keyed.is_empty() {
+        let pairs: Vec<(&str, &str)> = keyed.iter().map(|(_, k)| (k.context.scope(), k.context.key())).collect();
+        let stored = idempotency::existing(&mut *tx, &pairs).await?;
+        if !stored.is_empty() {
+            return Ok(Flushed::KeysTaken(
+                keyed
+                    .iter()
+                    .filter(|(_, k)| stored.iter().any(|(s, key)| s == k.context.scope() && key == k.context.key()))
+                    .map(|(s, _)| s.id)
+                    .collect(),
+            ));
+        }
+    }
+    let (granted, refused) = grant(&mut tx, caps, event_id, ticket_type_id, waiting).await?;
+    let mut outcomes: HashMap<Uuid, Outcome> = granted.into_iter().map(|(id, t)| (id, Outcome::Held(t))).collect();
+    outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
+    for w in waiting {
+        outcomes.entry(w.item.id).or_insert(Outcome::Refused(Refusal::SoldOut));
+    }
+    if !keyed.is_empty() {
+        let records: Vec<KeyRecord> = keyed
+            .iter()
+            .filter_map(|(s, k)| (k.render)(&outcomes[&s.id]).map(|(st, body)| k.context.record(st, &body)))
+            .collect();
+        let stored = idempotency::insert_answered(&mut *tx, &records).await?;
+        if stored.len() != records.len() {
+            // A twin on another instance committed first: without these requests.
+            return Ok(Flushed::KeysTaken(
+                keyed
+                    .iter()
+                    .filter(|(_, k)| !stored.iter().any(|(s, key)| s == k.context.scope() && key == k.context.key()))
+                    .map(|(s, _)| s.id)
+                    .collect(),
+            ));
+        }
+    }
+    tx.commit().await?;
+    Ok(Flushed::Done(outcomes))
+}
+
+/// Takes seats in `tx` for the requests that may have them and fit; answers
+/// what was stored and what was refused for a reason other than
+/// availability (the rest did not fit).
+async fn grant(
+    tx: &mut PgConnection,
+    caps: HoldCaps,
+    event_id: Uuid,
+    ticket_type_id: Uuid,
+    waiting: &[Waiting],
+) -> Result<(Granted, Refused), sqlx::Error> {
     let all: Vec<&Seats> = waiting.iter().map(|w| &w.item).collect();
     let claimants: Vec<Claimant> =
         all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
     let mut refused: Refused =
-        over_caps(&mut tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
+        over_caps(tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
     let all: Vec<&Seats> = all.into_iter().filter(|s| !refused.contains_key(&s.id)).collect();
     if all.is_empty() {
         return Ok((Granted::new(), refused));
@@ -259,10 +341,12 @@ async fn take_for(
     // fails as a whole if one of them is not.
     let stored = insert_holds(&mut *tx, event_id, ticket_type_id, &all).await?;
     if !stored.is_empty() {
-        tx.commit().await?;
         return Ok((stored, refused));
     }
-    // Otherwise lock the counters, check each request, and grant first fit in arrival order.
+    // Otherwise: seats of holds past their deadline come back first, so that
+    // first fit in arrival order sees every free seat; then lock the
+    // counters, check each request, and grant first fit.
+    expire_stale_type(&mut *tx, ticket_type_id).await?;
     let row = sqlx::query!(
         r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?", t.free AS "free?"
            FROM events e
@@ -296,7 +380,6 @@ async fn take_for(
         // makes one) can get here; the requests then take their seats alone.
         return Err(sqlx::Error::Protocol(format!("granted {} holds but stored {}", granted.len(), stored.len())));
     }
-    tx.commit().await?;
     Ok((stored, refused))
 }
 
@@ -345,7 +428,7 @@ async fn insert_holds(
                INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
                                   quantity, amount_minor, currency, expires_at, client_address)
                SELECT r.id, r.secret_hash, e.id, taken.id, r.name, r.email, r.quantity,
-                      taken.price_minor * r.quantity, e.currency, now() + make_interval(secs => r.secs), r.address
+                      taken.price_minor * r.quantity, e.currency, clock_timestamp() + make_interval(secs => r.secs), r.address
                FROM taken JOIN events e ON e.id = $1,
                     unnest($4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::int4[], $9::float8[], $11::text[])
                         AS r(id, secret_hash, name, email, quantity, secs, address)
@@ -431,6 +514,7 @@ mod tests {
             email: "ada@example.com".into(),
             hold_seconds: 300.0,
             address: None,
+            keyed: None,
         }
     }
 
@@ -520,6 +604,24 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
+        let db = TestDb::new().await;
+        let (event, tt) = db.event(4, 4, 3600.0).await;
+        let batcher = HoldBatcher::new(db.pool.clone());
+        let mut short = seats(event, tt, 2);
+        short.hold_seconds = 0.2;
+        assert!(held(&batcher.take(short).await));
+        assert!(held(&batcher.take(seats(event, tt, 1)).await));
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        // One seat is free and two are in an expired hold: the earlier request
+        // for 3 must get them, not the later request for 1.
+        let outcomes = join_all([3, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
+        assert!(held(&outcomes[0]), "{outcomes:?}");
+        assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
+        assert_eq!(db.counters(tt).await, (4, 2));
+    }
+
+    #[tokio::test]
     async fn an_unreachable_database_fails_the_request_at_once() {
         let db = TestDb::new().await;
         let (event, tt) = db.event(10, 4, 3600.0).await;
@@ -537,6 +639,7 @@ mod tests {
             name: BuyerName::parse("Ada").unwrap(),
             email: Email::parse("ada@example.com").unwrap(),
             address: None,
+            key: None,
         };
         let err = take_seats(&batcher, &hold, 300).await.err().expect("no database, no hold");
         assert!(matches!(err, ApiError::Unavailable { .. }), "{err:?}");

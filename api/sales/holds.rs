@@ -2,21 +2,25 @@
 //! guarded UPDATE of the ticket type's counters; giving them back is a guarded
 //! status change of the hold, so it happens exactly once.
 
-use actix_web::{delete, get, post, web, HttpResponse};
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{delete, get, post, web, HttpRequest, HttpResponse, ResponseError};
 use serde::Deserialize;
-use sqlx::PgPool;
+use sqlx::{PgExecutor, PgPool};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::hoarding::{over_caps, Claimant};
-use super::hold_batcher::{refusal, Facts, HoldBatcher, Outcome, Refusal, Seats, Taken};
+use super::hold_batcher::{refusal, Facts, HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
 use super::orders::latest_payment;
-use super::views::{CheckoutView, HoldView};
+use super::views::{CheckoutView, HoldView, OrderView};
 use crate::auth::BuyerSecret;
 use crate::domain::secret::{hash_secret, new_buyer_secret};
-use crate::domain::status::HoldStatus;
+use crate::domain::status::{HoldStatus, OrderStatus};
 use crate::domain::{BuyerName, Email};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::idempotency::{self, KeyContext};
 use crate::metrics;
 use crate::rate_limit::ClientAddress;
 use crate::startup::AppState;
@@ -46,6 +50,8 @@ pub struct NewHold {
     pub email: Email,
     /// The client address, as the rate limit sees it, for the hoarding caps.
     pub address: Option<String>,
+    /// The request's Idempotency-Key: its answer is stored with the hold.
+    pub key: Option<Arc<KeyContext>>,
 }
 
 /// Reserve seats for a few minutes.
@@ -65,6 +71,7 @@ pub struct NewHold {
 #[post("/events/{event_id}/holds")]
 pub async fn create_hold(
     state: web::Data<AppState>,
+    http: HttpRequest,
     path: web::Path<Uuid>,
     body: web::Json<HoldRequest>,
     client: ClientAddress,
@@ -79,8 +86,10 @@ pub async fn create_hold(
     // Anything past i32 is past every max_per_order, and is refused as such.
     let quantity = req.quantity.min(i64::from(i32::MAX)) as i32;
     let address = Some(client.to_string());
-    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email, address };
+    let key = KeyContext::of(&http);
+    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email, address, key };
     let view = take_seats(&state.holds, &hold, state.config.hold_duration.as_secs() as i64).await?;
+    idempotency::debug_stall("hold").await;
     Ok(HttpResponse::Created().json(view))
 }
 
@@ -96,6 +105,24 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
     let id = Uuid::new_v4();
     let secret = new_buyer_secret();
     let secret_hash = hash_secret(&secret);
+    let view = {
+        let (hold, secret) = (HoldShape::of(hold, id), secret.clone());
+        move |taken: &Taken| hold.view(secret.clone(), taken)
+    };
+    let keyed = hold.key.clone().map(|context| {
+        let view = view.clone();
+        let render: Arc<Render> = Arc::new(move |outcome: &Outcome| match outcome {
+            Outcome::Held(taken) => {
+                Some((StatusCode::CREATED, serde_json::to_vec(&view(taken)).expect("a view serialises")))
+            }
+            Outcome::Refused(why) => {
+                let e = refused(*why);
+                Some((e.status_code(), e.body_bytes()))
+            }
+            _ => None,
+        });
+        Keyed { context, render }
+    });
     let seats = Seats {
         event_id: hold.event_id,
         ticket_type_id: hold.ticket_type_id,
@@ -106,12 +133,14 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
         email: hold.email.as_str().to_owned(),
         hold_seconds: hold_seconds as f64,
         address: hold.address.clone(),
+        keyed: keyed.clone(),
     };
     let taken = match holds.take(seats).await {
         Outcome::Held(taken) => Ok(taken),
         Outcome::Refused(why) => Err(refused(why)),
         Outcome::Unavailable { code, message } => Err(ApiError::Unavailable { code, message }),
-        Outcome::Failed => take_seats_alone(holds, hold, hold_seconds, id, &secret_hash).await,
+        Outcome::KeyTaken => return Err(taken_key(hold)),
+        Outcome::Failed => take_seats_alone(holds, hold, hold_seconds, id, &secret_hash, keyed.as_ref()).await,
     };
     let taken = match taken {
         Ok(taken) => {
@@ -123,22 +152,57 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
             return Err(e);
         }
     };
-    Ok(HoldView {
-        id,
-        secret: Some(secret),
-        status: HoldStatus::Active,
-        event_id: hold.event_id,
-        event_name: taken.event_name,
-        ticket_type_id: hold.ticket_type_id,
-        ticket_type_name: taken.ticket_type_name,
-        name: hold.name.as_str().to_owned(),
-        email: hold.email.as_str().to_owned(),
-        quantity: hold.quantity,
-        amount_minor: taken.amount_minor,
-        currency: taken.currency,
-        expires_at: taken.expires_at,
-        order_id: None,
-    })
+    Ok(view(&taken))
+}
+
+/// The parts of a hold's view known before its seats are taken.
+#[derive(Clone)]
+struct HoldShape {
+    id: Uuid,
+    event_id: Uuid,
+    ticket_type_id: Uuid,
+    name: String,
+    email: String,
+    quantity: i32,
+}
+
+impl HoldShape {
+    fn of(hold: &NewHold, id: Uuid) -> Self {
+        HoldShape {
+            id,
+            event_id: hold.event_id,
+            ticket_type_id: hold.ticket_type_id,
+            name: hold.name.as_str().to_owned(),
+            email: hold.email.as_str().to_owned(),
+            quantity: hold.quantity,
+        }
+    }
+
+    fn view(&self, secret: String, taken: &Taken) -> HoldView {
+        HoldView {
+            id: self.id,
+            secret: Some(secret),
+            status: HoldStatus::Active,
+            event_id: self.event_id,
+            event_name: taken.event_name.clone(),
+            ticket_type_id: self.ticket_type_id,
+            ticket_type_name: taken.ticket_type_name.clone(),
+            name: self.name.clone(),
+            email: self.email.clone(),
+            quantity: self.quantity,
+            amount_minor: taken.amount_minor,
+            currency: taken.currency.clone(),
+            expires_at: taken.expires_at,
+            order_id: None,
+        }
+    }
+}
+
+fn taken_key(hold: &NewHold) -> ApiError {
+    match &hold.key {
+        Some(key) => key.taken(),
+        None => ApiError::Internal(anyhow::anyhow!("a request without a key was told its key is taken")),
+    }
 }
 
 fn refused(why: Refusal) -> ApiError {
@@ -166,6 +230,7 @@ async fn take_seats_alone(
     hold_seconds: i64,
     id: Uuid,
     secret_hash: &[u8],
+    keyed: Option<&Keyed>,
 ) -> ApiResult<Taken> {
     let pool = holds.pool();
     let facts = sqlx::query!(
@@ -196,7 +261,7 @@ async fn take_seats_alone(
                    INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
                                       quantity, amount_minor, currency, expires_at, client_address)
                    SELECT $1, $4, e.id, taken.id, $6, $7, $3, taken.price_minor * $3, e.currency,
-                          now() + make_interval(secs => $8), $9
+                          clock_timestamp() + make_interval(secs => $8), $9
                    FROM taken JOIN events e ON e.id = $5
                    RETURNING amount_minor, currency, expires_at
                )
@@ -216,14 +281,26 @@ async fn take_seats_alone(
         .fetch_optional(&mut *tx)
         .await?;
         if let Some(r) = row {
-            tx.commit().await?;
-            return Ok(Taken {
+            let taken = Taken {
                 amount_minor: r.amount_minor,
                 currency: r.currency,
                 expires_at: r.expires_at,
                 ticket_type_name: r.ticket_type_name,
                 event_name: r.event_name,
-            });
+            };
+            if let Some(k) = keyed {
+                let answer = (k.render)(&Outcome::Held(taken.clone()));
+                let records: Vec<_> =
+                    answer.map(|(status, body)| k.context.record(status, &body)).into_iter().collect();
+                if idempotency::insert_answered(&mut *tx, &records).await?.len() != records.len() {
+                    return Err(k.context.taken());
+                }
+            }
+            tx.commit().await?;
+            if let Some(k) = keyed {
+                k.context.mark_recorded();
+            }
+            return Ok(taken);
         }
         if attempt == 0 && expire_stale_holds(pool, Some(hold.ticket_type_id)).await? == 0 {
             break;
@@ -249,26 +326,31 @@ pub async fn expire_stale_holds(pool: &PgPool, ticket_type: Option<Uuid>) -> Res
     };
     let mut expired = 0;
     for tt in types {
-        let n = sqlx::query_scalar!(
-            r#"WITH stale AS (
-                   SELECT id FROM holds
-                   WHERE ticket_type_id = $1 AND status = 'active' AND expires_at <= now()
-                   LIMIT 5000 FOR UPDATE SKIP LOCKED
-               ), expired AS (
-                   UPDATE holds h SET status = 'expired', finished_at = now()
-                   FROM stale WHERE h.id = stale.id AND h.status = 'active'
-                   RETURNING h.quantity
-               ), total AS (SELECT COUNT(*) AS n, COALESCE(SUM(quantity), 0)::int AS q FROM expired)
-               UPDATE ticket_types t SET held = t.held - total.q
-               FROM total WHERE t.id = $1
-               RETURNING total.n AS "n!""#,
-            tt
-        )
-        .fetch_optional(pool)
-        .await?;
-        expired += n.unwrap_or(0) as u64;
+        expired += expire_stale_type(pool, tt).await?;
     }
     Ok(expired)
+}
+
+/// Expires the stale holds of one ticket type (see [`expire_stale_holds`]).
+pub async fn expire_stale_type(db: impl PgExecutor<'_>, ticket_type: Uuid) -> Result<u64, sqlx::Error> {
+    let n = sqlx::query_scalar!(
+        r#"WITH stale AS (
+               SELECT id FROM holds
+               WHERE ticket_type_id = $1 AND status = 'active' AND expires_at <= clock_timestamp()
+               LIMIT 5000 FOR UPDATE SKIP LOCKED
+           ), expired AS (
+               UPDATE holds h SET status = 'expired', finished_at = now()
+               FROM stale WHERE h.id = stale.id AND h.status = 'active'
+               RETURNING h.quantity
+           ), total AS (SELECT COUNT(*) AS n, COALESCE(SUM(quantity), 0)::int AS q FROM expired)
+           UPDATE ticket_types t SET held = t.held - total.q
+           FROM total WHERE t.id = $1
+           RETURNING total.n AS "n!""#,
+        ticket_type
+    )
+    .fetch_optional(db)
+    .await?;
+    Ok(n.unwrap_or(0) as u64)
 }
 
 struct HoldRow {
@@ -416,49 +498,94 @@ pub async fn release_hold(
 #[post("/holds/{hold_id}/checkout")]
 pub async fn checkout(
     state: web::Data<AppState>,
+    http: HttpRequest,
     path: web::Path<Uuid>,
     secret: BuyerSecret,
 ) -> ApiResult<HttpResponse> {
     let hold_id = path.into_inner();
     // Derived from the hold secret, so a repeated checkout can hand out the same order secret again.
     let order_secret = secret.derive("order");
-    let created = sqlx::query_scalar!(
+    let key = KeyContext::of(&http);
+    // One transaction: the order, its first attempt (simulated gateway) and
+    // the key's answer. The provider is called after it commits, as a retry
+    // or the reconciler would.
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        if !key.insert_in(&mut *tx).await? {
+            return Err(key.taken());
+        }
+    }
+    let created = sqlx::query!(
         r#"WITH hold AS (
                UPDATE holds SET status = 'checked_out', finished_at = now()
-               WHERE id = $1 AND secret_hash = $2 AND status = 'active' AND expires_at > now()
+               WHERE id = $1 AND secret_hash = $2 AND status = 'active' AND expires_at > clock_timestamp()
+               RETURNING *
+           ), ins AS (
+               INSERT INTO orders (id, secret_hash, hold_id, event_id, ticket_type_id, buyer_name, buyer_email,
+                                   quantity, amount_minor, currency, expires_at, client_address)
+               SELECT $3, $4, hold.id, hold.event_id, hold.ticket_type_id, hold.buyer_name, hold.buyer_email,
+                      hold.quantity, hold.amount_minor, hold.currency, clock_timestamp() + make_interval(secs => $5),
+                      hold.client_address
+               FROM hold
                RETURNING *
            )
-           INSERT INTO orders (id, secret_hash, hold_id, event_id, ticket_type_id, buyer_name, buyer_email,
-                               quantity, amount_minor, currency, expires_at, client_address)
-           SELECT $3, $4, hold.id, hold.event_id, hold.ticket_type_id, hold.buyer_name, hold.buyer_email,
-                  hold.quantity, hold.amount_minor, hold.currency, now() + make_interval(secs => $5),
-                  hold.client_address
-           FROM hold
-           RETURNING id"#,
+           SELECT ins.id, ins.event_id, e.name AS event_name, ins.ticket_type_id, t.name AS ticket_type_name,
+                  ins.buyer_name, ins.buyer_email, ins.quantity, ins.amount_minor, ins.currency AS "currency!",
+                  ins.expires_at
+           FROM ins JOIN events e ON e.id = ins.event_id JOIN ticket_types t ON t.id = ins.ticket_type_id"#,
         hold_id,
         secret.hash,
         Uuid::new_v4(),
         hash_secret(&order_secret),
         state.config.order_duration.as_secs_f64(),
     )
-    .fetch_optional(&state.pool)
+    .fetch_optional(&mut *tx)
     .await?;
-    let (order_id, payment) = match created {
-        Some(order_id) => (order_id, state.payments.open_first_attempt(order_id).await?),
-        None => {
-            let view = fetch_hold(&state.pool, hold_id, &secret).await?;
-            // Checked out already, by a request whose answer never arrived (its
-            // instance died, or it failed after the commit): the same order again,
-            // with its latest attempt (none if that request died before opening one).
-            let Some(order_id) = view.order_id.filter(|_| view.status == HoldStatus::CheckedOut) else {
-                return Err(not_active(&view));
-            };
-            (order_id, latest_payment(&state.pool, order_id).await?)
-        }
+    let Some(o) = created else {
+        drop(tx);
+        let view = fetch_hold(&state.pool, hold_id, &secret).await?;
+        // Checked out already, by a request whose answer never arrived (it
+        // had no key, or another one): the same order again, with its latest attempt.
+        let Some(order_id) = view.order_id.filter(|_| view.status == HoldStatus::CheckedOut) else {
+            return Err(not_active(&view));
+        };
+        let payment = latest_payment(&state.pool, order_id).await?;
+        let mut order = super::orders::fetch_order_by_id(&state.pool, order_id).await?;
+        order.secret = Some(order_secret);
+        return Ok(HttpResponse::Created().json(CheckoutView { order, payment }));
     };
-    // For the link in its e-mails; again on a repeated checkout, in case the first died before this.
-    crate::mail::links::remember(&state.pool, state.config.mail.link_key.as_ref(), order_id, &order_secret).await?;
-    let mut order = super::orders::fetch_order_by_id(&state.pool, order_id).await?;
-    order.secret = Some(order_secret);
-    Ok(HttpResponse::Created().json(CheckoutView { order, payment }))
+    let payment = state.payments.first_attempt_in(&mut tx, o.id, o.amount_minor, &o.currency).await?;
+    // For the link in the order's e-mails.
+    crate::mail::links::remember(&mut *tx, state.config.mail.link_key.as_ref(), o.id, &order_secret).await?;
+    let order = OrderView {
+        id: o.id,
+        secret: Some(order_secret),
+        status: OrderStatus::AwaitingPayment,
+        event_id: o.event_id,
+        event_name: o.event_name,
+        ticket_type_id: o.ticket_type_id,
+        ticket_type_name: o.ticket_type_name,
+        name: o.buyer_name,
+        email: o.buyer_email,
+        quantity: o.quantity,
+        amount_minor: o.amount_minor,
+        currency: o.currency,
+        expires_at: o.expires_at,
+        paid_at: None,
+        tickets: Vec::new(),
+        payment: payment.clone(),
+    };
+    let body = serde_json::to_vec(&CheckoutView { order, payment: payment.clone() }).expect("a view serialises");
+    if let Some(key) = &key {
+        key.answer_in(&mut *tx, StatusCode::CREATED, &body).await?;
+    }
+    tx.commit().await?;
+    if let Some(key) = &key {
+        key.mark_recorded();
+    }
+    idempotency::debug_stall("checkout").await;
+    if let Some(payment) = payment {
+        state.payments.send_first_attempt(payment.id).await;
+    }
+    Ok(HttpResponse::Created().content_type("application/json").body(body))
 }

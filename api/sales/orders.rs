@@ -10,6 +10,7 @@ use super::views::{OrderView, PaymentView, TicketView};
 use crate::auth::BuyerSecret;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::idempotency::{self, KeyContext};
 use crate::payments::gateway::PaymentMethod;
 use crate::startup::AppState;
 
@@ -164,9 +165,17 @@ pub async fn create_payment(
     let method = method.map(PaymentMethod::Provider);
     // Where Stripe sends the buyer back if authenticating needs a redirect:
     // this order's page, on the address the buyer used.
-    let conn = req.connection_info();
-    let return_url = format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host());
-    let payment = state.payments.start_attempt(order_id, method, Some(return_url)).await?;
+    let return_url = {
+        let conn = req.connection_info();
+        format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host())
+    };
+    let key = KeyContext::of(&req);
+    let payment = match key.as_ref().and_then(|k| k.recovery_point()) {
+        // An earlier request with this key started an attempt and never answered.
+        Some(payment_id) => state.payments.resume_attempt(order_id, payment_id).await?,
+        None => state.payments.start_attempt(order_id, method, Some(return_url), key.as_deref()).await?,
+    };
+    idempotency::debug_stall("payment").await;
     Ok(HttpResponse::Created().json(payment))
 }
 

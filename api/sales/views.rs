@@ -61,7 +61,7 @@ pub struct TicketView {
     pub signed_code: String,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PaymentView {
     pub id: Uuid,
     pub order_id: Uuid,

@@ -26,8 +26,9 @@ use serde_json::Value;
 
 use crate::stats::Stats;
 
-/// The server takes over a key whose request died with its instance after 60 s;
-/// with kills every few seconds the request that takes over can die too.
+/// The server takes over a key whose request died with its instance once that
+/// instance's lease runs out (about 2 s); with kills every few seconds the
+/// request that takes over can die too, and a slow provider call keeps its key in use.
 const PATIENCE: Duration = Duration::from_secs(150);
 /// How long a call may keep getting 503s before that counts as a failure.
 pub const UNAVAILABLE_BUDGET: Duration = Duration::from_secs(30);
