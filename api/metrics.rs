@@ -65,6 +65,8 @@ fn describe() {
     describe_gauge!("nts_reconciler_last_pass_timestamp_seconds", "When this instance's reconciler last finished");
     describe_gauge!("nts_reconciler_backlog", "Work past its deadline the reconciler has not done yet, by kind");
     describe_gauge!("nts_reconciler_lag_seconds", "How long the oldest overdue hold or order has waited");
+    describe_gauge!("nts_mail_outbox", "E-mails to buyers not sent yet, by status (pending, sending, failed)");
+    describe_gauge!("nts_mail_outbox_oldest_unsent_seconds", "How long the oldest unsent e-mail has waited");
     describe_counter!("nts_webhook_events_total", "Provider webhook deliveries, by event type and result");
     describe_counter!("nts_idempotency_replays_total", "Answers replayed for a repeated Idempotency-Key");
     describe_counter!("nts_idempotency_conflicts_total", "Idempotency-Key refusals, by reason");

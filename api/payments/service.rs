@@ -273,18 +273,25 @@ impl PaymentService {
 
     /// Carries on with an attempt a request started and did not finish (its
     /// instance died, or it failed): no new attempt, the same one, from
-    /// where it got to; a settled one answers as it settled.
-    pub async fn resume_attempt(&self, order_id: Uuid, payment_id: Uuid) -> ApiResult<PaymentView> {
+    /// where it got to; a settled one answers as it settled. `None`: the
+    /// attempt failed at the provider without charging anything (the request
+    /// answered 503, which its key does not keep), so a new attempt is due,
+    /// as for a retry without a key.
+    pub async fn resume_attempt(&self, order_id: Uuid, payment_id: Uuid) -> ApiResult<Option<PaymentView>> {
         let attempt = self.attempt(payment_id).await?.filter(|a| a.order_id == order_id);
         let Some(attempt) = attempt else { return Err(ApiError::NotFound("no such order")) };
+        let view = self.view(payment_id).await?;
+        if attempt.status == PaymentStatus::Failed && view.failure_code.as_deref() == Some(PROVIDER_ERROR) {
+            return Ok(None);
+        }
         if attempt.payment_method.is_some() && !attempt.may_send_create(OffsetDateTime::now_utc()) {
-            let (_, view) = outcome_answer(attempt.status, self.view(payment_id).await?)?;
-            return Ok(view);
+            let (_, view) = outcome_answer(attempt.status, view)?;
+            return Ok(Some(view));
         }
         if attempt.payment_method.is_none() && attempt.status != PaymentStatus::Created {
-            return Ok(self.view(payment_id).await?);
+            return Ok(Some(view));
         }
-        self.carry_on(payment_id).await
+        self.carry_on(payment_id).await.map(Some)
     }
 
     async fn carry_on(&self, payment_id: Uuid) -> ApiResult<PaymentView> {

@@ -170,9 +170,13 @@ pub async fn create_payment(
         format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host())
     };
     let key = KeyContext::of(&req);
-    let payment = match key.as_ref().and_then(|k| k.recovery_point()) {
-        // An earlier request with this key started an attempt and never answered.
+    // An earlier request with this key started an attempt and never answered: carry on with it.
+    let resumed = match key.as_ref().and_then(|k| k.recovery_point()) {
         Some(payment_id) => state.payments.resume_attempt(order_id, payment_id).await?,
+        None => None,
+    };
+    let payment = match resumed {
+        Some(payment) => payment,
         None => state.payments.start_attempt(order_id, method, Some(return_url), key.as_deref()).await?,
     };
     idempotency::debug_stall("payment").await;

@@ -104,6 +104,8 @@ async fn a_sale_shows_up_in_valid_metrics_without_ids_in_labels() {
         "nts_reconciler_last_pass_timestamp_seconds ",
         "nts_reconciler_lag_seconds ",
         r#"nts_reconciler_backlog{kind="overdue_orders"}"#,
+        r#"nts_mail_outbox{status="pending"}"#,
+        "nts_mail_outbox_oldest_unsent_seconds ",
         "nts_idempotency_replays_total ",
         r#"nts_idempotency_conflicts_total{reason="key_reused"}"#,
         r#"nts_db_pool_connections{state="in_use"}"#,

@@ -346,6 +346,23 @@ async fn provider_errors_are_the_operators_and_declines_the_buyers() {
     settled_and_audited(&app).await;
 }
 
+// 6. A 503 (Stripe refused to work: 429) is not kept under the buyer's
+// Idempotency-Key: the same key again, once Stripe is back, pays with a new attempt.
+#[tokio::test]
+async fn a_payment_answered_503_is_paid_by_a_retry_with_the_same_key() {
+    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let (order, secret, _) = stripe_order(&app, 1).await;
+    stripe.fault("POST", "/v1/payment_intents", "rate_limit", 1).await;
+    let path = format!("/api/v1/orders/{order}/payments");
+    let body = json!({"payment_method": "pm_card_visa"});
+    let pay_with_key = || app.call_on(0, reqwest::Method::POST, &path, Some(&body), Some(&secret), Some("pay-once"));
+    pay_with_key().await.expect_error(503, "payment_provider_unavailable");
+    let paid = pay_with_key().await;
+    assert_eq!(paid.expect(201)["status"], "succeeded", "the retry was answered with the first 503 again");
+    assert_eq!(order_status(&app, &order).await, "paid");
+    settled_and_audited(&app).await;
+}
+
 // 7. Refunds are pending until Stripe says succeeded; failures are visible; dashboard refunds recognised.
 #[tokio::test]
 async fn a_refund_is_pending_until_stripe_says_it_succeeded() {
