@@ -4,13 +4,11 @@
 //! still fills, and every paid order must at least have its e-mail queued.
 
 use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use serde_json::Value;
 use sqlx::PgPool;
 
 use crate::audit::Check;
@@ -26,20 +24,7 @@ pub struct MailRig {
 impl MailRig {
     /// Starts the SMTP server from `dir` (tests/mail, set up by its setup.sh).
     pub fn start(dir: &Path, log: &Path) -> anyhow::Result<Self> {
-        let dir = &dir.canonicalize().with_context(|| format!("{} (--smtp-dir)", dir.display()))?;
-        let python = dir.join(".venv/bin/python");
-        anyhow::ensure!(python.is_file(), "no {} (run tests/mail/setup.sh)", python.display());
-        let mut child = Command::new(&python)
-            .arg(dir.join("server.py"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?)
-            .spawn()
-            .with_context(|| format!("running {}", python.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("mail server stdout")?).read_line(&mut line)?;
-        let ports: Value = serde_json::from_str(&line)
-            .with_context(|| format!("the SMTP server did not start (see {})", log.display()))?;
+        let (child, ports) = crate::helper_server::start(dir, "--smtp-dir", "server.py", log)?;
         Ok(MailRig {
             child,
             smtp_port: ports["smtp"].as_u64().context("smtp port")? as u16,

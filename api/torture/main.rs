@@ -11,6 +11,7 @@ mod chaos;
 mod client;
 mod cluster;
 mod database;
+mod helper_server;
 mod mail;
 mod monitor;
 mod report;

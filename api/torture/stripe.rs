@@ -7,11 +7,9 @@
 //! straight from localstripe, without the proxy.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 
-use anyhow::Context;
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -39,21 +37,7 @@ pub struct Money {
 impl StripeRig {
     /// Starts the emulator and the proxy from `dir` (tests/stripe, set up by its setup.sh).
     pub fn start(dir: &Path, log: &Path) -> anyhow::Result<Self> {
-        let dir = &dir.canonicalize().with_context(|| format!("{} (--stripe-dir)", dir.display()))?;
-        let python = dir.join(".venv/bin/python");
-        anyhow::ensure!(python.is_file(), "no {} (run tests/stripe/setup.sh)", python.display());
-        let mut child = Command::new(&python)
-            .arg(dir.join("emulator.py"))
-            .current_dir(dir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?)
-            .spawn()
-            .with_context(|| format!("running {}", python.display()))?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("emulator stdout")?).read_line(&mut line)?;
-        let ports: Value = serde_json::from_str(&line)
-            .with_context(|| format!("the emulator did not start (see {})", log.display()))?;
+        let (child, ports) = crate::helper_server::start(dir, "--stripe-dir", "emulator.py", log)?;
         Ok(StripeRig {
             child,
             stripe_url: format!("http://127.0.0.1:{}", ports["stripe"]),
