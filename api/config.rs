@@ -115,6 +115,10 @@ pub struct StripeSettings {
     pub js_url: String,
     /// How long one call to Stripe may take before its outcome counts as unknown.
     pub timeout: Duration,
+    /// The same for one page of a listing, which only background work (the
+    /// reconciler's look-ups, the audit) asks for and which grows with the
+    /// account's history.
+    pub list_timeout: Duration,
 }
 
 impl std::fmt::Debug for StripeSettings {
@@ -301,13 +305,14 @@ fn payments(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Payme
 
 /// Stripe is meant when any of its settings is given, and then needs all three secrets.
 fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Option<StripeSettings>, ConfigError> {
-    const ALL: [&str; 6] = [
+    const ALL: [&str; 7] = [
         "NTS_STRIPE_SECRET_KEY",
         "NTS_STRIPE_PUBLISHABLE_KEY",
         "NTS_STRIPE_WEBHOOK_SECRET",
         "NTS_STRIPE_API_BASE",
         "NTS_STRIPE_JS_URL",
         "NTS_STRIPE_TIMEOUT_MS",
+        "NTS_STRIPE_LIST_TIMEOUT_MS",
     ];
     if ALL.iter().all(|v| get(v).is_none()) {
         return Ok(None);
@@ -343,6 +348,7 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
         api_base,
         js_url: url("NTS_STRIPE_JS_URL", DEFAULT_STRIPE_JS_URL)?,
         timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=600_000)?),
+        list_timeout: Duration::from_millis(parse(get, "NTS_STRIPE_LIST_TIMEOUT_MS", 60_000u64, 100..=600_000)?),
     }))
 }
 

@@ -35,6 +35,8 @@ pub const PAYMENT_KEY: &str = "nts_payment_id";
 
 pub struct StripeGateway {
     client: Client,
+    /// For listings, which may take longer per page than any buyer should wait.
+    lister: Client,
     guard: CallGuard,
 }
 
@@ -92,13 +94,15 @@ impl StripeRequest for CreateIntent {
 
 impl StripeGateway {
     pub fn new(settings: &StripeSettings) -> anyhow::Result<Self> {
-        let client = ClientBuilder::new(settings.secret_key.clone())
-            .url(settings.api_base.clone())
-            .timeout(settings.timeout)
-            .app_info("nts", Some(env!("CARGO_PKG_VERSION").into()), None)
-            .build()
-            .map_err(|e| anyhow::anyhow!("NTS_STRIPE_SECRET_KEY / NTS_STRIPE_API_BASE: {e}"))?;
-        Ok(Self { client, guard: CallGuard::new() })
+        let client = |timeout: std::time::Duration| {
+            ClientBuilder::new(settings.secret_key.clone())
+                .url(settings.api_base.clone())
+                .timeout(timeout)
+                .app_info("nts", Some(env!("CARGO_PKG_VERSION").into()), None)
+                .build()
+                .map_err(|e| anyhow::anyhow!("NTS_STRIPE_SECRET_KEY / NTS_STRIPE_API_BASE: {e}"))
+        };
+        Ok(Self { client: client(settings.timeout)?, lister: client(settings.list_timeout)?, guard: CallGuard::new() })
     }
 
     /// Every call to Stripe goes through here: admitted by the guard, its
@@ -249,7 +253,7 @@ impl PaymentGateway for StripeGateway {
 
     async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
         let list = ListRefund::new().payment_intent(provider_ref).limit(100);
-        let refunds = self.call(list.send(&self.client)).await.map_err(classify)?;
+        let refunds = self.call(list.send(&self.lister)).await.map_err(classify)?;
         Ok(refunds.data.iter().map(refund_from_api).find(|r| r.status != RefundStatus::Failed))
     }
 
@@ -263,7 +267,7 @@ impl PaymentGateway for StripeGateway {
         let ours: Vec<PaymentIntent> = self
             .call(
                 list.paginate()
-                    .stream(&self.client)
+                    .stream(&self.lister)
                     .try_filter(|pi| {
                         std::future::ready(pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY))
                     })
@@ -281,7 +285,7 @@ impl PaymentGateway for StripeGateway {
             refunds = refunds.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
         }
         let refunds: Vec<stripe_core::Refund> =
-            self.call(refunds.paginate().stream(&self.client).try_collect()).await.map_err(classify)?;
+            self.call(refunds.paginate().stream(&self.lister).try_collect()).await.map_err(classify)?;
         for r in refunds {
             let pi = match (&r.payment_intent, &r.charge) {
                 (Some(pi), _) => Some(pi.id().to_string()),
@@ -309,7 +313,7 @@ impl PaymentGateway for StripeGateway {
         let found = self
             .call(
                 list.paginate()
-                    .stream(&self.client)
+                    .stream(&self.lister)
                     .try_filter(|pi| std::future::ready(pi.metadata.get(PAYMENT_KEY) == Some(&wanted)))
                     .try_next(),
             )
