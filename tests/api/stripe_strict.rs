@@ -585,3 +585,27 @@ async fn a_failed_authentication_cancels_the_payment_intent() {
     assert_eq!(field("metadata[order_id]"), None, "generic keys would be mistaken for another integration's");
     settled_and_audited(&app).await;
 }
+
+// 1. Listing the account's PaymentIntents grows with its history and may take
+// longer than any single call should: it has its own, longer timeout
+// (NTS_STRIPE_LIST_TIMEOUT_MS), so a slow listing still finds a charge made
+// under a stored 500 instead of timing out and asking again.
+#[tokio::test]
+async fn a_slow_listing_is_waited_for_not_timed_out_and_asked_again() {
+    let (app, stripe) = spawn_stripe_app(&[("NTS_STRIPE_LIST_TIMEOUT_MS", "10000")], true).await;
+    let (order, secret, _) = stripe_order(&app, 1).await;
+    stripe.fault("POST", "/v1/payment_intents", "error_after", 1).await;
+    // Answered after 3 s, twice the 1.5 s the tests allow any other call.
+    let late = json!({"method": "GET", "path": "/v1/payment_intents", "fault": "timeout", "times": 3, "seconds": 3});
+    stripe.configure("faults", late).await;
+
+    let paid = pay(&app, 0, &order, &secret, "pm_card_visa").await.expect(201).clone();
+    assert_eq!(paid["status"], "succeeded");
+    assert_eq!(order_status(&app, &order).await, "paid");
+    let calls = stripe.calls().await;
+    let lists: Vec<&Value> =
+        calls.iter().filter(|c| c["method"] == "GET" && c["path"] == "/v1/payment_intents").collect();
+    assert_eq!(lists.len(), 1, "one listing, waited for: {lists:?}");
+    assert_eq!(lists[0]["how"], "forwarded, answer late");
+    settled_and_audited(&app).await;
+}
