@@ -7,6 +7,8 @@ pub mod audit;
 pub mod gateway;
 pub mod guard;
 pub mod metered;
+pub mod orders;
+pub mod payment_status;
 pub mod reconciler;
 pub mod refunds;
 pub mod service;

@@ -243,8 +243,7 @@ impl PaymentService {
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method,
                                     return_url)
                SELECT $1, $2, $3, $6, $4, $5, $7, $8
-               WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2
-                                 AND status IN ('created', 'processing', 'requires_action'))"#,
+               WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND status = ANY($9))"#,
             payment_id,
             order_id,
             self.provider().as_str(),
@@ -253,6 +252,7 @@ impl PaymentService {
             format!("nts-pay-{payment_id}"),
             provider_method,
             return_url,
+            &PaymentStatus::OPEN as &[PaymentStatus],
         )
         .execute(&mut *tx)
         .await?;
@@ -541,8 +541,9 @@ impl PaymentService {
     /// Answers true if the provider said one had already succeeded (the order is then paid).
     pub async fn cancel_open_attempts(&self, order_id: Uuid) -> ApiResult<bool> {
         let open: Vec<Uuid> = sqlx::query_scalar!(
-            "SELECT id FROM payments WHERE order_id = $1 AND status IN ('created', 'processing', 'requires_action')",
-            order_id
+            "SELECT id FROM payments WHERE order_id = $1 AND status = ANY($2)",
+            order_id,
+            &PaymentStatus::OPEN as &[PaymentStatus]
         )
         .fetch_all(&self.pool)
         .await?;
