@@ -3,6 +3,7 @@
 //! a provider call, apply every provider answer as a guarded transition, cancel
 //! at the provider before releasing seats, refund what cannot be honoured.
 
+pub mod attempts;
 pub mod audit;
 pub mod gateway;
 pub mod guard;
@@ -10,6 +11,7 @@ pub mod metered;
 pub mod orders;
 pub mod payment_status;
 pub mod reconciler;
+pub mod recovery;
 pub mod refunds;
 pub mod service;
 pub mod settle;
