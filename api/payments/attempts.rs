@@ -10,6 +10,7 @@ use super::guard::backoff;
 use super::service::{buyer_error, declined, outcome_answer, Attempt, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::domain::Money;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
@@ -22,13 +23,13 @@ impl PaymentService {
         &self,
         tx: &mut sqlx::PgConnection,
         order_id: Uuid,
-        amount_minor: i64,
-        currency: &str,
+        amount: Money,
     ) -> Result<Option<PaymentView>, sqlx::Error> {
         if self.provider() != Provider::Simulated {
             return Ok(None);
         }
         let payment_id = Uuid::new_v4();
+        let currency = amount.currency();
         sqlx::query_as!(
             PaymentView,
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
@@ -39,8 +40,8 @@ impl PaymentService {
             order_id,
             self.provider().as_str(),
             format!("nts-pay-{payment_id}"),
-            amount_minor,
-            currency,
+            amount.minor(),
+            currency.as_str(),
         )
         .fetch_one(tx)
         .await

@@ -12,6 +12,7 @@ use super::gateway::PaymentMethod;
 use crate::auth::BuyerSecret;
 use crate::domain::secret::hash_secret;
 use crate::domain::status::OrderStatus;
+use crate::domain::Money;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
 use crate::sales::checkout::{earlier_order, take_over};
@@ -68,7 +69,8 @@ pub async fn checkout(
         order.secret = Some(order_secret);
         return Ok(HttpResponse::Created().json(CheckoutView { order, payment }));
     };
-    let payment = state.payments.first_attempt_in(&mut tx, order.id, order.amount_minor, &order.currency).await?;
+    let payment =
+        state.payments.first_attempt_in(&mut tx, order.id, Money::stored(order.amount_minor, &order.currency)?).await?;
     // For the link in the order's e-mails.
     crate::mail::links::remember(&mut *tx, state.config.mail.link_key.as_ref(), order.id, &order_secret).await?;
     order.secret = Some(order_secret);

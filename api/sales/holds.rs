@@ -189,8 +189,8 @@ impl HoldShape {
             name: self.name.clone(),
             email: self.email.clone(),
             quantity: self.quantity,
-            amount_minor: taken.amount_minor,
-            currency: taken.currency.clone(),
+            amount_minor: taken.amount.minor(),
+            currency: taken.amount.currency().to_string(),
             expires_at: taken.expires_at,
             order_id: None,
         }

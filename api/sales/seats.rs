@@ -15,6 +15,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use crate::domain::status::{checked, HoldStatus};
+use crate::domain::Money;
 
 /// One hold to store: who asks, for how many seats, for how long.
 pub struct Claim<'a> {
@@ -31,8 +32,7 @@ pub struct Claim<'a> {
 /// The stored hold, as the database returned it.
 #[derive(Debug, Clone)]
 pub struct Taken {
-    pub amount_minor: i64,
-    pub currency: String,
+    pub amount: Money,
     pub expires_at: OffsetDateTime,
     pub ticket_type_name: String,
     pub event_name: String,
@@ -104,19 +104,17 @@ pub async fn take(
     )
     .fetch_all(db)
     .await?;
-    Ok(rows
-        .into_iter()
+    rows.into_iter()
         .map(|r| {
             let taken = Taken {
-                amount_minor: r.amount_minor,
-                currency: r.currency,
+                amount: Money::stored(r.amount_minor, &r.currency)?,
                 expires_at: r.expires_at,
                 ticket_type_name: r.ticket_type_name,
                 event_name: r.event_name,
             };
-            (r.id, taken)
+            Ok((r.id, taken))
         })
-        .collect())
+        .collect()
 }
 
 /// The buyer gives a hold's seats back: the hold becomes `released` and its

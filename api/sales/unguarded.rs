@@ -74,8 +74,8 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         name: hold.name.as_str().to_owned(),
         email: hold.email.as_str().to_owned(),
         quantity: hold.quantity.get(),
-        amount_minor: r.amount_minor,
-        currency: r.currency,
+        amount_minor: r.amount.minor(),
+        currency: r.amount.currency().to_string(),
         expires_at: r.expires_at,
         order_id: None,
     })

@@ -44,7 +44,10 @@ async fn a_lone_request_is_held_at_once() {
     let request = seats(event, tt, 3);
     let id = request.id;
     let Outcome::Held(taken) = batcher.take(request).await else { panic!("not held") };
-    assert_eq!((taken.amount_minor, taken.currency.as_str(), taken.event_name.as_str()), (4500, "GBP", "Batch test"));
+    assert_eq!(
+        (taken.amount.minor(), taken.amount.currency().as_str(), taken.event_name.as_str()),
+        (4500, "GBP", "Batch test")
+    );
     assert_eq!(db.counters(tt).await, (3, 1));
     let stored = sqlx::query_scalar!("SELECT quantity FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
     assert_eq!(stored, 3);
