@@ -16,7 +16,9 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
+use crate::domain::status::{HoldStatus, OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult};
+use crate::mail::outbox::MailStatus;
 use crate::startup::AppState;
 
 /// Seconds: from a fast query to a slow provider call.
@@ -150,15 +152,18 @@ async fn read_database_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
     }
     let backlog = sqlx::query!(
         r#"SELECT
-             (SELECT count(*) FROM holds WHERE status = 'active' AND expires_at <= now()) AS "expired_holds!",
-             (SELECT count(*) FROM orders WHERE status = 'awaiting_payment' AND expires_at <= now())
+             (SELECT count(*) FROM holds WHERE status = $1 AND expires_at <= now()) AS "expired_holds!",
+             (SELECT count(*) FROM orders WHERE status = $2 AND expires_at <= now())
                  AS "overdue_orders!",
-             (SELECT count(*) FROM payments WHERE status = 'refund_pending' AND next_check_at <= now())
+             (SELECT count(*) FROM payments WHERE status = $3 AND next_check_at <= now())
                  AS "refunds_due!",
              EXTRACT(EPOCH FROM now() - LEAST(
-                 (SELECT min(expires_at) FROM holds WHERE status = 'active' AND expires_at <= now()),
-                 (SELECT min(expires_at) FROM orders WHERE status = 'awaiting_payment' AND expires_at <= now())
-             ))::float8 AS lag"#
+                 (SELECT min(expires_at) FROM holds WHERE status = $1 AND expires_at <= now()),
+                 (SELECT min(expires_at) FROM orders WHERE status = $2 AND expires_at <= now())
+             ))::float8 AS lag"#,
+        HoldStatus::Active as HoldStatus,
+        OrderStatus::AwaitingPayment as OrderStatus,
+        PaymentStatus::RefundPending as PaymentStatus,
     )
     .fetch_one(pool)
     .await?;
@@ -168,12 +173,16 @@ async fn read_database_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
     gauge!("nts_reconciler_lag_seconds").set(backlog.lag.unwrap_or(0.0).max(0.0));
     // Through the outbox's partial index of unsent rows: sent e-mails pile up, these do not.
     let outbox = sqlx::query!(
-        r#"SELECT count(*) FILTER (WHERE status = 'pending') AS "pending!",
-                  count(*) FILTER (WHERE status = 'sending') AS "sending!",
-                  count(*) FILTER (WHERE status = 'failed') AS "failed!",
-                  EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status IN ('pending', 'sending')))::float8
+        r#"SELECT count(*) FILTER (WHERE status = $1) AS "pending!",
+                  count(*) FILTER (WHERE status = $2) AS "sending!",
+                  count(*) FILTER (WHERE status = $3) AS "failed!",
+                  EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status IN ($1, $2)))::float8
                       AS oldest
-           FROM mail_outbox WHERE status <> 'sent'"#
+           FROM mail_outbox WHERE status <> $4"#,
+        MailStatus::Pending as MailStatus,
+        MailStatus::Sending as MailStatus,
+        MailStatus::Failed as MailStatus,
+        MailStatus::Sent as MailStatus,
     )
     .fetch_one(pool)
     .await?;

@@ -185,6 +185,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
                     .wrap(from_fn(rate_limit::middleware))
                     .wrap(cors::middleware(&cors_origins))
                     .configure(sales::routes)
+                    .configure(crate::payments::orders::routes)
                     .configure(|cfg| admin::routes(cfg, demo))
                     .configure(checkin::routes)
                     .configure(mail::routes)

@@ -15,15 +15,16 @@
 # PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
 # skipped otherwise, with a note; NTS_TORTURE_PG_CLUSTER=15/other restarts another
 # cluster, e.g. a private one that NTS_TORTURE_POSTGRES points at). The broken mode
-# exists only in debug builds, which is what `cargo build --bins` makes. Set NTS_TORTURE_SEED to repeat a run,
-# NTS_TORTURE_BIN to a directory holding prebuilt nts and nts-torture to skip the build.
+# exists only in builds with cargo feature broken-oversell, which is what the build below makes. Set
+# NTS_TORTURE_SEED to repeat a run, NTS_TORTURE_BIN to a directory holding prebuilt nts (with that feature) and
+# nts-torture to skip the build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${NTS_TORTURE_BIN:-}" ]; then
     bin="$NTS_TORTURE_BIN" # prebuilt debug nts and nts-torture, e.g. when the target dir is shared
 else
-    cargo build --bins
+    cargo build --bins --features broken-oversell
     bin="${CARGO_TARGET_DIR:-target}/debug"
 fi
 common=(${NTS_TORTURE_POSTGRES:+--postgres "$NTS_TORTURE_POSTGRES"})

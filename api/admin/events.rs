@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::auth::Admin;
+use crate::domain::status::OrderStatus;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::payments::Provider;
@@ -189,9 +190,10 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
 async fn revenue_by_type(pool: &PgPool, event_id: Option<Uuid>) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
     sqlx::query_as(
         "SELECT ticket_type_id, COALESCE(SUM(amount_minor), 0)::bigint FROM orders
-         WHERE status = 'paid' AND ($1::uuid IS NULL OR event_id = $1) GROUP BY ticket_type_id",
+         WHERE status = $2 AND ($1::uuid IS NULL OR event_id = $1) GROUP BY ticket_type_id",
     )
     .bind(event_id)
+    .bind(OrderStatus::Paid)
     .fetch_all(pool)
     .await
 }

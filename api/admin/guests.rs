@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::auth::Admin;
+use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
@@ -80,10 +81,11 @@ pub async fn guest_list(
            FROM orders o
            JOIN ticket_types t ON t.id = o.ticket_type_id
            LEFT JOIN tickets k ON k.order_id = o.id
-           WHERE o.event_id = $1 AND o.status = 'paid'
+           WHERE o.event_id = $1 AND o.status = $2
            GROUP BY o.id, t.name
            ORDER BY o.paid_at, o.id"#,
-        event_id
+        event_id,
+        OrderStatus::Paid as OrderStatus,
     )
     .fetch_all(&state.pool)
     .await?;

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::codes::{encode_key, EventKey, ScannedCode};
 use super::devices::Device;
 use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
+use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::REPLAYED_HEADER;
 use crate::startup::AppState;
@@ -314,12 +315,13 @@ pub async fn gate_state(state: web::Data<AppState>, device: Device) -> ApiResult
         .fetch_one(&state.pool)
         .await?;
     let tickets = sqlx::query!(
-        r#"SELECT t.code, o.status = 'paid' AS "valid!",
+        r#"SELECT t.code, o.status = $2 AS "valid!",
                   EXISTS (SELECT 1 FROM checkin_scans s WHERE s.ticket_code = t.code
                           AND s.outcome = 'admitted' AND s.undone_at IS NULL) AS "admitted!"
            FROM tickets t JOIN orders o ON o.id = t.order_id
            WHERE o.event_id = $1"#,
-        device.event_id
+        device.event_id,
+        OrderStatus::Paid as OrderStatus,
     )
     .fetch_all(&state.pool)
     .await?;

@@ -11,6 +11,7 @@ use super::devices::require_event;
 use super::scans::{Admission, CheckinOutcome};
 use crate::auth::Admin;
 use crate::domain::secret::is_ticket_code;
+use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
@@ -76,7 +77,7 @@ pub async fn checkin_report(
     let ticket_types = sqlx::query_as!(
         TicketTypeCheckins,
         r#"SELECT tt.id, tt.name,
-                  COUNT(t.code) FILTER (WHERE o.status = 'paid') AS "sold!",
+                  COUNT(t.code) FILTER (WHERE o.status = $2) AS "sold!",
                   COUNT(s.id) AS "checked_in!"
            FROM ticket_types tt
            LEFT JOIN tickets t ON t.ticket_type_id = tt.id
@@ -84,7 +85,8 @@ pub async fn checkin_report(
            LEFT JOIN checkin_scans s ON s.ticket_code = t.code AND s.outcome = 'admitted' AND s.undone_at IS NULL
            WHERE tt.event_id = $1
            GROUP BY tt.id ORDER BY tt.position"#,
-        event_id
+        event_id,
+        OrderStatus::Paid as OrderStatus,
     )
     .fetch_all(&state.pool)
     .await?;

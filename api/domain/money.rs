@@ -70,6 +70,12 @@ impl Money {
         Ok(Self { minor, currency })
     }
 
+    /// An amount as the database stores it (a price or an order's total in its event's currency).
+    pub fn stored(minor: i64, currency: &str) -> Result<Self, sqlx::Error> {
+        let currency = Currency::parse(currency).map_err(|e| sqlx::Error::Decode(e.into()))?;
+        Money::new(minor, currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))
+    }
+
     pub fn minor(self) -> i64 {
         self.minor
     }

@@ -1,9 +1,24 @@
-//! The state machines of holds, orders and payments. Each transition the code
-//! makes is written as a guarded UPDATE (`... WHERE status = <from>`); these
-//! enums say which transitions exist.
+//! The state machines of holds, orders and payments. These enums say which
+//! transitions exist; every guarded UPDATE that makes one binds its `from` and
+//! `to` as these enums (`... SET status = $to WHERE status = ANY($from)`) and
+//! passes them through [`checked`] first.
+
+use std::fmt::Debug;
 
 use serde::Serialize;
 use utoipa::ToSchema;
+
+/// A status with a state machine.
+pub trait Transitions: Copy + Debug {
+    fn can_become(self, next: Self) -> bool;
+}
+
+/// The `from` and `to` of a transition, after checking (in debug builds) that
+/// the state machine has it for every `from`.
+pub fn checked<S: Transitions>(from: &[S], to: S) -> (&[S], S) {
+    debug_assert!(from.iter().all(|f| f.can_become(to)), "no transition {from:?} -> {to:?}");
+    (from, to)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
 #[sqlx(type_name = "hold_status", rename_all = "snake_case")]
@@ -15,8 +30,8 @@ pub enum HoldStatus {
     Expired,
 }
 
-impl HoldStatus {
-    pub fn can_become(self, next: HoldStatus) -> bool {
+impl Transitions for HoldStatus {
+    fn can_become(self, next: HoldStatus) -> bool {
         use HoldStatus::*;
         matches!((self, next), (Active, CheckedOut | Released | Expired))
     }
@@ -33,12 +48,14 @@ pub enum OrderStatus {
     Refunded,
 }
 
-impl OrderStatus {
-    pub fn can_become(self, next: OrderStatus) -> bool {
+impl Transitions for OrderStatus {
+    fn can_become(self, next: OrderStatus) -> bool {
         use OrderStatus::*;
         matches!((self, next), (AwaitingPayment, Paid | Expired | Canceled) | (Paid, Refunded))
     }
+}
 
+impl OrderStatus {
     pub fn is_final(self) -> bool {
         !matches!(self, OrderStatus::AwaitingPayment)
     }
@@ -64,11 +81,14 @@ pub enum PaymentStatus {
     RefundFailed,
 }
 
-impl PaymentStatus {
-    pub fn can_become(self, next: PaymentStatus) -> bool {
+impl Transitions for PaymentStatus {
+    fn can_become(self, next: PaymentStatus) -> bool {
         use PaymentStatus::*;
         match (self, next) {
             (Created | Processing | RequiresAction, Succeeded | Failed | Canceled | RefundPending) => true,
+            // The provider took the money after all: a failed attempt whose
+            // cancel answers that it succeeded. The money is recorded, never lost.
+            (Failed | Canceled, Succeeded | RefundPending) => true,
             (Created, Processing | RequiresAction) | (Processing, RequiresAction) | (RequiresAction, Processing) => {
                 true
             }
@@ -79,7 +99,9 @@ impl PaymentStatus {
             _ => false,
         }
     }
+}
 
+impl PaymentStatus {
     /// Could still turn into money taken.
     pub fn is_open(self) -> bool {
         matches!(self, PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction)
@@ -110,10 +132,15 @@ mod tests {
     #[test]
     fn final_payments_stay_final() {
         use PaymentStatus::*;
-        for done in [Failed, Canceled, Refunded] {
-            for next in [Created, Processing, Succeeded, Failed, Canceled, RefundPending] {
+        for next in [Created, Processing, Succeeded, Failed, Canceled, RefundPending] {
+            assert!(!Refunded.can_become(next), "Refunded -> {next:?}");
+        }
+        // Failed and canceled attempts never reopen; only money the provider took after all moves them.
+        for done in [Failed, Canceled] {
+            for next in [Created, Processing, RequiresAction, Failed, Canceled, Refunded, RefundFailed] {
                 assert!(!done.can_become(next), "{done:?} -> {next:?}");
             }
+            assert!(done.can_become(Succeeded) && done.can_become(RefundPending));
         }
         assert!(Processing.can_become(Succeeded));
         assert!(Succeeded.can_become(Refunded));
@@ -121,5 +148,69 @@ mod tests {
         assert!(!RefundFailed.can_become(Succeeded));
         assert!(RefundFailed.can_become(RefundPending));
         assert!(PaymentStatus::OPEN.iter().all(|s| s.is_open()));
+    }
+
+    /// Every status a table has, as PostgreSQL spells it.
+    const STATUSES: [&str; 18] = [
+        "active",
+        "checked_out",
+        "released",
+        "expired",
+        "awaiting_payment",
+        "paid",
+        "canceled",
+        "refunded",
+        "created",
+        "processing",
+        "requires_action",
+        "succeeded",
+        "failed",
+        "refund_pending",
+        "refund_failed",
+        "pending",
+        "sending",
+        "sent",
+    ];
+
+    /// The simulated provider keeps its own ledger with statuses of its own;
+    /// the test helpers and the torture tool write fixtures.
+    const NOT_OURS: [&str; 3] = ["simulated.rs", "test_db.rs", "torture"];
+
+    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).expect("a readable source folder") {
+            let path = entry.expect("a directory entry").path();
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+            if NOT_OURS.contains(&name) {
+                continue;
+            }
+            if path.is_dir() {
+                sources(&path, out);
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Statuses are bound as enums, so SQL cannot name a status the state
+    /// machines do not know or make a transition they do not check.
+    #[test]
+    fn no_status_is_spelled_out_in_sql() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let api = if root.join("api").is_dir() { root.join("api") } else { root.to_path_buf() };
+        let mut files = Vec::new();
+        sources(&api, &mut files);
+        assert!(files.len() > 20, "found only {} sources under {}", files.len(), api.display());
+        let mut found = Vec::new();
+        for file in files {
+            let text = std::fs::read_to_string(&file).expect("a readable source");
+            for (n, line) in text.lines().enumerate() {
+                for status in STATUSES {
+                    if line.contains(&format!("'{status}'")) {
+                        found.push(format!("{}:{}: {}", file.display(), n + 1, line.trim()));
+                    }
+                }
+            }
+        }
+        assert!(found.is_empty(), "status literals in SQL (bind the status enum instead):\n{}", found.join("\n"));
     }
 }

@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::outbox::{MailKind, MailStatus, OutboxRow};
 use crate::auth::Admin;
+use crate::domain::status::checked;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
@@ -61,11 +62,15 @@ pub async fn outbox(
     }
     let counts = sqlx::query_as!(
         OutboxCounts,
-        r#"SELECT count(*) FILTER (WHERE status = 'pending') AS "pending!",
-                  count(*) FILTER (WHERE status = 'sending') AS "sending!",
-                  count(*) FILTER (WHERE status = 'sent') AS "sent!",
-                  count(*) FILTER (WHERE status = 'failed') AS "failed!"
-           FROM mail_outbox"#
+        r#"SELECT count(*) FILTER (WHERE status = $1) AS "pending!",
+                  count(*) FILTER (WHERE status = $2) AS "sending!",
+                  count(*) FILTER (WHERE status = $3) AS "sent!",
+                  count(*) FILTER (WHERE status = $4) AS "failed!"
+           FROM mail_outbox"#,
+        MailStatus::Pending as MailStatus,
+        MailStatus::Sending as MailStatus,
+        MailStatus::Sent as MailStatus,
+        MailStatus::Failed as MailStatus,
     )
     .fetch_one(&state.pool)
     .await?;
@@ -99,13 +104,16 @@ pub async fn outbox(
 #[post("/admin/mail/{outbox_id}/retry")]
 pub async fn retry(state: web::Data<AppState>, _admin: Admin, path: web::Path<Uuid>) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
+    let (from, to) = checked(&[MailStatus::Failed], MailStatus::Pending);
     let row = sqlx::query_as!(
         OutboxRow,
-        r#"UPDATE mail_outbox SET status = 'pending', attempts = 0, next_attempt_at = now(), updated_at = now()
-           WHERE id = $1 AND status = 'failed'
+        r#"UPDATE mail_outbox SET status = $3, attempts = 0, next_attempt_at = now(), updated_at = now()
+           WHERE id = $1 AND status = ANY($2)
            RETURNING id, order_id, kind AS "kind: MailKind", recipient, status AS "status: MailStatus", attempts,
                      next_attempt_at, last_error, created_at, sent_at"#,
-        id
+        id,
+        from as &[MailStatus],
+        to as MailStatus,
     )
     .fetch_optional(&state.pool)
     .await?;

@@ -6,7 +6,6 @@ use uuid::Uuid;
 
 use super::links::{self, LinkKey};
 use crate::checkin::codes::EventKey;
-use crate::domain::currency::Currency;
 use crate::domain::money::Money;
 use crate::domain::status::OrderStatus;
 
@@ -57,8 +56,7 @@ pub async fn load(
         let key = EventKey::for_event(pool, row.event_id).await?;
         codes.iter().map(|c| key.signed_code(c)).collect()
     };
-    let currency = Currency::parse(&row.currency).map_err(|e| sqlx::Error::Decode(e.into()))?;
-    let amount = Money::new(row.amount_minor, currency).map_err(|e| sqlx::Error::Decode(e.to_string().into()))?;
+    let amount = Money::stored(row.amount_minor, &row.currency)?;
     let link = match public_url {
         Some(base) => links::recall(pool, key, order_id)
             .await?

@@ -7,6 +7,8 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use crate::domain::status::{checked, Transitions};
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
 #[sqlx(type_name = "mail_kind", rename_all = "snake_case")]
 #[serde(rename_all = "snake_case")]
@@ -28,6 +30,14 @@ pub enum MailStatus {
     Sent,
     /// Out of attempts: waits for an admin's retry.
     Failed,
+}
+
+impl Transitions for MailStatus {
+    fn can_become(self, next: MailStatus) -> bool {
+        use MailStatus::*;
+        // Sending -> Sending: a lease that ran out is claimed by another sender.
+        matches!((self, next), (Pending | Sending, Sending) | (Sending, Sent | Pending | Failed) | (Failed, Pending))
+    }
 }
 
 /// Writes the e-mail of `kind` about `order_id` to its buyer, inside the
@@ -60,17 +70,21 @@ pub struct Claimed {
 /// Claims the next due row: pending and due, or `sending` under a lease that
 /// ran out (its sender died). Several senders never claim the same row.
 pub async fn claim(pool: &PgPool, owner: Uuid, lease: std::time::Duration) -> Result<Option<Claimed>, sqlx::Error> {
+    let (_, to) = checked(&[MailStatus::Pending, MailStatus::Sending], MailStatus::Sending);
     sqlx::query_as!(
         Claimed,
-        r#"UPDATE mail_outbox SET status = 'sending', lease_owner = $1, lease_until = now() + make_interval(secs => $2),
+        r#"UPDATE mail_outbox SET status = $5, lease_owner = $1, lease_until = now() + make_interval(secs => $2),
                   attempts = attempts + 1, updated_at = now()
            WHERE id = (SELECT id FROM mail_outbox
-                       WHERE (status = 'pending' AND next_attempt_at <= now())
-                          OR (status = 'sending' AND lease_until < now())
+                       WHERE (status = $3 AND next_attempt_at <= now())
+                          OR (status = $4 AND lease_until < now())
                        ORDER BY next_attempt_at LIMIT 1 FOR UPDATE SKIP LOCKED)
            RETURNING id, order_id, kind AS "kind: MailKind", recipient, attempts"#,
         owner,
-        lease.as_secs_f64()
+        lease.as_secs_f64(),
+        MailStatus::Pending as MailStatus,
+        MailStatus::Sending as MailStatus,
+        to as MailStatus,
     )
     .fetch_optional(pool)
     .await
@@ -78,12 +92,15 @@ pub async fn claim(pool: &PgPool, owner: Uuid, lease: std::time::Duration) -> Re
 
 /// The SMTP server took the message. Only the lease holder records it.
 pub async fn mark_sent(pool: &PgPool, id: Uuid, owner: Uuid) -> Result<bool, sqlx::Error> {
+    let (from, to) = checked(&[MailStatus::Sending], MailStatus::Sent);
     let done = sqlx::query!(
-        "UPDATE mail_outbox SET status = 'sent', sent_at = now(), updated_at = now(), lease_owner = NULL,
+        "UPDATE mail_outbox SET status = $4, sent_at = now(), updated_at = now(), lease_owner = NULL,
                 lease_until = NULL, last_error = NULL
-         WHERE id = $1 AND status = 'sending' AND lease_owner = $2",
+         WHERE id = $1 AND status = ANY($3) AND lease_owner = $2",
         id,
-        owner
+        owner,
+        from as &[MailStatus],
+        to as MailStatus,
     )
     .execute(pool)
     .await?;
@@ -101,17 +118,22 @@ pub async fn mark_failed_attempt(
     max_attempts: u32,
 ) -> Result<MailStatus, sqlx::Error> {
     let error: String = error.chars().take(500).collect();
+    let (from, give_up) = checked(&[MailStatus::Sending], MailStatus::Failed);
+    let (_, again) = checked(from, MailStatus::Pending);
     let status = sqlx::query_scalar!(
-        r#"UPDATE mail_outbox SET status = CASE WHEN attempts >= $4 THEN 'failed' ELSE 'pending' END::mail_status,
+        r#"UPDATE mail_outbox SET status = CASE WHEN attempts >= $4 THEN $7::mail_status ELSE $8::mail_status END,
                   next_attempt_at = now() + make_interval(secs => $3), last_error = $5,
                   lease_owner = NULL, lease_until = NULL, updated_at = now()
-           WHERE id = $1 AND status = 'sending' AND lease_owner = $2
+           WHERE id = $1 AND status = ANY($6) AND lease_owner = $2
            RETURNING status AS "status: MailStatus""#,
         id,
         owner,
         retry_in.as_secs_f64(),
         max_attempts as i32,
-        error
+        error,
+        from as &[MailStatus],
+        give_up as MailStatus,
+        again as MailStatus,
     )
     .fetch_optional(pool)
     .await?;

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::domain::buyer::Email;
+use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::rate_limit::ClientAddress;
 use crate::startup::AppState;
@@ -83,8 +84,9 @@ pub async fn resend(
     let queued = sqlx::query!(
         "INSERT INTO mail_outbox (id, order_id, kind, recipient)
          SELECT gen_random_uuid(), id, 'resend', buyer_email FROM orders
-         WHERE lower(buyer_email) = lower($1) AND status = 'paid'",
-        email.as_str()
+         WHERE lower(buyer_email) = lower($1) AND status = $2",
+        email.as_str(),
+        OrderStatus::Paid as OrderStatus,
     )
     .execute(&state.pool)
     .await?;

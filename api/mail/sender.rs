@@ -134,7 +134,9 @@ async fn report_unsent(pool: PgPool, settings: MailSettings, mut stop: watch::Re
             return;
         }
         if let Ok(Some(waiting)) =
-            sqlx::query_scalar!("SELECT count(*) FROM mail_outbox WHERE status = 'pending'").fetch_one(&pool).await
+            sqlx::query_scalar!("SELECT count(*) FROM mail_outbox WHERE status = $1", MailStatus::Pending as MailStatus)
+                .fetch_one(&pool)
+                .await
         {
             if waiting != last {
                 tracing::warn!(waiting, "e-mails not sent: no SMTP server is configured (NTS_SMTP_URL)");

@@ -77,8 +77,10 @@ pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     .fetch_all(&payments.pool)
     .await?;
     let paid_without_success = sqlx::query_scalar!(
-        "SELECT o.id FROM orders o WHERE o.status = 'paid'
-           AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status = 'succeeded')"
+        "SELECT o.id FROM orders o WHERE o.status = $1
+           AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status = $2)",
+        OrderStatus::Paid as OrderStatus,
+        PaymentStatus::Succeeded as PaymentStatus,
     )
     .fetch_all(&payments.pool)
     .await?;

@@ -3,11 +3,15 @@
 //! a provider call, apply every provider answer as a guarded transition, cancel
 //! at the provider before releasing seats, refund what cannot be honoured.
 
+pub mod attempts;
 pub mod audit;
 pub mod gateway;
 pub mod guard;
 pub mod metered;
+pub mod orders;
+pub mod payment_status;
 pub mod reconciler;
+pub mod recovery;
 pub mod refunds;
 pub mod service;
 pub mod settle;

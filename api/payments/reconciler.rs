@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::guard::backoff;
 use super::service::PaymentService;
 use super::{refunds, settle};
-use crate::domain::status::PaymentStatus;
+use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::sales::holds::expire_stale_holds;
 
 /// How long an attempt may wait on the provider before the reconciler asks.
@@ -75,9 +75,10 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
         }
     }
     let owed: Vec<Uuid> = sqlx::query_scalar!(
-        "SELECT id FROM payments WHERE status = 'refund_pending' AND next_check_at <= now()
+        "SELECT id FROM payments WHERE status = $2 AND next_check_at <= now()
          ORDER BY next_check_at LIMIT $1",
-        BATCH
+        BATCH,
+        PaymentStatus::RefundPending as PaymentStatus,
     )
     .fetch_all(pool)
     .await?;
@@ -95,8 +96,9 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
         }
     }
     let overdue: Vec<Uuid> = sqlx::query_scalar!(
-        "SELECT id FROM orders WHERE status = 'awaiting_payment' AND expires_at <= now() ORDER BY expires_at LIMIT $1",
-        BATCH
+        "SELECT id FROM orders WHERE status = $2 AND expires_at <= now() ORDER BY expires_at LIMIT $1",
+        BATCH,
+        OrderStatus::AwaitingPayment as OrderStatus,
     )
     .fetch_all(pool)
     .await?;
@@ -146,13 +148,15 @@ async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
         r#"UPDATE payments SET updated_at = now()
            WHERE id IN (
                SELECT id FROM payments
-               WHERE (status IN ('processing', 'requires_action') OR (status = 'created' AND provider_ref IS NULL))
+               WHERE (status = ANY($3) OR (status = $4 AND provider_ref IS NULL))
                  AND updated_at < now() - make_interval(secs => $1) AND next_check_at <= now()
                ORDER BY updated_at LIMIT $2
                FOR UPDATE SKIP LOCKED)
            RETURNING id"#,
         STALE_AFTER_SECS,
-        BATCH
+        BATCH,
+        &[PaymentStatus::Processing, PaymentStatus::RequiresAction] as &[PaymentStatus],
+        PaymentStatus::Created as PaymentStatus,
     )
     .fetch_all(pool)
     .await

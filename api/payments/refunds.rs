@@ -9,10 +9,12 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::gateway::{GatewayError, Refund, RefundStatus};
+use super::payment_status::{self, Also};
 use super::service::PaymentService;
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult};
+use crate::sales::order_status;
 
 /// The provider's idempotency key of a payment's refund. `seq` moves on only
 /// after the provider stored an error under the previous key and has no
@@ -144,16 +146,11 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     // The request asks the provider itself right after this commit; the
     // reconciler leaves the payment to it for a few seconds, so the refund is
     // not usually asked for twice at once (if it is, both carry the same key).
-    let payment_id = sqlx::query_scalar!(
-        "UPDATE payments SET status = 'refund_pending', updated_at = now(), next_check_at = now() + interval '3 seconds'
-         WHERE order_id = $1 AND status = 'succeeded' RETURNING id",
-        order_id
-    )
-    .fetch_one(&mut *tx)
-    .await?;
-    sqlx::query!("UPDATE orders SET status = 'refunded', finished_at = now() WHERE id = $1", order_id)
-        .execute(&mut *tx)
+    let payment_id = payment_of(&mut tx, order_id, PaymentStatus::Succeeded).await?.ok_or(sqlx::Error::RowNotFound)?;
+    let also = Also { check_in_secs: Some(ASKED_NOW_SECS), ..Also::default() };
+    payment_status::transition(&mut *tx, payment_id, &[PaymentStatus::Succeeded], PaymentStatus::RefundPending, also)
         .await?;
+    order_status::transition(&mut *tx, order_id, &[OrderStatus::Paid], OrderStatus::Refunded).await?;
     crate::mail::outbox::enqueue(&mut tx, order_id, crate::mail::outbox::MailKind::OrderRefunded).await?;
     if release_seats {
         release(&mut tx, order_id, order.ticket_type_id, order.quantity).await?;
@@ -170,19 +167,40 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
 pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResult<OrderRefund> {
     let mut tx = payments.pool.begin().await?;
     let order = lock_order(&mut tx, order_id).await?;
-    let payment = sqlx::query!(
-        "UPDATE payments SET status = 'refund_pending', refund_ref = NULL, refund_failure = NULL,
-                refund_key_seq = refund_key_seq + 1, updated_at = now(), next_check_at = now() + interval '3 seconds'
-         WHERE order_id = $1 AND status = 'refund_failed' RETURNING id",
-        order_id
+    let payment_id = payment_of(&mut tx, order_id, PaymentStatus::RefundFailed)
+        .await?
+        .ok_or(ApiError::conflict("refund_not_failed", "only a failed refund can be asked for again"))?;
+    let also = Also { check_in_secs: Some(ASKED_NOW_SECS), new_refund: true, ..Also::default() };
+    payment_status::transition(
+        &mut *tx,
+        payment_id,
+        &[PaymentStatus::RefundFailed],
+        PaymentStatus::RefundPending,
+        also,
     )
-    .fetch_optional(&mut *tx)
-    .await?
-    .ok_or(ApiError::conflict("refund_not_failed", "only a failed refund can be asked for again"))?;
+    .await?;
     tx.commit().await?;
-    tracing::info!(%order_id, payment_id = %payment.id, "an admin asked for a failed refund again");
-    let payment_status = ask_now(payments, payment.id).await;
-    Ok(OrderRefund { payment_id: payment.id, payment_status, seats_released: order.seats_released })
+    tracing::info!(%order_id, %payment_id, "an admin asked for a failed refund again");
+    let payment_status = ask_now(payments, payment_id).await;
+    Ok(OrderRefund { payment_id, payment_status, seats_released: order.seats_released })
+}
+
+/// How long the reconciler leaves a refund the admin's request asks for itself.
+const ASKED_NOW_SECS: f64 = 3.0;
+
+/// The order's payment in `status`, if it has one (at most one is succeeded, refunded or owed back).
+async fn payment_of(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    order_id: Uuid,
+    status: PaymentStatus,
+) -> Result<Option<Uuid>, sqlx::Error> {
+    sqlx::query_scalar!(
+        "SELECT id FROM payments WHERE order_id = $1 AND status = $2 LIMIT 1",
+        order_id,
+        status as PaymentStatus
+    )
+    .fetch_optional(&mut **tx)
+    .await
 }
 
 /// Puts a refunded order's seats back on sale, once.
@@ -201,9 +219,7 @@ async fn release(
     .rows_affected()
         == 1;
     if released {
-        sqlx::query!("UPDATE ticket_types SET sold = sold - $2 WHERE id = $1", ticket_type_id, quantity)
-            .execute(&mut **tx)
-            .await?;
+        crate::sales::seats::unsell(&mut **tx, ticket_type_id, quantity).await?;
     }
     Ok(released)
 }

@@ -6,9 +6,11 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::gateway::{Intent, IntentStatus};
+use super::payment_status::{self, Also};
 use crate::domain::secret::new_ticket_code;
-use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::domain::status::{OrderStatus, PaymentStatus, Transitions};
 use crate::mail::outbox::{self, MailKind};
+use crate::sales::{order_status, seats};
 
 /// Applies the provider's view of `payment_id`; answers the payment's status afterwards.
 pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
@@ -59,21 +61,8 @@ pub async fn transition(
     failure_code: Option<&str>,
     client_secret: Option<&str>,
 ) -> Result<PaymentStatus, sqlx::Error> {
-    debug_assert!(from.iter().all(|f| f.can_become(to)));
-    let moved = sqlx::query_scalar!(
-        r#"UPDATE payments SET status = $3, updated_at = now(),
-                  failure_code = COALESCE($4, failure_code), client_secret = COALESCE($5, client_secret)
-           WHERE id = $1 AND status = ANY($2)
-           RETURNING status AS "status: PaymentStatus""#,
-        payment_id,
-        from as &[PaymentStatus],
-        to as PaymentStatus,
-        failure_code,
-        client_secret,
-    )
-    .fetch_optional(pool)
-    .await?;
-    match moved {
+    let also = Also { failure_code, client_secret, ..Also::default() };
+    match payment_status::transition(pool, payment_id, from, to, also).await? {
         Some(s) => Ok(s),
         None => current_status(pool, payment_id).await,
     }
@@ -124,16 +113,14 @@ pub async fn record_refund_failed(
     refund_ref: Option<&str>,
     reason: &str,
 ) -> Result<PaymentStatus, sqlx::Error> {
-    let moved = sqlx::query_scalar!(
-        r#"UPDATE payments SET status = 'refund_failed', refund_failure = $2, refund_ref = COALESCE($3, refund_ref),
-                  updated_at = now()
-           WHERE id = $1 AND status = 'refund_pending'
-           RETURNING status AS "status: PaymentStatus""#,
+    let also = Also { refund_ref, refund_failure: Some(reason), ..Also::default() };
+    let moved = payment_status::transition(
+        pool,
         payment_id,
-        reason,
-        refund_ref
+        &[PaymentStatus::RefundPending],
+        PaymentStatus::RefundFailed,
+        also,
     )
-    .fetch_optional(pool)
     .await?;
     if moved.is_some() {
         tracing::error!(%payment_id, reason, "the provider could not refund a payment; the organiser must act");
@@ -151,29 +138,22 @@ pub async fn record_refund_failed(
 pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let (order, payment) = lock_order_then_payment(&mut tx, payment_id).await?;
-    if matches!(
-        payment.status,
-        PaymentStatus::Succeeded | PaymentStatus::RefundPending | PaymentStatus::Refunded | PaymentStatus::RefundFailed
-    ) {
+    // Also a failed or canceled attempt: the provider took the money after all.
+    let from = [
+        PaymentStatus::Created,
+        PaymentStatus::Processing,
+        PaymentStatus::RequiresAction,
+        PaymentStatus::Failed,
+        PaymentStatus::Canceled,
+    ];
+    if !from.contains(&payment.status) {
         return Ok(payment.status);
     }
     let status = if order.status == OrderStatus::AwaitingPayment {
-        sqlx::query!("UPDATE payments SET status = 'succeeded', updated_at = now() WHERE id = $1", payment_id)
-            .execute(&mut *tx)
+        payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::Succeeded, Also::default()).await?;
+        order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
             .await?;
-        sqlx::query!(
-            "UPDATE orders SET status = 'paid', paid_at = now(), finished_at = now() WHERE id = $1",
-            payment.order_id
-        )
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query!(
-            "UPDATE ticket_types SET held = held - $2, sold = sold + $2 WHERE id = $1",
-            order.ticket_type_id,
-            order.quantity
-        )
-        .execute(&mut *tx)
-        .await?;
+        seats::sell(&mut *tx, order.ticket_type_id, order.quantity).await?;
         let codes: Vec<String> = (0..order.quantity).map(|_| new_ticket_code()).collect();
         sqlx::query!(
             "INSERT INTO tickets (code, order_id, ticket_type_id, position)
@@ -188,9 +168,7 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
         tracing::info!(%payment_id, order_id = %payment.order_id, "order paid");
         PaymentStatus::Succeeded
     } else {
-        sqlx::query!("UPDATE payments SET status = 'refund_pending', updated_at = now() WHERE id = $1", payment_id)
-            .execute(&mut *tx)
-            .await?;
+        payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::RefundPending, Also::default()).await?;
         tracing::warn!(%payment_id, order_id = %payment.order_id, order_status = ?order.status,
             "payment succeeded for an order that cannot take it; refunding");
         PaymentStatus::RefundPending
@@ -212,21 +190,11 @@ pub async fn record_refunded(
     if !payment.status.can_become(PaymentStatus::Refunded) {
         return Ok(payment.status);
     }
-    sqlx::query!(
-        "UPDATE payments SET status = 'refunded', updated_at = now(), refund_ref = COALESCE($2, refund_ref) WHERE id = $1",
-        payment_id,
-        refund_ref
-    )
-    .execute(&mut *tx)
-    .await?;
+    let also = Also { refund_ref, ..Also::default() };
+    payment_status::transition(&mut *tx, payment_id, &[payment.status], PaymentStatus::Refunded, also).await?;
     if payment.status == PaymentStatus::Succeeded {
         tracing::warn!(%payment_id, order_id = %payment.order_id, "a paid order was refunded at the provider");
-        sqlx::query!(
-            "UPDATE orders SET status = 'refunded', finished_at = now() WHERE id = $1 AND status = 'paid'",
-            payment.order_id
-        )
-        .execute(&mut *tx)
-        .await?;
+        order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::Paid], OrderStatus::Refunded).await?;
         outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderRefunded).await?;
     }
     tx.commit().await?;
@@ -240,20 +208,22 @@ pub async fn expire_order(pool: &PgPool, order_id: Uuid) -> Result<bool, sqlx::E
     // Lock first, then look at the payments in a new statement: its snapshot
     // then sees any attempt committed by a transaction that held the lock.
     sqlx::query!("SELECT id FROM orders WHERE id = $1 FOR UPDATE", order_id).fetch_optional(&mut *tx).await?;
-    let expired = sqlx::query!(
-        r#"UPDATE orders o SET status = 'expired', finished_at = now()
-           WHERE o.id = $1 AND o.status = 'awaiting_payment' AND o.expires_at <= now()
-             AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id
-                             AND p.status IN ('created', 'processing', 'requires_action'))
-           RETURNING ticket_type_id, quantity"#,
-        order_id
+    let due = sqlx::query_scalar!(
+        r#"SELECT o.expires_at <= now() AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id
+                                                          AND p.status = ANY($2)) AS "due!"
+           FROM orders o WHERE o.id = $1"#,
+        order_id,
+        &PaymentStatus::OPEN as &[PaymentStatus]
     )
     .fetch_optional(&mut *tx)
     .await?;
+    if due != Some(true) {
+        return Ok(false);
+    }
+    let expired =
+        order_status::transition(&mut *tx, order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Expired).await?;
     if let Some(o) = &expired {
-        sqlx::query!("UPDATE ticket_types SET held = held - $2 WHERE id = $1", o.ticket_type_id, o.quantity)
-            .execute(&mut *tx)
-            .await?;
+        seats::give_back(&mut *tx, o.ticket_type_id, o.quantity).await?;
     }
     tx.commit().await?;
     Ok(expired.is_some())

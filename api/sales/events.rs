@@ -8,6 +8,7 @@ use uuid::Uuid;
 
 use super::event_pages::Page;
 use super::views::{EventView, TicketTypeView};
+use crate::domain::status::HoldStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::startup::AppState;
 
@@ -40,13 +41,14 @@ pub(crate) async fn fetch_rows(
                   t.id, t.name, t.price_minor, t.capacity, t.max_per_order, t.sold,
                   (t.capacity - t.sold - t.held + COALESCE(
                       (SELECT SUM(h.quantity) FROM holds h
-                        WHERE h.ticket_type_id = t.id AND h.status = 'active' AND h.expires_at <= now()), 0)
+                        WHERE h.ticket_type_id = t.id AND h.status = $3 AND h.expires_at <= now()), 0)
                   )::int AS "available!"
            FROM events e JOIN ticket_types t ON t.event_id = e.id
            WHERE ($1::uuid IS NULL OR e.id = $1) AND ($2::timestamptz IS NULL OR e.starts_at > $2)
            ORDER BY e.starts_at, e.id, t.position"#,
         event_id,
         after,
+        HoldStatus::Active as HoldStatus,
     )
     .fetch_all(db)
     .await

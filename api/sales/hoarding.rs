@@ -13,6 +13,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::config::HoldCaps;
+use crate::domain::status::{HoldStatus, OrderStatus};
 
 /// One hold request, as far as the caps are concerned.
 #[derive(Clone, Copy)]
@@ -71,21 +72,23 @@ pub async fn over_caps(
     let rows = sqlx::query!(
         r#"SELECT 'address' AS "kind!", client_address AS "key!", count(*) AS "n!" FROM (
                SELECT client_address FROM holds
-               WHERE status = 'active' AND expires_at > now() AND client_address = ANY($1)
+               WHERE status = $3 AND expires_at > now() AND client_address = ANY($1)
                UNION ALL
                SELECT client_address FROM orders
-               WHERE status = 'awaiting_payment' AND expires_at > now() AND client_address = ANY($1)
+               WHERE status = $4 AND expires_at > now() AND client_address = ANY($1)
            ) a GROUP BY client_address
            UNION ALL
            SELECT 'email', email, count(*) FROM (
                SELECT lower(buyer_email) AS email FROM holds
-               WHERE status = 'active' AND expires_at > now() AND lower(buyer_email) = ANY($2)
+               WHERE status = $3 AND expires_at > now() AND lower(buyer_email) = ANY($2)
                UNION ALL
                SELECT lower(buyer_email) FROM orders
-               WHERE status = 'awaiting_payment' AND expires_at > now() AND lower(buyer_email) = ANY($2)
+               WHERE status = $4 AND expires_at > now() AND lower(buyer_email) = ANY($2)
            ) e GROUP BY email"#,
         &addresses,
-        &emails
+        &emails,
+        HoldStatus::Active as HoldStatus,
+        OrderStatus::AwaitingPayment as OrderStatus,
     )
     .fetch_all(&mut *tx)
     .await?;

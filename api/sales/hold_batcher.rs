@@ -37,12 +37,14 @@
 
 use std::collections::HashMap;
 
-use sqlx::{PgConnection, PgExecutor, PgPool};
-use time::OffsetDateTime;
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::hoarding::{over_caps, Cap, Claimant};
-use super::holds::expire_stale_type;
+use super::hoarding::{over_caps, Claimant};
+use super::hold_rules::first_fit;
+pub use super::hold_rules::{refusal, Facts, Refusal};
+pub use super::seats::Taken;
+use super::seats::{self, Claim, Guard};
 use crate::batching::{Batches, Member};
 use crate::config::HoldCaps;
 use crate::error::ApiError;
@@ -52,6 +54,7 @@ use crate::idempotency::{self, KeyContext, KeyRecord};
 const MAX_BATCH: usize = 1000;
 
 /// One hold request, as `take_seats` prepared it.
+#[derive(Clone)]
 pub struct Seats {
     pub event_id: Uuid,
     pub ticket_type_id: Uuid,
@@ -109,49 +112,6 @@ impl Outcome {
     }
 }
 
-/// Why a request gets no seats, in the order the checks are made.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refusal {
-    NoSuchEvent,
-    NotThisEvent,
-    TooMany {
-        max_per_order: i32,
-    },
-    SalesClosed,
-    /// The buyer has as many unpaid holds and orders as a cap allows.
-    Capped(Cap),
-    SoldOut,
-}
-
-/// What a request is checked against: `None` if the event does not exist;
-/// `max_per_order` is `None` if the ticket type is not one of the event's.
-#[derive(Debug, Clone, Copy)]
-pub struct Facts {
-    pub on_sale: bool,
-    pub max_per_order: Option<i32>,
-}
-
-/// Everything but availability: why `quantity` seats of this ticket type cannot be held, if they cannot.
-pub fn refusal(facts: Option<Facts>, quantity: i32) -> Option<Refusal> {
-    let Some(facts) = facts else { return Some(Refusal::NoSuchEvent) };
-    match facts.max_per_order {
-        None => Some(Refusal::NotThisEvent),
-        Some(max_per_order) if quantity > max_per_order => Some(Refusal::TooMany { max_per_order }),
-        Some(_) if !facts.on_sale => Some(Refusal::SalesClosed),
-        Some(_) => None,
-    }
-}
-
-/// The stored hold, as the database returned it.
-#[derive(Debug, Clone)]
-pub struct Taken {
-    pub amount_minor: i64,
-    pub currency: String,
-    pub expires_at: OffsetDateTime,
-    pub ticket_type_name: String,
-    pub event_name: String,
-}
-
 /// The hold queues of one instance, one per ticket type; cheap to clone.
 #[derive(Clone)]
 pub struct HoldBatcher {
@@ -190,6 +150,20 @@ impl HoldBatcher {
         let flush_with = move |key, batch| flush(pool.clone(), caps, key, batch);
         self.batches.join(key, seats, flush_with).await.unwrap_or(Outcome::Failed)
     }
+
+    /// One request on its own (after a flush that failed), by the same
+    /// transaction a flush makes.
+    pub async fn take_alone(&self, seats: &Seats) -> Result<Outcome, sqlx::Error> {
+        Ok(match take_for(&self.pool, self.caps, seats.event_id, seats.ticket_type_id, &[seats]).await? {
+            Flushed::Done(mut outcomes) => {
+                if let Some(k) = &seats.keyed {
+                    k.context.mark_recorded();
+                }
+                outcomes.remove(&seats.id).unwrap_or(Outcome::Refused(Refusal::SoldOut))
+            }
+            Flushed::KeysTaken(_) => Outcome::KeyTaken,
+        })
+    }
 }
 
 /// One flush: one transaction that takes seats for as many as fit, in
@@ -208,7 +182,8 @@ async fn flush(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, ba
 
 async fn flush_pending(pool: &PgPool, caps: HoldCaps, event_id: Uuid, ticket_type_id: Uuid, mut pending: Vec<Waiting>) {
     loop {
-        match take_for(pool, caps, event_id, ticket_type_id, &pending).await {
+        let requests: Vec<&Seats> = pending.iter().map(|w| &w.item).collect();
+        match take_for(pool, caps, event_id, ticket_type_id, &requests).await {
             Ok(Flushed::Done(mut outcomes)) => {
                 tracing::debug!(requests = pending.len(), "hold flush");
                 for w in pending {
@@ -273,11 +248,10 @@ async fn take_for(
     caps: HoldCaps,
     event_id: Uuid,
     ticket_type_id: Uuid,
-    waiting: &[Waiting],
+    requests: &[&Seats],
 ) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let keyed: Vec<(&Seats, &Keyed)> =
-        waiting.iter().filter_map(|w| w.item.keyed.as_ref().map(|k| (&w.item, k))).collect();
+    let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
     if !keyed.is_empty() {
         let pairs: Vec<(&str, &str)> = keyed.iter().map(|(_, k)| (k.context.scope(), k.context.key())).collect();
         let stored = idempotency::existing(&mut *tx, &pairs).await?;
@@ -291,11 +265,11 @@ async fn take_for(
             ));
         }
     }
-    let (granted, refused) = grant(&mut tx, caps, event_id, ticket_type_id, waiting).await?;
+    let (granted, refused) = grant(&mut tx, caps, event_id, ticket_type_id, requests).await?;
     let mut outcomes: HashMap<Uuid, Outcome> = granted.into_iter().map(|(id, t)| (id, Outcome::Held(t))).collect();
     outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
-    for w in waiting {
-        outcomes.entry(w.item.id).or_insert(Outcome::Refused(Refusal::SoldOut));
+    for s in requests {
+        outcomes.entry(s.id).or_insert(Outcome::Refused(Refusal::SoldOut));
     }
     if !keyed.is_empty() {
         let records: Vec<KeyRecord> = keyed
@@ -326,14 +300,13 @@ async fn grant(
     caps: HoldCaps,
     event_id: Uuid,
     ticket_type_id: Uuid,
-    waiting: &[Waiting],
+    all: &[&Seats],
 ) -> Result<(Granted, Refused), sqlx::Error> {
-    let all: Vec<&Seats> = waiting.iter().map(|w| &w.item).collect();
     let claimants: Vec<Claimant> =
         all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
     let mut refused: Refused =
         over_caps(tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
-    let all: Vec<&Seats> = all.into_iter().filter(|s| !refused.contains_key(&s.id)).collect();
+    let all: Vec<&Seats> = all.iter().copied().filter(|s| !refused.contains_key(&s.id)).collect();
     if all.is_empty() {
         return Ok((Granted::new(), refused));
     }
@@ -346,7 +319,7 @@ async fn grant(
     // Otherwise: seats of holds past their deadline come back first, so that
     // first fit in arrival order sees every free seat; then lock the
     // counters, check each request, and grant first fit.
-    expire_stale_type(&mut *tx, ticket_type_id).await?;
+    seats::expire_stale(&mut *tx, ticket_type_id).await?;
     let row = sqlx::query!(
         r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?", t.free AS "free?"
            FROM events e
@@ -383,340 +356,27 @@ async fn grant(
     Ok((stored, refused))
 }
 
-/// Which requests, in arrival order, fit in `free` seats when each takes what it asks if it can.
-fn first_fit(mut free: i32, quantities: impl Iterator<Item = i32>) -> Vec<bool> {
-    quantities
-        .map(|q| {
-            let fits = q <= free;
-            if fits {
-                free -= q;
-            }
-            fits
-        })
-        .collect()
-}
-
-/// Bumps `held` by the total of `seats` and stores their holds, in one
-/// statement, if they all fit and may all be held (sales open, each quantity
-/// within `max_per_order`). Otherwise stores nothing and answers no rows.
+/// Takes seats for all of `requests` in one statement, or for none (see [`seats::take`]).
 async fn insert_holds(
-    db: impl PgExecutor<'_>,
+    tx: &mut PgConnection,
     event_id: Uuid,
     ticket_type_id: Uuid,
-    seats: &[&Seats],
+    requests: &[&Seats],
 ) -> Result<Granted, sqlx::Error> {
-    // Requests are not checked yet: a sum past i32 cannot fit any ticket type.
-    let Some(total) = seats.iter().try_fold(0i32, |sum, s| sum.checked_add(s.quantity)) else {
-        return Ok(Granted::new());
-    };
-    let largest: i32 = seats.iter().map(|s| s.quantity).max().unwrap_or(0);
-    let ids: Vec<Uuid> = seats.iter().map(|s| s.id).collect();
-    let hashes: Vec<Vec<u8>> = seats.iter().map(|s| s.secret_hash.clone()).collect();
-    let names: Vec<String> = seats.iter().map(|s| s.name.clone()).collect();
-    let emails: Vec<String> = seats.iter().map(|s| s.email.clone()).collect();
-    let quantities: Vec<i32> = seats.iter().map(|s| s.quantity).collect();
-    let seconds: Vec<f64> = seats.iter().map(|s| s.hold_seconds).collect();
-    let addresses: Vec<Option<String>> = seats.iter().map(|s| s.address.clone()).collect();
-    let rows = sqlx::query!(
-        r#"WITH taken AS (
-               UPDATE ticket_types t SET held = t.held + $3
-               FROM events e
-               WHERE t.id = $2 AND t.event_id = $1 AND e.id = $1 AND e.starts_at > now()
-                 AND t.max_per_order >= $10 AND t.capacity - t.sold - t.held >= $3
-               RETURNING t.id, t.name, t.price_minor
-           ), ins AS (
-               INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
-                                  quantity, amount_minor, currency, expires_at, client_address)
-               SELECT r.id, r.secret_hash, e.id, taken.id, r.name, r.email, r.quantity,
-                      taken.price_minor * r.quantity, e.currency, clock_timestamp() + make_interval(secs => r.secs), r.address
-               FROM taken JOIN events e ON e.id = $1,
-                    unnest($4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::int4[], $9::float8[], $11::text[])
-                        AS r(id, secret_hash, name, email, quantity, secs, address)
-               RETURNING id, amount_minor, currency, expires_at
-           )
-           SELECT ins.id, ins.amount_minor, ins.currency AS "currency!", ins.expires_at,
-                  taken.name AS ticket_type_name, e.name AS event_name
-           FROM ins, taken, events e WHERE e.id = $1"#,
-        event_id,
-        ticket_type_id,
-        total,
-        &ids,
-        &hashes,
-        &names,
-        &emails,
-        &quantities,
-        &seconds,
-        largest,
-        &addresses as &[Option<String>],
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| {
-            let taken = Taken {
-                amount_minor: r.amount_minor,
-                currency: r.currency,
-                expires_at: r.expires_at,
-                ticket_type_name: r.ticket_type_name,
-                event_name: r.event_name,
-            };
-            (r.id, taken)
+    let claims: Vec<Claim> = requests
+        .iter()
+        .map(|s| Claim {
+            id: s.id,
+            secret_hash: &s.secret_hash,
+            name: &s.name,
+            email: &s.email,
+            quantity: s.quantity,
+            hold_seconds: s.hold_seconds,
+            address: s.address.as_deref(),
         })
-        .collect())
+        .collect();
+    seats::take(tx, event_id, ticket_type_id, &claims, Guard::Checked).await
 }
 
 #[cfg(test)]
-mod tests {
-    use std::collections::HashSet;
-    use std::sync::Arc;
-
-    use futures_util::future::join_all;
-    use futures_util::StreamExt;
-    use uuid::Uuid;
-
-    use super::*;
-    use crate::config::Config;
-    use crate::domain::{BuyerName, Email};
-    use crate::error::ApiError;
-    use crate::payments::simulated::SimulatedGateway;
-    use crate::payments::PaymentGateway;
-    use crate::sales::holds::{take_seats, NewHold};
-    use crate::startup::Application;
-    use crate::test_db::TestDb;
-
-    #[test]
-    fn first_fit_serves_arrival_order_and_lets_later_smaller_requests_in() {
-        assert_eq!(first_fit(5, [4, 3, 1].into_iter()), [true, false, true]);
-        assert_eq!(first_fit(3, [1, 1, 1, 1].into_iter()), [true, true, true, false]);
-        assert_eq!(first_fit(0, [1].into_iter()), [false]);
-    }
-
-    #[test]
-    fn refusals_follow_the_order_of_the_checks() {
-        let open = |max| Some(Facts { on_sale: true, max_per_order: max });
-        let closed = |max| Some(Facts { on_sale: false, max_per_order: max });
-        assert_eq!(refusal(None, 1), Some(Refusal::NoSuchEvent));
-        assert_eq!(refusal(closed(None), 1), Some(Refusal::NotThisEvent));
-        assert_eq!(refusal(closed(Some(4)), 5), Some(Refusal::TooMany { max_per_order: 4 }));
-        assert_eq!(refusal(closed(Some(4)), 4), Some(Refusal::SalesClosed));
-        assert_eq!(refusal(open(Some(4)), 4), None);
-    }
-
-    fn seats(event_id: Uuid, ticket_type_id: Uuid, quantity: i32) -> Seats {
-        Seats {
-            event_id,
-            ticket_type_id,
-            id: Uuid::new_v4(),
-            secret_hash: vec![7; 32],
-            quantity,
-            name: "Ada Lovelace".into(),
-            email: "ada@example.com".into(),
-            hold_seconds: 300.0,
-            address: None,
-            keyed: None,
-        }
-    }
-
-    fn held(outcome: &Outcome) -> bool {
-        matches!(outcome, Outcome::Held(_))
-    }
-
-    #[tokio::test]
-    async fn a_lone_request_is_held_at_once() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(10, 4, 3600.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        let request = seats(event, tt, 3);
-        let id = request.id;
-        let Outcome::Held(taken) = batcher.take(request).await else { panic!("not held") };
-        assert_eq!(
-            (taken.amount_minor, taken.currency.as_str(), taken.event_name.as_str()),
-            (4500, "GBP", "Batch test")
-        );
-        assert_eq!(db.counters(tt).await, (3, 1));
-        let stored =
-            sqlx::query_scalar!("SELECT quantity FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
-        assert_eq!(stored, 3);
-    }
-
-    #[tokio::test]
-    async fn one_batch_grants_first_fit_in_arrival_order() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(5, 5, 3600.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        // On this single-threaded runtime all three are queued before the flusher first runs: one batch.
-        let outcomes = join_all([4, 3, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
-        assert!(held(&outcomes[0]) && held(&outcomes[2]), "{outcomes:?}");
-        assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
-        assert_eq!(db.counters(tt).await, (5, 2));
-    }
-
-    #[tokio::test]
-    async fn each_request_is_checked_on_its_own() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(100, 10, 3600.0).await;
-        let (_, other_tt) = db.event(100, 10, 3600.0).await;
-        let (past_event, past_tt) = db.event(100, 10, -60.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        let outcomes = join_all(
-            [
-                seats(event, tt, 2),
-                seats(event, tt, 11),
-                seats(event, tt, 1),
-                seats(event, other_tt, 1),
-                seats(Uuid::new_v4(), tt, 1),
-                seats(past_event, past_tt, 1),
-            ]
-            .map(|s| batcher.take(s)),
-        )
-        .await;
-        assert!(held(&outcomes[0]) && held(&outcomes[2]), "{outcomes:?}");
-        assert!(matches!(outcomes[1], Outcome::Refused(Refusal::TooMany { max_per_order: 10 })), "{outcomes:?}");
-        assert!(matches!(outcomes[3], Outcome::Refused(Refusal::NotThisEvent)), "{outcomes:?}");
-        assert!(matches!(outcomes[4], Outcome::Refused(Refusal::NoSuchEvent)), "{outcomes:?}");
-        assert!(matches!(outcomes[5], Outcome::Refused(Refusal::SalesClosed)), "{outcomes:?}");
-        assert_eq!(db.counters(tt).await, (3, 2));
-        assert_eq!(db.counters(other_tt).await, (0, 0));
-        assert_eq!(db.counters(past_tt).await, (0, 0));
-    }
-
-    #[tokio::test]
-    async fn stale_holds_are_expired_once_before_anyone_is_told_sold_out() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(2, 2, 3600.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        let mut short = seats(event, tt, 2);
-        short.hold_seconds = 0.2;
-        let first = short.id;
-        assert!(held(&batcher.take(short).await));
-        assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Refused(Refusal::SoldOut)));
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        let outcomes = join_all([2, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
-        assert!(held(&outcomes[0]), "{outcomes:?}");
-        assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
-        assert_eq!(db.counters(tt).await, (2, 1));
-        let status = sqlx::query_scalar!(r#"SELECT status::text AS "s!" FROM holds WHERE id = $1"#, first)
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
-        assert_eq!(status, "expired");
-    }
-
-    #[tokio::test]
-    async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(4, 4, 3600.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        let mut short = seats(event, tt, 2);
-        short.hold_seconds = 0.2;
-        assert!(held(&batcher.take(short).await));
-        assert!(held(&batcher.take(seats(event, tt, 1)).await));
-        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        // One seat is free and two are in an expired hold: the earlier request
-        // for 3 must get them, not the later request for 1.
-        let outcomes = join_all([3, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
-        assert!(held(&outcomes[0]), "{outcomes:?}");
-        assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
-        assert_eq!(db.counters(tt).await, (4, 2));
-    }
-
-    #[tokio::test]
-    async fn an_unreachable_database_fails_the_request_at_once() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(10, 4, 3600.0).await;
-        let pool = crate::db::connect(&db.url, 2).await.unwrap();
-        let batcher = HoldBatcher::new(pool.clone());
-        pool.close().await;
-        assert!(matches!(
-            batcher.take(seats(event, tt, 1)).await,
-            Outcome::Unavailable { code: "database_unavailable", .. }
-        ));
-        let hold = NewHold {
-            event_id: event,
-            ticket_type_id: tt,
-            quantity: 1,
-            name: BuyerName::parse("Ada").unwrap(),
-            email: Email::parse("ada@example.com").unwrap(),
-            address: None,
-            key: None,
-        };
-        let err = take_seats(&batcher, &hold, 300).await.err().expect("no database, no hold");
-        assert!(matches!(err, ApiError::Unavailable { .. }), "{err:?}");
-        assert_eq!(db.counters(tt).await, (0, 0));
-    }
-
-    #[tokio::test]
-    async fn a_flush_that_fails_otherwise_stores_nothing_and_sends_everyone_alone() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(10, 4, 3600.0).await;
-        let batcher = HoldBatcher::new(db.pool.clone());
-        let mut poisoned = seats(event, tt, 1);
-        // PostgreSQL refuses NUL in text; the HTTP layer never lets one through.
-        poisoned.name = "Ada\0".into();
-        let outcomes = join_all([seats(event, tt, 1), poisoned].map(|s| batcher.take(s))).await;
-        assert!(outcomes.iter().all(|o| matches!(o, Outcome::Failed)), "{outcomes:?}");
-        assert_eq!(db.counters(tt).await, (0, 0));
-    }
-
-    async fn start_instance(url: &str) -> String {
-        let vars = [
-            ("NTS_ADDRESS", "127.0.0.1:0"),
-            ("DATABASE_URL", url),
-            ("NTS_ADMIN_TOKEN", "batch-test-admin-token-0123456789abcdef"),
-            ("NTS_PAYMENTS", "simulated"),
-            ("NTS_DEMO", "false"),
-            ("NTS_DB_POOL_SIZE", "8"),
-            ("NTS_MAX_UNPAID_PER_ADDRESS", "0"),
-        ];
-        let config = Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())).unwrap();
-        let pool = crate::db::connect(url, config.db_pool_size).await.unwrap();
-        let gateway: Arc<dyn PaymentGateway> =
-            Arc::new(SimulatedGateway::new(pool.clone(), config.simulated().cloned().unwrap_or_default()));
-        let app = Application::build_with(config, pool, gateway).unwrap();
-        let address = format!("http://127.0.0.1:{}", app.port());
-        tokio::spawn(app.run_until_stopped());
-        address
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_instances_sell_exactly_the_capacity() {
-        let db = TestDb::new().await;
-        let (event, tt) = db.event(100, 4, 3600.0).await;
-        let instances = [start_instance(&db.url).await, start_instance(&db.url).await];
-        let client = reqwest::Client::new();
-        let answers: Vec<(u16, serde_json::Value)> = futures_util::stream::iter(0..500)
-            .map(|i| {
-                let url = format!("{}/api/v1/events/{event}/holds", instances[i % 2]);
-                let body = serde_json::json!({"ticket_type_id": tt, "quantity": 1, "name": format!("Buyer {i}"), "email": format!("b{i}@example.com")});
-                let client = client.clone();
-                async move {
-                    let res = client.post(url).json(&body).send().await.expect("an answer");
-                    (res.status().as_u16(), res.json().await.expect("a JSON body"))
-                }
-            })
-            .buffer_unordered(250)
-            .collect()
-            .await;
-        let held: HashSet<Uuid> = answers
-            .iter()
-            .filter(|(status, _)| *status == 201)
-            .map(|(_, body)| body["id"].as_str().unwrap().parse().unwrap())
-            .collect();
-        let sold_out = answers.iter().filter(|(status, body)| *status == 409 && body["code"] == "sold_out").count();
-        assert_eq!(
-            (held.len(), sold_out),
-            (100, 400),
-            "other answers: {:?}",
-            answers.iter().filter(|(s, _)| *s != 201 && *s != 409).collect::<Vec<_>>()
-        );
-        assert_eq!(db.counters(tt).await, (100, 100));
-        let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE ticket_type_id = $1", tt)
-            .fetch_all(&db.pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
-        assert_eq!(stored, held);
-    }
-}
+mod tests;

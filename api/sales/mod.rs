@@ -1,12 +1,16 @@
 //! The sale flow: events → holds → orders. Handlers and their SQL live together.
 
+pub mod checkout;
 pub mod event_pages;
 pub mod events;
 pub mod hoarding;
 pub mod hold_batcher;
+mod hold_rules;
 pub mod holds;
+pub mod order_status;
 pub mod orders;
-#[cfg(debug_assertions)]
+pub mod seats;
+#[cfg(feature = "broken-oversell")]
 mod unguarded;
 pub mod views;
 
@@ -18,8 +22,5 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .service(holds::create_hold)
         .service(holds::get_hold)
         .service(holds::release_hold)
-        .service(holds::checkout)
-        .service(orders::get_order)
-        .service(orders::create_payment)
         .service(orders::ticket_qr);
 }

@@ -1,0 +1,328 @@
+//! Starting and confirming payment attempts: commit the attempt, then call
+//! the provider with its idempotency key, then record the answer.
+
+use actix_web::http::StatusCode;
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use super::gateway::{GatewayError, IntentStatus, PaymentMethod, Provider};
+use super::guard::backoff;
+use super::service::{buyer_error, declined, outcome_answer, Attempt, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
+use super::settle;
+use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::domain::Money;
+use crate::error::{ApiError, ApiResult};
+use crate::idempotency::KeyContext;
+use crate::sales::views::PaymentView;
+
+impl PaymentService {
+    /// Checkout's part under the simulated gateway: the first attempt of a
+    /// new order, in the checkout's transaction, so the buyer can press
+    /// "pay". Under Stripe the first attempt comes with the card.
+    pub async fn first_attempt_in(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        order_id: Uuid,
+        amount: Money,
+    ) -> Result<Option<PaymentView>, sqlx::Error> {
+        if self.provider() != Provider::Simulated {
+            return Ok(None);
+        }
+        let payment_id = Uuid::new_v4();
+        let currency = amount.currency();
+        sqlx::query_as!(
+            PaymentView,
+            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
+               VALUES ($1, $2, $3, $4, $5, $6)
+               RETURNING id, order_id, provider, status AS "status: PaymentStatus", amount_minor,
+                         currency AS "currency!", client_secret, failure_code"#,
+            payment_id,
+            order_id,
+            self.provider().as_str(),
+            format!("nts-pay-{payment_id}"),
+            amount.minor(),
+            currency.as_str(),
+        )
+        .fetch_one(tx)
+        .await
+        .map(Some)
+    }
+
+    /// Creates the provider object of a recorded first attempt. Whatever goes
+    /// wrong, the attempt stays `created` and the reconciler repeats the call.
+    pub async fn send_first_attempt(&self, payment_id: Uuid) {
+        let attempt = match self.attempt(payment_id).await {
+            Ok(Some(attempt)) => attempt,
+            Ok(None) => return,
+            Err(e) => return tracing::warn!(%payment_id, error = %e, "could not read a new payment attempt"),
+        };
+        if let Err(e) = self.ensure_intent(&attempt).await {
+            tracing::warn!(%payment_id, error = %e, "creating the payment intent failed; the reconciler will retry");
+        }
+    }
+
+    /// A new attempt for an order awaiting payment. Open attempts are canceled
+    /// at the provider first, so two attempts can never both take money.
+    /// A provider payment method travels with the creation call (Stripe
+    /// confirms it there); a simulated attempt is confirmed later with an outcome.
+    ///
+    /// With an Idempotency-Key, the new attempt is the key's recovery point,
+    /// recorded in the transaction that creates it.
+    pub async fn start_attempt(
+        &self,
+        order_id: Uuid,
+        method: Option<PaymentMethod>,
+        return_url: Option<String>,
+        key: Option<&KeyContext>,
+    ) -> ApiResult<PaymentView> {
+        let provider_method = match method {
+            Some(PaymentMethod::Provider(pm)) => Some(pm),
+            _ if self.provider() == Provider::Stripe => {
+                return Err(ApiError::Validation {
+                    code: "payment_method_required",
+                    message: "send the card's PaymentMethod id from Stripe.js: {\"payment_method\": \"pm_...\"}".into(),
+                })
+            }
+            _ => None,
+        };
+        if self.cancel_open_attempts(order_id).await? {
+            return Err(ApiError::conflict("order_already_paid", "this order has been paid"));
+        }
+        let payment_id = Uuid::new_v4();
+        let mut tx = self.pool.begin().await?;
+        let order = sqlx::query!(
+            r#"SELECT status AS "status: OrderStatus", expires_at > clock_timestamp() AS "live!",
+                      amount_minor, currency AS "currency!"
+               FROM orders WHERE id = $1 FOR UPDATE"#,
+            order_id
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        match order.status {
+            OrderStatus::AwaitingPayment if order.live => {}
+            OrderStatus::AwaitingPayment | OrderStatus::Expired => {
+                return Err(ApiError::conflict("order_expired", "the time to pay for this order is over"))
+            }
+            OrderStatus::Paid => return Err(ApiError::conflict("order_already_paid", "this order has been paid")),
+            _ => return Err(ApiError::conflict("order_not_awaiting_payment", "this order no longer takes payments")),
+        }
+        let inserted = sqlx::query!(
+            r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method,
+                                    return_url)
+               SELECT $1, $2, $3, $6, $4, $5, $7, $8
+               WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND status = ANY($9))"#,
+            payment_id,
+            order_id,
+            self.provider().as_str(),
+            order.amount_minor,
+            order.currency,
+            format!("nts-pay-{payment_id}"),
+            provider_method,
+            return_url,
+            &PaymentStatus::OPEN as &[PaymentStatus],
+        )
+        .execute(&mut *tx)
+        .await?;
+        if inserted.rows_affected() == 0 {
+            return Err(ApiError::conflict(
+                "payment_in_progress",
+                "another payment attempt for this order is in progress",
+            ));
+        }
+        if let Some(key) = key {
+            if !key.set_recovery_point(&mut *tx, payment_id).await? {
+                return Err(key.lost());
+            }
+        }
+        tx.commit().await?;
+        self.carry_on(payment_id).await
+    }
+
+    /// Carries on with an attempt a request started and did not finish (its
+    /// instance died, or it failed): no new attempt, the same one, from
+    /// where it got to; a settled one answers as it settled. `None`: the
+    /// attempt failed at the provider without charging anything (the request
+    /// answered 503, which its key does not keep), so a new attempt is due,
+    /// as for a retry without a key.
+    pub async fn resume_attempt(&self, order_id: Uuid, payment_id: Uuid) -> ApiResult<Option<PaymentView>> {
+        let attempt = self.attempt(payment_id).await?.filter(|a| a.order_id == order_id);
+        let Some(attempt) = attempt else { return Err(ApiError::NotFound("no such order")) };
+        let view = self.view(payment_id).await?;
+        if attempt.status == PaymentStatus::Failed && view.failure_code.as_deref() == Some(PROVIDER_ERROR) {
+            return Ok(None);
+        }
+        if attempt.payment_method.is_some() && !attempt.may_send_create(OffsetDateTime::now_utc()) {
+            let (_, view) = outcome_answer(attempt.status, view)?;
+            return Ok(Some(view));
+        }
+        if attempt.payment_method.is_none() && attempt.status != PaymentStatus::Created {
+            return Ok(Some(view));
+        }
+        self.carry_on(payment_id).await.map(Some)
+    }
+
+    pub(super) async fn carry_on(&self, payment_id: Uuid) -> ApiResult<PaymentView> {
+        let attempt = self.attempt(payment_id).await?.ok_or(ApiError::NotFound("no such payment"))?;
+        if attempt.payment_method.is_some() {
+            return self.create_confirmed(&attempt).await;
+        }
+        if let Err(e) = self.ensure_intent(&attempt).await {
+            match e {
+                // The attempt stays `created`; a retry or the reconciler repeats the call with the same key.
+                GatewayError::Unknown(detail) => {
+                    tracing::warn!(%payment_id, %detail, "creating the payment intent got no answer")
+                }
+                e => return Err(buyer_error(e)),
+            }
+        }
+        Ok(self.view(payment_id).await?)
+    }
+
+    /// Creates the provider object of an attempt that carries its payment
+    /// method, which confirms it, and records the outcome. No answer is
+    /// asked again a few times with the same key and the same bytes; an
+    /// error Stripe stored under the key is not (it would only be replayed):
+    /// the PaymentIntent is looked up instead. If the outcome stays unknown
+    /// the attempt is left `processing` for the reconciler.
+    pub(super) async fn create_confirmed(&self, attempt: &Attempt) -> ApiResult<PaymentView> {
+        let mut tries = 0;
+        let mut maybe_sent = false;
+        let outcome = loop {
+            tries += 1;
+            match self.ensure_intent(attempt).await {
+                Err(GatewayError::Unknown(detail)) if tries < CREATE_TRIES => {
+                    maybe_sent = true;
+                    tracing::warn!(payment_id = %attempt.id, %detail, "no answer to the payment; asking again");
+                    tokio::time::sleep(backoff(tries - 1)).await;
+                }
+                Err(e @ GatewayError::Unknown(_)) => {
+                    maybe_sent = true;
+                    break Err(e);
+                }
+                other => break other,
+            }
+        };
+        let status = match outcome {
+            Ok(intent) => self.apply_and_close(attempt.id, &intent).await?,
+            Err(GatewayError::Unknown(detail)) => {
+                tracing::warn!(payment_id = %attempt.id, %detail, "the payment's outcome is unknown; the reconciler will settle it");
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &[PaymentStatus::Created],
+                    PaymentStatus::Processing,
+                    None,
+                    None,
+                )
+                .await?
+            }
+            Err(GatewayError::Stored(detail)) => {
+                tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; looking it up");
+                match self.recover(attempt).await {
+                    Ok(status) => status,
+                    Err(e) => {
+                        self.leave_for_reconciler(attempt.id).await?;
+                        return Err(buyer_error(e));
+                    }
+                }
+            }
+            // Nothing was sent, or the provider refused the request itself:
+            // no money can move under this attempt.
+            Err(e) if !maybe_sent || matches!(e, GatewayError::Declined { .. } | GatewayError::Refused { .. }) => {
+                let code = match &e {
+                    GatewayError::Declined { code, .. } => code.clone(),
+                    _ => PROVIDER_ERROR.to_owned(),
+                };
+                settle::transition(
+                    &self.pool,
+                    attempt.id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await?;
+                return Err(buyer_error(e));
+            }
+            Err(e) => {
+                self.leave_for_reconciler(attempt.id).await?;
+                return Err(buyer_error(e));
+            }
+        };
+        let (_, view) = outcome_answer(status, self.view(attempt.id).await?)?;
+        Ok(view)
+    }
+
+    pub(super) async fn leave_for_reconciler(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+        settle::transition(&self.pool, payment_id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
+            .await
+    }
+
+    /// Confirms an attempt with the buyer's payment method. Answers 200 when
+    /// paid, 202 while the outcome is pending, and the refusal as an error.
+    pub async fn confirm_attempt(
+        &self,
+        payment_id: Uuid,
+        method: &PaymentMethod,
+    ) -> ApiResult<(StatusCode, PaymentView)> {
+        let attempt = self.attempt(payment_id).await?.ok_or(ApiError::NotFound("no such payment"))?;
+        match attempt.status {
+            PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction => {}
+            PaymentStatus::Succeeded => return Ok((StatusCode::OK, self.view(payment_id).await?)),
+            PaymentStatus::Failed => return Err(declined(&self.view(payment_id).await?)),
+            _ => return Err(ApiError::conflict("payment_not_open", "this payment attempt is closed; start a new one")),
+        }
+        let intent = match self.ensure_intent(&attempt).await {
+            Ok(intent) => intent,
+            Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
+            Err(e) => return Err(buyer_error(e)),
+        };
+        let answer = if intent.status == IntentStatus::Open {
+            settle::transition(
+                &self.pool,
+                payment_id,
+                &[PaymentStatus::Created],
+                PaymentStatus::Processing,
+                None,
+                None,
+            )
+            .await?;
+            self.gateway.confirm(&intent.provider_ref, &attempt.idempotency_key, method).await
+        } else {
+            Ok(intent)
+        };
+        let status = match answer {
+            Ok(intent) => settle::apply(&self.pool, payment_id, &intent).await?,
+            // We do not know whether money moved: the attempt stays open and the
+            // reconciler (or the buyer's next look at the order) settles it.
+            Err(GatewayError::Unknown(detail)) => {
+                tracing::warn!(%payment_id, %detail, "confirmation got no answer; the reconciler will settle it");
+                PaymentStatus::Processing
+            }
+            Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
+                let code = match &e {
+                    GatewayError::Declined { code, .. } | GatewayError::Refused { code, .. } => code.clone(),
+                    _ => unreachable!(),
+                };
+                settle::transition(
+                    &self.pool,
+                    payment_id,
+                    &PaymentStatus::OPEN,
+                    PaymentStatus::Failed,
+                    Some(&code),
+                    None,
+                )
+                .await?;
+                return Err(match e {
+                    GatewayError::Refused { code, message } => ApiError::PaymentRefused { code, message },
+                    other => buyer_error(other),
+                });
+            }
+            Err(e) => {
+                tracing::warn!(%payment_id, error = %e, "confirmation not sent; the attempt stays open");
+                return Err(buyer_error(e));
+            }
+        };
+        outcome_answer(status, self.view(payment_id).await?)
+    }
+}

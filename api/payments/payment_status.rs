@@ -1,0 +1,51 @@
+//! The one way a payment attempt's status changes (see [`PaymentStatus`]'s state machine).
+
+use sqlx::PgExecutor;
+use uuid::Uuid;
+
+use crate::domain::status::{checked, PaymentStatus};
+
+/// Columns a transition may set with the status; `None` keeps what is stored.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Also<'a> {
+    pub failure_code: Option<&'a str>,
+    pub client_secret: Option<&'a str>,
+    pub refund_ref: Option<&'a str>,
+    pub refund_failure: Option<&'a str>,
+    /// The reconciler leaves the payment alone for this many seconds.
+    pub check_in_secs: Option<f64>,
+    /// A new refund under the next refund key: the last refund's reference and failure are cleared.
+    pub new_refund: bool,
+}
+
+/// Moves the payment to `to` if it is in one of `from`; answers the new status, or `None` if it was not moved.
+pub async fn transition(
+    db: impl PgExecutor<'_>,
+    payment_id: Uuid,
+    from: &[PaymentStatus],
+    to: PaymentStatus,
+    also: Also<'_>,
+) -> Result<Option<PaymentStatus>, sqlx::Error> {
+    let (from, to) = checked(from, to);
+    sqlx::query_scalar!(
+        r#"UPDATE payments SET status = $3, updated_at = now(),
+                  failure_code = COALESCE($4, failure_code), client_secret = COALESCE($5, client_secret),
+                  refund_ref = CASE WHEN $9 THEN NULL ELSE COALESCE($6, refund_ref) END,
+                  refund_failure = CASE WHEN $9 THEN NULL ELSE COALESCE($7, refund_failure) END,
+                  refund_key_seq = refund_key_seq + CASE WHEN $9 THEN 1 ELSE 0 END,
+                  next_check_at = COALESCE(now() + make_interval(secs => $8), next_check_at)
+           WHERE id = $1 AND status = ANY($2)
+           RETURNING status AS "status: PaymentStatus""#,
+        payment_id,
+        from as &[PaymentStatus],
+        to as PaymentStatus,
+        also.failure_code,
+        also.client_secret,
+        also.refund_ref,
+        also.refund_failure,
+        also.check_in_secs,
+        also.new_refund,
+    )
+    .fetch_optional(db)
+    .await
+}
