@@ -102,7 +102,7 @@ impl StripeGateway {
                 .build()
                 .map_err(|e| anyhow::anyhow!("NTS_STRIPE_SECRET_KEY / NTS_STRIPE_API_BASE: {e}"))
         };
-        Ok(Self { client: client(settings.timeout)?, lister: client(settings.timeout)?, guard: CallGuard::new() })
+        Ok(Self { client: client(settings.timeout)?, lister: client(settings.list_timeout)?, guard: CallGuard::new() })
     }
 
     /// Every call to Stripe goes through here: admitted by the guard, its
