@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::binary::NtsProcess;
 use crate::helpers::{new_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 use crate::mail_server::MailServer;
+use nts_testkit::NtsProcess;
 
 fn as_str_pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
     settings.iter().map(|(k, v)| (*k, v.as_str())).collect()
@@ -271,7 +271,7 @@ async fn resend_sends_the_tickets_again_and_tells_nobody_who_bought() {
 async fn resend_is_limited_per_client_and_per_email() {
     let app = spawn_app_with(&[("NTS_MAIL_RESEND_PER_HOUR", "3"), ("NTS_TRUSTED_PROXIES", "127.0.0.1")]).await;
     let ask = |client: &'static str, email: String| {
-        let req = app.client.post(app.url("/api/v1/orders/resend")).header("X-Forwarded-For", client);
+        let req = app.http.post(app.url("/api/v1/orders/resend")).header("X-Forwarded-For", client);
         async move { req.json(&json!({"email": email})).send().await.unwrap().status().as_u16() }
     };
     // One address from many clients.

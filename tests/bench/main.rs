@@ -284,7 +284,7 @@ async fn run_mode(
             vec![tokio::net::lookup_host(authority).await?.next().context("--url does not resolve")?]
         }
         None => {
-            admin_token = nts::domain::secret::random_token(32);
+            admin_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             let db = db::ScratchDb::create(&o.database_url, run.mode.as_str()).await?;
             let mut env = vec![
                 // Holds must outlive the run, so that "taken == acknowledged" is exact.
@@ -322,6 +322,7 @@ async fn run_mode(
     if let Some(db) = scratch {
         if o.keep_db {
             println!("kept database {}", db.name);
+            db.keep();
         } else {
             db.drop_now().await;
         }
