@@ -1,5 +1,6 @@
-//! The untyped helpers of the tests not yet moved to the kit's typed client:
-//! the kit's [`nts_testkit::TestApp`] with JSON-in, JSON-out calls.
+//! The untyped helpers of the tests not yet moved to the kit's typed client
+//! (stripe.rs, stripe_strict.rs, stripe_emulator.rs): the kit's
+//! [`nts_testkit::TestApp`] with JSON-in, JSON-out calls.
 
 use std::ops::{Deref, DerefMut};
 
@@ -22,14 +23,6 @@ impl DerefMut for TestApp {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.0
     }
-}
-
-pub async fn spawn_app() -> TestApp {
-    TestApp(nts_testkit::spawn_app().await)
-}
-
-pub async fn spawn_app_with(settings: &[(&str, &str)]) -> TestApp {
-    TestApp(nts_testkit::spawn_app_with(settings).await)
 }
 
 pub async fn new_app(settings: &[(&str, &str)]) -> TestApp {
@@ -93,11 +86,6 @@ impl TestApp {
         let hold = self.hold(event, tt, quantity).await.expect(201).clone();
         let path = format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
         self.post(&path, &json!({}), hold["secret"].as_str()).await.expect(201).clone()
-    }
-
-    pub async fn confirm(&self, payment_id: &str, order_secret: &str, outcome: &str) -> Answer {
-        let path = format!("/api/v1/payments/simulated/{payment_id}/confirm");
-        self.post(&path, &json!({"outcome": outcome}), Some(order_secret)).await
     }
 
     pub async fn counters(&self, tt: &str) -> (i32, i32) {

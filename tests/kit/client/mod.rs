@@ -56,6 +56,14 @@ impl ApiError {
     }
 }
 
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}: {} ({})", self.status, self.code, self.message, self.body)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
 pub type ApiResult<T> = Result<Reply<T>, ApiError>;
 
 /// Assertions on an answer, for tests.
