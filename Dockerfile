@@ -8,11 +8,15 @@ COPY .sqlx .sqlx
 COPY api api
 COPY migrations migrations
 COPY static static
-COPY tests tests
-COPY bench bench
 # sqlx-postgres with nts's patch for PgBouncer (Cargo.toml, [patch.crates-io]).
 COPY vendor vendor
-RUN cargo build --release --locked --bin nts
+# Cargo reads every workspace member's manifest (one Cargo.lock for all), never
+# the sources of those it does not build: only the service is built.
+COPY tests/kit/Cargo.toml tests/kit/
+COPY tests/api/Cargo.toml tests/api/
+COPY tests/bench/Cargo.toml tests/bench/
+COPY tests/torture/Cargo.toml tests/torture/
+RUN cargo build --release --locked -p nts --bin nts
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \

@@ -148,7 +148,7 @@ fn static_dir() -> PathBuf {
     if here.is_dir() {
         here
     } else {
-        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/static"))
+        PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../static"))
     }
 }
 

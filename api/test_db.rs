@@ -1,28 +1,19 @@
-//! Test support: a fresh database with nts's schema per test, dropped afterwards.
+//! Test support: a fresh database with nts's schema per test (the test kit's), dropped afterwards.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-/// A fresh database with nts's schema, dropped at the end of the test.
 pub struct TestDb {
-    name: String,
     pub url: String,
     pub pool: PgPool,
-}
-
-fn database_url(name: &str) -> String {
-    let base = std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
-    let (prefix, rest) = base.rsplit_once('/').expect("DATABASE_URL has a database name");
-    let query = rest.split_once('?').map(|(_, q)| format!("?{q}")).unwrap_or_default();
-    format!("{prefix}/{name}{query}")
+    _db: nts_testkit::TestDb,
 }
 
 impl TestDb {
     pub async fn new() -> Self {
-        let name = format!("nts_test_{}", Uuid::new_v4().simple());
-        let url = database_url(&name);
-        let pool = crate::db::connect(&url, 10).await.expect("test database");
-        TestDb { name, url, pool }
+        let db = nts_testkit::TestDb::create().await.expect("test database");
+        let pool = crate::db::connect(&db.url, 10).await.expect("test database");
+        TestDb { url: db.url.clone(), pool, _db: db }
     }
 
     /// An event with one ticket type; answers (event, ticket type).
@@ -62,22 +53,5 @@ impl TestDb {
         .await
         .unwrap();
         (r.held, r.active)
-    }
-}
-
-impl Drop for TestDb {
-    fn drop(&mut self) {
-        let (name, admin) = (self.name.clone(), database_url("postgres"));
-        // Drop runs inside the test's runtime: use a thread with its own.
-        let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-            rt.block_on(async {
-                if let Ok(pool) = PgPool::connect(&admin).await {
-                    let _ =
-                        sqlx::raw_sql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&pool).await;
-                }
-            })
-        })
-        .join();
     }
 }

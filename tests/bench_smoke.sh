@@ -11,5 +11,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export DATABASE_URL="${DATABASE_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 # The committed query data (.sqlx/) checks the SQL; DATABASE_URL is only where the bench makes its databases.
-SQLX_OFFLINE=true cargo build --bins
+SQLX_OFFLINE=true cargo build -p nts -p nts-bench
 exec "${CARGO_TARGET_DIR:-target}/debug/nts-bench" --smoke "$@"

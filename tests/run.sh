@@ -26,8 +26,9 @@ suite() {
     fi
 }
 
-# Rust unit tests and the integration test binary (real PostgreSQL, real HTTP).
-suite "cargo test" cargo test --locked
+# The service binary (the tests that need a process, and every suite below, run $NTS_BIN),
+# then every crate's unit tests and the integration test binary (real PostgreSQL, real HTTP).
+suite "cargo test" bash -c 'cargo build --locked -p nts --bin nts && cargo test --locked --workspace'
 # The README's two commands, exactly as written, on a fresh clone (serves on port 9000).
 suite "readme" bash tests/readme.sh
 # The pages in headless Chromium.

@@ -27,7 +27,7 @@ if ! "$VENV/bin/schemathesis" --version 2>/dev/null | grep -q " $SCHEMATHESIS_VE
     "$VENV/bin/pip" install -q --disable-pip-version-check "schemathesis==$SCHEMATHESIS_VERSION"
 fi
 
-cargo build --quiet --bin nts
+cargo build --quiet -p nts --bin nts
 # A private copy: the shared target directory may be rebuilt by others while we fuzz.
 BIN_DIR="$(mktemp -d -t nts-fuzz-bin.XXXXXX)"
 cp "$CARGO_TARGET_DIR/debug/nts" "$BIN_DIR/nts"

@@ -15,17 +15,25 @@
 # PostgreSQL restart, a local cluster managed by pg_ctlcluster and root (it is
 # skipped otherwise, with a note; NTS_TORTURE_PG_CLUSTER=15/other restarts another
 # cluster, e.g. a private one that NTS_TORTURE_POSTGRES points at). The broken mode
-# exists only in builds with cargo feature broken-oversell, which is what the build below makes. Set
-# NTS_TORTURE_SEED to repeat a run, NTS_TORTURE_BIN to a directory holding prebuilt nts (with that feature) and
-# nts-torture to skip the build.
+# exists only in an nts built with `--features broken-oversell`: this script builds
+# one aside for run 3 (every other run uses the normal build). Set NTS_TORTURE_SEED to
+# repeat a run, NTS_TORTURE_BIN to a directory holding prebuilt nts, nts-broken-oversell
+# and nts-torture to skip the builds.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -n "${NTS_TORTURE_BIN:-}" ]; then
-    bin="$NTS_TORTURE_BIN" # prebuilt debug nts and nts-torture, e.g. when the target dir is shared
+    bin="$NTS_TORTURE_BIN" # prebuilt nts, nts-broken-oversell and nts-torture, e.g. when the target dir is shared
+    broken="$bin/nts-broken-oversell"
 else
-    cargo build --bins --features broken-oversell
     bin="${CARGO_TARGET_DIR:-target}/debug"
+    # The broken build first, copied aside: the normal build then leaves the usual nts in place.
+    cargo build -p nts --features broken-oversell
+    broken_dir="$(mktemp -d)"
+    trap 'rm -rf "$broken_dir"' EXIT
+    broken="$broken_dir/nts-broken-oversell"
+    cp "$bin/nts" "$broken"
+    cargo build -p nts -p nts-torture
 fi
 common=(${NTS_TORTURE_POSTGRES:+--postgres "$NTS_TORTURE_POSTGRES"})
 restart=(${NTS_TORTURE_PG_CLUSTER:+--pg-cluster "$NTS_TORTURE_PG_CLUSTER"})
@@ -45,7 +53,7 @@ bash tests/stripe/setup.sh
 
 echo "== torture: a deliberately broken inventory guard must be caught =="
 set +e
-out=$("$bin/nts-torture" --profile small --break-inventory-guard --no-pg-restart --kill-every 0 \
+out=$("$bin/nts-torture" --profile small --break-inventory-guard --nts "$broken" --no-pg-restart --kill-every 0 \
     --buyers 200 --duration 5 "${common[@]}" 2>&1)
 status=$?
 set -e

@@ -1,10 +1,10 @@
 //! Rate limits, CORS, security headers, the admin token and stored secrets.
 
+use nts_testkit::process as binary;
+use nts_testkit::wire::{HoldRequest, SimulatedOutcome};
+use nts_testkit::{ada, spawn_app, spawn_app_with, Expect, TestDb, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::json;
-
-use crate::binary;
-use crate::helpers::{spawn_app, spawn_app_with, TestDb, ADMIN_TOKEN};
 
 #[tokio::test]
 async fn public_posts_are_rate_limited_per_client_with_retry_after() {
@@ -12,20 +12,19 @@ async fn public_posts_are_rate_limited_per_client_with_retry_after() {
     let (event, tt) = app.simple_event(50, 1).await;
     let path = format!("/api/v1/events/{event}/holds");
     for _ in 0..3 {
-        app.hold(&event, &tt, 1).await.expect(201);
+        app.hold(event, tt, 1).await.unwrap();
     }
-    let limited = app.hold(&event, &tt, 1).await;
-    limited.expect_error(429, "rate_limited");
+    let limited = app.hold(event, tt, 1).await.expect_error(429, "rate_limited");
     let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
-    assert_eq!(app.counters(&tt).await, (0, 3), "a refused request does nothing");
+    assert_eq!(app.sold_and_held(tt).await, (0, 3), "a refused request does nothing");
     // Reads and the organiser are not limited.
-    app.get(&format!("/api/v1/events/{event}"), None).await.expect(200);
+    app.api().event(event).await.unwrap();
     app.create_event(&[("More", 100, 10, 2)]).await;
     // A client cannot dodge the limit by claiming another address: no proxy is trusted.
     let res = app
-        .client
-        .post(app.url(&path))
+        .api()
+        .raw(Method::POST, &path)
         .header("x-forwarded-for", "198.51.100.7")
         .json(&json!({}))
         .send()
@@ -43,11 +42,10 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     ])
     .await;
     let (event, tt) = app.simple_event(50, 1).await;
-    let path = format!("/api/v1/events/{event}/holds");
-    let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
+    let body = HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email: "ada@example.com".into() };
     let send = |client: &'static str| {
-        let req = app.client.post(app.url(&path)).header("x-forwarded-for", client).json(&body);
-        async move { req.send().await.unwrap().status().as_u16() }
+        let (api, body) = (app.api().with_header("x-forwarded-for", client), &body);
+        async move { api.create_hold(event, body).await.map_or_else(|e| e.status, |r| r.http_status).as_u16() }
     };
     assert_eq!(send("198.51.100.7").await, 201);
     assert_eq!(send("198.51.100.7").await, 429);
@@ -60,7 +58,7 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
 async fn pages_and_answers_carry_security_headers() {
     let app = spawn_app().await;
     for path in ["/", "/admin.html", "/docs/"] {
-        let res = app.client.get(app.url(path)).send().await.unwrap();
+        let res = app.api().raw(Method::GET, path).send().await.unwrap();
         assert_eq!(res.status(), 200, "{path}");
         let h = res.headers();
         let csp = h["content-security-policy"].to_str().unwrap();
@@ -70,14 +68,15 @@ async fn pages_and_answers_carry_security_headers() {
         assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
     }
+    // Any answer, even to a path nobody routes.
     for path in ["/api/v1/events", "/api/v1/nothing", "/healthz"] {
-        let answer = app.get(path, None).await;
+        let answer = app.api().send_json(Method::GET, path, None, None).await;
         assert_eq!(answer.headers["x-content-type-options"], "nosniff", "{path}");
         assert!(answer.headers.get("access-control-allow-origin").is_none(), "CORS is off by default");
     }
     let preflight = app
-        .client
-        .request(Method::OPTIONS, app.url("/api/v1/events"))
+        .api()
+        .raw(Method::OPTIONS, "/api/v1/events")
         .header("origin", "https://evil.example")
         .header("access-control-request-method", "POST")
         .send()
@@ -89,9 +88,9 @@ async fn pages_and_answers_carry_security_headers() {
 #[tokio::test]
 async fn listed_origins_may_call_the_api_from_a_browser() {
     let app = spawn_app_with(&[("NTS_CORS_ORIGINS", "https://shop.example.com")]).await;
+    let api = app.api();
     let preflight = |origin: &'static str| {
-        app.client
-            .request(Method::OPTIONS, app.url("/api/v1/events/x/holds"))
+        api.raw(Method::OPTIONS, "/api/v1/events/x/holds")
             .header("origin", origin)
             .header("access-control-request-method", "POST")
             .header("access-control-request-headers", "content-type, idempotency-key, authorization")
@@ -102,8 +101,7 @@ async fn listed_origins_may_call_the_api_from_a_browser() {
     assert_eq!(ok.headers()["access-control-allow-origin"], "https://shop.example.com");
     let other = preflight("https://evil.example").await.unwrap();
     assert!(other.headers().get("access-control-allow-origin").is_none());
-    let get =
-        app.client.get(app.url("/api/v1/events")).header("origin", "https://shop.example.com").send().await.unwrap();
+    let get = api.raw(Method::GET, "/api/v1/events").header("origin", "https://shop.example.com").send().await.unwrap();
     assert_eq!(get.headers()["access-control-allow-origin"], "https://shop.example.com");
 }
 
@@ -121,14 +119,14 @@ async fn only_the_exact_admin_token_opens_the_admin_api() {
         format!(" {ADMIN_TOKEN}x"),
     ];
     for token in &near_misses {
-        app.get("/api/v1/admin/events", Some(token)).await.expect_error(403, "forbidden");
+        app.api().with_admin_token(token).admin_events().await.expect_error(403, "forbidden");
     }
-    app.get("/api/v1/admin/events", Some(ADMIN_TOKEN)).await.expect(200);
+    app.api().admin_events().await.unwrap();
 }
 
 #[test]
 fn a_short_admin_token_stops_the_server_at_startup() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     for token in ["short", &"x".repeat(31)] {
         let out = binary::command(&db.url, &[("NTS_ADMIN_TOKEN", token)]).output().unwrap();
         assert_eq!(out.status.code(), Some(2));
@@ -143,22 +141,18 @@ async fn a_database_dump_holds_no_buyer_secret() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 2).await;
     // As the pages do it: every write with an Idempotency-Key, so answers carrying secrets are stored.
-    let body = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
-    let hold =
-        app.call_on(0, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, Some("k-hold")).await;
-    let hold_secret = hold.expect(201)["secret"].as_str().unwrap().to_owned();
-    let checkout_path = format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap());
-    let checkout =
-        app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
-    let order_secret = checkout.expect(201)["order"]["secret"].as_str().unwrap().to_owned();
-    let confirm = format!("/api/v1/payments/simulated/{}/confirm", checkout.body["payment"]["id"].as_str().unwrap());
-    app.call_on(0, Method::POST, &confirm, Some(&json!({"outcome": "succeeded"})), Some(&order_secret), Some("k-pay"))
+    let api = app.api_on(0);
+    let hold = api.with_key("k-hold").create_hold(event, &ada(tt, 2)).await.unwrap();
+    let hold_secret = hold.secret.clone().unwrap();
+    let checkout = api.with_key("k-checkout").checkout(hold.id, &hold_secret).await.unwrap();
+    let order_secret = checkout.order.secret.clone().unwrap();
+    api.with_key("k-pay")
+        .confirm_simulated(checkout.payment.as_ref().unwrap().id, &order_secret, SimulatedOutcome::Succeeded)
         .await
-        .expect(200);
+        .expect_status(200);
     // A retry still gets the secret back: replays work from what is stored.
-    let replay =
-        app.call_on(0, Method::POST, &checkout_path, Some(&json!({})), Some(&hold_secret), Some("k-checkout")).await;
-    assert_eq!(replay.expect(201)["order"]["secret"], order_secret.as_str());
+    let replay = api.with_key("k-checkout").checkout(hold.id, &hold_secret).await.unwrap();
+    assert_eq!(replay.order.secret.as_deref(), Some(order_secret.as_str()));
     assert!(hold_secret.len() >= 22 && order_secret.len() >= 22, "at least 128 bits, base64url");
 
     let dump = std::process::Command::new("pg_dump").args(["--data-only", "--inserts", &app.db.url]).output().unwrap();
@@ -172,8 +166,7 @@ async fn a_database_dump_holds_no_buyer_secret() {
         assert!(!dump.contains(&hex), "{secret} is in the database dump as bytes");
     }
     // And the stored hash does not open the order.
-    let order = format!("/api/v1/orders/{}", checkout.body["order"]["id"].as_str().unwrap());
     let hash: Vec<u8> = sqlx::query_scalar("SELECT secret_hash FROM orders").fetch_one(&app.pool).await.unwrap();
     let hash_hex: String = hash.iter().map(|b| format!("{b:02x}")).collect();
-    app.get(&order, Some(&hash_hex)).await.expect_error(404, "not_found");
+    api.order(checkout.order.id, &hash_hex).await.expect_error(404, "not_found");
 }

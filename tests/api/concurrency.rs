@@ -1,27 +1,26 @@
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use reqwest::Method;
-use serde_json::json;
-
-use crate::helpers::{spawn_app, spawn_app_with};
+use nts_testkit::wire::{HoldRequest, SimulatedOutcome};
+use nts_testkit::{spawn_app, spawn_app_with};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn five_hundred_holds_on_two_instances_sell_exactly_the_capacity() {
     let mut app = spawn_app().await;
     app.start_instance().await;
     let (event, tt) = app.simple_event(100, 1).await;
-    let path = format!("/api/v1/events/{event}/holds");
-    let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Buyer", "email": "buyer@example.com"});
+    let body = HoldRequest { ticket_type_id: tt, quantity: 1, name: "Buyer".into(), email: "buyer@example.com".into() };
+    let apis = [app.api_on(0), app.api_on(1)];
 
-    let answers = join_all((0..500).map(|i| app.call_on(i % 2, Method::POST, &path, Some(&body), None, None))).await;
+    let answers = join_all((0..500).map(|i| apis[i % 2].create_hold(event, &body))).await;
 
-    let created = answers.iter().filter(|a| a.status == 201).count();
-    let sold_out = answers.iter().filter(|a| a.status == 409 && a.code() == "sold_out").count();
+    let created = answers.iter().filter(|a| a.is_ok()).count();
+    let sold_out =
+        answers.iter().filter(|a| a.as_ref().is_err_and(|e| e.status == 409 && e.code == "sold_out")).count();
     assert_eq!(created, 100);
     assert_eq!(sold_out, 400);
     assert_eq!(created + sold_out, 500, "no other status");
-    let (sold, held) = app.counters(&tt).await;
+    let (sold, held) = app.sold_and_held(tt).await;
     assert_eq!(sold + held, 100);
     let rows: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(quantity), 0) FROM holds WHERE status = 'active'")
         .fetch_one(&app.pool)
@@ -38,23 +37,23 @@ async fn expiry_frees_seats_exactly_once_with_sweepers_racing_in_two_instances()
     let mut taken = 0;
     for i in 0..120 {
         let q = 1 + i % 3;
-        app.hold(&event, &tt, q).await.expect(201);
+        app.hold(event, tt, q).await.unwrap();
         taken += q;
     }
-    let (_, held) = app.counters(&tt).await;
+    let (_, held) = app.sold_and_held(tt).await;
     assert!(held as i64 <= taken, "nothing taken twice");
     tokio::time::sleep(Duration::from_millis(3050)).await;
     // Two instances' reconcilers plus eight direct sweepers, all at once.
     let sweeps = join_all((0..8).map(|_| nts::sales::holds::expire_stale_holds(&app.pool, None))).await;
     let swept: u64 = sweeps.into_iter().map(|r| r.expect("sweeping never conflicts")).sum();
-    app.eventually(5, || async { app.counters(&tt).await == (0, 0) }).await;
+    app.eventually(5, || async { app.sold_and_held(tt).await == (0, 0) }).await;
     assert!(swept <= 120);
     let expired: i64 =
         sqlx::query_scalar("SELECT COUNT(*) FROM holds WHERE status = 'expired'").fetch_one(&app.pool).await.unwrap();
     assert_eq!(expired, 120);
-    assert_eq!(app.available(&event).await, 300);
+    assert_eq!(app.available(event).await, 300);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(app.counters(&tt).await, (0, 0), "nothing was given back twice");
+    assert_eq!(app.sold_and_held(tt).await, (0, 0), "nothing was given back twice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,39 +62,31 @@ async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
         spawn_app_with(&[("NTS_HOLD_SECONDS", "2"), ("NTS_ORDER_SECONDS", "2"), ("NTS_RECONCILE_MS", "50")]).await;
     app.start_instance().await;
     let (event, tt) = app.simple_event(30, 2).await;
+    let apis = [app.api_on(0), app.api_on(1)];
     let buyers = (0..60).map(|i| {
-        let app = &app;
-        let (event, tt) = (event.clone(), tt.clone());
+        let apis = &apis;
         async move {
             let node = i % 2;
-            let body = json!({"ticket_type_id": tt, "quantity": 1 + i % 2, "name": "B", "email": "b@example.com"});
-            let hold = app
-                .call_on(node, Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None, None)
-                .await;
-            if hold.status != 201 {
-                assert_eq!(hold.code(), "sold_out");
-                return;
-            }
+            let body = HoldRequest {
+                ticket_type_id: tt,
+                quantity: 1 + i as i64 % 2,
+                name: "B".into(),
+                email: "b@example.com".into(),
+            };
+            let hold = match apis[node].create_hold(event, &body).await {
+                Ok(hold) => hold,
+                Err(e) => {
+                    assert_eq!(e.code, "sold_out");
+                    return;
+                }
+            };
             if i % 5 == 0 {
                 return; // abandoned: expires
             }
-            let co = app
-                .call_on(
-                    1 - node,
-                    Method::POST,
-                    &format!("/api/v1/holds/{}/checkout", hold.body["id"].as_str().unwrap()),
-                    Some(&json!({})),
-                    hold.body["secret"].as_str(),
-                    None,
-                )
-                .await;
-            if co.status != 201 {
-                return;
-            }
-            let secret = co.body["order"]["secret"].as_str().unwrap().to_owned();
-            let outcome = if i % 3 == 0 { "declined" } else { "succeeded" };
-            let path = format!("/api/v1/payments/simulated/{}/confirm", co.body["payment"]["id"].as_str().unwrap());
-            app.call_on(node, Method::POST, &path, Some(&json!({"outcome": outcome})), Some(&secret), None).await;
+            let Ok(co) = apis[1 - node].checkout(hold.id, hold.secret.as_deref().unwrap()).await else { return };
+            let secret = co.order.secret.as_deref().unwrap();
+            let outcome = if i % 3 == 0 { SimulatedOutcome::Declined } else { SimulatedOutcome::Succeeded };
+            let _ = apis[node].confirm_simulated(co.payment.as_ref().unwrap().id, secret, outcome).await;
         }
     });
     join_all(buyers).await;
@@ -110,7 +101,7 @@ async fn racing_purchases_and_expiry_on_two_instances_stay_consistent() {
         open == 0
     })
     .await;
-    let (sold, held) = app.counters(&tt).await;
+    let (sold, held) = app.sold_and_held(tt).await;
     let paid_seats: i64 = sqlx::query_scalar("SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE status = 'paid'")
         .fetch_one(&app.pool)
         .await

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::helpers::{spawn_app, TestApp, ADMIN_TOKEN};
+use nts_testkit::{spawn_app, TestApp, ADMIN_TOKEN};
+use uuid::Uuid;
 
 /// Sends `head` (and `body`) over a raw connection and answers the status and
 /// the JSON body of the response, which must arrive within 5 s.
@@ -48,7 +49,7 @@ fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
 
-fn hold_body(tt: &str) -> Value {
+fn hold_body(tt: Uuid) -> Value {
     json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"})
 }
 
@@ -89,7 +90,7 @@ async fn an_oversized_chunked_body_is_refused_at_the_limit() {
         assert_eq!(answer["code"], "payload_too_large");
     }
     // Within the limit, chunked bodies work as usual.
-    let json = serde_json::to_string(&hold_body(&app.simple_event(5, 1).await.1)).unwrap();
+    let json = serde_json::to_string(&hold_body(app.simple_event(5, 1).await.1)).unwrap();
     let (status, _) = raw(
         &app,
         &format!("POST /api/v1/events/{event}/holds HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"),
@@ -103,12 +104,12 @@ async fn an_oversized_chunked_body_is_refused_at_the_limit() {
 async fn unknown_fields_are_refused_by_name() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(5, 1).await;
-    let mut body = hold_body(&tt);
+    let mut body = hold_body(tt);
     body["price_minor"] = json!(1);
-    let answer = app.post(&format!("/api/v1/events/{event}/holds"), &body, None).await;
+    let answer = app.api().send_json(Method::POST, &format!("/api/v1/events/{event}/holds"), Some(&body), None).await;
     answer.expect_error(422, "validation_failed");
     assert!(answer.body["message"].as_str().unwrap().contains("price_minor"), "{}", answer.body);
-    assert_eq!(app.counters(&tt).await, (0, 0));
+    assert_eq!(app.sold_and_held(tt).await, (0, 0));
 }
 
 #[tokio::test]
@@ -117,20 +118,20 @@ async fn deeply_nested_or_huge_values_are_refused_without_harm() {
     let (event, tt) = app.simple_event(5, 1).await;
     let path = format!("/api/v1/events/{event}/holds");
     let deep = format!("{{\"name\": {}1{}}}", "[".repeat(20_000), "]".repeat(20_000));
-    let answer = app.post_raw(&path, Some("application/json"), Box::leak(deep.into_boxed_str())).await;
+    let answer = app.api().post_bytes(&path, Some("application/json"), Box::leak(deep.into_boxed_str())).await;
     assert!(answer.status == 400 || answer.status == 422, "{}: {}", answer.status, answer.body);
-    let mut long = hold_body(&tt);
+    let mut long = hold_body(tt);
     long["name"] = json!("n".repeat(201));
-    app.post(&path, &long, None).await.expect_error(422, "validation_failed");
+    app.api().send_json(Method::POST, &path, Some(&long), None).await.expect_error(422, "validation_failed");
     long["name"] = json!("Ada");
     long["email"] = json!(format!("{}@example.com", "e".repeat(250)));
-    app.post(&path, &long, None).await.expect_error(422, "validation_failed");
-    let mut many = hold_body(&tt);
+    app.api().send_json(Method::POST, &path, Some(&long), None).await.expect_error(422, "validation_failed");
+    let mut many = hold_body(tt);
     many["quantity"] = json!(2);
-    app.post(&path, &many, None).await.expect_error(422, "validation_failed");
+    app.api().send_json(Method::POST, &path, Some(&many), None).await.expect_error(422, "validation_failed");
     many["quantity"] = json!(1u64 << 63);
-    app.post(&path, &many, None).await.expect_error(422, "validation_failed");
-    app.get("/healthz", None).await.expect(200);
+    app.api().send_json(Method::POST, &path, Some(&many), None).await.expect_error(422, "validation_failed");
+    app.api().health().await.unwrap();
 }
 
 #[tokio::test]
@@ -138,19 +139,19 @@ async fn bodies_must_be_json() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(5, 1).await;
     let path = format!("/api/v1/events/{event}/holds");
-    let json = Box::leak(hold_body(&tt).to_string().into_boxed_str());
+    let json = Box::leak(hold_body(tt).to_string().into_boxed_str());
     for content_type in [None, Some("text/plain"), Some("application/x-www-form-urlencoded")] {
-        app.post_raw(&path, content_type, json).await.expect_error(415, "unsupported_content_type");
+        app.api().post_bytes(&path, content_type, json).await.expect_error(415, "unsupported_content_type");
     }
-    app.post_raw(&path, Some("application/json"), "{\"name\": ").await.expect_error(400, "invalid_json");
-    app.post_raw(&path, Some("application/json; charset=utf-8"), json).await.expect(201);
+    app.api().post_bytes(&path, Some("application/json"), "{\"name\": ").await.expect_error(400, "invalid_json");
+    app.api().post_bytes(&path, Some("application/json; charset=utf-8"), json).await.expect(201);
     // A payment request that is not JSON is refused, not read as "no payment method".
-    let checkout = app.checkout(&event, &tt, 1).await;
-    let pay = format!("/api/v1/orders/{}/payments", checkout["order"]["id"].as_str().unwrap());
+    let checkout = app.checkout(event, tt, 1).await;
+    let pay = format!("/api/v1/orders/{}/payments", checkout.order.id);
     let res = app
-        .client
-        .post(app.url(&pay))
-        .bearer_auth(checkout["order"]["secret"].as_str().unwrap())
+        .api()
+        .raw(Method::POST, &pay)
+        .bearer_auth(checkout.order.secret.as_deref().unwrap())
         .header("content-type", "application/json")
         .body("{\"payment_method\": ")
         .send()
@@ -162,32 +163,47 @@ async fn bodies_must_be_json() {
 #[tokio::test]
 async fn a_wrong_method_on_a_known_path_is_405() {
     let app = spawn_app().await;
-    let answer = app.call(Method::POST, "/api/v1/events", Some(&json!({})), None).await;
+    let answer = app.api().send_json(Method::POST, "/api/v1/events", Some(&json!({})), None).await;
     answer.expect_error(405, "method_not_allowed");
     assert_eq!(answer.headers["allow"], "GET");
     let hold = format!("/api/v1/holds/{}", uuid::Uuid::new_v4());
-    let answer = app.call(Method::PUT, &hold, None, None).await;
+    let answer = app.api().send_json(Method::PUT, &hold, None, None).await;
     answer.expect_error(405, "method_not_allowed");
     assert_eq!(answer.headers["allow"], "GET, DELETE");
-    app.get(&format!("{hold}/checkout"), None).await.expect_error(405, "method_not_allowed");
-    app.get("/api/v1/holds", None).await.expect_error(404, "not_found");
+    app.api()
+        .send_json(Method::GET, &format!("{hold}/checkout"), None, None)
+        .await
+        .expect_error(405, "method_not_allowed");
+    app.api().send_json(Method::GET, "/api/v1/holds", None, None).await.expect_error(404, "not_found");
 }
 
 #[tokio::test]
 async fn values_that_would_upset_the_database_are_refused_first() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(5, 2).await;
-    let checkout = app.checkout(&event, &tt, 1).await;
-    let order = checkout["order"]["id"].as_str().unwrap();
-    let secret = checkout["order"]["secret"].as_str().unwrap();
+    let checkout = app.checkout(event, tt, 1).await;
+    let order = checkout.order.id;
+    let secret = checkout.order.secret.as_deref().unwrap();
     // A NUL byte cannot be stored in PostgreSQL text: it must never reach a query.
-    app.get(&format!("/api/v1/orders/{order}/tickets/abc%00def/qr"), Some(secret)).await.expect_error(404, "not_found");
-    app.post(&format!("/api/v1/orders/{order}/payments"), &json!({"payment_method": "pm_\u{0}"}), Some(secret))
+    app.api()
+        .send_json(Method::GET, &format!("/api/v1/orders/{order}/tickets/abc%00def/qr"), None, Some(secret))
+        .await
+        .expect_error(404, "not_found");
+    app.api()
+        .send_json(
+            Method::POST,
+            &format!("/api/v1/orders/{order}/payments"),
+            Some(&json!({"payment_method": "pm_\u{0}"})),
+            Some(secret),
+        )
         .await
         .expect_error(422, "validation_failed");
     // A start time whose UTC instant falls past year 9999.
     let event = json!({"name": "Late", "venue": "Hall", "starts_at": "9999-12-31T23:59:59-23:59", "currency": "GBP",
         "ticket_types": [{"name": "A", "price_minor": 1, "capacity": 1, "max_per_order": 1}]});
-    app.post("/api/v1/admin/events", &event, Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
-    app.get("/healthz", None).await.expect(200);
+    app.api()
+        .send_json(Method::POST, "/api/v1/admin/events", Some(&event), Some(ADMIN_TOKEN))
+        .await
+        .expect_error(422, "validation_failed");
+    app.api().health().await.unwrap();
 }

@@ -2,14 +2,19 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use nts_testkit::wire::{HoldRequest, NewEvent, NewTicketType, SimulatedOutcome};
+use nts_testkit::{Expect, NtsProcess, TestDb, ADMIN_TOKEN};
+use serde_json::Value;
+use time::macros::datetime;
+use uuid::Uuid;
 
-use crate::binary::NtsProcess;
-use crate::helpers::{TestDb, ADMIN_TOKEN};
+fn ada(tt: Uuid) -> HoldRequest {
+    HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email: "ada@example.com".into() }
+}
 
 #[test]
 fn a_generated_admin_token_is_not_written_to_a_log() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let mut nts = NtsProcess::start(&db.url, &[("NTS_ADMIN_TOKEN", "")]);
     nts.signal("TERM");
     assert_eq!(nts.wait_exit(Duration::from_secs(20)), Some(0));
@@ -29,63 +34,29 @@ async fn a_whole_sale_at_trace_level_logs_no_secret_in_json_either() {
 }
 
 async fn whole_sale_at_trace_level_logs_no_secret(format: &str) {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let env = [("RUST_LOG", "trace"), ("NTS_DEMO", "true"), ("NTS_LOG_FORMAT", format)];
     let mut nts = NtsProcess::start(&db.url, &env);
-    let client = reqwest::Client::new();
-    let call = |method: reqwest::Method, path: &str, body: Option<Value>, bearer: Option<&str>, key: Option<&str>| {
-        let mut req = client.request(method, nts.url(path));
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        if let Some(t) = bearer {
-            req = req.bearer_auth(t);
-        }
-        if let Some(k) = key {
-            req = req.header("Idempotency-Key", k);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
-    use reqwest::Method as M;
-    let (_, events) = call(M::GET, "/api/v1/events", None, None, None).await;
-    let (event, tt) = (events[0]["id"].as_str().unwrap(), events[0]["ticket_types"][0]["id"].as_str().unwrap());
+    let api = nts.api();
+    let events = api.events().await.unwrap();
+    let (event, tt) = (events[0].id, events[0].ticket_types[0].id);
     let hold_key = "idem-hold-5f0c7e21";
-    let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
-    let (status, hold) =
-        call(M::POST, &format!("/api/v1/events/{event}/holds"), Some(body), None, Some(hold_key)).await;
-    assert_eq!(status, 201);
-    let hold_secret = hold["secret"].as_str().unwrap().to_owned();
-    let hold_path = format!("/api/v1/holds/{}", hold["id"].as_str().unwrap());
-    assert_eq!(call(M::GET, &hold_path, None, Some(&hold_secret), None).await.0, 200);
-    let (status, checkout) =
-        call(M::POST, &format!("{hold_path}/checkout"), Some(json!({})), Some(&hold_secret), Some("idem-co-77")).await;
-    assert_eq!(status, 201);
-    let order_secret = checkout["order"]["secret"].as_str().unwrap().to_owned();
-    let order_path = format!("/api/v1/orders/{}", checkout["order"]["id"].as_str().unwrap());
-    let confirm = format!("/api/v1/payments/simulated/{}/confirm", checkout["payment"]["id"].as_str().unwrap());
-    assert_eq!(call(M::POST, &confirm, Some(json!({"outcome": "succeeded"})), Some(&order_secret), None).await.0, 200);
-    let (_, order) = call(M::GET, &order_path, None, Some(&order_secret), None).await;
-    let ticket = order["tickets"][0]["code"].as_str().unwrap().to_owned();
-    assert_eq!(
-        call(M::GET, &format!("{order_path}/tickets/{ticket}/qr"), None, Some(&order_secret), None).await.0,
-        200
-    );
+    let hold = api.with_key(hold_key).create_hold(event, &ada(tt)).await.unwrap();
+    let hold_secret = hold.secret.clone().unwrap();
+    api.hold(hold.id, &hold_secret).await.unwrap();
+    let checkout = api.with_key("idem-co-77").checkout(hold.id, &hold_secret).await.unwrap();
+    let order_secret = checkout.order.secret.clone().unwrap();
+    let payment = checkout.payment.as_ref().unwrap().id;
+    api.confirm_simulated(payment, &order_secret, SimulatedOutcome::Succeeded).await.expect_status(200);
+    let order = api.order(checkout.order.id, &order_secret).await.unwrap();
+    let ticket = order.tickets[0].code.clone();
+    api.ticket_qr(order.id, &ticket, &order_secret).await.unwrap();
     // Wrong credentials are logged as failures, not echoed.
     let wrong_admin = format!("{ADMIN_TOKEN}-but-wrong");
-    assert_eq!(call(M::GET, "/api/v1/admin/events", None, Some(&wrong_admin), None).await.0, 403);
-    assert_eq!(call(M::GET, &order_path, None, Some("guessed-secret-0123456789"), None).await.0, 404);
-    assert_eq!(
-        call(M::GET, &format!("/api/v1/admin/events/{event}/guests"), None, Some(ADMIN_TOKEN), None).await.0,
-        200
-    );
-    assert_eq!(
-        call(M::POST, "/api/v1/admin/demo/reset", Some(json!({})), Some(ADMIN_TOKEN), Some("idem-reset")).await.0,
-        200
-    );
+    assert_eq!(api.with_admin_token(&wrong_admin).admin_events().await.unwrap_err().status, 403);
+    assert_eq!(api.order(order.id, "guessed-secret-0123456789").await.unwrap_err().status, 404);
+    api.guests(event).await.unwrap();
+    api.with_key("idem-reset").demo_reset().await.unwrap();
 
     nts.signal("TERM");
     assert_eq!(nts.wait_exit(Duration::from_secs(20)), Some(0));
@@ -116,60 +87,36 @@ fn request_id_of(line: &Value) -> Option<&str> {
 
 #[tokio::test]
 async fn json_logs_are_one_object_per_line_with_request_ids_routes_and_provider_calls() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let mut nts = NtsProcess::start(&db.url, &[("NTS_LOG_FORMAT", "json")]);
-    let client = reqwest::Client::new();
-    let admin = |path: &str, body: Value| client.post(nts.url(path)).bearer_auth(ADMIN_TOKEN).json(&body).send();
-    let event = admin(
-        "/api/v1/admin/events",
-        json!({"name": "Log night", "venue": "Hall", "currency": "EUR", "starts_at": "2099-01-01T20:00:00Z",
-               "ticket_types": [{"name": "GA", "price_minor": 1000, "capacity": 5, "max_per_order": 2}]}),
-    )
-    .await
-    .unwrap()
-    .json::<Value>()
-    .await
-    .unwrap();
-    let (event_id, tt) = (event["id"].as_str().unwrap(), event["ticket_types"][0]["id"].as_str().unwrap());
+    let api = nts.api();
+    let event = api
+        .create_event(&NewEvent {
+            name: "Log night".into(),
+            venue: "Hall".into(),
+            currency: "EUR".into(),
+            starts_at: datetime!(2099-01-01 20:00 UTC),
+            ticket_types: vec![NewTicketType { name: "GA".into(), price_minor: 1000, capacity: 5, max_per_order: 2 }],
+        })
+        .await
+        .unwrap();
+    let (event_id, tt) = (event.id, event.ticket_types[0].id);
 
     // The caller's id is kept and returned.
-    let hold = client
-        .post(nts.url(&format!("/api/v1/events/{event_id}/holds")))
-        .header("X-Request-Id", "ops-hold-4711")
-        .json(&json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"}))
-        .send()
+    let hold = api.with_header("X-Request-Id", "ops-hold-4711").create_hold(event_id, &ada(tt)).await.unwrap();
+    assert_eq!(hold.headers["x-request-id"], "ops-hold-4711");
+    let (hold_id, hold_secret) = (hold.id, hold.secret.clone().unwrap());
+    let checkout = api.checkout(hold_id, &hold_secret).await.unwrap();
+    let order_secret = checkout.order.secret.as_deref().unwrap();
+    api.with_header("X-Request-Id", "ops-confirm-0815")
+        .confirm_simulated(checkout.payment.as_ref().unwrap().id, order_secret, SimulatedOutcome::Succeeded)
         .await
-        .unwrap();
-    assert_eq!(hold.status(), 201);
-    assert_eq!(hold.headers()["x-request-id"], "ops-hold-4711");
-    let hold: Value = hold.json().await.unwrap();
-    let (hold_id, hold_secret) = (hold["id"].as_str().unwrap(), hold["secret"].as_str().unwrap());
-    let checkout: Value = client
-        .post(nts.url(&format!("/api/v1/holds/{hold_id}/checkout")))
-        .bearer_auth(hold_secret)
-        .json(&json!({}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let order_secret = checkout["order"]["secret"].as_str().unwrap();
-    let confirm = client
-        .post(nts.url(&format!("/api/v1/payments/simulated/{}/confirm", checkout["payment"]["id"].as_str().unwrap())))
-        .bearer_auth(order_secret)
-        .header("X-Request-Id", "ops-confirm-0815")
-        .json(&json!({"outcome": "succeeded"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(confirm.status(), 200);
+        .expect_status(200);
     // No id, or one that could forge a line: a new one.
-    let generated = client.get(nts.url("/healthz")).send().await.unwrap();
-    let generated = generated.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let generated = api.health().await.unwrap().headers["x-request-id"].to_str().unwrap().to_owned();
     assert!(generated.len() >= 16, "{generated}");
-    let forged = client.get(nts.url("/healthz")).header("X-Request-Id", "x\" injected=1").send().await.unwrap();
-    let replaced = forged.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let forged = api.with_header("X-Request-Id", "x\" injected=1").health().await.unwrap();
+    let replaced = forged.headers["x-request-id"].to_str().unwrap().to_owned();
     assert!(!replaced.contains("injected") && replaced != generated, "{replaced}");
 
     nts.signal("TERM");
@@ -210,7 +157,7 @@ async fn json_logs_are_one_object_per_line_with_request_ids_routes_and_provider_
     // Routes are templates: no id from a path is on a request's line.
     for line in lines.iter().filter(|l| l["message"] == "answered") {
         for id in [event_id, hold_id] {
-            assert!(!line.to_string().contains(id), "an id from a path is logged: {line}");
+            assert!(!line.to_string().contains(&id.to_string()), "an id from a path is logged: {line}");
         }
     }
 }

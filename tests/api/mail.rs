@@ -7,10 +7,13 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use nts_testkit::wire::{HoldRequest, MailKind, MailStatus, NewEvent, NewTicketType, PaymentStatus, SimulatedOutcome};
+use nts_testkit::{new_app, spawn_app_with, Client, Expect, NtsProcess, TestApp};
+use reqwest::Method;
 use serde_json::{json, Value};
+use time::macros::datetime;
+use uuid::Uuid;
 
-use crate::binary::NtsProcess;
-use crate::helpers::{new_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 use crate::mail_server::MailServer;
 
 fn as_str_pairs<'a>(settings: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
@@ -25,26 +28,22 @@ async fn app_sending_to(server: &MailServer, extra: &[(&'static str, &str)]) -> 
 }
 
 /// A paid order of `quantity` bought by `name` <`email`>: (order id, order secret).
-async fn paid_order(
-    app: &TestApp,
-    tt_event: &(String, String),
-    quantity: i64,
-    name: &str,
-    email: &str,
-) -> (String, String) {
-    let (event, tt) = tt_event;
-    let body = json!({"ticket_type_id": tt, "quantity": quantity, "name": name, "email": email});
-    let hold = app.post(&format!("/api/v1/events/{event}/holds"), &body, None).await.expect(201).clone();
-    let path = format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap());
-    let checkout = app.post(&path, &json!({}), hold["secret"].as_str()).await.expect(201).clone();
-    let secret = checkout["order"]["secret"].as_str().unwrap().to_owned();
-    let paid = app.confirm(checkout["payment"]["id"].as_str().unwrap(), &secret, "succeeded").await;
-    assert_eq!(paid.expect(200)["status"], "succeeded");
-    (checkout["order"]["id"].as_str().unwrap().to_owned(), secret)
+async fn paid_order(app: &TestApp, tt_event: &(Uuid, Uuid), quantity: i64, name: &str, email: &str) -> (Uuid, String) {
+    buy(&app.api(), tt_event, quantity, name, email).await
+}
+
+async fn buy(api: &Client, &(event, tt): &(Uuid, Uuid), quantity: i64, name: &str, email: &str) -> (Uuid, String) {
+    let request = HoldRequest { ticket_type_id: tt, quantity, name: name.into(), email: email.into() };
+    let hold = api.create_hold(event, &request).await.unwrap();
+    let checkout = api.checkout(hold.id, hold.secret.as_deref().unwrap()).await.unwrap();
+    let secret = checkout.order.secret.clone().unwrap();
+    let paid = api.confirm_simulated(checkout.payment.as_ref().unwrap().id, &secret, SimulatedOutcome::Succeeded).await;
+    assert_eq!(paid.expect_status(200).status, PaymentStatus::Succeeded);
+    (checkout.order.id, secret)
 }
 
 /// The outbox rows of an order: (id, kind, status).
-async fn outbox_of(app: &TestApp, order: &str) -> Vec<(String, String, String)> {
+async fn outbox_of(app: &TestApp, order: Uuid) -> Vec<(String, String, String)> {
     sqlx::query_as(
         "SELECT id::text, kind::text, status::text FROM mail_outbox WHERE order_id = $1::uuid ORDER BY created_at",
     )
@@ -72,8 +71,8 @@ async fn a_paid_order_sends_one_email_with_its_link_and_codes() {
     let event = app.simple_event(10, 4).await;
     let (order, secret) = paid_order(&app, &event, 2, "Ada Lovelace", "ada@example.com").await;
 
-    app.eventually(60, || async { outbox_of(&app, &order).await.iter().all(|r| r.2 == "sent") }).await;
-    let rows = outbox_of(&app, &order).await;
+    app.eventually(60, || async { outbox_of(&app, order).await.iter().all(|r| r.2 == "sent") }).await;
+    let rows = outbox_of(&app, order).await;
     assert_eq!(rows.len(), 1, "one confirmation: {rows:?}");
     assert_eq!(rows[0].1, "order_paid");
     let messages = server.wait_for(1, 30).await;
@@ -90,11 +89,10 @@ async fn a_paid_order_sends_one_email_with_its_link_and_codes() {
     let html = m["html"].as_str().expect("an HTML part");
     assert!(text.contains(&link), "link in the text: {text}");
     assert!(html.contains(&link.replace('&', "&amp;")), "link in the HTML: {html}");
-    let seen = app.get(&format!("/api/v1/orders/{order}"), Some(&secret)).await.expect(200).clone();
+    let seen = app.api().order(order, &secret).await.unwrap();
 
     // The codes the order page shows, in both parts, and one inline PNG per ticket.
-    let codes: Vec<&str> =
-        seen["tickets"].as_array().unwrap().iter().map(|t| t["signed_code"].as_str().unwrap()).collect();
+    let codes: Vec<&str> = seen.tickets.iter().map(|t| t.signed_code.as_str()).collect();
     assert_eq!(codes.len(), 2);
     for code in &codes {
         assert!(text.contains(code) && html.contains(code), "code {code} in both parts");
@@ -113,8 +111,7 @@ async fn a_paid_order_sends_one_email_with_its_link_and_codes() {
     }
 
     // A refund is told too, once; the confirmation is not sent again.
-    let refund = format!("/api/v1/admin/orders/{order}/refund");
-    app.post(&refund, &json!({"release_seats": false}), Some(ADMIN_TOKEN)).await;
+    let _ = app.api().refund(order, false).await;
     let messages = server.wait_for(2, 60).await;
     assert!(messages[1]["subject"].as_str().unwrap().starts_with("Refunded"), "{}", messages[1]["subject"]);
     assert_eq!(messages[1]["images"].as_array().unwrap().len(), 0, "no tickets in a refund notice");
@@ -178,42 +175,24 @@ async fn a_sender_killed_mid_send_is_replaced_and_the_message_keeps_its_id() {
     env.push(("NTS_MAIL_LEASE_SECONDS", "15"));
     let first = NtsProcess::start(&app.db.url, &env);
     // Orders are made through the first process.
-    let url = |p: &NtsProcess, path: &str| p.url(path);
-    let client = reqwest::Client::new();
-    let post = |u: String, body: Value, bearer: Option<String>| {
-        let mut req = client.post(u).json(&body);
-        if let Some(b) = bearer {
-            req = req.bearer_auth(b);
-        }
-        async move {
-            let res = req.send().await.unwrap();
-            (res.status().as_u16(), res.json::<Value>().await.unwrap_or(Value::Null))
-        }
-    };
     server.faults(json!({"slow_ms": 4000})).await;
-    let event = json!({"name": "Test night", "venue": "The Hall", "currency": "GBP", "starts_at": "2099-01-01T20:00:00Z",
-        "ticket_types": [{"name": "General", "price_minor": 999, "capacity": 10, "max_per_order": 4}]});
-    let (status, event) = post(url(&first, "/api/v1/admin/events"), event, Some(ADMIN_TOKEN.into())).await;
-    assert_eq!(status, 201, "{event}");
-    let body = json!({"ticket_type_id": event["ticket_types"][0]["id"], "quantity": 1, "name": "Ada", "email": "ada@example.com"});
-    let (status, hold) =
-        post(url(&first, &format!("/api/v1/events/{}/holds", event["id"].as_str().unwrap())), body, None).await;
-    assert_eq!(status, 201, "{hold}");
-    let (status, checkout) = post(
-        url(&first, &format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap())),
-        json!({}),
-        hold["secret"].as_str().map(String::from),
-    )
-    .await;
-    assert_eq!(status, 201, "{checkout}");
-    let path = format!("/api/v1/payments/simulated/{}/confirm", checkout["payment"]["id"].as_str().unwrap());
-    let (status, _) = post(
-        url(&first, &path),
-        json!({"outcome": "succeeded"}),
-        checkout["order"]["secret"].as_str().map(String::from),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let api = first.api();
+    let event = api
+        .create_event(&NewEvent {
+            name: "Test night".into(),
+            venue: "The Hall".into(),
+            currency: "GBP".into(),
+            starts_at: datetime!(2099-01-01 20:00 UTC),
+            ticket_types: vec![NewTicketType {
+                name: "General".into(),
+                price_minor: 999,
+                capacity: 10,
+                max_per_order: 4,
+            }],
+        })
+        .await
+        .unwrap();
+    let (order, _) = buy(&api, &(event.id, event.ticket_types[0].id), 1, "Ada", "ada@example.com").await;
 
     // The message is stored by the SMTP server, whose answer is held back: kill the sender now.
     app.eventually(60, || async { server.state().await["waiting"] == 1 }).await;
@@ -221,7 +200,6 @@ async fn a_sender_killed_mid_send_is_replaced_and_the_message_keeps_its_id() {
     first.signal("KILL");
     first.wait_exit(Duration::from_secs(10));
     server.faults(json!({"slow_ms": 0})).await;
-    let order = checkout["order"]["id"].as_str().unwrap();
     assert_eq!(outbox_of(&app, order).await[0].2, "sending", "the dead sender's lease still holds the row");
 
     // Another process takes the row over once the lease ends and sends it again, same Message-ID.
@@ -243,26 +221,25 @@ async fn resend_sends_the_tickets_again_and_tells_nobody_who_bought() {
     let (order, _) = paid_order(&app, &event, 1, "Ada", "ada@example.com").await;
     server.wait_for(1, 60).await;
 
-    let known = app.post("/api/v1/orders/resend", &json!({"email": "ADA@example.com"}), None).await;
-    let unknown = app.post("/api/v1/orders/resend", &json!({"email": "nobody@example.com"}), None).await;
-    assert_eq!(known.status, 202);
-    assert_eq!((known.status, &known.body), (unknown.status, &unknown.body), "the same answer either way");
+    let api = app.api();
+    let known = api.resend("ADA@example.com").await.unwrap();
+    let unknown = api.resend("nobody@example.com").await.unwrap();
+    assert_eq!(known.body, unknown.body, "the same answer either way");
 
     let messages = server.wait_for(2, 60).await;
     assert_eq!(messages[1]["rcpt_tos"], json!(["ada@example.com"]), "to the address the order was bought with");
     assert!(messages[1]["subject"].as_str().unwrap().contains("again"));
     assert_ne!(messages[1]["message_id"], messages[0]["message_id"], "a new message, not a duplicate");
     assert!(messages[1]["text"].as_str().unwrap().contains(&format!("#id={order}&secret=")));
-    let kinds: Vec<String> = outbox_of(&app, &order).await.into_iter().map(|r| r.1).collect();
+    let kinds: Vec<String> = outbox_of(&app, order).await.into_iter().map(|r| r.1).collect();
     assert_eq!(kinds, ["order_paid", "resend"]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(server.messages().await.len(), 2, "nothing went to the unknown address");
 
     // Bad input changes nothing.
-    app.post("/api/v1/orders/resend", &json!({"email": "not an address"}), None)
-        .await
-        .expect_error(422, "invalid_email");
-    let missing = app.post("/api/v1/orders/resend", &json!({}), None).await;
+    api.resend("not an address").await.expect_error(422, "invalid_email");
+    // Without an address: only a raw request can leave it out.
+    let missing = api.send_json(Method::POST, "/api/v1/orders/resend", Some(&json!({})), None).await;
     assert!(missing.status.is_client_error() && !missing.code().is_empty(), "{missing:?}");
     assert_eq!(count_where(&app, "kind = 'resend'").await, 1);
 }
@@ -271,8 +248,8 @@ async fn resend_sends_the_tickets_again_and_tells_nobody_who_bought() {
 async fn resend_is_limited_per_client_and_per_email() {
     let app = spawn_app_with(&[("NTS_MAIL_RESEND_PER_HOUR", "3"), ("NTS_TRUSTED_PROXIES", "127.0.0.1")]).await;
     let ask = |client: &'static str, email: String| {
-        let req = app.client.post(app.url("/api/v1/orders/resend")).header("X-Forwarded-For", client);
-        async move { req.json(&json!({"email": email})).send().await.unwrap().status().as_u16() }
+        let api = app.api().with_header("X-Forwarded-For", client);
+        async move { api.resend(&email).await.map_or_else(|e| e.status, |r| r.http_status).as_u16() }
     };
     // One address from many clients.
     for client in ["198.51.100.1", "198.51.100.2", "198.51.100.3"] {
@@ -292,8 +269,13 @@ async fn a_buyer_name_cannot_add_headers_or_recipients() {
     let app = app_sending_to(&server, &[]).await;
     let event = app.simple_event(10, 4).await;
     // Control characters never get into a name.
-    let body = json!({"ticket_type_id": event.1, "quantity": 1, "name": "Eve\r\nBcc: mallory@evil.example", "email": "eve@example.com"});
-    app.post(&format!("/api/v1/events/{}/holds", event.0), &body, None).await.expect_error(422, "validation_failed");
+    let request = HoldRequest {
+        ticket_type_id: event.1,
+        quantity: 1,
+        name: "Eve\r\nBcc: mallory@evil.example".into(),
+        email: "eve@example.com".into(),
+    };
+    app.api().create_hold(event.0, &request).await.expect_error(422, "validation_failed");
     // What does get in is only a display name.
     for name in
         ["Eve <mallory@evil.example>, Bcc: mallory@evil.example", "\"Eve\" Bcc: x@evil.example; To: y@evil.example"]
@@ -316,14 +298,16 @@ async fn without_smtp_the_outbox_fills_and_the_admin_sees_it() {
     let app = spawn_app_with(&[]).await;
     let event = app.simple_event(10, 4).await;
     let (order, _) = paid_order(&app, &event, 1, "Ada", "ada@example.com").await;
-    let outbox = app.get("/api/v1/admin/mail", Some(ADMIN_TOKEN)).await.expect(200).clone();
-    assert_eq!(outbox["smtp_configured"], false);
-    assert_eq!(outbox["counts"]["pending"], 1);
-    assert_eq!(outbox["rows"][0]["order_id"], order.as_str());
-    assert_eq!(outbox["rows"][0]["kind"], "order_paid");
-    app.get("/api/v1/admin/mail", None).await.expect_error(401, "unauthorized");
-    app.get("/api/v1/admin/mail?limit=0", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
-    app.get("/api/v1/admin/mail?status=lost", Some(ADMIN_TOKEN)).await.expect_error(422, "validation_failed");
+    let api = app.api();
+    let outbox = api.outbox("").await.unwrap();
+    assert!(!outbox.smtp_configured);
+    assert_eq!(outbox.counts.pending, 1);
+    assert_eq!(outbox.rows[0].order_id, order);
+    assert_eq!(outbox.rows[0].kind, MailKind::OrderPaid);
+    // Without a credential: only a raw request can leave it out.
+    api.send_json(Method::GET, "/api/v1/admin/mail", None, None).await.expect_error(401, "unauthorized");
+    api.outbox("?limit=0").await.expect_error(422, "validation_failed");
+    api.outbox("?status=lost").await.expect_error(422, "validation_failed");
 }
 
 #[tokio::test]
@@ -333,21 +317,19 @@ async fn a_failed_email_is_shown_and_retried_by_the_admin() {
     let app = app_sending_to(&server, &[("NTS_MAIL_MAX_ATTEMPTS", "2")]).await;
     let event = app.simple_event(10, 4).await;
     let (order, _) = paid_order(&app, &event, 1, "Ada", "ada@example.com").await;
-    app.eventually(60, || async { outbox_of(&app, &order).await[0].2 == "failed" }).await;
-    let outbox = app.get("/api/v1/admin/mail?status=failed", Some(ADMIN_TOKEN)).await.expect(200).clone();
-    assert_eq!(outbox["smtp_configured"], true);
-    assert_eq!(outbox["counts"]["failed"], 1);
-    let row = &outbox["rows"][0];
-    assert_eq!(row["attempts"], 2);
-    assert!(!row["last_error"].as_str().unwrap().is_empty());
-    let id = row["id"].as_str().unwrap();
+    app.eventually(60, || async { outbox_of(&app, order).await[0].2 == "failed" }).await;
+    let api = app.api();
+    let outbox = api.outbox("?status=failed").await.unwrap();
+    assert!(outbox.smtp_configured);
+    assert_eq!(outbox.counts.failed, 1);
+    let row = &outbox.rows[0];
+    assert_eq!(row.attempts, 2);
+    assert!(!row.last_error.as_deref().unwrap().is_empty());
 
     server.up().await;
-    let retry = format!("/api/v1/admin/mail/{id}/retry");
-    assert_eq!(app.post(&retry, &json!({}), Some(ADMIN_TOKEN)).await.expect(200)["status"], "pending");
-    app.eventually(60, || async { outbox_of(&app, &order).await[0].2 == "sent" }).await;
+    assert_eq!(api.retry_mail(row.id).await.unwrap().status, MailStatus::Pending);
+    app.eventually(60, || async { outbox_of(&app, order).await[0].2 == "sent" }).await;
     assert_eq!(server.messages().await.len(), 1);
-    app.post(&retry, &json!({}), Some(ADMIN_TOKEN)).await.expect_error(409, "mail_not_failed");
-    let unknown = format!("/api/v1/admin/mail/{}/retry", uuid::Uuid::new_v4());
-    app.post(&unknown, &json!({}), Some(ADMIN_TOKEN)).await.expect_error(404, "not_found");
+    api.retry_mail(row.id).await.expect_error(409, "mail_not_failed");
+    api.retry_mail(Uuid::new_v4()).await.expect_error(404, "not_found");
 }

@@ -2,7 +2,6 @@
 
 mod abuse;
 mod admin;
-mod binary;
 mod checkin;
 mod concurrency;
 mod events;

@@ -5,15 +5,14 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use nts_testkit::wire::{ErrorBody, HoldRequest, SimulatedOutcome};
+use nts_testkit::{spawn_app, spawn_app_with, Expect, TestApp, ADMIN_TOKEN};
 use reqwest::Method;
-use serde_json::json;
-
-use crate::helpers::{spawn_app, spawn_app_with, TestApp, ADMIN_TOKEN};
 
 const METRICS_TOKEN: &str = "metrics-token-for-tests-4f1d";
 
 async fn scrape(app: &TestApp, bearer: Option<&str>) -> (u16, String) {
-    let mut req = app.client.get(app.url("/metrics"));
+    let mut req = app.api().raw(Method::GET, "/metrics");
     if let Some(t) = bearer {
         req = req.bearer_auth(t);
     }
@@ -31,7 +30,7 @@ async fn metrics_are_off_without_a_token_and_closed_to_everyone_else() {
     let app = spawn_app_with(&[("NTS_METRICS_TOKEN", METRICS_TOKEN)]).await;
     let (status, body) = scrape(&app, None).await;
     assert_eq!(status, 401, "{body}");
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&body).unwrap()["code"], "unauthorized");
+    assert_eq!(serde_json::from_str::<ErrorBody>(&body).unwrap().code, "unauthorized");
     assert_eq!(scrape(&app, Some(ADMIN_TOKEN)).await.0, 403);
     assert_eq!(scrape(&app, Some(&format!("{METRICS_TOKEN}x"))).await.0, 403);
     assert_eq!(scrape(&app, Some(METRICS_TOKEN)).await.0, 200);
@@ -41,36 +40,36 @@ async fn metrics_are_off_without_a_token_and_closed_to_everyone_else() {
 async fn a_sale_shows_up_in_valid_metrics_without_ids_in_labels() {
     let app = spawn_app_with(&[("NTS_METRICS_TOKEN", METRICS_TOKEN)]).await;
     let event = app.create_event(&[("General", 1500, 3, 3)]).await;
-    let (event_id, tt) = (event["id"].as_str().unwrap(), event["ticket_types"][0]["id"].as_str().unwrap());
+    let (event_id, tt) = (event.id, event.ticket_types[0].id);
+    let api = app.api();
 
     // A purchase, paid.
     let checkout = app.checkout(event_id, tt, 2).await;
-    let order_secret = checkout["order"]["secret"].as_str().unwrap();
-    app.confirm(checkout["payment"]["id"].as_str().unwrap(), order_secret, "succeeded").await.expect(200);
+    let order_secret = checkout.order.secret.as_deref().unwrap();
+    app.confirm(checkout.payment.as_ref().unwrap().id, order_secret, SimulatedOutcome::Succeeded)
+        .await
+        .expect_status(200);
     // A declined card.
     let declined = app.checkout(event_id, tt, 1).await;
-    let declined_secret = declined["order"]["secret"].as_str().unwrap();
-    let answer = app.confirm(declined["payment"]["id"].as_str().unwrap(), declined_secret, "declined").await;
-    assert!(answer.status.is_client_error(), "{answer:?}");
+    let declined_secret = declined.order.secret.as_deref().unwrap();
+    let answer = app.confirm(declined.payment.as_ref().unwrap().id, declined_secret, SimulatedOutcome::Declined).await;
+    assert!(answer.as_ref().is_err_and(|e| e.status.is_client_error()), "{answer:?}");
     // Sold out (at most one seat is left), and a quantity past max_per_order.
     app.hold(event_id, tt, 2).await.expect_error(409, "sold_out");
     app.hold(event_id, tt, 4).await.expect_error(422, "validation_failed");
     // An idempotent replay and a key reused for another request.
-    let body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
-    let holds = format!("/api/v1/events/{event_id}/holds");
-    let first = app.call_on(0, Method::POST, &holds, Some(&body), None, Some("metrics-key-1")).await;
-    let again = app.call_on(0, Method::POST, &holds, Some(&body), None, Some("metrics-key-1")).await;
-    assert_eq!(first.status, again.status);
-    let other = json!({"ticket_type_id": tt, "quantity": 2, "name": "Ada", "email": "ada@example.com"});
-    app.call_on(0, Method::POST, &holds, Some(&other), None, Some("metrics-key-1"))
-        .await
-        .expect_error(422, "idempotency_key_reused");
+    let hold =
+        |quantity| HoldRequest { ticket_type_id: tt, quantity, name: "Ada".into(), email: "ada@example.com".into() };
+    let keyed = app.api_on(0).with_key("metrics-key-1");
+    let status = |a: nts_testkit::ApiResult<_>| a.map_or_else(|e| e.status, |r| r.http_status);
+    let first = status(keyed.create_hold(event_id, &hold(1)).await);
+    let again = status(keyed.create_hold(event_id, &hold(1)).await);
+    assert_eq!(first, again);
+    keyed.create_hold(event_id, &hold(2)).await.expect_error(422, "idempotency_key_reused");
     // Pages with ids in their paths, and paths nobody routes.
-    app.get(&format!("/api/v1/events/{event_id}"), None).await.expect(200);
-    app.get(&format!("/api/v1/orders/{}", checkout["order"]["id"].as_str().unwrap()), Some(order_secret))
-        .await
-        .expect(200);
-    app.get(&format!("/api/v1/no-such-thing/{event_id}"), None).await.expect(404);
+    api.event(event_id).await.unwrap();
+    api.order(checkout.order.id, order_secret).await.unwrap();
+    api.send_json(Method::GET, &format!("/api/v1/no-such-thing/{event_id}"), None, None).await.expect(404);
 
     // The reconciler runs every 200 ms in tests: wait for a pass to be counted.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -124,7 +123,7 @@ async fn a_sale_shows_up_in_valid_metrics_without_ids_in_labels() {
         let labels = line.split_once('{').map(|(_, rest)| rest.rsplit_once('}').map_or(rest, |(l, _)| l));
         if let Some(labels) = labels {
             assert!(!has_uuid(labels), "an id in a label: {line}");
-            assert!(!labels.contains(event_id) && !labels.contains(order_secret), "{line}");
+            assert!(!labels.contains(&event_id.to_string()) && !labels.contains(order_secret), "{line}");
         }
     }
 

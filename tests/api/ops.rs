@@ -1,20 +1,22 @@
 use std::time::Duration;
 
-use crate::helpers::spawn_app;
+use nts_testkit::wire::{HoldStatus, OrderStatus, SimulatedOutcome};
+use nts_testkit::{spawn_app, Expect};
+use reqwest::Method;
 
 #[tokio::test]
 async fn health_docs_and_config_answer() {
     let app = spawn_app().await;
-    let health = app.get("/healthz", None).await;
-    assert_eq!(health.expect(200)["database"], "ok");
-    let config = app.get("/api/v1/config", None).await;
-    assert_eq!(config.expect(200)["gateway"], "simulated");
-    let docs = app.client.get(app.url("/docs/")).send().await.unwrap();
+    let api = app.api();
+    assert_eq!(api.health().await.unwrap().database, "ok");
+    assert_eq!(api.config().await.unwrap().gateway, "simulated");
+    let docs = api.raw(Method::GET, "/docs/").send().await.unwrap();
     assert_eq!(docs.status(), 200);
     assert!(docs.text().await.unwrap().contains("swagger"));
-    let spec = app.get("/api/openapi.json", None).await;
+    // The OpenAPI document is a document, not an answer of the API: read as JSON.
+    let spec = api.send_json(Method::GET, "/api/openapi.json", None, None).await;
     assert!(spec.expect(200)["paths"]["/api/v1/events/{event_id}/holds"]["post"].is_object());
-    let page = app.client.get(app.url("/")).send().await.unwrap();
+    let page = api.raw(Method::GET, "/").send().await.unwrap();
     assert_eq!(page.status(), 200);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
 }
@@ -22,7 +24,7 @@ async fn health_docs_and_config_answer() {
 #[tokio::test]
 async fn openapi_yaml_is_the_generated_document() {
     let committed =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.yaml")).expect("openapi.yaml");
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml")).expect("openapi.yaml");
     assert!(
         committed == nts::openapi::yaml(),
         "openapi.yaml is stale: run `cargo run --bin nts -- openapi > openapi.yaml`"
@@ -49,7 +51,7 @@ fn no_operation_declares_a_parameter_twice() {
 
 #[test]
 fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docker-compose.yml")).unwrap();
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../docker-compose.yml")).unwrap();
     let doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     let services = &doc["services"];
     assert!(services["postgres"]["image"].as_str().unwrap().starts_with("postgres"));
@@ -63,13 +65,24 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
     }
     let ports = serde_yaml::to_string(&nts["ports"]).unwrap();
     assert!(ports.contains("9000"));
-    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Dockerfile")).unwrap();
-    // Cargo refuses a manifest whose targets' files (or patched crates) are missing, so the image needs every one's folder.
-    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml")).unwrap();
-    for line in manifest.lines().filter_map(|l| l.split_once("path = \"").map(|(_, rest)| rest)) {
+    let dockerfile = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Dockerfile")).unwrap();
+    // Cargo reads every workspace member's manifest and needs the patched crates' sources; it builds the service alone.
+    let manifest = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.toml")).unwrap();
+    let members = manifest.lines().find_map(|l| l.strip_prefix("members = ")).expect("a members list");
+    for member in members.trim_matches(['[', ']']).split(',').map(|m| m.trim().trim_matches('"')) {
+        let copy = if member == "api" {
+            format!("COPY {member} {member}")
+        } else {
+            format!("COPY {member}/Cargo.toml {member}/")
+        };
+        assert!(dockerfile.contains(&copy), "the Dockerfile copies {member}'s manifest");
+    }
+    let patches = &manifest[manifest.find("[patch.crates-io]").expect("a patch section")..];
+    for line in patches.lines().filter_map(|l| l.split_once("path = \"").map(|(_, rest)| rest)) {
         let folder = line.split('/').next().unwrap();
         assert!(dockerfile.contains(&format!("COPY {folder} {folder}")), "the Dockerfile copies {folder}/");
     }
+    assert!(dockerfile.contains("cargo build --release --locked -p nts "), "the image builds only the service");
     // The image never runs as root and tells Docker whether nts is healthy.
     let user = dockerfile.lines().filter_map(|l| l.strip_prefix("USER ")).last().expect("a USER line");
     assert!(!user.starts_with("root") && !user.starts_with('0'), "runs as {user}");
@@ -81,7 +94,7 @@ fn docker_compose_runs_postgres_and_nts_with_the_settings_passed_through() {
 /// mode (deploy/pgbouncer) in front of PostgreSQL, migrations straight to it.
 #[test]
 fn docker_compose_scaled_profile_matches_the_tested_setup() {
-    let root = env!("CARGO_MANIFEST_DIR");
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
     let text = std::fs::read_to_string(format!("{root}/docker-compose.yml")).unwrap();
     let mut doc: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
     doc.apply_merge().unwrap();
@@ -142,29 +155,31 @@ fn docker_compose_scaled_profile_matches_the_tested_setup() {
 async fn a_restart_loses_nothing_acknowledged() {
     let mut app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let paid = app.checkout(&event, &tt, 2).await;
-    let paid_secret = paid["order"]["secret"].as_str().unwrap().to_owned();
-    app.confirm(paid["payment"]["id"].as_str().unwrap(), &paid_secret, "succeeded").await.expect(200);
-    let hold = app.hold(&event, &tt, 3).await.expect(201).clone();
+    let paid = app.checkout(event, tt, 2).await;
+    let paid_secret = paid.order.secret.clone().unwrap();
+    app.confirm(paid.payment.as_ref().unwrap().id, &paid_secret, SimulatedOutcome::Succeeded).await.expect_status(200);
+    let hold = app.hold(event, tt, 3).await.unwrap();
 
     app.stop_instance(0).await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     app.start_instance().await;
 
-    let order = app.get(&format!("/api/v1/orders/{}", paid["order"]["id"].as_str().unwrap()), Some(&paid_secret)).await;
-    assert_eq!(order.expect(200)["status"], "paid");
-    assert_eq!(order.body["tickets"].as_array().unwrap().len(), 2);
-    let seen = app.get(&format!("/api/v1/holds/{}", hold["id"].as_str().unwrap()), hold["secret"].as_str()).await;
-    assert_eq!(seen.expect(200)["status"], "active");
-    assert_eq!(app.available(&event).await, 5);
-    assert_eq!(app.counters(&tt).await, (2, 3));
+    let api = app.api();
+    let order = api.order(paid.order.id, &paid_secret).await.unwrap();
+    assert_eq!(order.status, OrderStatus::Paid);
+    assert_eq!(order.tickets.len(), 2);
+    let seen = api.hold(hold.id, hold.secret.as_deref().unwrap()).await.unwrap();
+    assert_eq!(seen.status, HoldStatus::Active);
+    assert_eq!(app.available(event).await, 5);
+    assert_eq!(app.sold_and_held(tt).await, (2, 3));
 }
 
 #[tokio::test]
 async fn unknown_pages_get_the_friendly_page_and_unknown_api_paths_json() {
     let app = spawn_app().await;
-    let page = app.client.get(app.url("/no-such-page")).send().await.unwrap();
+    let api = app.api();
+    let page = api.raw(Method::GET, "/no-such-page").send().await.unwrap();
     assert_eq!(page.status(), 404);
     assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
-    app.get("/api/v1/no-such-thing", None).await.expect_error(404, "not_found");
+    api.send_json(Method::GET, "/api/v1/no-such-thing", None, None).await.expect_error(404, "not_found");
 }

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use nts::payments::simulated::SimulatedGateway;
 use nts::startup::Application;
-use serde_json::json;
+use nts_testkit::wire::{HoldRequest, NewEvent, NewTicketType, OrderStatus};
+use nts_testkit::{config_for, ApiError, Client, NtsProcess, TestDb, ADMIN_TOKEN};
+use time::macros::datetime;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
-
-use crate::binary::NtsProcess;
-use crate::helpers::{config_for, TestDb, ADMIN_TOKEN};
+use uuid::Uuid;
 
 const UP: u8 = 0;
 /// Connections are reset and new ones refused, as when PostgreSQL is down.
@@ -79,7 +79,7 @@ fn through_proxy(url: &str, proxy_port: u16) -> (String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resumes_by_itself() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let (upstream, _) = through_proxy(&db.url, 0);
     let proxy = DbProxy::start(upstream).await;
     let (_, url) = through_proxy(&db.url, proxy.port);
@@ -91,64 +91,37 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
     let base = format!("http://127.0.0.1:{}", app.port());
     let handle = app.handle();
     tokio::spawn(app.run_until_stopped());
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let api = Client::new(http, base, ADMIN_TOKEN);
 
-    let body = json!({"name": "N", "venue": "V", "starts_at": "2099-01-01T20:00:00Z", "currency": "GBP",
-        "ticket_types": [{"name": "A", "price_minor": 100, "capacity": 100, "max_per_order": 4}]});
-    let event: serde_json::Value = client
-        .post(format!("{base}/api/v1/admin/events"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let (event_id, tt) =
-        (event["id"].as_str().unwrap().to_owned(), event["ticket_types"][0]["id"].as_str().unwrap().to_owned());
-    let hold_body = json!({"ticket_type_id": tt, "quantity": 1, "name": "Ada", "email": "ada@example.com"});
+    let event = api.create_event(&event_with_capacity(100)).await.unwrap();
+    let (event_id, tt) = (event.id, event.ticket_types[0].id);
+    let hold = ada(tt);
 
     for mode in [DOWN, STALLED] {
         proxy.set(mode);
-        let requests = [
-            client.get(format!("{base}/healthz")),
-            client.get(format!("{base}/api/v1/events")),
-            client.get(format!("{base}/api/v1/admin/events")).bearer_auth(ADMIN_TOKEN),
-            client.post(format!("{base}/api/v1/events/{event_id}/holds")).json(&hold_body),
-            // Through the idempotency middleware, which needs the database first.
-            client
-                .post(format!("{base}/api/v1/events/{event_id}/holds"))
-                .header("Idempotency-Key", format!("k{mode}"))
-                .json(&hold_body),
-        ];
-        for request in requests {
+        for which in 0..5 {
             let started = Instant::now();
-            let res = request.send().await.expect("an answer, not a hang");
+            let error = refused(&api, which, event_id, &hold, mode).await;
             let elapsed = started.elapsed();
-            let status = res.status().as_u16();
-            let retry_after = res.headers().get("retry-after").cloned();
-            let body: serde_json::Value = res.json().await.unwrap();
-            eprintln!("database {}: {status} in {elapsed:?}", if mode == DOWN { "down" } else { "stalled" });
-            assert_eq!((status, body["code"].as_str()), (503, Some("database_unavailable")), "mode {mode}: {body}");
-            assert!(retry_after.is_some());
+            eprintln!("database {}: {} in {elapsed:?}", if mode == DOWN { "down" } else { "stalled" }, error.status);
+            assert_eq!(
+                (error.status.as_u16(), error.code.as_str()),
+                (503, "database_unavailable"),
+                "mode {mode}: {error:?}"
+            );
+            assert!(error.headers.get("retry-after").is_some());
             assert!(elapsed < Duration::from_secs(6), "mode {mode}: answered after {elapsed:?}");
         }
         proxy.set(UP);
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let health = client.get(format!("{base}/healthz")).send().await.unwrap().status();
-            let hold = client
-                .post(format!("{base}/api/v1/events/{event_id}/holds"))
-                .json(&hold_body)
-                .send()
-                .await
-                .unwrap()
-                .status();
-            if health == 200 && hold == 201 {
+            let health = api.health().await.map(|r| r.http_status);
+            let held = api.create_hold(event_id, &hold).await.map(|r| r.http_status);
+            if health.is_ok() && held.is_ok() {
                 break;
             }
-            assert!(Instant::now() < deadline, "mode {mode}: not recovered ({health}, {hold})");
+            assert!(Instant::now() < deadline, "mode {mode}: not recovered ({health:?}, {held:?})");
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
     }
@@ -157,37 +130,17 @@ async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resume
 
 #[tokio::test]
 async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     // Every provider call takes 2 s, so a checkout is in flight when the signal comes.
     let mut nts = NtsProcess::start(&db.url, &[("NTS_SIM_SLOW_RATE", "1"), ("NTS_SIM_SLOW_MS", "2000")]);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let body = json!({"name": "N", "venue": "V", "starts_at": "2099-01-01T20:00:00Z", "currency": "GBP",
-        "ticket_types": [{"name": "A", "price_minor": 100, "capacity": 10, "max_per_order": 4}]});
-    let event: serde_json::Value = client
-        .post(nts.url("/api/v1/admin/events"))
-        .bearer_auth(ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let hold_body = json!({"ticket_type_id": event["ticket_types"][0]["id"], "quantity": 1, "name": "Ada", "email": "ada@example.com"});
-    let hold: serde_json::Value = client
-        .post(nts.url(&format!("/api/v1/events/{}/holds", event["id"].as_str().unwrap())))
-        .json(&hold_body)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let checkout = client
-        .post(nts.url(&format!("/api/v1/holds/{}/checkout", hold["id"].as_str().unwrap())))
-        .bearer_auth(hold["secret"].as_str().unwrap())
-        .json(&json!({}))
-        .send();
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let api = Client::new(http, nts.url(""), ADMIN_TOKEN);
+    let event = api.create_event(&event_with_capacity(10)).await.unwrap();
+    let hold = api.create_hold(event.id, &ada(event.ticket_types[0].id)).await.unwrap();
+    let checkout = {
+        let (api, hold_id, secret) = (api.clone(), hold.id, hold.secret.clone().unwrap());
+        async move { api.checkout(hold_id, &secret).await }
+    };
     let in_flight = tokio::spawn(checkout);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let signalled = Instant::now();
@@ -195,13 +148,41 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let fresh = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
-    let late = fresh.get(nts.url("/api/v1/events")).send().await;
-    assert!(late.is_err(), "a new connection after SIGTERM is not served: {late:?}");
+    let late = Client::new(fresh, nts.url(""), ADMIN_TOKEN).events().await;
+    assert!(
+        late.as_ref().is_err_and(|e| e.code == "unreachable"),
+        "a new connection after SIGTERM is not served: {late:?}"
+    );
 
-    let res = in_flight.await.unwrap().expect("the in-flight checkout is answered");
-    assert_eq!(res.status(), 201);
-    let order: serde_json::Value = res.json().await.unwrap();
-    assert_eq!(order["order"]["status"], "awaiting_payment");
+    let checkout = in_flight.await.unwrap().expect("the in-flight checkout is answered with its order");
+    assert_eq!(checkout.order.status, OrderStatus::AwaitingPayment);
     assert_eq!(nts.wait_exit(Duration::from_secs(20)), Some(0), "{}", nts.log());
     assert!(signalled.elapsed() < Duration::from_secs(15));
+}
+
+fn event_with_capacity(capacity: i64) -> NewEvent {
+    NewEvent {
+        name: "N".into(),
+        venue: "V".into(),
+        starts_at: datetime!(2099-01-01 20:00 UTC),
+        currency: "GBP".into(),
+        ticket_types: vec![NewTicketType { name: "A".into(), price_minor: 100, capacity, max_per_order: 4 }],
+    }
+}
+
+fn ada(tt: Uuid) -> HoldRequest {
+    HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email: "ada@example.com".into() }
+}
+
+/// Request `which` of five, which the database's absence must refuse.
+async fn refused(api: &Client, which: usize, event: Uuid, hold: &HoldRequest, mode: u8) -> ApiError {
+    let answer = match which {
+        0 => api.health().await.map(drop),
+        1 => api.events().await.map(drop),
+        2 => api.admin_events().await.map(drop),
+        3 => api.create_hold(event, hold).await.map(drop),
+        // Through the idempotency middleware, which needs the database first.
+        _ => api.with_key(&format!("k{mode}")).create_hold(event, hold).await.map(drop),
+    };
+    answer.expect_err("refused while the database is out of reach")
 }

@@ -2,12 +2,12 @@
 
 use std::time::Duration;
 
-use crate::binary::{command, NtsProcess};
-use crate::helpers::TestDb;
+use nts_testkit::process::{command, NtsProcess};
+use nts_testkit::{Client, TestDb, ADMIN_TOKEN};
 
 #[test]
 fn without_stripe_keys_or_an_explicit_choice_nts_refuses_to_start() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let mut cmd = command(&db.url, &[]);
     cmd.env_remove("NTS_PAYMENTS");
     let out = cmd.output().expect("nts runs");
@@ -21,7 +21,7 @@ fn without_stripe_keys_or_an_explicit_choice_nts_refuses_to_start() {
 
 #[test]
 fn simulated_fault_knobs_are_refused_with_stripe() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let mut cmd = command(
         &db.url,
         &[
@@ -39,23 +39,23 @@ fn simulated_fault_knobs_are_refused_with_stripe() {
 
 #[tokio::test]
 async fn the_demo_flag_serves_simulated_payments_and_the_demo_event() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let mut cmd = command(&db.url, &[]);
     cmd.env_remove("NTS_PAYMENTS").env_remove("NTS_DEMO").arg("--demo");
     let nts = NtsProcess::start_command(cmd);
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
-    let get = |path: &str| client.get(nts.url(path)).send();
-    let config: serde_json::Value = get("/api/v1/config").await.unwrap().json().await.unwrap();
-    assert_eq!(config["gateway"], "simulated");
-    assert_eq!(config["demo"], true);
-    let events: serde_json::Value = get("/api/v1/events").await.unwrap().json().await.unwrap();
-    assert_eq!(events[0]["name"], "The best ever show");
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let api = Client::new(http, nts.url(""), ADMIN_TOKEN);
+    let config = api.config().await.unwrap();
+    assert_eq!(config.gateway, "simulated");
+    assert!(config.demo);
+    let events = api.events().await.unwrap();
+    assert_eq!(events[0].name, "The best ever show");
     assert!(nts.log().contains("SIMULATED PAYMENTS"), "the log says no real money moves");
 }
 
 #[test]
 fn an_unknown_argument_is_a_usage_error() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let out = command(&db.url, &[]).arg("--demon").output().expect("nts runs");
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("usage: nts"));
@@ -63,7 +63,7 @@ fn an_unknown_argument_is_a_usage_error() {
 
 #[test]
 fn the_healthcheck_command_says_whether_this_host_serves() {
-    let db = TestDb::new();
+    let db = TestDb::unborn();
     let nts = NtsProcess::start(&db.url, &[]);
     let check = |port: u16| {
         let address = format!("0.0.0.0:{port}");

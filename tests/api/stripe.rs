@@ -233,7 +233,7 @@ async fn webhooks_twice_out_of_order_or_badly_signed_change_nothing() {
     };
     // The very event Stripe delivered, again.
     let delivered = app
-        .client
+        .http
         .get(format!("{}/v1/events?limit=100", stripe.stripe_url))
         .bearer_auth("sk_test_x")
         .send()

@@ -16,7 +16,7 @@ use stripe_core::{PaymentIntent, Refund};
 use crate::helpers::{new_app, TestApp, ADMIN_TOKEN};
 
 pub const WEBHOOK_SECRET: &str = "whsec_nts_test_secret";
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 pub struct Emulator {
     child: Child,
@@ -288,7 +288,7 @@ pub async fn settled_and_audited(app: &TestApp) -> Value {
 /// A webhook delivery signed like Stripe's (`t` seconds since the epoch).
 pub async fn deliver(app: &TestApp, on: usize, body: &str, signature: Option<String>) -> crate::helpers::Answer {
     let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[on].address);
-    let mut req = app.client.post(url).header("content-type", "application/json").body(body.to_owned());
+    let mut req = app.http.post(url).header("content-type", "application/json").body(body.to_owned());
     if let Some(sig) = signature {
         req = req.header("Stripe-Signature", sig);
     }

@@ -10,9 +10,9 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use stripe_core::PaymentIntentStatus;
 
-use crate::binary::NtsProcess;
 use crate::helpers::{TestApp, ADMIN_TOKEN};
 use crate::stripe_emulator::*;
+use nts_testkit::NtsProcess;
 
 /// `application/x-www-form-urlencoded` pairs, decoded.
 fn form_decode(body: &str) -> Vec<(String, String)> {
@@ -254,7 +254,7 @@ async fn a_webhook_interrupted_by_a_crash_is_applied_when_delivered_again() {
     // the process is killed while it waits.
     stripe.fault("GET", "/v1/payment_intents/[^/]+", "timeout", 1).await;
     let url = process.url("/api/v1/payments/stripe/webhook");
-    let (client, sent) = (app.client.clone(), body.clone());
+    let (client, sent) = (app.http.clone(), body.clone());
     let delivery = tokio::spawn(async move {
         client
             .post(url)
@@ -489,7 +489,7 @@ async fn a_refund_webhook_locks_the_order_before_the_payment() {
         .unwrap();
     let webhook = {
         let (app_client, url, body) =
-            (app.client.clone(), format!("{}/api/v1/payments/stripe/webhook", app.instances[1].address), event.clone());
+            (app.http.clone(), format!("{}/api/v1/payments/stripe/webhook", app.instances[1].address), event.clone());
         tokio::spawn(async move {
             app_client
                 .post(url)

@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use rand::rngs::StdRng;
 use rand::Rng;
 use reqwest::header::RETRY_AFTER;
@@ -93,18 +94,16 @@ impl Api {
     /// `GET /admin/payments/audit` on the first instance: nts's own comparison
     /// with the provider. Answers the number of mismatches and what they are.
     pub async fn payments_audit(&self, admin_token: &str) -> anyhow::Result<(i64, String)> {
-        let res = self
-            .http
-            .get(format!("{}/admin/payments/audit", self.bases[0]))
-            .bearer_auth(admin_token)
-            .timeout(Duration::from_secs(120))
-            .send()
-            .await?;
-        anyhow::ensure!(res.status().is_success(), "the payments audit answered {}", res.status());
-        let report: serde_json::Value = res.json().await?;
-        let mismatches = report["mismatches"].as_array().cloned().unwrap_or_default();
-        let kinds: Vec<String> = mismatches.iter().take(5).map(|m| format!("{} {}", m["kind"], m["detail"])).collect();
-        Ok((mismatches.len() as i64, kinds.join("; ")))
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build()?;
+        let api = nts_testkit::Client::new(http, self.bases[0].trim_end_matches("/api/v1"), admin_token);
+        let report = api.payments_audit().await.context("the payments audit")?;
+        let kinds: Vec<String> = report
+            .mismatches
+            .iter()
+            .take(5)
+            .map(|m| format!("{} {:?}", serde_json::to_string(&m.kind).unwrap_or_default(), m.detail))
+            .collect();
+        Ok((report.mismatches.len() as i64, kinds.join("; ")))
     }
 
     /// Sends `req` to random instances until it gets an answer the buyer must

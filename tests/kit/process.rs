@@ -1,11 +1,12 @@
 //! Runs the real `nts` binary (for signals, startup checks and its logs).
 
 use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::helpers::ADMIN_TOKEN;
+use crate::ADMIN_TOKEN;
 
 pub struct NtsProcess {
     pub child: Child,
@@ -35,9 +36,35 @@ fn base_env(database_url: &str) -> Vec<(String, String)> {
     .collect()
 }
 
-/// `NTS_BIN` when set (tests/run.sh sets it), else the binary cargo built with these tests.
+/// `NTS_BIN` when set (tests/run.sh sets it), else `nts` built once by cargo into
+/// the target directory and profile of the running test.
 pub fn nts_binary() -> String {
-    std::env::var("NTS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_nts").to_owned())
+    static BUILT: OnceLock<String> = OnceLock::new();
+    if let Ok(bin) = std::env::var("NTS_BIN") {
+        return bin;
+    }
+    BUILT.get_or_init(build_nts).clone()
+}
+
+/// Tests of another package cannot name nts's binary (`CARGO_BIN_EXE_*` is per
+/// package), so they build it: cargo makes nothing if it is fresh.
+fn build_nts() -> String {
+    let exe = std::env::current_exe().expect("the test's own path");
+    // <target>/<profile>/deps/<test>
+    let profile_dir = exe.parent().and_then(Path::parent).expect("the test runs from a cargo target directory");
+    let target_dir = profile_dir.parent().expect("a target directory");
+    let release = profile_dir.file_name().is_some_and(|p| p == "release");
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../Cargo.toml");
+    let mut cargo = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cargo.args(["build", "--quiet", "-p", "nts", "--bin", "nts", "--manifest-path"]).arg(&manifest);
+    cargo.arg("--target-dir").arg(target_dir);
+    if release {
+        cargo.arg("--release");
+    }
+    let status = cargo.status().expect("cargo runs");
+    assert!(status.success(), "building nts failed");
+    let bin: PathBuf = profile_dir.join(format!("nts{}", std::env::consts::EXE_SUFFIX));
+    bin.to_str().expect("a UTF-8 path").to_owned()
 }
 
 pub fn command(database_url: &str, env: &[(&str, &str)]) -> Command {
@@ -106,6 +133,11 @@ impl NtsProcess {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// A client of this process's API.
+    pub fn api(&self) -> crate::Client {
+        crate::Client::new(reqwest::Client::new(), self.url(""), ADMIN_TOKEN)
     }
 
     pub fn signal(&self, name: &str) {

@@ -22,11 +22,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use hyper::{Method, StatusCode};
-use serde::Deserialize;
+use nts_testkit::wire::{NewEvent, NewTicketType};
 use uuid::Uuid;
 
-use crate::http::{Conn, Reply};
 use crate::load::{Mode, Plan, Run, Tally};
 
 const USAGE: &str = "\
@@ -249,17 +247,6 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     Ok(all_ok)
 }
 
-#[derive(Deserialize)]
-struct CreatedEvent {
-    id: Uuid,
-    ticket_types: Vec<CreatedTicketType>,
-}
-
-#[derive(Deserialize)]
-struct CreatedTicketType {
-    id: Uuid,
-}
-
 async fn run_mode(
     o: &Options,
     run: Run,
@@ -284,7 +271,7 @@ async fn run_mode(
             vec![tokio::net::lookup_host(authority).await?.next().context("--url does not resolve")?]
         }
         None => {
-            admin_token = nts::domain::secret::random_token(32);
+            admin_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             let db = db::ScratchDb::create(&o.database_url, run.mode.as_str()).await?;
             let mut env = vec![
                 // Holds must outlive the run, so that "taken == acknowledged" is exact.
@@ -322,6 +309,7 @@ async fn run_mode(
     if let Some(db) = scratch {
         if o.keep_db {
             println!("kept database {}", db.name);
+            db.keep();
         } else {
             db.drop_now().await;
         }
@@ -330,27 +318,23 @@ async fn run_mode(
 }
 
 async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyhow::Result<(Uuid, Uuid)> {
-    let starts_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
-        .format(&time::format_description::well_known::Rfc3339)?;
-    let body = serde_json::json!({
-        "name": "nts-bench flash sale",
-        "venue": "Bench Arena",
-        "starts_at": starts_at,
-        "currency": "GBP",
-        "ticket_types": [{"name": "General", "price_minor": 2500, "capacity": o.capacity, "max_per_order": o.quantity.max(10)}],
-    });
-    let mut conn = Conn::new(addr);
-    match conn
-        .send(Method::POST, "/api/v1/admin/events", Some(admin_token), None, Some(serde_json::to_vec(&body)?.into()))
+    let api = nts_testkit::Client::new(reqwest::Client::new(), format!("http://{addr}"), admin_token);
+    let event = api
+        .create_event(&NewEvent {
+            name: "nts-bench flash sale".into(),
+            venue: "Bench Arena".into(),
+            starts_at: time::OffsetDateTime::now_utc() + time::Duration::days(30),
+            currency: "GBP".into(),
+            ticket_types: vec![NewTicketType {
+                name: "General".into(),
+                price_minor: 2500,
+                capacity: o.capacity,
+                max_per_order: o.quantity.max(10),
+            }],
+        })
         .await
-    {
-        Reply::Answer { status: StatusCode::CREATED, body } => {
-            let event: CreatedEvent = serde_json::from_slice(&body)?;
-            Ok((event.id, event.ticket_types.first().context("the event has no ticket type")?.id))
-        }
-        Reply::Answer { status, body } => bail!("creating the event: {status} {}", String::from_utf8_lossy(&body)),
-        Reply::Failed(why) => bail!("creating the event: {why}"),
-    }
+        .context("creating the event")?;
+    Ok((event.id, event.ticket_types.first().context("the event has no ticket type")?.id))
 }
 
 async fn measure(

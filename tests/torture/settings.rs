@@ -42,8 +42,9 @@ fails, 2 if the run itself could not be made.
   --postgres URL            PostgreSQL server, without a database (default: DATABASE_URL's server,
                             else postgres://postgres@127.0.0.1:5432)
   --keep-db                 keep the run's database and print its name
-  --break-inventory-guard   DELIBERATELY BROKEN: drop the inventory CHECK and make debug builds of nts
-                            skip the hold guard (NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD=1); the run must fail
+  --break-inventory-guard   DELIBERATELY BROKEN: drop the inventory CHECK and make an nts built with
+                            `--features broken-oversell` skip the hold guard
+                            (NTS_DEBUG_UNSAFE_SKIP_INVENTORY_GUARD=1); the run must fail
 ";
 
 #[derive(Debug, Clone)]

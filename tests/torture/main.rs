@@ -33,7 +33,7 @@ use uuid::Uuid;
 use buyer::Plan;
 use client::Api;
 use cluster::Cluster;
-use database::Database;
+use nts_testkit::TestDb;
 use settings::Settings;
 use stats::Stats;
 
@@ -83,22 +83,23 @@ async fn run(s: Settings) -> anyhow::Result<bool> {
     };
     anyhow::ensure!(
         s.nts.is_file(),
-        "no nts binary at {} (build it with `cargo build --bins`, or pass --nts)",
+        "no nts binary at {} (build it with `cargo build -p nts`, or pass --nts)",
         s.nts.display()
     );
-    let db = Arc::new(Database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
+    let db = Arc::new(database::create(&s.postgres, s.seed, s.break_inventory_guard).await?);
     println!("  database {}{}", db.name, if s.break_inventory_guard { " (inventory CHECK dropped)" } else { "" });
     let result = sale(&s, &db, pg_cluster).await;
     if s.keep_db {
+        db.keep();
         println!("kept database {} ({})", db.name, db.url);
-    } else if let Err(e) = db.drop_it().await {
+    } else if let Err(e) = db.drop_now().await {
         eprintln!("nts-torture: could not drop database {}: {e:#}", db.name);
     }
     result
 }
 
 /// The run proper, on its fresh database.
-async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> anyhow::Result<bool> {
+async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> anyhow::Result<bool> {
     let admin_token = format!("torture-admin-{:032x}", rand::random::<u128>());
     let logs = std::env::temp_dir().join(format!("nts-torture-{}", db.name));
     std::fs::create_dir_all(&logs)?;
@@ -234,7 +235,7 @@ async fn sale(s: &Settings, db: &Arc<Database>, pg_cluster: Option<String>) -> a
     Ok(audit.passed())
 }
 
-fn instance_env(s: &Settings, db: &Database, admin_token: &str, stripe_api: Option<&str>) -> Vec<(String, String)> {
+fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option<&str>) -> Vec<(String, String)> {
     let mut env: Vec<(String, String)> = [
         ("DATABASE_URL", db.url.clone()),
         ("NTS_DEMO", "false".into()),

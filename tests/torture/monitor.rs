@@ -10,10 +10,10 @@ use tokio::sync::watch;
 use uuid::Uuid;
 
 use crate::audit::{type_lines, TypeLine};
-use crate::database::Database;
 use crate::stats::Stats;
+use nts_testkit::TestDb;
 
-pub async fn run(db: Arc<Database>, event_id: Uuid, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) {
+pub async fn run(db: Arc<TestDb>, event_id: Uuid, stats: Arc<Stats>, mut stop: watch::Receiver<bool>) {
     let mut pool = None;
     loop {
         tokio::select! {

@@ -1,0 +1,1 @@
+//! Nothing but the integration tests (`cargo test --test api`).

@@ -1,0 +1,46 @@
+//! The run's databases: the kit's fresh ones, each with a pool for the checks.
+
+use std::ops::Deref;
+
+use anyhow::Context;
+use nts_testkit::TestDb;
+use sqlx::PgPool;
+
+pub struct ScratchDb {
+    db: TestDb,
+    pub pool: PgPool,
+}
+
+impl Deref for ScratchDb {
+    type Target = TestDb;
+
+    fn deref(&self) -> &TestDb {
+        &self.db
+    }
+}
+
+impl ScratchDb {
+    /// Creates `nts_bench_<tag>_<random>` with nts's schema.
+    pub async fn create(server_url: &str, tag: &str) -> anyhow::Result<Self> {
+        let db = TestDb::create_on(server_url, &format!("nts_bench_{tag}")).await?;
+        let pool = db.pool(2).await?;
+        Ok(ScratchDb { db, pool })
+    }
+
+    pub fn keep(self) {
+        self.db.keep();
+    }
+
+    pub async fn drop_now(self) {
+        self.pool.close().await;
+        if let Err(e) = self.db.drop_now().await {
+            eprintln!("nts-bench: could not drop {}: {e:#}", self.db.name);
+        }
+    }
+}
+
+pub async fn vacuum_analyze(pool: &PgPool) -> anyhow::Result<()> {
+    // autovacuum may be off: measure on tables with fresh statistics and no leftovers.
+    sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await.context("VACUUM ANALYZE")?;
+    Ok(())
+}
