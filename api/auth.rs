@@ -7,7 +7,7 @@ use subtle::ConstantTimeEq;
 
 use crate::domain::secret::{derive_secret, hash_secret};
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// The hash of the bearer secret a buyer sent. Handlers compare it with the
 /// stored hash in their query; a missing or wrong secret answers 404 so that

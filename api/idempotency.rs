@@ -47,7 +47,7 @@ use uuid::Uuid;
 use crate::body_limit;
 use crate::error::ApiError;
 use crate::instance::LEASE;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";

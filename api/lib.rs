@@ -25,6 +25,7 @@ pub mod rate_limit;
 pub mod sales;
 pub mod security_headers;
 pub mod startup;
+pub mod state;
 pub mod telemetry;
 #[cfg(test)]
 pub(crate) mod test_db;

@@ -17,7 +17,7 @@ use sqlx::PgPool;
 use subtle::ConstantTimeEq;
 
 use crate::error::{ApiError, ApiResult};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Seconds: from a fast query to a slow provider call.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];

@@ -20,37 +20,11 @@ use crate::rate_limit::ClientRateLimiter;
 use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
 use crate::security_headers::SecurityHeaders;
+use crate::state::{AppState, Limits};
 use crate::{
     admin, body_limit, checkin, cors, db, fallback, idempotency, instance, mail, metrics, openapi, ops, rate_limit,
     sales, security_headers, telemetry,
 };
-
-/// Everything a handler may need, shared by all workers.
-pub struct AppState {
-    pub config: Config,
-    pub pool: PgPool,
-    pub payments: PaymentService,
-    pub limits: Limits,
-    pub static_dir: PathBuf,
-    /// Group commit of holds: one queue per ticket type in this instance.
-    pub holds: HoldBatcher,
-    /// Concurrent reads of one event page share one query.
-    pub event_pages: EventPages,
-    pub scrape_cache: metrics::ScrapeCache,
-    /// This process's lease (see [`instance`](crate::instance)); Idempotency-Key claims name it.
-    pub instance: uuid::Uuid,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub body_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { body_bytes: 64 * 1024 }
-    }
-}
 
 pub struct Application {
     port: u16,

@@ -12,7 +12,7 @@ use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::payments::Provider;
 use crate::sales::events::{fetch_rows, group, EventRow};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const MAX_TICKET_TYPES: usize = 20;
 pub const MAX_CAPACITY: i64 = 1_000_000;

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct Guest {

@@ -13,7 +13,7 @@ use super::devices::Device;
 use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::REPLAYED_HEADER;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const MAX_OFFLINE_BATCH: usize = 100;
 

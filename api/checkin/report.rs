@@ -12,7 +12,7 @@ use super::scans::{Admission, CheckinOutcome};
 use crate::auth::Admin;
 use crate::domain::secret::is_ticket_code;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketTypeCheckins {

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::outbox::{MailKind, MailStatus, OutboxRow};
 use crate::auth::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxCounts {

@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::domain::buyer::Email;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::rate_limit::ClientAddress;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct ResendLimits {
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,

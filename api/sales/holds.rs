@@ -23,7 +23,7 @@ use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
 use crate::metrics;
 use crate::rate_limit::ClientAddress;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

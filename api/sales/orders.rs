@@ -12,7 +12,7 @@ use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
 use crate::payments::gateway::PaymentMethod;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 struct OrderRow {
     id: Uuid,
