@@ -2,7 +2,7 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::payments::audit::{self, AuditReport};
 use crate::state::AppState;

@@ -6,7 +6,7 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use super::events::{admin_event, insert_event, AdminEventView, NewEvent, NewTicketType};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 

@@ -7,7 +7,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::payments::Provider;

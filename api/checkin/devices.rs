@@ -12,7 +12,7 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::secret::{hash_secret, random_token};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;

@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::devices::require_event;
 use super::scans::{Admission, CheckinOutcome};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::secret::is_ticket_code;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;

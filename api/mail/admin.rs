@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::outbox::{MailKind, MailStatus, OutboxRow};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 

@@ -13,9 +13,9 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::caller::ClientAddress;
 use crate::domain::buyer::Email;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::rate_limit::ClientAddress;
 use crate::state::AppState;
 
 pub struct ResendLimits {

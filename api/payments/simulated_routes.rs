@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::gateway::PaymentMethod;
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::sales::views::PaymentView;
 use crate::state::AppState;

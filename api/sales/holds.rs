@@ -15,14 +15,14 @@ use super::hoarding::{over_caps, Claimant};
 use super::hold_batcher::{refusal, Facts, HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
 use super::orders::latest_payment;
 use super::views::{CheckoutView, HoldView, OrderView};
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
+use crate::caller::ClientAddress;
 use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::{HoldStatus, OrderStatus};
 use crate::domain::{BuyerName, Email};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
 use crate::metrics;
-use crate::rate_limit::ClientAddress;
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]

@@ -7,7 +7,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::views::{OrderView, PaymentView, TicketView};
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
