@@ -15,7 +15,7 @@ async fn main() -> ExitCode {
         [] => false,
         ["--demo"] => true,
         ["openapi"] => {
-            print!("{}", nts::openapi::yaml());
+            print!("{}", nts::http::openapi::yaml());
             return ExitCode::SUCCESS;
         }
         ["healthcheck"] => return healthcheck().await,

@@ -1,5 +1,5 @@
-//! Prometheus metrics at `GET /metrics`, for the operator only: it answers
-//! 404 unless `NTS_METRICS_TOKEN` is set, and then only to that bearer token.
+//! Prometheus metrics, rendered at `GET /metrics` (`http::scrape`) for the
+//! operator only.
 //!
 //! Counters and histograms are recorded where things happen (the `record_*`
 //! functions below); gauges that describe the database (seats per event,
@@ -10,23 +10,15 @@
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use actix_web::{get, http::header, web, HttpRequest, HttpResponse};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use sqlx::PgPool;
-use subtle::ConstantTimeEq;
-
-use crate::domain::status::{HoldStatus, OrderStatus, PaymentStatus};
-use crate::error::{ApiError, ApiResult};
-use crate::mail::outbox::MailStatus;
-use crate::startup::AppState;
 
 /// Seconds: from a fast query to a slow provider call.
 const LATENCY_BUCKETS: [f64; 14] = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0];
 /// Requests in one group commit of holds.
 const BATCH_BUCKETS: [f64; 10] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0];
 /// The database gauges are read at most this often per instance.
-const DATABASE_GAUGES_EVERY: Duration = Duration::from_secs(5);
+pub const DATABASE_GAUGES_EVERY: Duration = Duration::from_secs(5);
 
 /// The process-wide recorder, installed once (every instance in a process shares it).
 pub fn handle() -> &'static PrometheusHandle {
@@ -94,103 +86,16 @@ pub struct ScrapeCache {
     database_read_at: Mutex<Option<Instant>>,
 }
 
-#[get("/metrics")]
-pub async fn scrape(req: HttpRequest, state: web::Data<AppState>) -> ApiResult<HttpResponse> {
-    let Some(expected) = &state.config.metrics_token else { return Err(ApiError::NotFound("no such resource")) };
-    let given = req
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, token)| token.trim());
-    match given {
-        None => return Err(ApiError::Unauthorized),
-        Some(token) if bool::from(token.as_bytes().ct_eq(expected.0.as_bytes())) => {}
-        Some(_) => return Err(ApiError::Forbidden),
-    }
-    record_pool(&state.pool);
-    let due = {
-        let mut last = state.scrape_cache.database_read_at.lock().unwrap_or_else(|e| e.into_inner());
+impl ScrapeCache {
+    /// Whether the database gauges are due (at most every [`DATABASE_GAUGES_EVERY`]); due now counts as read.
+    pub fn database_due(&self) -> bool {
+        let mut last = self.database_read_at.lock().unwrap_or_else(|e| e.into_inner());
         let due = last.is_none_or(|at| at.elapsed() >= DATABASE_GAUGES_EVERY);
         if due {
             *last = Some(Instant::now());
         }
         due
-    };
-    if due {
-        if let Err(e) = read_database_gauges(&state.pool).await {
-            // The counters are still worth having when the database is down.
-            tracing::warn!(error = %e, "metrics: reading the database gauges failed");
-        }
     }
-    Ok(HttpResponse::Ok().content_type("text/plain; version=0.0.4; charset=utf-8").body(handle().render()))
-}
-
-fn record_pool(pool: &PgPool) {
-    let (size, idle) = (pool.size() as f64, pool.num_idle() as f64);
-    gauge!("nts_db_pool_connections", "state" => "idle").set(idle);
-    gauge!("nts_db_pool_connections", "state" => "in_use").set(size - idle);
-    gauge!("nts_db_pool_max_connections").set(pool.options().get_max_connections() as f64);
-}
-
-async fn read_database_gauges(pool: &PgPool) -> Result<(), sqlx::Error> {
-    // Events not yet started, the ones on sale: a bounded set of label values.
-    let seats = sqlx::query!(
-        r#"SELECT e.name, COALESCE(sum(t.held), 0)::int8 AS "held!", COALESCE(sum(t.sold), 0)::int8 AS "sold!",
-                  COALESCE(sum(t.capacity), 0)::int8 AS "capacity!"
-           FROM events e JOIN ticket_types t ON t.event_id = e.id
-           WHERE e.starts_at > now()
-           GROUP BY e.id, e.name"#
-    )
-    .fetch_all(pool)
-    .await?;
-    for row in seats {
-        gauge!("nts_event_seats_held", "event" => row.name.clone()).set(row.held as f64);
-        gauge!("nts_event_seats_sold", "event" => row.name.clone()).set(row.sold as f64);
-        gauge!("nts_event_seats_capacity", "event" => row.name).set(row.capacity as f64);
-    }
-    let backlog = sqlx::query!(
-        r#"SELECT
-             (SELECT count(*) FROM holds WHERE status = $1 AND expires_at <= now()) AS "expired_holds!",
-             (SELECT count(*) FROM orders WHERE status = $2 AND expires_at <= now())
-                 AS "overdue_orders!",
-             (SELECT count(*) FROM payments WHERE status = $3 AND next_check_at <= now())
-                 AS "refunds_due!",
-             EXTRACT(EPOCH FROM now() - LEAST(
-                 (SELECT min(expires_at) FROM holds WHERE status = $1 AND expires_at <= now()),
-                 (SELECT min(expires_at) FROM orders WHERE status = $2 AND expires_at <= now())
-             ))::float8 AS lag"#,
-        HoldStatus::Active as HoldStatus,
-        OrderStatus::AwaitingPayment as OrderStatus,
-        PaymentStatus::RefundPending as PaymentStatus,
-    )
-    .fetch_one(pool)
-    .await?;
-    gauge!("nts_reconciler_backlog", "kind" => "expired_holds").set(backlog.expired_holds as f64);
-    gauge!("nts_reconciler_backlog", "kind" => "overdue_orders").set(backlog.overdue_orders as f64);
-    gauge!("nts_reconciler_backlog", "kind" => "refunds_due").set(backlog.refunds_due as f64);
-    gauge!("nts_reconciler_lag_seconds").set(backlog.lag.unwrap_or(0.0).max(0.0));
-    // Through the outbox's partial index of unsent rows: sent e-mails pile up, these do not.
-    let outbox = sqlx::query!(
-        r#"SELECT count(*) FILTER (WHERE status = $1) AS "pending!",
-                  count(*) FILTER (WHERE status = $2) AS "sending!",
-                  count(*) FILTER (WHERE status = $3) AS "failed!",
-                  EXTRACT(EPOCH FROM now() - min(created_at) FILTER (WHERE status IN ($1, $2)))::float8
-                      AS oldest
-           FROM mail_outbox WHERE status <> $4"#,
-        MailStatus::Pending as MailStatus,
-        MailStatus::Sending as MailStatus,
-        MailStatus::Failed as MailStatus,
-        MailStatus::Sent as MailStatus,
-    )
-    .fetch_one(pool)
-    .await?;
-    gauge!("nts_mail_outbox", "status" => "pending").set(outbox.pending as f64);
-    gauge!("nts_mail_outbox", "status" => "sending").set(outbox.sending as f64);
-    gauge!("nts_mail_outbox", "status" => "failed").set(outbox.failed as f64);
-    gauge!("nts_mail_outbox_oldest_unsent_seconds").set(outbox.oldest.unwrap_or(0.0).max(0.0));
-    Ok(())
 }
 
 /// One answered request; `route` is the matched template (`/api/v1/holds/{hold_id}`).

@@ -6,51 +6,22 @@ use std::sync::Arc;
 
 use actix_web::dev::Server;
 use actix_web::middleware::{from_fn, Compress, DefaultHeaders};
-use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
+use actix_web::{web, App, HttpServer};
 use anyhow::Context;
 use sqlx::PgPool;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{Config, Payments};
-use crate::error::{self, ApiError};
+use crate::http::rate_limit::{self, ClientRateLimiter};
+use crate::http::security_headers::{self, SecurityHeaders};
+use crate::http::{body_limit, cors, error, fallback, idempotency, openapi, ops, scrape};
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::stripe::StripeGateway;
 use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
-use crate::rate_limit::ClientRateLimiter;
 use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
-use crate::security_headers::SecurityHeaders;
-use crate::{
-    admin, body_limit, checkin, cors, db, fallback, idempotency, instance, mail, metrics, openapi, ops, rate_limit,
-    sales, security_headers, telemetry,
-};
-
-/// Everything a handler may need, shared by all workers.
-pub struct AppState {
-    pub config: Config,
-    pub pool: PgPool,
-    pub payments: PaymentService,
-    pub limits: Limits,
-    pub static_dir: PathBuf,
-    /// Group commit of holds: one queue per ticket type in this instance.
-    pub holds: HoldBatcher,
-    /// Concurrent reads of one event page share one query.
-    pub event_pages: EventPages,
-    pub scrape_cache: metrics::ScrapeCache,
-    /// This process's lease (see [`instance`](crate::instance)); Idempotency-Key claims name it.
-    pub instance: uuid::Uuid,
-}
-
-#[derive(Clone, Copy, Debug)]
-pub struct Limits {
-    pub body_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits { body_bytes: 64 * 1024 }
-    }
-}
+use crate::state::{AppState, Limits};
+use crate::{admin, checkin, db, instance, mail, metrics, sales, telemetry};
 
 pub struct Application {
     port: u16,
@@ -177,7 +148,7 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .wrap(Compress::default())
             .wrap(from_fn(telemetry::middleware))
             .service(ops::healthz)
-            .service(metrics::scrape)
+            .service(scrape::scrape)
             .service(
                 web::scope("/api/v1")
                     .wrap(from_fn(idempotency::middleware))
@@ -201,9 +172,11 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
             .service(web::redirect("/docs", "/docs/"))
             .service(SwaggerUi::new("/docs/{_:.*}").external_url_unchecked("/api/openapi.json", openapi::json()))
             .service(
-                actix_files::Files::new("/", &static_dir).index_file("index.html").default_handler(web::to(not_found)),
+                actix_files::Files::new("/", &static_dir)
+                    .index_file("index.html")
+                    .default_handler(web::to(fallback::not_found)),
             )
-            .default_service(web::to(not_found))
+            .default_service(web::to(fallback::not_found))
     })
     .listen(listener)?
     .shutdown_timeout(10)
@@ -212,18 +185,4 @@ fn run(listener: TcpListener, state: web::Data<AppState>) -> anyhow::Result<Serv
     .disable_signals()
     .run();
     Ok(server)
-}
-
-/// 405 for a known path asked with the wrong method; else JSON 404 for the API,
-/// the friendly page for a person who mistyped an address.
-async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if let Some(wrong_method) = fallback::method_not_allowed(&req) {
-        return Err(wrong_method);
-    }
-    if !req.path().starts_with("/api/") {
-        if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
-            return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));
-        }
-    }
-    Err(ApiError::NotFound("no such resource"))
 }

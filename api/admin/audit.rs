@@ -2,10 +2,10 @@
 
 use actix_web::{get, web, HttpResponse};
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::error::{ApiResult, ErrorBody};
 use crate::payments::audit::{self, AuditReport};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Compare our orders and payments with the payment provider's objects.
 #[utoipa::path(

@@ -6,9 +6,9 @@ use sqlx::PgPool;
 use time::{Duration, OffsetDateTime};
 
 use super::events::{admin_event, insert_event, AdminEventView, NewEvent, NewTicketType};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Serialises demo seeding across instances.
 const DEMO_LOCK: i64 = 0x6e74_7364_656d_6f;

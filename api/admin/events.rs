@@ -7,13 +7,13 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::status::OrderStatus;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::payments::Provider;
 use crate::sales::events::{fetch_rows, group, EventRow};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const MAX_TICKET_TYPES: usize = 20;
 pub const MAX_CAPACITY: i64 = 1_000_000;

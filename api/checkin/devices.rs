@@ -12,10 +12,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::secret::{hash_secret, random_token};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// Device tokens start with this, so a token pasted in the wrong place is recognisable.
 const TOKEN_PREFIX: &str = "ntsdev_";

@@ -14,7 +14,7 @@ use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
 use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::REPLAYED_HEADER;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub const MAX_OFFLINE_BATCH: usize = 100;
 

@@ -9,11 +9,11 @@ use uuid::Uuid;
 
 use super::devices::require_event;
 use super::scans::{Admission, CheckinOutcome};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::secret::is_ticket_code;
 use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketTypeCheckins {

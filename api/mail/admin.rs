@@ -7,10 +7,10 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use super::outbox::{MailKind, MailStatus, OutboxRow};
-use crate::auth::Admin;
+use crate::caller::Admin;
 use crate::domain::status::checked;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct OutboxCounts {

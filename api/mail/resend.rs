@@ -13,11 +13,11 @@ use governor::{DefaultKeyedRateLimiter, Quota};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
+use crate::caller::ClientAddress;
 use crate::domain::buyer::Email;
 use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::rate_limit::ClientAddress;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub struct ResendLimits {
     per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,

@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::gateway::PaymentMethod;
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::domain::secret::hash_secret;
 use crate::domain::status::OrderStatus;
 use crate::domain::Money;
@@ -18,7 +18,7 @@ use crate::idempotency::{self, KeyContext};
 use crate::sales::checkout::{earlier_order, take_over};
 use crate::sales::orders::{fetch_order, fetch_order_by_id, latest_payment};
 use crate::sales::views::{CheckoutView, OrderView, PaymentView};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(checkout).service(get_order).service(create_payment);

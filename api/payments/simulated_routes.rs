@@ -7,10 +7,10 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::gateway::PaymentMethod;
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::sales::views::PaymentView;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

@@ -18,7 +18,7 @@ use super::service::{buyer_error, PaymentService};
 use super::signature;
 use super::stripe::PaymentIntentFacts;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
 struct Event {

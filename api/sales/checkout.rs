@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use super::holds::{fetch_hold, not_active};
 use super::views::OrderView;
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::domain::status::{checked, HoldStatus, OrderStatus};
 use crate::error::{ApiError, ApiResult};
 

@@ -10,7 +10,7 @@ use super::event_pages::Page;
 use super::views::{EventView, TicketTypeView};
 use crate::domain::status::HoldStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 /// One row per ticket type, joined with its event. `available` counts holds
 /// whose deadline passed as free even before the sweeper has expired them.

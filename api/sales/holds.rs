@@ -14,15 +14,14 @@ use uuid::Uuid;
 use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
 use super::seats;
 use super::views::HoldView;
-use crate::auth::BuyerSecret;
+use crate::caller::{BuyerSecret, ClientAddress};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
 use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::idempotency::{self, KeyContext};
 use crate::metrics;
-use crate::rate_limit::ClientAddress;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -5,10 +5,10 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::views::{OrderView, PaymentView, TicketView};
-use crate::auth::BuyerSecret;
+use crate::caller::BuyerSecret;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::startup::AppState;
+use crate::state::AppState;
 
 struct OrderRow {
     id: Uuid,

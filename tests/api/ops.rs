@@ -26,7 +26,7 @@ async fn openapi_yaml_is_the_generated_document() {
     let committed =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../openapi.yaml")).expect("openapi.yaml");
     assert!(
-        committed == nts::openapi::yaml(),
+        committed == nts::http::openapi::yaml(),
         "openapi.yaml is stale: run `cargo run --bin nts -- openapi > openapi.yaml`"
     );
 }
@@ -34,7 +34,7 @@ async fn openapi_yaml_is_the_generated_document() {
 /// OpenAPI: "The list MUST NOT include duplicated parameters" (generators skip such operations).
 #[test]
 fn no_operation_declares_a_parameter_twice() {
-    let spec = nts::openapi::json();
+    let spec = nts::http::openapi::json();
     let mut operations = 0;
     for (path, item) in spec["paths"].as_object().unwrap() {
         for (method, op) in item.as_object().unwrap() {

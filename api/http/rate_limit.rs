@@ -19,6 +19,7 @@ use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota};
 use ipnet::IpNet;
 
+use crate::caller::ClientAddress;
 use crate::config::EdgeConfig;
 use crate::error::ApiError;
 
@@ -89,37 +90,22 @@ fn bucket(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The client a request comes from, as the rate limit counts it (IPv6 per /64):
-/// an extractor for handlers that keep per-client records.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientAddress(pub IpAddr);
-
-impl std::fmt::Display for ClientAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self.0 {
-            IpAddr::V6(_) => write!(f, "{}/64", self.0),
-            IpAddr::V4(_) => write!(f, "{}", self.0),
-        }
-    }
-}
-
 impl FromRequest for ClientAddress {
     type Error = actix_web::Error;
     type Future = std::future::Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut actix_web::dev::Payload) -> Self::Future {
-        std::future::ready(Ok(ClientAddress::of(req)))
+        std::future::ready(Ok(client_of(req)))
     }
 }
 
-impl ClientAddress {
-    fn of(req: &HttpRequest) -> Self {
-        let peer = req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip());
-        let trusted = req.app_data::<web::Data<ClientRateLimiter>>().map_or(&[][..], |l| &l.trusted_proxies[..]);
-        // Several X-Forwarded-For headers are one list, in order.
-        let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
-        ClientAddress(bucket(client_address(peer, Some(&forwarded.join(",")), trusted)))
-    }
+/// The client a request comes from, as the rate limit counts it (IPv6 per /64).
+fn client_of(req: &HttpRequest) -> ClientAddress {
+    let peer = req.peer_addr().map_or(IpAddr::from([127, 0, 0, 1]), |p| p.ip());
+    let trusted = req.app_data::<web::Data<ClientRateLimiter>>().map_or(&[][..], |l| &l.trusted_proxies[..]);
+    // Several X-Forwarded-For headers are one list, in order.
+    let forwarded: Vec<&str> = req.headers().get_all("x-forwarded-for").filter_map(|v| v.to_str().ok()).collect();
+    ClientAddress(bucket(client_address(peer, Some(&forwarded.join(",")), trusted)))
 }
 
 fn is_limited(req: &ServiceRequest) -> bool {
@@ -133,7 +119,7 @@ pub async fn middleware(
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
     if is_limited(&req) {
         if let Some(limits) = req.app_data::<web::Data<ClientRateLimiter>>() {
-            if let Err(retry_after_secs) = limits.check(ClientAddress::of(req.request()).0) {
+            if let Err(retry_after_secs) = limits.check(client_of(req.request()).0) {
                 return Ok(req.into_response(ApiError::RateLimited { retry_after_secs }.error_response()));
             }
         }

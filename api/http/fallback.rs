@@ -1,13 +1,15 @@
 //! When no route matched: is it a path of the API (as the OpenAPI document
-//! lists them) asked with a method it does not answer? Then 405 with `Allow`.
+//! lists them) asked with a method it does not answer? Then 405 with `Allow`;
+//! else a JSON 404 for the API, and the friendly page for a person.
 
 use std::sync::OnceLock;
 
-use actix_web::HttpRequest;
+use actix_web::{web, HttpRequest, HttpResponse};
 use utoipa::OpenApi;
 
 use crate::error::ApiError;
-use crate::openapi::ApiDoc;
+use crate::http::openapi::ApiDoc;
+use crate::state::AppState;
 
 /// A documented path as segments (`None` stands for a `{parameter}`) with its methods.
 struct Route {
@@ -60,6 +62,20 @@ pub fn method_not_allowed(req: &HttpRequest) -> Option<ApiError> {
     let methods = allowed_methods(req.path())?;
     (!methods.contains(&req.method().as_str()))
         .then(|| ApiError::MethodNotAllowed { method: req.method().to_string(), allow: methods.join(", ") })
+}
+
+/// 405 for a known path asked with the wrong method; else JSON 404 for the API,
+/// the friendly page for a person who mistyped an address.
+pub async fn not_found(req: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if let Some(wrong_method) = method_not_allowed(&req) {
+        return Err(wrong_method);
+    }
+    if !req.path().starts_with("/api/") {
+        if let Ok(page) = std::fs::read(state.static_dir.join("404.html")) {
+            return Ok(HttpResponse::NotFound().content_type("text/html; charset=utf-8").body(page));
+        }
+    }
+    Err(ApiError::NotFound("no such resource"))
 }
 
 #[cfg(test)]

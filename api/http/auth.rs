@@ -1,28 +1,13 @@
-//! Who is calling: a buyer holding a hold or order secret, or the admin.
+//! Reading who is calling from a request: a buyer's bearer secret, or the admin token.
 
 use std::future::{ready, Ready};
 
 use actix_web::{dev::Payload, http::header, web, FromRequest, HttpRequest};
 use subtle::ConstantTimeEq;
 
-use crate::domain::secret::{derive_secret, hash_secret};
+use crate::caller::{Admin, BuyerSecret};
 use crate::error::ApiError;
-use crate::startup::AppState;
-
-/// The hash of the bearer secret a buyer sent. Handlers compare it with the
-/// stored hash in their query; a missing or wrong secret answers 404 so that
-/// nobody learns whether an id exists.
-pub struct BuyerSecret {
-    pub hash: Vec<u8>,
-    token: String,
-}
-
-impl BuyerSecret {
-    /// A secret derived from this one, for `purpose` (see `derive_secret`).
-    pub fn derive(&self, purpose: &str) -> String {
-        derive_secret(&self.token, purpose)
-    }
-}
+use crate::state::AppState;
 
 fn bearer(req: &HttpRequest) -> Option<&str> {
     let value = req.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
@@ -36,14 +21,11 @@ impl FromRequest for BuyerSecret {
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
         ready(match bearer(req) {
-            Some(token) if token.len() <= 128 => Ok(BuyerSecret { hash: hash_secret(token), token: token.to_owned() }),
+            Some(token) if token.len() <= 128 => Ok(BuyerSecret::from_token(token)),
             _ => Err(ApiError::NotFound("no such resource")),
         })
     }
 }
-
-/// Proof that the request carries the admin token (compared in constant time).
-pub struct Admin;
 
 impl FromRequest for Admin {
     type Error = ApiError;

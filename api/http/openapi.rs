@@ -10,7 +10,8 @@ use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, ObjectBuilder, Ref, RefOr, Required, Type};
 use utoipa::{Modify, OpenApi};
 
-use crate::{admin, checkin, error, mail, ops, payments, sales};
+use crate::http::ops;
+use crate::{admin, checkin, error, mail, payments, sales};
 
 #[derive(OpenApi)]
 #[openapi(

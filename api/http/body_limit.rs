@@ -12,7 +12,7 @@ use actix_web::{web, HttpMessage, ResponseError};
 use futures_util::StreamExt;
 
 use crate::error::ApiError;
-use crate::startup::AppState;
+use crate::state::AppState;
 
 pub async fn middleware(
     mut req: ServiceRequest,

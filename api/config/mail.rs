@@ -1,0 +1,102 @@
+//! E-mail settings (`NTS_SMTP_URL`, `NTS_MAIL_*`).
+
+use std::time::Duration;
+
+use super::parse::{parse, parse_origin};
+use super::{ConfigError, MIN_ADMIN_TOKEN_LEN};
+
+/// E-mail to buyers (`NTS_SMTP_URL`, `NTS_MAIL_*`). Without SMTP the outbox
+/// still fills and nothing is sent. `Debug` never prints the SMTP password.
+#[derive(Clone)]
+pub struct MailSettings {
+    /// For lettre: `smtp://` made STARTTLS-required unless `?tls=` says otherwise.
+    pub smtp_url: Option<String>,
+    pub from: Option<lettre::message::Mailbox>,
+    /// Where buyers open the shop, without trailing `/` (`https://tickets.example.com`).
+    pub public_url: Option<String>,
+    /// Seals order secrets for the links in e-mails (`NTS_MAIL_KEY`, else derived from `NTS_ADMIN_TOKEN`).
+    pub link_key: Option<crate::mail::links::LinkKey>,
+    /// How long a sender owns a claimed message; a sender that died is replaced after it.
+    pub lease: Duration,
+    pub retry_first: Duration,
+    pub retry_max: Duration,
+    /// After this many failed attempts a message is `failed` until an admin retries it.
+    pub max_attempts: u32,
+    pub poll: Duration,
+    /// Resend requests allowed per hour per client address and per e-mail address.
+    pub resend_per_hour: u32,
+}
+
+impl std::fmt::Debug for MailSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MailSettings")
+            .field("smtp", &self.smtp_url.is_some())
+            .field("from", &self.from)
+            .field("public_url", &self.public_url)
+            .field("lease", &self.lease)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(super) fn mail_settings(
+    get: impl Fn(&'static str) -> Option<String> + Copy,
+    admin_token: Option<&str>,
+) -> Result<MailSettings, ConfigError> {
+    let problem = |variable, problem: String| ConfigError { variable, problem };
+    let smtp_url = get("NTS_SMTP_URL")
+        .map(|raw| crate::mail::sender::smtp_url(raw.trim()).map_err(|p| problem("NTS_SMTP_URL", p)))
+        .transpose()?;
+    let from = get("NTS_MAIL_FROM")
+        .map(|raw| {
+            raw.trim().parse::<lettre::message::Mailbox>().map_err(|_| {
+                problem(
+                    "NTS_MAIL_FROM",
+                    format!("expected an address such as Tickets <tickets@example.com>, got {raw:?}"),
+                )
+            })
+        })
+        .transpose()?;
+    let public_url = get("NTS_PUBLIC_URL")
+        .map(|raw| {
+            let url = raw.trim().trim_end_matches('/').to_owned();
+            match parse_origin(&url) {
+                Ok(_) => Ok(url),
+                Err(_) => Err(problem(
+                    "NTS_PUBLIC_URL",
+                    format!("expected the shop's origin such as https://tickets.example.com, got {raw:?}"),
+                )),
+            }
+        })
+        .transpose()?;
+    if smtp_url.is_some() {
+        for (variable, missing) in [("NTS_MAIL_FROM", from.is_none()), ("NTS_PUBLIC_URL", public_url.is_none())] {
+            if missing {
+                return Err(problem(
+                    variable,
+                    "missing: e-mail (NTS_SMTP_URL) needs NTS_MAIL_FROM and NTS_PUBLIC_URL".into(),
+                ));
+            }
+        }
+    }
+    let link_key = match get("NTS_MAIL_KEY") {
+        Some(key) if key.chars().count() < MIN_ADMIN_TOKEN_LEN => {
+            return Err(problem("NTS_MAIL_KEY", format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long")))
+        }
+        Some(key) => Some(crate::mail::links::LinkKey::from_secret(&key)),
+        None => admin_token.map(crate::mail::links::LinkKey::from_secret),
+    };
+    let retry_first = Duration::from_millis(parse(get, "NTS_MAIL_RETRY_MS", 5_000u64, 10..=3_600_000)?);
+    Ok(MailSettings {
+        smtp_url,
+        from,
+        public_url,
+        link_key,
+        lease: Duration::from_secs(parse(get, "NTS_MAIL_LEASE_SECONDS", 120u64, 2..=86_400)?),
+        retry_first,
+        retry_max: Duration::from_millis(parse(get, "NTS_MAIL_RETRY_MAX_MS", 600_000u64, 10..=86_400_000)?)
+            .max(retry_first),
+        max_attempts: parse(get, "NTS_MAIL_MAX_ATTEMPTS", 12u32, 1..=1000)?,
+        poll: Duration::from_millis(parse(get, "NTS_MAIL_POLL_MS", 1_000u64, 10..=600_000)?),
+        resend_per_hour: parse(get, "NTS_MAIL_RESEND_PER_HOUR", 5u32, 0..=1_000_000)?,
+    })
+}

@@ -1,0 +1,189 @@
+//! Settings from the environment. Every error names its variable.
+
+use std::time::Duration;
+
+mod mail;
+mod parse;
+mod payments;
+#[cfg(test)]
+mod tests;
+
+pub use mail::MailSettings;
+pub use payments::{Payments, SimulatedFaults, StripeSettings, DEFAULT_STRIPE_API_BASE, DEFAULT_STRIPE_JS_URL};
+
+use mail::mail_settings;
+use parse::{parse, parse_bool, parse_list, parse_network, parse_origin};
+use payments::payments;
+
+#[derive(Clone)]
+pub struct Config {
+    pub address: String,
+    pub database_url: String,
+    pub db_pool_size: u32,
+    /// `DATABASE_URL` is a pooler in transaction mode (PgBouncer).
+    pub db_transaction_pooling: bool,
+    /// Migrations need a session of their own: straight to PostgreSQL when `DATABASE_URL` is a pooler.
+    pub migration_database_url: Option<String>,
+    pub admin_token: AdminToken,
+    pub hold_duration: Duration,
+    pub order_duration: Duration,
+    pub hold_caps: HoldCaps,
+    /// The demo event and its reset call; only with simulated payments.
+    pub demo: bool,
+    pub edge: EdgeConfig,
+    pub reconcile_interval: Duration,
+    pub payments: Payments,
+    /// Opens `GET /metrics`; without it that route answers 404.
+    pub metrics_token: Option<crate::metrics::MetricsToken>,
+    pub mail: MailSettings,
+}
+
+/// How many unpaid holds and orders one buyer may have at once, so that one
+/// client cannot take a sale off the market without paying. 0 turns a cap off.
+#[derive(Clone, Copy, Debug)]
+pub struct HoldCaps {
+    /// Per client address (IPv6 per /64), as the rate limit sees it.
+    pub per_address: u32,
+    /// Per buyer e-mail address.
+    pub per_email: u32,
+}
+
+impl Config {
+    pub fn db_settings(&self) -> crate::db::DbSettings {
+        crate::db::DbSettings {
+            url: self.database_url.clone(),
+            pool_size: self.db_pool_size,
+            transaction_pooling: self.db_transaction_pooling,
+            migration_url: self.migration_database_url.clone(),
+        }
+    }
+
+    pub fn stripe(&self) -> Option<&StripeSettings> {
+        match &self.payments {
+            Payments::Stripe(s) => Some(s),
+            Payments::Simulated(_) => None,
+        }
+    }
+
+    pub fn simulated(&self) -> Option<&SimulatedFaults> {
+        match &self.payments {
+            Payments::Simulated(f) => Some(f),
+            Payments::Stripe(_) => None,
+        }
+    }
+}
+
+/// The admin bearer token; `Debug` never prints it.
+#[derive(Clone)]
+pub struct AdminToken {
+    pub value: String,
+    pub generated: bool,
+}
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(***)")
+    }
+}
+
+/// Protection at the edge: per-client rate limits, which proxies to believe, CORS.
+#[derive(Clone, Debug)]
+pub struct EdgeConfig {
+    /// Public POSTs allowed per client address and minute; 0 turns rate limiting off.
+    pub rate_limit_per_minute: u32,
+    /// How many of them may come at once before the per-minute pace applies.
+    pub rate_limit_burst: u32,
+    /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
+    pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Browser origins allowed to call the API from other sites; empty turns CORS off.
+    pub cors_origins: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@localhost:5432/nts";
+pub const MIN_ADMIN_TOKEN_LEN: usize = 32;
+pub const MIN_METRICS_TOKEN_LEN: usize = 16;
+impl Config {
+    /// The environment; `demo` (the `--demo` flag) asks for simulated payments
+    /// as `NTS_PAYMENTS=simulated` does.
+    pub fn from_env(demo: bool) -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| match std::env::var(name).ok() {
+            None if demo && name == "NTS_PAYMENTS" => Some("simulated".into()),
+            value => value,
+        })
+    }
+
+    /// Reads settings through `lookup`, so tests can supply their own environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
+        let admin_token = match get("NTS_ADMIN_TOKEN") {
+            Some(value) if value.chars().count() < MIN_ADMIN_TOKEN_LEN => {
+                return Err(ConfigError {
+                    variable: "NTS_ADMIN_TOKEN",
+                    problem: format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long"),
+                })
+            }
+            Some(value) => AdminToken { value, generated: false },
+            None => AdminToken { value: crate::domain::secret::random_token(32), generated: true },
+        };
+        let payments = payments(get)?;
+        let simulated = matches!(payments, Payments::Simulated(_));
+        let demo = parse_bool(get, "NTS_DEMO", simulated)?;
+        if demo && !simulated {
+            return Err(ConfigError {
+                variable: "NTS_DEMO",
+                problem: "the demo event exists only with simulated payments (NTS_PAYMENTS=simulated)".into(),
+            });
+        }
+        let db_transaction_pooling = parse_bool(get, "NTS_DB_TRANSACTION_POOLING", false)?;
+        let migration_database_url = get("NTS_MIGRATION_DATABASE_URL");
+        if db_transaction_pooling && migration_database_url.is_none() {
+            return Err(ConfigError {
+                variable: "NTS_MIGRATION_DATABASE_URL",
+                problem: "required with NTS_DB_TRANSACTION_POOLING=true: migrations hold a session-level lock, so \
+                          they need a direct connection to PostgreSQL, not through the pooler"
+                    .into(),
+            });
+        }
+        let mail = mail_settings(get, (!admin_token.generated).then_some(admin_token.value.as_str()))?;
+        Ok(Config {
+            address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
+            database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
+            db_pool_size: parse(get, "NTS_DB_POOL_SIZE", 16u32, 1..=1000)?,
+            db_transaction_pooling,
+            migration_database_url,
+            admin_token,
+            hold_duration: Duration::from_secs(parse(get, "NTS_HOLD_SECONDS", 300u64, 1..=86_400)?),
+            order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
+            hold_caps: HoldCaps {
+                per_address: parse(get, "NTS_MAX_UNPAID_PER_ADDRESS", 40u32, 0..=1_000_000)?,
+                per_email: parse(get, "NTS_MAX_UNPAID_PER_EMAIL", 4u32, 0..=1_000_000)?,
+            },
+            demo,
+            edge: EdgeConfig {
+                rate_limit_per_minute: parse(get, "NTS_RATE_LIMIT_PER_MINUTE", 1200u32, 0..=1_000_000)?,
+                rate_limit_burst: parse(get, "NTS_RATE_LIMIT_BURST", 600u32, 1..=1_000_000)?,
+                trusted_proxies: parse_list(get, "NTS_TRUSTED_PROXIES", parse_network)?,
+                cors_origins: parse_list(get, "NTS_CORS_ORIGINS", parse_origin)?,
+            },
+            reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
+            payments,
+            metrics_token: match get("NTS_METRICS_TOKEN") {
+                Some(value) if value.trim().chars().count() < MIN_METRICS_TOKEN_LEN => {
+                    return Err(ConfigError {
+                        variable: "NTS_METRICS_TOKEN",
+                        problem: format!("must be at least {MIN_METRICS_TOKEN_LEN} characters long"),
+                    })
+                }
+                value => value.map(|v| crate::metrics::MetricsToken(v.trim().to_owned())),
+            },
+            mail,
+        })
+    }
+}

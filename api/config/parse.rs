@@ -1,0 +1,82 @@
+//! Reading one variable: numbers in a range, fractions, booleans, lists,
+//! networks, origins. Every error names its variable.
+
+use super::ConfigError;
+
+pub(super) fn parse<T>(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let Some(raw) = get(variable) else { return Ok(default) };
+    match raw.trim().parse::<T>() {
+        Ok(v) if range.contains(&v) => Ok(v),
+        _ => Err(ConfigError {
+            variable,
+            problem: format!("expected a whole number from {} to {}, got {raw:?}", range.start(), range.end()),
+        }),
+    }
+}
+
+pub(super) fn parse_rate(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+) -> Result<f64, ConfigError> {
+    let Some(raw) = get(variable) else { return Ok(0.0) };
+    match raw.trim().parse::<f64>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(ConfigError { variable, problem: format!("expected a fraction from 0 to 1, got {raw:?}") }),
+    }
+}
+
+pub(super) fn parse_bool(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(variable).as_deref().map(str::trim) {
+        None => Ok(default),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(ConfigError { variable, problem: format!("expected true or false, got {other:?}") }),
+    }
+}
+
+/// A comma-separated list; every item must pass `item`.
+pub(super) fn parse_list<T>(
+    get: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    item: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, ConfigError> {
+    let Some(raw) = get(variable) else { return Ok(Vec::new()) };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| item(s).map_err(|problem| ConfigError { variable, problem }))
+        .collect()
+}
+
+/// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
+pub(super) fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
+    raw.parse::<ipnet::IpNet>()
+        .or_else(|_| raw.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        .map_err(|_| format!("expected IP addresses or networks such as 10.0.0.0/8, got {raw:?}"))
+}
+
+/// `scheme://host[:port]`, exactly as a browser sends it in `Origin`.
+pub(super) fn parse_origin(raw: &str) -> Result<String, String> {
+    let problem =
+        || format!("expected origins such as https://tickets.example.com (no path, no wildcard), got {raw:?}");
+    let (scheme, rest) = raw.split_once("://").ok_or_else(problem)?;
+    let host_ok =
+        !rest.is_empty() && rest.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'));
+    if matches!(scheme, "http" | "https") && host_ok {
+        Ok(raw.to_owned())
+    } else {
+        Err(problem())
+    }
+}

@@ -1,0 +1,189 @@
+use super::payments::SIMULATED_FAULTS;
+use super::*;
+use std::collections::HashMap;
+
+/// `vars` on top of simulated payments, the one choice that needs no secrets.
+fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let mut all = vec![("NTS_PAYMENTS", "simulated")];
+    all.extend_from_slice(vars);
+    exactly(&all)
+}
+
+fn exactly(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    Config::from_lookup(|name| map.get(name).cloned())
+}
+
+#[test]
+fn defaults_need_nothing_but_the_payment_mode() {
+    let c = config(&[]).unwrap();
+    assert_eq!(c.address, "0.0.0.0:9000");
+    assert_eq!(c.hold_duration, Duration::from_secs(300));
+    assert!(c.demo);
+    assert!(c.admin_token.generated);
+    assert!(c.admin_token.value.len() >= MIN_ADMIN_TOKEN_LEN);
+    assert!(c.hold_caps.per_address > 0 && c.hold_caps.per_email > 0, "hoarding caps are on by default");
+}
+
+#[test]
+fn without_stripe_keys_or_an_explicit_choice_nothing_starts() {
+    let err = exactly(&[]).err().unwrap();
+    assert_eq!(err.variable, "NTS_PAYMENTS");
+    for option in ["NTS_STRIPE_SECRET_KEY", "NTS_PAYMENTS=simulated", "--demo"] {
+        assert!(err.problem.contains(option), "the message names {option}: {err}");
+    }
+    assert_eq!(exactly(&[("NTS_PAYMENTS", "stripe")]).err().unwrap().variable, "NTS_STRIPE_SECRET_KEY");
+    assert_eq!(exactly(&[("NTS_PAYMENTS", "free")]).err().unwrap().variable, "NTS_PAYMENTS");
+}
+
+#[test]
+fn a_transaction_pooler_needs_a_direct_url_for_migrations_and_metrics_a_long_token() {
+    let c = config(&[]).unwrap();
+    assert!(!c.db_transaction_pooling && c.migration_database_url.is_none() && c.metrics_token.is_none());
+    let err = config(&[("NTS_DB_TRANSACTION_POOLING", "true")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_MIGRATION_DATABASE_URL");
+    let c = config(&[
+        ("NTS_DB_TRANSACTION_POOLING", "true"),
+        ("NTS_MIGRATION_DATABASE_URL", "postgres://db:5432/nts"),
+        ("NTS_METRICS_TOKEN", "0123456789abcdef"),
+    ])
+    .unwrap();
+    assert!(c.db_settings().transaction_pooling);
+    assert_eq!(c.db_settings().migration_url.as_deref(), Some("postgres://db:5432/nts"));
+    assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
+    assert_eq!(config(&[("NTS_METRICS_TOKEN", "short")]).err().unwrap().variable, "NTS_METRICS_TOKEN");
+    assert_eq!(
+        config(&[("NTS_DB_TRANSACTION_POOLING", "maybe")]).err().unwrap().variable,
+        "NTS_DB_TRANSACTION_POOLING"
+    );
+}
+
+#[test]
+fn simulated_payments_and_stripe_keys_do_not_mix() {
+    let mut vars = STRIPE.to_vec();
+    vars.push(("NTS_PAYMENTS", "simulated"));
+    assert_eq!(exactly(&vars).err().unwrap().variable, "NTS_PAYMENTS");
+}
+
+#[test]
+fn the_demo_and_the_fault_knobs_exist_only_with_simulated_payments() {
+    let c = exactly(&STRIPE).unwrap();
+    assert!(!c.demo && c.simulated().is_none() && c.stripe().is_some());
+    let mut vars = STRIPE.to_vec();
+    vars.push(("NTS_DEMO", "true"));
+    assert_eq!(exactly(&vars).err().unwrap().variable, "NTS_DEMO");
+    for variable in SIMULATED_FAULTS {
+        let mut vars = STRIPE.to_vec();
+        vars.push((variable, "0"));
+        assert_eq!(exactly(&vars).err().unwrap().variable, variable);
+    }
+    let c = config(&[("NTS_SIM_DECLINE_RATE", "0.5"), ("NTS_DEMO", "false")]).unwrap();
+    assert_eq!(c.simulated().unwrap().decline_rate, 0.5);
+    assert!(!c.demo);
+}
+
+#[test]
+fn malformed_settings_name_their_variable() {
+    let err = config(&[("NTS_HOLD_SECONDS", "soon")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_HOLD_SECONDS");
+    let err = config(&[("NTS_DEMO", "maybe")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_DEMO");
+    let err = config(&[("NTS_SIM_DECLINE_RATE", "2")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_SIM_DECLINE_RATE");
+    let err = config(&[("NTS_MAX_UNPAID_PER_EMAIL", "-1")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_MAX_UNPAID_PER_EMAIL");
+}
+
+#[test]
+fn edge_settings_are_parsed_and_checked() {
+    let c = config(&[]).unwrap();
+    assert!(c.edge.rate_limit_per_minute > 0, "rate limiting is on by default");
+    assert!(c.edge.trusted_proxies.is_empty() && c.edge.cors_origins.is_empty());
+    let c = config(&[
+        ("NTS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
+        ("NTS_CORS_ORIGINS", "https://shop.example.com,http://localhost:3000"),
+        ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+    ])
+    .unwrap();
+    assert_eq!(c.edge.trusted_proxies.len(), 3);
+    assert_eq!(c.edge.cors_origins, ["https://shop.example.com", "http://localhost:3000"]);
+    assert_eq!(c.edge.rate_limit_per_minute, 0);
+    for (variable, value) in [
+        ("NTS_TRUSTED_PROXIES", "10.0.0.0/33"),
+        ("NTS_TRUSTED_PROXIES", "proxy.local"),
+        ("NTS_CORS_ORIGINS", "*"),
+        ("NTS_CORS_ORIGINS", "https://example.com/path"),
+        ("NTS_CORS_ORIGINS", "ftp://example.com"),
+        ("NTS_RATE_LIMIT_BURST", "0"),
+    ] {
+        assert_eq!(config(&[(variable, value)]).err().map(|e| e.variable), Some(variable), "{variable}={value}");
+    }
+}
+
+#[test]
+fn short_admin_token_is_refused() {
+    let err = config(&[("NTS_ADMIN_TOKEN", "short")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_ADMIN_TOKEN");
+    // Characters, not bytes: eleven three-byte characters are not a long token.
+    assert!(config(&[("NTS_ADMIN_TOKEN", &"€".repeat(11))]).is_err());
+    assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(31))]).is_err());
+    assert!(config(&[("NTS_ADMIN_TOKEN", &"x".repeat(32))]).is_ok());
+    assert!(!format!("{:?}", config(&[("NTS_ADMIN_TOKEN", &"x".repeat(40))]).unwrap().admin_token).contains("xxx"));
+}
+
+const STRIPE: [(&str, &str); 3] = [
+    ("NTS_STRIPE_SECRET_KEY", "sk_test_secret"),
+    ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_public"),
+    ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_hook"),
+];
+
+#[test]
+fn stripe_is_off_without_its_settings() {
+    assert!(config(&[]).unwrap().stripe().is_none());
+}
+
+#[test]
+fn stripe_with_its_keys_uses_stripe_defaults() {
+    let s = exactly(&STRIPE).unwrap().stripe().unwrap().clone();
+    assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
+    assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
+    assert_eq!(s.timeout, Duration::from_secs(20));
+    let shown = format!("{s:?}");
+    assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_hook"), "{shown}");
+}
+
+#[test]
+fn the_api_base_gets_its_trailing_slash() {
+    for base in ["http://127.0.0.1:12111", "http://127.0.0.1:12111/"] {
+        let mut vars = STRIPE.to_vec();
+        vars.push(("NTS_STRIPE_API_BASE", base));
+        assert_eq!(exactly(&vars).unwrap().stripe().unwrap().api_base, "http://127.0.0.1:12111/");
+    }
+}
+
+#[test]
+fn half_configured_stripe_names_what_is_missing() {
+    for (i, (missing, _)) in STRIPE.iter().enumerate() {
+        let mut vars = STRIPE.to_vec();
+        vars.remove(i);
+        assert_eq!(exactly(&vars).err().unwrap().variable, *missing);
+    }
+    let err = exactly(&[("NTS_STRIPE_API_BASE", "http://127.0.0.1:1")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_STRIPE_SECRET_KEY");
+}
+
+#[test]
+fn malformed_stripe_settings_name_their_variable() {
+    let cases = [
+        ("NTS_STRIPE_SECRET_KEY", "pk_test_swapped"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "sk_test_swapped"),
+        ("NTS_STRIPE_API_BASE", "api.stripe.com"),
+        ("NTS_STRIPE_JS_URL", "js.stripe.com/v3"),
+        ("NTS_STRIPE_TIMEOUT_MS", "soon"),
+    ];
+    for (variable, value) in cases {
+        let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+        vars.push((variable, value));
+        assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
+    }
+}
