@@ -1,4 +1,4 @@
-//! The one error type of the service, with its stable `code`. Its mapping to
+//! The one error type of the service, with its stable [`ErrorCode`]. Its mapping to
 //! an HTTP status and the JSON body `{"code", "message"}` is in one place, on
 //! the HTTP edge (`http::error`).
 
@@ -10,10 +10,190 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable, stable: `sold_out`, `validation_failed`, `hold_expired`, ...
+    /// Machine-readable and stable: one of `ErrorCode`; a 402 carries the
+    /// payment provider's decline code instead.
     pub code: Cow<'static, str>,
     /// For people.
     pub message: String,
+}
+
+/// Every code nts answers with, as it appears in `{"code": …}`. A 402 carries
+/// the payment provider's decline code instead (`card_declined` when it gave none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    // 400
+    InvalidJson,
+    InvalidBody,
+    InvalidIdempotencyKey,
+    InvalidSignature,
+    InvalidEvent,
+    // 401, 403
+    Unauthorized,
+    Forbidden,
+    // 402
+    CardDeclined,
+    // 404
+    NotFound,
+    UnknownTicket,
+    // 405
+    MethodNotAllowed,
+    // 409
+    SoldOut,
+    SalesClosed,
+    TooManyUnpaid,
+    HoldExpired,
+    HoldReleased,
+    HoldCheckedOut,
+    OrderAlreadyPaid,
+    OrderExpired,
+    OrderNotAwaitingPayment,
+    OrderNotPaid,
+    OrderAlreadyRefunded,
+    OrderNotRefunded,
+    SeatsAlreadyReleased,
+    RefundNotFailed,
+    PaymentNotOpen,
+    PaymentCanceled,
+    PaymentInProgress,
+    RealMoneyOrders,
+    AlreadyCheckedIn,
+    TicketNotValid,
+    NotCheckedIn,
+    MailNotFailed,
+    IdempotencyKeyInUse,
+    // 413, 415
+    PayloadTooLarge,
+    UnsupportedContentType,
+    // 422
+    ValidationFailed,
+    CurrencyNotChargeable,
+    PaymentMethodRequired,
+    InvalidEmail,
+    OtherEvent,
+    ScanIdReused,
+    IdempotencyKeyReused,
+    // 429
+    RateLimited,
+    // 500
+    InternalError,
+    // 503
+    DatabaseUnavailable,
+    PaymentProviderUnavailable,
+    CheckinContended,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 48] = [
+        ErrorCode::InvalidJson,
+        ErrorCode::InvalidBody,
+        ErrorCode::InvalidIdempotencyKey,
+        ErrorCode::InvalidSignature,
+        ErrorCode::InvalidEvent,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::CardDeclined,
+        ErrorCode::NotFound,
+        ErrorCode::UnknownTicket,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::SoldOut,
+        ErrorCode::SalesClosed,
+        ErrorCode::TooManyUnpaid,
+        ErrorCode::HoldExpired,
+        ErrorCode::HoldReleased,
+        ErrorCode::HoldCheckedOut,
+        ErrorCode::OrderAlreadyPaid,
+        ErrorCode::OrderExpired,
+        ErrorCode::OrderNotAwaitingPayment,
+        ErrorCode::OrderNotPaid,
+        ErrorCode::OrderAlreadyRefunded,
+        ErrorCode::OrderNotRefunded,
+        ErrorCode::SeatsAlreadyReleased,
+        ErrorCode::RefundNotFailed,
+        ErrorCode::PaymentNotOpen,
+        ErrorCode::PaymentCanceled,
+        ErrorCode::PaymentInProgress,
+        ErrorCode::RealMoneyOrders,
+        ErrorCode::AlreadyCheckedIn,
+        ErrorCode::TicketNotValid,
+        ErrorCode::NotCheckedIn,
+        ErrorCode::MailNotFailed,
+        ErrorCode::IdempotencyKeyInUse,
+        ErrorCode::PayloadTooLarge,
+        ErrorCode::UnsupportedContentType,
+        ErrorCode::ValidationFailed,
+        ErrorCode::CurrencyNotChargeable,
+        ErrorCode::PaymentMethodRequired,
+        ErrorCode::InvalidEmail,
+        ErrorCode::OtherEvent,
+        ErrorCode::ScanIdReused,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::RateLimited,
+        ErrorCode::InternalError,
+        ErrorCode::DatabaseUnavailable,
+        ErrorCode::PaymentProviderUnavailable,
+        ErrorCode::CheckinContended,
+    ];
+
+    /// The code on the wire.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidJson => "invalid_json",
+            ErrorCode::InvalidBody => "invalid_body",
+            ErrorCode::InvalidIdempotencyKey => "invalid_idempotency_key",
+            ErrorCode::InvalidSignature => "invalid_signature",
+            ErrorCode::InvalidEvent => "invalid_event",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::CardDeclined => "card_declined",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::UnknownTicket => "unknown_ticket",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::SoldOut => "sold_out",
+            ErrorCode::SalesClosed => "sales_closed",
+            ErrorCode::TooManyUnpaid => "too_many_unpaid",
+            ErrorCode::HoldExpired => "hold_expired",
+            ErrorCode::HoldReleased => "hold_released",
+            ErrorCode::HoldCheckedOut => "hold_checked_out",
+            ErrorCode::OrderAlreadyPaid => "order_already_paid",
+            ErrorCode::OrderExpired => "order_expired",
+            ErrorCode::OrderNotAwaitingPayment => "order_not_awaiting_payment",
+            ErrorCode::OrderNotPaid => "order_not_paid",
+            ErrorCode::OrderAlreadyRefunded => "order_already_refunded",
+            ErrorCode::OrderNotRefunded => "order_not_refunded",
+            ErrorCode::SeatsAlreadyReleased => "seats_already_released",
+            ErrorCode::RefundNotFailed => "refund_not_failed",
+            ErrorCode::PaymentNotOpen => "payment_not_open",
+            ErrorCode::PaymentCanceled => "payment_canceled",
+            ErrorCode::PaymentInProgress => "payment_in_progress",
+            ErrorCode::RealMoneyOrders => "real_money_orders",
+            ErrorCode::AlreadyCheckedIn => "already_checked_in",
+            ErrorCode::TicketNotValid => "ticket_not_valid",
+            ErrorCode::NotCheckedIn => "not_checked_in",
+            ErrorCode::MailNotFailed => "mail_not_failed",
+            ErrorCode::IdempotencyKeyInUse => "idempotency_key_in_use",
+            ErrorCode::PayloadTooLarge => "payload_too_large",
+            ErrorCode::UnsupportedContentType => "unsupported_content_type",
+            ErrorCode::ValidationFailed => "validation_failed",
+            ErrorCode::CurrencyNotChargeable => "currency_not_chargeable",
+            ErrorCode::PaymentMethodRequired => "payment_method_required",
+            ErrorCode::InvalidEmail => "invalid_email",
+            ErrorCode::OtherEvent => "other_event",
+            ErrorCode::ScanIdReused => "scan_id_reused",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::InternalError => "internal_error",
+            ErrorCode::DatabaseUnavailable => "database_unavailable",
+            ErrorCode::PaymentProviderUnavailable => "payment_provider_unavailable",
+            ErrorCode::CheckinContended => "checkin_contended",
+        }
+    }
+}
+
+impl std::fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -22,16 +202,16 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 404 with a code more precise than `not_found` (e.g. `unknown_ticket`).
     #[error("{message}")]
-    NotFoundCode { code: &'static str, message: &'static str },
+    NotFoundCode { code: ErrorCode, message: &'static str },
     /// 422: the request is well-formed JSON but its values are not acceptable.
     #[error("{message}")]
-    Validation { code: &'static str, message: String },
+    Validation { code: ErrorCode, message: String },
     /// 400: the request could not be read at all.
     #[error("{message}")]
-    BadRequest { code: &'static str, message: String },
+    BadRequest { code: ErrorCode, message: String },
     /// 409: valid, but the current state does not allow it.
     #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    Conflict { code: ErrorCode, message: String },
     /// 402: the payment provider refused the payment.
     #[error("{message}")]
     PaymentRefused { code: String, message: String },
@@ -52,7 +232,7 @@ pub enum ApiError {
     Forbidden,
     /// 503: a dependency (database, provider) is unreachable; retrying later is fine.
     #[error("{message}")]
-    Unavailable { code: &'static str, message: String },
+    Unavailable { code: ErrorCode, message: String },
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -61,34 +241,35 @@ pub type ApiResult<T> = Result<T, ApiError>;
 
 impl ApiError {
     pub fn validation(message: impl Into<String>) -> Self {
-        ApiError::Validation { code: "validation_failed", message: message.into() }
+        ApiError::Validation { code: ErrorCode::ValidationFailed, message: message.into() }
     }
 
-    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+    pub fn conflict(code: ErrorCode, message: impl Into<String>) -> Self {
         ApiError::Conflict { code, message: message.into() }
     }
 
     pub fn sold_out() -> Self {
-        Self::conflict("sold_out", "not enough tickets left for this request")
+        Self::conflict(ErrorCode::SoldOut, "not enough tickets left for this request")
     }
 
     pub fn code(&self) -> Cow<'static, str> {
-        Cow::Borrowed(match self {
-            ApiError::NotFound(_) => "not_found",
-            ApiError::NotFoundCode { code, .. } => code,
-            ApiError::Validation { code, .. } | ApiError::BadRequest { code, .. } | ApiError::Conflict { code, .. } => {
-                code
-            }
+        let code = match self {
+            ApiError::NotFound(_) => ErrorCode::NotFound,
+            ApiError::NotFoundCode { code, .. }
+            | ApiError::Validation { code, .. }
+            | ApiError::BadRequest { code, .. }
+            | ApiError::Conflict { code, .. }
+            | ApiError::Unavailable { code, .. } => *code,
             ApiError::PaymentRefused { code, .. } => return Cow::Owned(code.clone()),
-            ApiError::PayloadTooLarge(_) => "payload_too_large",
-            ApiError::UnsupportedMediaType => "unsupported_content_type",
-            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::RateLimited { .. } => "rate_limited",
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden => "forbidden",
-            ApiError::Unavailable { code, .. } => code,
-            ApiError::Internal(_) => "internal_error",
-        })
+            ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
+            ApiError::UnsupportedMediaType => ErrorCode::UnsupportedContentType,
+            ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
+            ApiError::RateLimited { .. } => ErrorCode::RateLimited,
+            ApiError::Unauthorized => ErrorCode::Unauthorized,
+            ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::Internal(_) => ErrorCode::InternalError,
+        };
+        Cow::Borrowed(code.as_str())
     }
 }
 
@@ -108,13 +289,13 @@ impl From<sqlx::Error> for ApiError {
                     crate::metrics::record_pool_timeout();
                 }
                 ApiError::Unavailable {
-                    code: "database_unavailable",
+                    code: ErrorCode::DatabaseUnavailable,
                     message: "the database is unavailable; please retry shortly".into(),
                 }
             }
             sqlx::Error::Database(db) if db.constraint() == Some("ticket_types_inventory") => ApiError::sold_out(),
             sqlx::Error::Database(db) if is_connection_loss(db.code().as_deref()) => ApiError::Unavailable {
-                code: "database_unavailable",
+                code: ErrorCode::DatabaseUnavailable,
                 message: "the database is unavailable; please retry shortly".into(),
             },
             _ => ApiError::Internal(anyhow::Error::new(e).context("database query failed")),
@@ -126,4 +307,20 @@ impl From<sqlx::Error> for ApiError {
 /// shutdown, restart) mean the database went away, not that the query was wrong.
 fn is_connection_loss(code: Option<&str>) -> bool {
     code.is_some_and(|c| c.starts_with("08") || c.starts_with("57P"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ErrorCode;
+
+    #[test]
+    fn every_code_is_on_the_wire_as_it_is_spelled() {
+        for code in ErrorCode::ALL {
+            assert_eq!(serde_json::to_value(code).unwrap(), code.as_str(), "{code:?}");
+        }
+        let mut spelled: Vec<&str> = ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+        spelled.sort_unstable();
+        spelled.dedup();
+        assert_eq!(spelled.len(), ErrorCode::ALL.len(), "two codes share a spelling");
+    }
 }

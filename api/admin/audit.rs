@@ -3,7 +3,7 @@
 use actix_web::{get, web, HttpResponse};
 
 use crate::caller::Admin;
-use crate::error::{ApiResult, ErrorBody};
+use crate::error::{ApiResult, ErrorBody, ErrorCode};
 use crate::payments::audit::{self, AuditReport};
 use crate::state::AppState;
 
@@ -15,7 +15,7 @@ use crate::state::AppState;
         (status = 200, description = "The comparison; an empty `mismatches` means the books agree", body = AuditReport),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
-        (status = 503, description = "`payment_provider_unavailable`", body = ErrorBody),
+        (status = 503, description = format!("`{}`", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
     )
 )]
 #[get("/admin/payments/audit")]

@@ -7,7 +7,7 @@ use time::{Duration, OffsetDateTime};
 
 use super::events::{admin_event, insert_event, AdminEventView, NewEvent, NewTicketType};
 use crate::caller::Admin;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 /// Serialises demo seeding across instances.
@@ -51,7 +51,7 @@ pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
         (status = 200, description = "The new demo event", body = AdminEventView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
-        (status = 409, description = "`real_money_orders`: an order of the demo event went through a real payment provider; nothing was deleted", body = ErrorBody),
+        (status = 409, description = format!("`{}`: an order of the demo event went through a real payment provider; nothing was deleted", ErrorCode::RealMoneyOrders), body = ErrorBody),
     )
 )]
 #[post("/admin/demo/reset")]
@@ -67,7 +67,7 @@ pub async fn reset(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpR
     .await?;
     if real_money {
         return Err(ApiError::conflict(
-            "real_money_orders",
+            ErrorCode::RealMoneyOrders,
             "an order of the demo event was paid through a real payment provider; refund and settle it, \
              the demo reset never deletes it",
         ));

@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::caller::Admin;
 use crate::domain::status::OrderStatus;
 use crate::domain::{Currency, Money};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::Provider;
 use crate::sales::events::{fetch_rows, group, EventRow};
 use crate::state::AppState;
@@ -106,7 +106,7 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
         (status = 201, description = "Created", body = AdminEventView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
-        (status = 422, description = "Invalid event; `currency_not_chargeable` when the payment provider cannot charge a price exactly", body = ErrorBody),
+        (status = 422, description = format!("Invalid event; `{}` when the payment provider cannot charge a price exactly", ErrorCode::CurrencyNotChargeable), body = ErrorBody),
     )
 )]
 #[post("/admin/events")]
@@ -132,7 +132,7 @@ fn chargeable_through_stripe(e: &NewEvent) -> ApiResult<()> {
         if let Ok(price) = Money::new(t.price_minor, currency) {
             price
                 .check_stripe()
-                .map_err(|e| ApiError::Validation { code: "currency_not_chargeable", message: e.to_string() })?;
+                .map_err(|e| ApiError::Validation { code: ErrorCode::CurrencyNotChargeable, message: e.to_string() })?;
         }
     }
     Ok(())

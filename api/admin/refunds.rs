@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use crate::caller::Admin;
 use crate::domain::status::{OrderStatus, PaymentStatus};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::refunds::{self, refund_order, OrderRefund};
 use crate::state::AppState;
 
@@ -40,7 +40,7 @@ pub struct RefundView {
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "`order_not_paid` or `order_already_refunded`", body = ErrorBody),
+        (status = 409, description = format!("`{}` or `{}`", ErrorCode::OrderNotPaid, ErrorCode::OrderAlreadyRefunded), body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
     )
 )]
@@ -79,7 +79,7 @@ fn refund_answer(order_id: Uuid, done: OrderRefund) -> HttpResponse {
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "`refund_not_failed`: the order's refund has not failed", body = ErrorBody),
+        (status = 409, description = format!("`{}`: the order's refund has not failed", ErrorCode::RefundNotFailed), body = ErrorBody),
     )
 )]
 #[post("/admin/orders/{order_id}/refund/retry")]
@@ -175,7 +175,7 @@ pub struct SeatsReleased {
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such order", body = ErrorBody),
-        (status = 409, description = "`order_not_refunded` or `seats_already_released`", body = ErrorBody),
+        (status = 409, description = format!("`{}` or `{}`", ErrorCode::OrderNotRefunded, ErrorCode::SeatsAlreadyReleased), body = ErrorBody),
     )
 )]
 #[post("/admin/orders/{order_id}/release-seats")]

@@ -12,7 +12,7 @@ use super::codes::{encode_key, EventKey, ScannedCode};
 use super::devices::Device;
 use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
 use crate::domain::status::OrderStatus;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::REPLAYED_HEADER;
 use crate::state::AppState;
 
@@ -61,18 +61,18 @@ impl From<NotRecorded> for ApiError {
     fn from(e: NotRecorded) -> Self {
         match e {
             NotRecorded::UnknownTicket => ApiError::NotFoundCode {
-                code: "unknown_ticket",
+                code: ErrorCode::UnknownTicket,
                 message: "no ticket has this code (or its signature is not valid)",
             },
             NotRecorded::OtherEvent => {
-                ApiError::Validation { code: "other_event", message: "this ticket is for another event".into() }
+                ApiError::Validation { code: ErrorCode::OtherEvent, message: "this ticket is for another event".into() }
             }
             NotRecorded::ScanIdReused => ApiError::Validation {
-                code: "scan_id_reused",
+                code: ErrorCode::ScanIdReused,
                 message: "this device already sent this scan_id for another ticket".into(),
             },
             NotRecorded::Contended => ApiError::Unavailable {
-                code: "checkin_contended",
+                code: ErrorCode::CheckinContended,
                 message: "the ticket's check-in changed while it was scanned; scan again".into(),
             },
             NotRecorded::Database(e) => e.into(),
@@ -95,17 +95,20 @@ fn checkin_view(scan: &Scan) -> CheckinView {
 fn refusal(scan: &Scan) -> CheckinRefusal {
     let (code, message) = match (scan.outcome, &scan.admission) {
         (CheckinOutcome::AlreadyCheckedIn | CheckinOutcome::DoubleEntry, Some(a)) => (
-            "already_checked_in",
+            ErrorCode::AlreadyCheckedIn,
             format!(
                 "already checked in at {} by {}",
                 a.checked_in_at.format(&time::format_description::well_known::Rfc3339).unwrap_or_default(),
                 a.device
             ),
         ),
-        _ => ("ticket_not_valid", "this ticket is no longer valid (its order was refunded or canceled)".to_owned()),
+        _ => (
+            ErrorCode::TicketNotValid,
+            "this ticket is no longer valid (its order was refunded or canceled)".to_owned(),
+        ),
     };
     CheckinRefusal {
-        code: code.to_owned(),
+        code: code.as_str().to_owned(),
         message,
         ticket: scan.ticket.clone(),
         name: scan.name.clone(),
@@ -126,10 +129,10 @@ fn refusal(scan: &Scan) -> CheckinRefusal {
         (status = 201, description = "Admitted", body = CheckinView),
         (status = 401, description = "No device token", body = ErrorBody),
         (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
-        (status = 404, description = "`unknown_ticket`: no such ticket, or a forged code", body = ErrorBody),
-        (status = 409, description = "`already_checked_in` (with when and by which device) or `ticket_not_valid` \
-                                      (refunded or canceled)", body = CheckinRefusal),
-        (status = 422, description = "`other_event`, `scan_id_reused` or an invalid body", body = ErrorBody),
+        (status = 404, description = format!("`{}`: no such ticket, or a forged code", ErrorCode::UnknownTicket), body = ErrorBody),
+        (status = 409, description = format!("`{}` (with when and by which device) or `{}` \
+                                      (refunded or canceled)", ErrorCode::AlreadyCheckedIn, ErrorCode::TicketNotValid), body = CheckinRefusal),
+        (status = 422, description = format!("`{}`, `{}` or an invalid body", ErrorCode::OtherEvent, ErrorCode::ScanIdReused), body = ErrorBody),
     )
 )]
 #[post("/checkins")]

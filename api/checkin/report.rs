@@ -12,7 +12,7 @@ use super::scans::{Admission, CheckinOutcome};
 use crate::caller::Admin;
 use crate::domain::secret::is_ticket_code;
 use crate::domain::status::OrderStatus;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -171,7 +171,7 @@ pub struct UndoneCheckin {
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such ticket of this event", body = ErrorBody),
-        (status = 409, description = "`not_checked_in`: the ticket is not in", body = ErrorBody),
+        (status = 409, description = format!("`{}`: the ticket is not in", ErrorCode::NotCheckedIn), body = ErrorBody),
         (status = 422, description = "Invalid body", body = ErrorBody),
     )
 )]
@@ -219,5 +219,5 @@ pub async fn undo_checkin(
     if exists != Some(true) {
         return Err(ApiError::NotFound("no such ticket"));
     }
-    Err(ApiError::conflict("not_checked_in", "this ticket is not checked in"))
+    Err(ApiError::conflict(ErrorCode::NotCheckedIn, "this ticket is not checked in"))
 }

@@ -4,7 +4,7 @@
 use actix_web::http::{header, StatusCode};
 use actix_web::{HttpResponse, ResponseError};
 
-use crate::error::{ApiError, ErrorBody};
+use crate::error::{ApiError, ErrorBody, ErrorCode};
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
@@ -67,9 +67,9 @@ pub fn json_error_handler(err: actix_web::error::JsonPayloadError, _req: &actix_
         E::ContentType => ApiError::UnsupportedMediaType,
         E::Deserialize(de) if de.is_data() => ApiError::validation(de.to_string()),
         E::Deserialize(de) => {
-            ApiError::BadRequest { code: "invalid_json", message: format!("the body is not valid JSON: {de}") }
+            ApiError::BadRequest { code: ErrorCode::InvalidJson, message: format!("the body is not valid JSON: {de}") }
         }
-        other => ApiError::BadRequest { code: "invalid_body", message: other.to_string() },
+        other => ApiError::BadRequest { code: ErrorCode::InvalidBody, message: other.to_string() },
     };
     api.into()
 }

@@ -28,7 +28,7 @@ exactly like an id that does not exist, so nobody learns which ids exist.",
     ),
     paths(ops::healthz),
     nest((path = "/api/v1", api = V1)),
-    components(schemas(error::ErrorBody)),
+    components(schemas(error::ErrorBody, error::ErrorCode)),
     modifiers(&Security, &CrossCutting, &Links),
     tags(
         (name = "events", description = "What is on sale"),
@@ -99,13 +99,14 @@ impl Modify for Security {
             SecurityScheme::Http(
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
-                    .description(Some(
-                        "The `secret` of the hold (from `POST /api/v1/events/{event_id}/holds`) or of the order \
-                         (from `POST /api/v1/holds/{hold_id}/checkout`), returned once when it is created. \
+                    .description(Some(format!(
+                        "The `secret` of the hold (from `POST /api/v1/events/{{event_id}}/holds`) or of the order \
+                         (from `POST /api/v1/holds/{{hold_id}}/checkout`), returned once when it is created. \
                          Secrets are random (256 bits) and stored only hashed. Without the right secret every \
-                         buyer call answers 404 `not_found`, exactly as for an id that does not exist: a client \
+                         buyer call answers 404 `{}`, exactly as for an id that does not exist: a client \
                          (or a fuzzer) that does not hold the secret only ever sees 404.",
-                    ))
+                        error::ErrorCode::NotFound
+                    )))
                     .build(),
             ),
         );
@@ -156,26 +157,44 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
     let has_body = op.request_body.is_some();
     let uses_database = path != "/api/v1/config";
     if admin {
-        error(op, 401, "`unauthorized`: no admin token", &[("WWW-Authenticate", "`Bearer`")]);
-        error(op, 403, "`forbidden`: wrong admin token", &[]);
+        error(
+            op,
+            401,
+            &format!("`{}`: no admin token", error::ErrorCode::Unauthorized),
+            &[("WWW-Authenticate", "`Bearer`")],
+        );
+        error(op, 403, &format!("`{}`: wrong admin token", error::ErrorCode::Forbidden), &[]);
     }
     if buyer {
-        error(op, 404, "`not_found`: no such id, or not its secret", &[]);
+        error(op, 404, &format!("`{}`: no such id, or not its secret", error::ErrorCode::NotFound), &[]);
     }
     if path.contains('{') {
-        error(op, 404, "`not_found`: no such id (or a malformed one)", &[]);
+        error(op, 404, &format!("`{}`: no such id (or a malformed one)", error::ErrorCode::NotFound), &[]);
     }
     let has_query = op.parameters.iter().flatten().any(|p| p.parameter_in == ParameterIn::Query);
     if has_query {
-        error(op, 422, "`validation_failed`: a query parameter is malformed or unknown", &[]);
-    }
-    if has_body {
-        error(op, 400, "`invalid_json`: the body is not JSON", &[]);
-        error(op, 415, "`unsupported_content_type`: the body is not `application/json`", &[]);
         error(
             op,
             422,
-            "`validation_failed`: a value is out of range, a field is missing or unknown (the message names it)",
+            &format!("`{}`: a query parameter is malformed or unknown", error::ErrorCode::ValidationFailed),
+            &[],
+        );
+    }
+    if has_body {
+        error(op, 400, &format!("`{}`: the body is not JSON", error::ErrorCode::InvalidJson), &[]);
+        error(
+            op,
+            415,
+            &format!("`{}`: the body is not `application/json`", error::ErrorCode::UnsupportedContentType),
+            &[],
+        );
+        error(
+            op,
+            422,
+            &format!(
+                "`{}`: a value is out of range, a field is missing or unknown (the message names it)",
+                error::ErrorCode::ValidationFailed
+            ),
             &[],
         );
     }
@@ -201,10 +220,25 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
                 ))
                 .build(),
         );
-        error(op, 400, "`invalid_idempotency_key`: not 1 to 255 visible ASCII characters", &[]);
-        error(op, 409, "`idempotency_key_in_use`: the first request with this key is still running", &[]);
-        error(op, 422, "`idempotency_key_reused`: this key was used with another request", &[]);
-        error(op, 413, "`payload_too_large`: the body exceeds 64 KiB", &[]);
+        error(
+            op,
+            400,
+            &format!("`{}`: not 1 to 255 visible ASCII characters", error::ErrorCode::InvalidIdempotencyKey),
+            &[],
+        );
+        error(
+            op,
+            409,
+            &format!("`{}`: the first request with this key is still running", error::ErrorCode::IdempotencyKeyInUse),
+            &[],
+        );
+        error(
+            op,
+            422,
+            &format!("`{}`: this key was used with another request", error::ErrorCode::IdempotencyKeyReused),
+            &[],
+        );
+        error(op, 413, &format!("`{}`: the body exceeds 64 KiB", error::ErrorCode::PayloadTooLarge), &[]);
         for (status, response) in op.responses.responses.iter_mut() {
             if let (true, RefOr::T(response)) = (status.starts_with('2'), response) {
                 response.headers.insert(
@@ -217,13 +251,18 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
             error(
                 op,
                 429,
-                "`rate_limited`: too many requests from this address",
+                &format!("`{}`: too many requests from this address", error::ErrorCode::RateLimited),
                 &[("Retry-After", "Seconds to wait")],
             );
         }
     }
     if uses_database {
-        error(op, 503, "`database_unavailable`: retry shortly", &[("Retry-After", "Seconds to wait")]);
+        error(
+            op,
+            503,
+            &format!("`{}`: retry shortly", error::ErrorCode::DatabaseUnavailable),
+            &[("Retry-After", "Seconds to wait")],
+        );
     }
 }
 

@@ -4,7 +4,7 @@ use actix_web::{get, web, HttpResponse};
 use serde::Serialize;
 use utoipa::ToSchema;
 
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::Provider;
 use crate::state::AppState;
 
@@ -21,7 +21,7 @@ pub struct Health {
     tag = "ops",
     responses(
         (status = 200, description = "Healthy", body = Health),
-        (status = 503, description = "`database_unavailable`", body = ErrorBody),
+        (status = 503, description = format!("`{}`", ErrorCode::DatabaseUnavailable), body = ErrorBody),
     )
 )]
 #[get("/healthz")]
@@ -38,7 +38,7 @@ pub async fn healthz(state: web::Data<AppState>) -> ApiResult<HttpResponse> {
 }
 
 fn unavailable() -> ApiError {
-    ApiError::Unavailable { code: "database_unavailable", message: "the database does not answer".into() }
+    ApiError::Unavailable { code: ErrorCode::DatabaseUnavailable, message: "the database does not answer".into() }
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -39,7 +39,7 @@ use actix_web::{HttpMessage, HttpRequest};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use sealer::Sealer;
 
 mod sealer;
@@ -169,7 +169,7 @@ pub async fn debug_stall(point: &str) {
 
 pub fn in_use() -> ApiError {
     ApiError::conflict(
-        "idempotency_key_in_use",
+        ErrorCode::IdempotencyKeyInUse,
         format!("a request with this {HEADER} is still being processed; retry shortly"),
     )
 }

@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::outbox::{MailKind, MailStatus, OutboxRow};
 use crate::caller::Admin;
 use crate::domain::status::checked;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -45,7 +45,7 @@ pub struct OutboxQuery {
     security(("admin" = [])),
     responses(
         (status = 200, description = "The outbox", body = OutboxView),
-        (status = 422, description = "`validation_failed`: an unknown `status` or a `limit` out of range", body = ErrorBody),
+        (status = 422, description = format!("`{}`: an unknown `status` or a `limit` out of range", ErrorCode::ValidationFailed), body = ErrorBody),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
     )
@@ -98,7 +98,7 @@ pub async fn outbox(
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
         (status = 404, description = "No such outbox row", body = ErrorBody),
-        (status = 409, description = "`mail_not_failed`: only a failed e-mail can be retried", body = ErrorBody),
+        (status = 409, description = format!("`{}`: only a failed e-mail can be retried", ErrorCode::MailNotFailed), body = ErrorBody),
     )
 )]
 #[post("/admin/mail/{outbox_id}/retry")]
@@ -127,7 +127,7 @@ pub async fn retry(state: web::Data<AppState>, _admin: Admin, path: web::Path<Uu
                 .fetch_optional(&state.pool)
                 .await?;
             match exists {
-                Some(_) => Err(ApiError::conflict("mail_not_failed", "only a failed e-mail can be retried")),
+                Some(_) => Err(ApiError::conflict(ErrorCode::MailNotFailed, "only a failed e-mail can be retried")),
                 None => Err(ApiError::NotFound("no such e-mail")),
             }
         }

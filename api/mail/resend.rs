@@ -16,7 +16,7 @@ use utoipa::ToSchema;
 use crate::caller::ClientAddress;
 use crate::domain::buyer::Email;
 use crate::domain::status::OrderStatus;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 pub struct ResendLimits {
@@ -69,7 +69,7 @@ pub struct ResendAccepted {
     responses(
         (status = 202, description = "If this address has paid orders, their tickets are on their way to it (the same answer either way)", body = ResendAccepted),
         (status = 422, description = "Not an e-mail address", body = ErrorBody),
-        (status = 429, description = "`rate_limited`: too many requests from this client or for this address", body = ErrorBody),
+        (status = 429, description = format!("`{}`: too many requests from this client or for this address", ErrorCode::RateLimited), body = ErrorBody),
     )
 )]
 #[post("/orders/resend")]
@@ -79,7 +79,8 @@ pub async fn resend(
     client: ClientAddress,
     body: web::Json<ResendRequest>,
 ) -> ApiResult<HttpResponse> {
-    let email = Email::parse(&body.email).map_err(|m| ApiError::Validation { code: "invalid_email", message: m })?;
+    let email =
+        Email::parse(&body.email).map_err(|m| ApiError::Validation { code: ErrorCode::InvalidEmail, message: m })?;
     limits.check(client.0, email.as_str())?;
     let queued = sqlx::query!(
         "INSERT INTO mail_outbox (id, order_id, kind, recipient)

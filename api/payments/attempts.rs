@@ -11,7 +11,7 @@ use super::service::{buyer_error, declined, outcome_answer, Attempt, PaymentServ
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::domain::Money;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
 
@@ -79,14 +79,14 @@ impl PaymentService {
             Some(PaymentMethod::Provider(pm)) => Some(pm),
             _ if self.provider() == Provider::Stripe => {
                 return Err(ApiError::Validation {
-                    code: "payment_method_required",
+                    code: ErrorCode::PaymentMethodRequired,
                     message: "send the card's PaymentMethod id from Stripe.js: {\"payment_method\": \"pm_...\"}".into(),
                 })
             }
             _ => None,
         };
         if self.cancel_open_attempts(order_id).await? {
-            return Err(ApiError::conflict("order_already_paid", "this order has been paid"));
+            return Err(ApiError::conflict(ErrorCode::OrderAlreadyPaid, "this order has been paid"));
         }
         let payment_id = Uuid::new_v4();
         let mut tx = self.pool.begin().await?;
@@ -101,10 +101,17 @@ impl PaymentService {
         match order.status {
             OrderStatus::AwaitingPayment if order.live => {}
             OrderStatus::AwaitingPayment | OrderStatus::Expired => {
-                return Err(ApiError::conflict("order_expired", "the time to pay for this order is over"))
+                return Err(ApiError::conflict(ErrorCode::OrderExpired, "the time to pay for this order is over"))
             }
-            OrderStatus::Paid => return Err(ApiError::conflict("order_already_paid", "this order has been paid")),
-            _ => return Err(ApiError::conflict("order_not_awaiting_payment", "this order no longer takes payments")),
+            OrderStatus::Paid => {
+                return Err(ApiError::conflict(ErrorCode::OrderAlreadyPaid, "this order has been paid"))
+            }
+            _ => {
+                return Err(ApiError::conflict(
+                    ErrorCode::OrderNotAwaitingPayment,
+                    "this order no longer takes payments",
+                ))
+            }
         }
         let inserted = sqlx::query!(
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method,
@@ -125,7 +132,7 @@ impl PaymentService {
         .await?;
         if inserted.rows_affected() == 0 {
             return Err(ApiError::conflict(
-                "payment_in_progress",
+                ErrorCode::PaymentInProgress,
                 "another payment attempt for this order is in progress",
             ));
         }
@@ -270,7 +277,12 @@ impl PaymentService {
             PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction => {}
             PaymentStatus::Succeeded => return Ok((StatusCode::OK, self.view(payment_id).await?)),
             PaymentStatus::Failed => return Err(declined(&self.view(payment_id).await?)),
-            _ => return Err(ApiError::conflict("payment_not_open", "this payment attempt is closed; start a new one")),
+            _ => {
+                return Err(ApiError::conflict(
+                    ErrorCode::PaymentNotOpen,
+                    "this payment attempt is closed; start a new one",
+                ))
+            }
         }
         let intent = match self.ensure_intent(&attempt).await {
             Ok(intent) => intent,

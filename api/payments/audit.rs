@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::gateway::{Intent, IntentStatus, CLOCK_MARGIN};
 use super::service::PaymentService;
 use crate::domain::status::{OrderStatus, PaymentStatus};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditReport {
@@ -88,7 +88,7 @@ pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     // account's older history (other integrations, years of it) is not ours.
     let since = ours.iter().map(|p| p.created_at).min().map(|first| first - CLOCK_MARGIN);
     let theirs = payments.gateway.list_intents(since).await.map_err(|e| ApiError::Unavailable {
-        code: "payment_provider_unavailable",
+        code: ErrorCode::PaymentProviderUnavailable,
         message: format!("could not list the provider's payments: {e}"),
     })?;
     let mut mismatches = compare(&ours, &theirs);

@@ -13,7 +13,7 @@ use crate::caller::BuyerSecret;
 use crate::domain::secret::hash_secret;
 use crate::domain::status::OrderStatus;
 use crate::domain::Money;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::{self, KeyContext};
 use crate::sales::checkout::{earlier_order, take_over};
 use crate::sales::orders::{fetch_order, fetch_order_by_id, latest_payment};
@@ -34,8 +34,8 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     responses(
         (status = 201, description = "Order created (or, if this hold was already checked out, the same order again); keep its secret", body = CheckoutView),
         (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
-        (status = 409, description = "`hold_expired` or `hold_released`", body = ErrorBody),
-        (status = 503, description = "`payment_provider_unavailable`: the provider did not answer; retry", body = ErrorBody),
+        (status = 409, description = format!("`{}` or `{}`", ErrorCode::HoldExpired, ErrorCode::HoldReleased), body = ErrorBody),
+        (status = 503, description = format!("`{}`: the provider did not answer; retry", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
     )
 )]
 #[post("/holds/{hold_id}/checkout")]
@@ -136,11 +136,11 @@ pub struct PaymentRequest {
     security(("buyer" = [])),
     responses(
         (status = 201, description = "The new attempt; under Stripe already confirmed: `succeeded`, `processing` (poll the order) or `requires_action` (authenticate with `client_secret`)", body = PaymentView),
-        (status = 402, description = "`card_declined`: the provider refused the card; the order still awaits payment", body = ErrorBody),
+        (status = 402, description = format!("`{}`: the provider refused the card; the order still awaits payment", ErrorCode::CardDeclined), body = ErrorBody),
         (status = 404, description = "No such order, or not your secret", body = ErrorBody),
-        (status = 409, description = "`order_not_awaiting_payment`, `order_expired`, `order_already_paid`, `payment_in_progress` or `payment_canceled`", body = ErrorBody),
-        (status = 422, description = "`payment_method_required` (Stripe) or an invalid `payment_method`", body = ErrorBody),
-        (status = 503, description = "`payment_provider_unavailable`: retry with the same Idempotency-Key", body = ErrorBody),
+        (status = 409, description = format!("`{}`, `{}`, `{}`, `{}` or `{}`", ErrorCode::OrderNotAwaitingPayment, ErrorCode::OrderExpired, ErrorCode::OrderAlreadyPaid, ErrorCode::PaymentInProgress, ErrorCode::PaymentCanceled), body = ErrorBody),
+        (status = 422, description = format!("`{}` (Stripe) or an invalid `payment_method`", ErrorCode::PaymentMethodRequired), body = ErrorBody),
+        (status = 503, description = format!("`{}`: retry with the same Idempotency-Key", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
     )
 )]
 #[post("/orders/{order_id}/payments")]

@@ -9,7 +9,7 @@ use super::gateway::{GatewayError, Intent, IntentStatus};
 use super::service::{buyer_error, Attempt, PaymentService, MAY_STILL_BE_SENT, PROVIDER_ERROR};
 use super::settle;
 use crate::domain::status::PaymentStatus;
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::views::PaymentView;
 
 impl PaymentService {
@@ -110,7 +110,7 @@ impl PaymentService {
                 // re-send): wait for that. Later, nothing can come of it.
                 if OffsetDateTime::now_utc() - attempt.created_at < MAY_STILL_BE_SENT {
                     return Err(ApiError::conflict(
-                        "payment_in_progress",
+                        ErrorCode::PaymentInProgress,
                         "another payment attempt for this order is in progress",
                     ));
                 }

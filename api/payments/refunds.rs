@@ -13,7 +13,7 @@ use super::payment_status::{self, Also};
 use super::service::PaymentService;
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::order_status;
 
 /// The provider's idempotency key of a payment's refund. `seq` moves on only
@@ -139,9 +139,9 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     match order.status {
         OrderStatus::Paid => {}
         OrderStatus::Refunded => {
-            return Err(ApiError::conflict("order_already_refunded", "this order has been refunded already"))
+            return Err(ApiError::conflict(ErrorCode::OrderAlreadyRefunded, "this order has been refunded already"))
         }
-        _ => return Err(ApiError::conflict("order_not_paid", "only a paid order can be refunded")),
+        _ => return Err(ApiError::conflict(ErrorCode::OrderNotPaid, "only a paid order can be refunded")),
     }
     // The request asks the provider itself right after this commit; the
     // reconciler leaves the payment to it for a few seconds, so the refund is
@@ -169,7 +169,7 @@ pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResul
     let order = lock_order(&mut tx, order_id).await?;
     let payment_id = payment_of(&mut tx, order_id, PaymentStatus::RefundFailed)
         .await?
-        .ok_or(ApiError::conflict("refund_not_failed", "only a failed refund can be asked for again"))?;
+        .ok_or(ApiError::conflict(ErrorCode::RefundNotFailed, "only a failed refund can be asked for again"))?;
     let also = Also { check_in_secs: Some(ASKED_NOW_SECS), new_refund: true, ..Also::default() };
     payment_status::transition(
         &mut *tx,
@@ -230,10 +230,10 @@ pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
     let mut tx = pool.begin().await?;
     let order = lock_order(&mut tx, order_id).await?;
     if order.status != OrderStatus::Refunded {
-        return Err(ApiError::conflict("order_not_refunded", "only a refunded order's seats can be released"));
+        return Err(ApiError::conflict(ErrorCode::OrderNotRefunded, "only a refunded order's seats can be released"));
     }
     if !release(&mut tx, order_id, order.ticket_type_id, order.quantity).await? {
-        return Err(ApiError::conflict("seats_already_released", "this order's seats are back on sale already"));
+        return Err(ApiError::conflict(ErrorCode::SeatsAlreadyReleased, "this order's seats are back on sale already"));
     }
     tx.commit().await?;
     tracing::info!(%order_id, "an admin released a refunded order's seats");

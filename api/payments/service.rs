@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::gateway::{GatewayError, IntentRequest, PaymentGateway, Provider};
 use crate::domain::status::PaymentStatus;
 use crate::domain::{Currency, Money};
-use crate::error::{ApiError, ApiResult};
+use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::views::PaymentView;
 
 /// How many times one request asks the provider for an answer it did not get.
@@ -109,7 +109,7 @@ pub fn buyer_error(e: GatewayError) -> ApiError {
 
 fn unavailable() -> ApiError {
     ApiError::Unavailable {
-        code: "payment_provider_unavailable",
+        code: ErrorCode::PaymentProviderUnavailable,
         message: "payments are unavailable for a moment; nothing was charged twice, please retry".into(),
     }
 }
@@ -155,11 +155,12 @@ pub(super) fn outcome_answer(status: PaymentStatus, view: PaymentView) -> ApiRes
     match status {
         PaymentStatus::Succeeded => Ok((StatusCode::OK, view)),
         PaymentStatus::Failed => Err(declined(&view)),
-        PaymentStatus::Canceled => {
-            Err(ApiError::conflict("payment_canceled", "this payment attempt was canceled; the order may have expired"))
-        }
+        PaymentStatus::Canceled => Err(ApiError::conflict(
+            ErrorCode::PaymentCanceled,
+            "this payment attempt was canceled; the order may have expired",
+        )),
         PaymentStatus::RefundPending | PaymentStatus::Refunded => Err(ApiError::conflict(
-            "order_not_awaiting_payment",
+            ErrorCode::OrderNotAwaitingPayment,
             "the order could not take this payment; the money is being refunded",
         )),
         _ => Ok((StatusCode::ACCEPTED, view)),
@@ -170,6 +171,6 @@ pub(super) fn declined(view: &PaymentView) -> ApiError {
     if view.failure_code.as_deref() == Some(PROVIDER_ERROR) {
         return unavailable();
     }
-    let code = view.failure_code.clone().unwrap_or_else(|| "card_declined".into());
+    let code = view.failure_code.clone().unwrap_or_else(|| ErrorCode::CardDeclined.as_str().into());
     ApiError::PaymentRefused { code, message: "the card was declined; you can try again with another card".into() }
 }

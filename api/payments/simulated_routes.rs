@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::gateway::PaymentMethod;
 use crate::caller::BuyerSecret;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::sales::views::PaymentView;
 use crate::state::AppState;
 
@@ -36,11 +36,11 @@ pub struct ConfirmRequest {
     responses(
         (status = 200, description = "Paid", body = PaymentView),
         (status = 202, description = "The provider's answer is pending; poll the order", body = PaymentView),
-        (status = 402, description = "`card_declined`", body = ErrorBody),
+        (status = 402, description = format!("`{}`", ErrorCode::CardDeclined), body = ErrorBody),
         (status = 404, description = "No such payment, or not the order's secret", body = ErrorBody),
-        (status = 409, description = "`payment_not_open`, `payment_canceled` or `order_not_awaiting_payment`", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: `outcome` is not `succeeded` or `declined`", body = ErrorBody),
-        (status = 503, description = "`payment_provider_unavailable`: the provider did not answer; retry", body = ErrorBody),
+        (status = 409, description = format!("`{}`, `{}` or `{}`", ErrorCode::PaymentNotOpen, ErrorCode::PaymentCanceled, ErrorCode::OrderNotAwaitingPayment), body = ErrorBody),
+        (status = 422, description = format!("`{}`: `outcome` is not `succeeded` or `declined`", ErrorCode::ValidationFailed), body = ErrorBody),
+        (status = 503, description = format!("`{}`: the provider did not answer; retry", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
     )
 )]
 #[post("/payments/simulated/{payment_id}/confirm")]

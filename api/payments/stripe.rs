@@ -27,6 +27,7 @@ use super::gateway::{
 use super::guard::{Answer, CallGuard};
 use crate::config::StripeSettings;
 use crate::domain::{Currency, Money};
+use crate::error::ErrorCode;
 
 /// The metadata keys nts puts on its PaymentIntents. Namespaced: the account
 /// may hold other integrations' objects, which must not look like nts's.
@@ -62,10 +63,10 @@ pub struct CreateIntent {
 
 impl CreateIntent {
     pub fn new(req: &IntentRequest) -> Result<Self, GatewayError> {
-        let amount = req
-            .amount
-            .stripe_amount()
-            .map_err(|e| GatewayError::Refused { code: "currency_not_chargeable".into(), message: e.to_string() })?;
+        let amount = req.amount.stripe_amount().map_err(|e| GatewayError::Refused {
+            code: ErrorCode::CurrencyNotChargeable.as_str().into(),
+            message: e.to_string(),
+        })?;
         let confirm = req.payment_method.is_some();
         Ok(CreateIntent {
             amount,
@@ -373,7 +374,10 @@ impl PaymentIntentFacts {
             // A declined confirmation sends the intent back for another method;
             // for nts that attempt failed (a new attempt brings the next card).
             "requires_payment_method" if self.last_payment_error.is_some() => IntentStatus::Failed {
-                code: self.last_payment_error.and_then(|e| e.code).unwrap_or_else(|| "card_declined".into()),
+                code: self
+                    .last_payment_error
+                    .and_then(|e| e.code)
+                    .unwrap_or_else(|| ErrorCode::CardDeclined.as_str().into()),
             },
             _ => IntentStatus::Open,
         };

@@ -17,7 +17,7 @@ use super::refunds;
 use super::service::{buyer_error, PaymentService};
 use super::signature;
 use super::stripe::PaymentIntentFacts;
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
 #[derive(Debug, Deserialize)]
@@ -73,7 +73,7 @@ pub struct WebhookAck {
     request_body(content = String, content_type = "application/json", description = "A Stripe event, exactly as Stripe sent it"),
     responses(
         (status = 200, description = "Applied, ignored, or a duplicate", body = WebhookAck),
-        (status = 400, description = "`invalid_signature` (bad, missing or older than 5 minutes) or `invalid_event`", body = ErrorBody),
+        (status = 400, description = format!("`{}` (bad, missing or older than 5 minutes) or `{}`", ErrorCode::InvalidSignature, ErrorCode::InvalidEvent), body = ErrorBody),
         (status = 404, description = "Stripe is not configured on this server (simulated payments)", body = ErrorBody),
         (status = 503, description = "Could not be applied now; Stripe delivers it again", body = ErrorBody),
     )
@@ -85,7 +85,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
     let outcome = match &result {
         Ok((_, duplicate)) if *duplicate => "duplicate",
         Ok(_) => "applied",
-        Err(ApiError::BadRequest { code, .. }) => code,
+        Err(ApiError::BadRequest { code, .. }) => code.as_str(),
         Err(_) => "failed",
     };
     crate::metrics::record_webhook(kind, outcome);
@@ -114,7 +114,7 @@ async fn receive_event(
     let secret = &state.config.stripe().ok_or(ApiError::NotFound("no such resource"))?.webhook_secret;
     let header = req.headers().get("Stripe-Signature").and_then(|v| v.to_str().ok());
     signature::verify(body, header, secret, time::OffsetDateTime::now_utc().unix_timestamp())
-        .map_err(|e| ApiError::BadRequest { code: "invalid_signature", message: e.to_string() })?;
+        .map_err(|e| ApiError::BadRequest { code: ErrorCode::InvalidSignature, message: e.to_string() })?;
     let event: Event = serde_json::from_slice(body).map_err(invalid_event)?;
     *kind = KNOWN_TYPES.into_iter().find(|k| *k == event.kind).unwrap_or("other");
     let action = action(&event)?;
@@ -143,7 +143,7 @@ async fn receive_event(
 }
 
 fn invalid_event(e: serde_json::Error) -> ApiError {
-    ApiError::BadRequest { code: "invalid_event", message: format!("not a Stripe event: {e}") }
+    ApiError::BadRequest { code: ErrorCode::InvalidEvent, message: format!("not a Stripe event: {e}") }
 }
 
 fn action(event: &Event) -> ApiResult<Action> {

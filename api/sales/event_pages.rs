@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::events::{event_view, fetch_rows};
 use crate::batching::{Batches, Member};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Most readers answered by one query.
 const MAX_BATCH: usize = 10_000;
@@ -22,7 +22,7 @@ pub enum Page {
     NotFound,
     /// The database cannot be reached: the reader fails at once, as it would alone.
     Unavailable {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     /// The shared query failed otherwise; the reader should read on its own.
@@ -112,6 +112,6 @@ mod tests {
         let pool = crate::db::connect(&db.url, 1).await.unwrap();
         let pages = EventPages::new(pool.clone());
         pool.close().await;
-        assert!(matches!(pages.read(event).await, Page::Unavailable { code: "database_unavailable", .. }));
+        assert!(matches!(pages.read(event).await, Page::Unavailable { code: ErrorCode::DatabaseUnavailable, .. }));
     }
 }

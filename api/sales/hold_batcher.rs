@@ -47,7 +47,7 @@ pub use super::seats::Taken;
 use super::seats::{self, Claim, Guard};
 use crate::batching::{Batches, Member};
 use crate::config::HoldCaps;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{self, KeyContext, KeyRecord};
 
 /// Most requests in one transaction; more wait for the next flush.
@@ -88,7 +88,7 @@ pub enum Outcome {
     Refused(Refusal),
     /// The database cannot be reached: the request fails at once, as it would alone.
     Unavailable {
-        code: &'static str,
+        code: ErrorCode,
         message: String,
     },
     /// The flush failed otherwise; the request should take its seats alone.
@@ -106,7 +106,7 @@ impl Outcome {
             _ => None,
         };
         move || match &unavailable {
-            Some((code, message)) => Outcome::Unavailable { code, message: message.clone() },
+            Some((code, message)) => Outcome::Unavailable { code: *code, message: message.clone() },
             None => Outcome::Failed,
         }
     }

@@ -18,7 +18,7 @@ use crate::caller::{BuyerSecret, ClientAddress};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
 use crate::domain::{BuyerName, Email, Quantity};
-use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::{self, KeyContext};
 use crate::metrics;
 use crate::state::AppState;
@@ -61,9 +61,9 @@ pub struct NewHold {
     request_body = HoldRequest,
     responses(
         (status = 201, description = "Seats held; keep the secret", body = HoldView),
-        (status = 404, description = "`not_found`: no such event", body = ErrorBody),
-        (status = 409, description = "`sold_out`: not enough seats left; `sales_closed`: the event has started; or `too_many_unpaid`: this address or e-mail already has as many unpaid holds and orders as nts allows", body = ErrorBody),
-        (status = 422, description = "`validation_failed`: bad name, email or quantity, or not a ticket type of this event", body = ErrorBody),
+        (status = 404, description = format!("`{}`: no such event", ErrorCode::NotFound), body = ErrorBody),
+        (status = 409, description = format!("`{}`: not enough seats left; `{}`: the event has started; or `{}`: this address or e-mail already has as many unpaid holds and orders as nts allows", ErrorCode::SoldOut, ErrorCode::SalesClosed, ErrorCode::TooManyUnpaid), body = ErrorBody),
+        (status = 422, description = format!("`{}`: bad name, email or quantity, or not a ticket type of this event", ErrorCode::ValidationFailed), body = ErrorBody),
     )
 )]
 #[post("/events/{event_id}/holds")]
@@ -211,9 +211,9 @@ fn refused(why: Refusal) -> ApiError {
             ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type"))
         }
         Refusal::SalesClosed => {
-            ApiError::conflict("sales_closed", "this event has started; tickets are no longer on sale")
+            ApiError::conflict(ErrorCode::SalesClosed, "this event has started; tickets are no longer on sale")
         }
-        Refusal::Capped(cap) => ApiError::conflict("too_many_unpaid", cap.message()),
+        Refusal::Capped(cap) => ApiError::conflict(ErrorCode::TooManyUnpaid, cap.message()),
         Refusal::SoldOut => ApiError::sold_out(),
     }
 }
@@ -321,10 +321,12 @@ pub async fn get_hold(
 pub(super) fn not_active(view: &HoldView) -> ApiError {
     match view.status {
         HoldStatus::Expired | HoldStatus::Active => {
-            ApiError::conflict("hold_expired", "this hold has expired; its seats went back on sale")
+            ApiError::conflict(ErrorCode::HoldExpired, "this hold has expired; its seats went back on sale")
         }
-        HoldStatus::Released => ApiError::conflict("hold_released", "this hold was released"),
-        HoldStatus::CheckedOut => ApiError::conflict("hold_checked_out", "this hold has already been checked out"),
+        HoldStatus::Released => ApiError::conflict(ErrorCode::HoldReleased, "this hold was released"),
+        HoldStatus::CheckedOut => {
+            ApiError::conflict(ErrorCode::HoldCheckedOut, "this hold has already been checked out")
+        }
     }
 }
 
@@ -336,7 +338,7 @@ pub(super) fn not_active(view: &HoldView) -> ApiError {
     responses(
         (status = 200, description = "Released", body = HoldView),
         (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
-        (status = 409, description = "`hold_expired`, `hold_released` or `hold_checked_out`", body = ErrorBody),
+        (status = 409, description = format!("`{}`, `{}` or `{}`", ErrorCode::HoldExpired, ErrorCode::HoldReleased, ErrorCode::HoldCheckedOut), body = ErrorBody),
     )
 )]
 #[delete("/holds/{hold_id}")]

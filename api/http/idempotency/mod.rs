@@ -15,7 +15,7 @@ use actix_web::{HttpMessage, HttpResponse, ResponseError};
 use futures_util::StreamExt;
 use sqlx::PgPool;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::http::body_limit;
 use crate::idempotency::store::{claim, lookup, release, Claim};
 use crate::idempotency::{in_use, insert_answered, KeyContext, KeyState, HEADER, REPLAYED_HEADER};
@@ -40,7 +40,7 @@ pub async fn middleware(
         Some(k) if !k.is_empty() && k.len() <= MAX_KEY_LEN && k.bytes().all(|b| b.is_ascii_graphic()) => k.to_owned(),
         _ => {
             let err = ApiError::BadRequest {
-                code: "invalid_idempotency_key",
+                code: ErrorCode::InvalidIdempotencyKey,
                 message: format!("{HEADER} must be 1 to {MAX_KEY_LEN} visible ASCII characters"),
             };
             return Ok(req.into_response(err.error_response()));
@@ -58,7 +58,7 @@ pub async fn middleware(
             }
             Err(e) => {
                 let err = ApiError::BadRequest {
-                    code: "invalid_body",
+                    code: ErrorCode::InvalidBody,
                     message: format!("the request body could not be read: {e}"),
                 };
                 return Ok(req.into_response(err.error_response()));
@@ -223,7 +223,7 @@ impl Drop for Unclaim {
 
 fn reused() -> ApiError {
     ApiError::Validation {
-        code: "idempotency_key_reused",
+        code: ErrorCode::IdempotencyKeyReused,
         message: format!("this {HEADER} was used with a different request; use a new key"),
     }
 }
