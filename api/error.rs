@@ -10,8 +10,7 @@ use utoipa::ToSchema;
 /// The body of every error response.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ErrorBody {
-    /// Machine-readable and stable: one of `ErrorCode`; a 402 carries the
-    /// payment provider's decline code instead.
+    /// Machine-readable and stable: one of `ErrorCode`; a 402 carries the payment provider's decline code instead.
     pub code: Cow<'static, str>,
     /// For people.
     pub message: String,
