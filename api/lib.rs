@@ -14,6 +14,8 @@ pub mod error;
 pub mod http;
 pub mod idempotency;
 pub mod instance;
+#[cfg(test)]
+mod layering;
 pub mod mail;
 pub mod metrics;
 pub mod payments;

@@ -12,7 +12,7 @@ use crate::domain::status::OrderStatus;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::Provider;
-use crate::sales::events::{fetch_rows, group, EventRow};
+use crate::sales::event_rows::{fetch_rows, group, EventRow};
 use crate::state::AppState;
 
 pub const MAX_TICKET_TYPES: usize = 20;

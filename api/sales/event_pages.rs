@@ -8,7 +8,7 @@ use actix_web::web::Bytes;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::events::{event_view, fetch_rows};
+use super::event_rows::{event_view, fetch_rows};
 use crate::batching::{Batches, Member};
 use crate::error::{ApiError, ErrorCode};
 

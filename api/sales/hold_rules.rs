@@ -1,7 +1,27 @@
 //! What a hold request is checked against, apart from the database: the
 //! refusals in the order they are made, and first fit in arrival order.
 
+use std::sync::Arc;
+
+use uuid::Uuid;
+
 use super::hoarding::Cap;
+use crate::domain::{BuyerName, Email, Quantity};
+use crate::idempotency::KeyContext;
+
+/// A hold request with a parsed buyer and a quantity of at least 1; `take_seats`
+/// checks it against its event and ticket type.
+pub struct NewHold {
+    pub event_id: Uuid,
+    pub ticket_type_id: Uuid,
+    pub quantity: Quantity,
+    pub name: BuyerName,
+    pub email: Email,
+    /// The client address, as the rate limit sees it, for the hoarding caps.
+    pub address: Option<String>,
+    /// The request's Idempotency-Key: its answer is stored with the hold.
+    pub key: Option<Arc<KeyContext>>,
+}
 
 /// Why a request gets no seats, in the order the checks are made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

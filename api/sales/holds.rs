@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
+use super::hold_rules::NewHold;
 use super::seats;
 use super::views::HoldView;
 use crate::caller::{BuyerSecret, ClientAddress};
@@ -36,20 +37,6 @@ pub struct HoldRequest {
     /// The buyer's email address.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
-}
-
-/// A hold request with a parsed buyer and a quantity of at least 1; `take_seats`
-/// checks it against its event and ticket type.
-pub struct NewHold {
-    pub event_id: Uuid,
-    pub ticket_type_id: Uuid,
-    pub quantity: Quantity,
-    pub name: BuyerName,
-    pub email: Email,
-    /// The client address, as the rate limit sees it, for the hoarding caps.
-    pub address: Option<String>,
-    /// The request's Idempotency-Key: its answer is stored with the hold.
-    pub key: Option<Arc<KeyContext>>,
 }
 
 /// Reserve seats for a few minutes.

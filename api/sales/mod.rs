@@ -2,10 +2,11 @@
 
 pub mod checkout;
 pub mod event_pages;
+pub mod event_rows;
 pub mod events;
 pub mod hoarding;
 pub mod hold_batcher;
-mod hold_rules;
+pub mod hold_rules;
 pub mod holds;
 pub mod order_status;
 pub mod orders;

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::holds::NewHold;
+use super::hold_rules::NewHold;
 use super::seats::{self, Claim, Guard};
 use super::views::HoldView;
 use crate::domain::secret::{hash_secret, new_buyer_secret};

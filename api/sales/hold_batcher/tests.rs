@@ -13,7 +13,8 @@ use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::ApiError;
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::PaymentGateway;
-use crate::sales::holds::{take_seats, NewHold};
+use crate::sales::hold_rules::NewHold;
+use crate::sales::holds::take_seats;
 use crate::startup::Application;
 use crate::test_db::TestDb;
 
@@ -143,7 +144,7 @@ async fn an_unreachable_database_fails_the_request_at_once() {
     pool.close().await;
     assert!(matches!(
         batcher.take(seats(event, tt, 1)).await,
-        Outcome::Unavailable { code: "database_unavailable", .. }
+        Outcome::Unavailable { code: crate::error::ErrorCode::DatabaseUnavailable, .. }
     ));
     let hold = NewHold {
         event_id: event,
