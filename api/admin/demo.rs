@@ -28,10 +28,15 @@ fn demo_event() -> NewEvent {
     }
 }
 
+/// Seeding and resetting the demo take turns, across instances.
+async fn lock_demo(tx: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    sqlx::query!("SELECT pg_advisory_xact_lock($1)", DEMO_LOCK).execute(tx).await.map(drop)
+}
+
 /// Creates the demo event if the database has no events at all.
 pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
     let mut tx = pool.begin().await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", DEMO_LOCK).execute(&mut *tx).await?;
+    lock_demo(&mut tx).await?;
     let any = sqlx::query_scalar!(r#"SELECT EXISTS (SELECT 1 FROM events) AS "any!""#).fetch_one(&mut *tx).await?;
     if !any {
         insert_event(&mut tx, &demo_event(), true).await.map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -57,7 +62,7 @@ pub async fn seed_if_empty(pool: &PgPool) -> anyhow::Result<()> {
 #[post("/admin/demo/reset")]
 pub async fn reset(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let mut tx = state.pool.begin().await?;
-    sqlx::query!("SELECT pg_advisory_xact_lock($1)", DEMO_LOCK).execute(&mut *tx).await?;
+    lock_demo(&mut tx).await?;
     let real_money = sqlx::query_scalar!(
         r#"SELECT EXISTS (
                SELECT 1 FROM payments p JOIN orders o ON o.id = p.order_id JOIN events e ON e.id = o.event_id

@@ -69,12 +69,7 @@ pub async fn guest_list(
     query: web::Query<GuestQuery>,
 ) -> ApiResult<HttpResponse> {
     let event_id = path.into_inner();
-    let exists = sqlx::query_scalar!("SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)", event_id)
-        .fetch_one(&state.pool)
-        .await?;
-    if exists != Some(true) {
-        return Err(ApiError::NotFound("no such event"));
-    }
+    crate::checkin::devices::require_event(&state, event_id).await?;
     let rows = sqlx::query!(
         r#"SELECT o.id AS order_id, o.buyer_name AS name, o.buyer_email AS email, t.name AS ticket_type_name,
                   COALESCE(array_agg(k.code ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "tickets!"

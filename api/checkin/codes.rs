@@ -122,6 +122,28 @@ pub fn encode_key(public_key: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(public_key)
 }
 
+/// The codes of an order's tickets in their order, each with its signed form.
+pub async fn signed_ticket_codes(
+    pool: &PgPool,
+    event_id: Uuid,
+    order_id: Uuid,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let codes = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", order_id)
+        .fetch_all(pool)
+        .await?;
+    if codes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let key = EventKey::for_event(pool, event_id).await?;
+    Ok(codes
+        .into_iter()
+        .map(|code| {
+            let signed = key.signed_code(&code);
+            (code, signed)
+        })
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::links::{self, LinkKey};
-use crate::checkin::codes::EventKey;
+use crate::checkin::codes::signed_ticket_codes;
 use crate::domain::money::Money;
 use crate::domain::status::OrderStatus;
 
@@ -47,15 +47,8 @@ pub async fn load(
     else {
         return Ok(None);
     };
-    let codes = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", order_id)
-        .fetch_all(pool)
-        .await?;
-    let codes = if codes.is_empty() {
-        codes
-    } else {
-        let key = EventKey::for_event(pool, row.event_id).await?;
-        codes.iter().map(|c| key.signed_code(c)).collect()
-    };
+    let codes: Vec<String> =
+        signed_ticket_codes(pool, row.event_id, order_id).await?.into_iter().map(|(_, signed)| signed).collect();
     let amount = Money::stored(row.amount_minor, &row.currency)?;
     let link = match public_url {
         Some(base) => links::recall(pool, key, order_id)

@@ -47,15 +47,11 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     .fetch_optional(pool)
     .await?
     .ok_or(ApiError::NotFound("no such order"))?;
-    let tickets = sqlx::query_scalar!("SELECT code FROM tickets WHERE order_id = $1 ORDER BY position", id)
-        .fetch_all(pool)
-        .await?;
-    let tickets = if tickets.is_empty() {
-        Vec::new()
-    } else {
-        let key = crate::checkin::codes::EventKey::for_event(pool, row.event_id).await?;
-        tickets.into_iter().map(|code| TicketView { signed_code: key.signed_code(&code), code }).collect()
-    };
+    let tickets = crate::checkin::codes::signed_ticket_codes(pool, row.event_id, id)
+        .await?
+        .into_iter()
+        .map(|(code, signed_code)| TicketView { signed_code, code })
+        .collect();
     let payment = latest_payment(pool, id).await?;
     Ok(OrderView {
         id: row.id,
