@@ -222,8 +222,7 @@ pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (Tes
         })
         .await;
         if webhooks {
-            let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[i].address);
-            emulator.register_webhook(&format!("nts{i}"), &url).await;
+            emulator.register_webhook(&format!("nts{i}"), &app.api_on(i).stripe_webhook_url()).await;
         }
     }
     (app, emulator)
