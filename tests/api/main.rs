@@ -5,7 +5,6 @@ mod admin;
 mod checkin;
 mod concurrency;
 mod events;
-mod helpers;
 mod hoarding;
 mod holds;
 mod hostile_input;

@@ -13,7 +13,9 @@ use stripe_core::payment_intent::ListPaymentIntent;
 use stripe_core::refund::ListRefund;
 use stripe_core::{PaymentIntent, Refund};
 
-use crate::helpers::{new_app, TestApp, ADMIN_TOKEN};
+use nts_testkit::wire::{AuditReport, Payment, PaymentRequest, WebhookAck};
+use nts_testkit::{new_app, ApiResult, Expect, TestApp};
+use uuid::Uuid;
 
 pub const WEBHOOK_SECRET: &str = "whsec_nts_test_secret";
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
@@ -134,9 +136,10 @@ impl Emulator {
             .expect("list PaymentIntents")
     }
 
-    pub async fn intents_of(&self, order_id: &str) -> Vec<PaymentIntent> {
+    pub async fn intents_of(&self, order_id: Uuid) -> Vec<PaymentIntent> {
+        let order_id = order_id.to_string();
         let mut all = self.payment_intents().await;
-        all.retain(|pi| pi.metadata.get("nts_order_id").map(String::as_str) == Some(order_id));
+        all.retain(|pi| pi.metadata.get("nts_order_id") == Some(&order_id));
         all
     }
 
@@ -219,57 +222,58 @@ pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (Tes
         })
         .await;
         if webhooks {
-            let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[i].address);
-            emulator.register_webhook(&format!("nts{i}"), &url).await;
+            emulator.register_webhook(&format!("nts{i}"), &app.api_on(i).stripe_webhook_url()).await;
         }
     }
     (app, emulator)
 }
 
 /// Checkout of `quantity` tickets at 9.99 GBP on a fresh event; answers (order id, order secret, ticket type id).
-pub async fn stripe_order(app: &TestApp, quantity: i64) -> (String, String, String) {
+pub async fn stripe_order(app: &TestApp, quantity: i64) -> (Uuid, String, Uuid) {
     let (event, tt) = app.simple_event(100, 10).await;
-    let checkout = app.checkout(&event, &tt, quantity).await;
-    assert!(checkout["payment"].is_null(), "under Stripe the first attempt comes with the card: {checkout}");
-    let order = &checkout["order"];
-    (order["id"].as_str().unwrap().to_owned(), order["secret"].as_str().unwrap().to_owned(), tt)
+    let checkout = app.checkout(event, tt, quantity).await;
+    assert!(checkout.payment.is_none(), "under Stripe the first attempt comes with the card: {checkout:?}");
+    (checkout.order.id, checkout.order.secret.expect("a new order has its secret"), tt)
 }
 
 /// POST /orders/{id}/payments with a PaymentMethod, on instance `on`.
-pub async fn pay(app: &TestApp, on: usize, order: &str, secret: &str, pm: &str) -> crate::helpers::Answer {
-    let path = format!("/api/v1/orders/{order}/payments");
-    app.call_on(on, reqwest::Method::POST, &path, Some(&json!({"payment_method": pm})), Some(secret), None).await
+pub async fn pay(app: &TestApp, on: usize, order: Uuid, secret: &str, pm: &str) -> ApiResult<Payment> {
+    app.api_on(on).create_payment(order, secret, &PaymentRequest { payment_method: Some(pm.to_owned()) }).await
 }
 
-pub async fn order_status(app: &TestApp, order: &str) -> String {
-    sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1::uuid")
-        .bind(order)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
+/// The HTTP status of an answer, success or not.
+pub fn status<T>(answer: &ApiResult<T>) -> u16 {
+    match answer {
+        Ok(reply) => reply.http_status.as_u16(),
+        Err(e) => e.status.as_u16(),
+    }
+}
+
+pub async fn order_status(app: &TestApp, order: Uuid) -> String {
+    sqlx::query_scalar("SELECT status::text FROM orders WHERE id = $1").bind(order).fetch_one(&app.pool).await.unwrap()
 }
 
 /// The status of the order's latest payment attempt.
-pub async fn payment_status_of_order(app: &TestApp, order: &str) -> String {
-    sqlx::query_scalar("SELECT status::text FROM payments WHERE order_id = $1::uuid ORDER BY created_at DESC LIMIT 1")
+pub async fn payment_status_of_order(app: &TestApp, order: Uuid) -> String {
+    sqlx::query_scalar("SELECT status::text FROM payments WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1")
         .bind(order)
         .fetch_one(&app.pool)
         .await
         .unwrap()
 }
 
-pub async fn audit(app: &TestApp) -> Value {
-    app.get("/api/v1/admin/payments/audit", Some(ADMIN_TOKEN)).await.expect(200).clone()
+pub async fn audit(app: &TestApp) -> AuditReport {
+    app.api().payments_audit().await.expect_status(200).body
 }
 
 #[track_caller]
-pub fn assert_clean(report: &Value) {
-    assert_eq!(report["mismatches"], json!([]), "audit: {report:#}");
+pub fn assert_clean(report: &AuditReport) {
+    assert_eq!(report.mismatches, [], "audit: {report:#?}");
 }
 
 /// Waits until no attempt is open and no refund is owed, then asserts that
 /// the audit finds nothing: the success criterion of every payment test.
-pub async fn settled_and_audited(app: &TestApp) -> Value {
+pub async fn settled_and_audited(app: &TestApp) -> AuditReport {
     app.eventually(30, || async {
         let open: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM payments WHERE status IN ('created', 'processing', 'requires_action', 'refund_pending')",
@@ -285,18 +289,9 @@ pub async fn settled_and_audited(app: &TestApp) -> Value {
     report
 }
 
-/// A webhook delivery signed like Stripe's (`t` seconds since the epoch).
-pub async fn deliver(app: &TestApp, on: usize, body: &str, signature: Option<String>) -> crate::helpers::Answer {
-    let url = format!("{}/api/v1/payments/stripe/webhook", app.instances[on].address);
-    let mut req = app.http.post(url).header("content-type", "application/json").body(body.to_owned());
-    if let Some(sig) = signature {
-        req = req.header("Stripe-Signature", sig);
-    }
-    let res = req.send().await.unwrap();
-    let status = res.status();
-    let headers = res.headers().clone();
-    let body = res.json().await.unwrap_or(Value::Null);
-    crate::helpers::Answer { status, body, headers }
+/// A webhook delivery on instance `on`, signed like Stripe's or not at all.
+pub async fn deliver(app: &TestApp, on: usize, body: &str, signature: Option<String>) -> ApiResult<WebhookAck> {
+    app.api_on(on).stripe_delivery(body, signature.as_deref()).await
 }
 
 pub fn signed(body: &str, t: i64) -> String {

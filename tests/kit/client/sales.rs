@@ -10,6 +10,7 @@ use super::{send, send_bytes, ApiResult, Client};
 const CREATED: &[StatusCode] = &[StatusCode::CREATED];
 const OK: &[StatusCode] = &[StatusCode::OK];
 const OK_OR_ACCEPTED: &[StatusCode] = &[StatusCode::OK, StatusCode::ACCEPTED];
+const STRIPE_WEBHOOK: &str = "/api/v1/payments/stripe/webhook";
 
 impl Client {
     pub async fn health(&self) -> ApiResult<Health> {
@@ -73,13 +74,25 @@ impl Client {
         self.post("/api/v1/orders/resend", None, &json!({ "email": email }), &[StatusCode::ACCEPTED]).await
     }
 
+    /// Where Stripe delivers its events (for registering the endpoint with an emulator).
+    pub fn stripe_webhook_url(&self) -> String {
+        self.url(STRIPE_WEBHOOK)
+    }
+
     /// What Stripe sends: `payload` exactly as signed in `signature` (`Stripe-Signature`).
     pub async fn stripe_webhook(&self, payload: &str, signature: &str) -> ApiResult<WebhookAck> {
-        let req = self
-            .request(Method::POST, "/api/v1/payments/stripe/webhook", None)
+        self.stripe_delivery(payload, Some(signature)).await
+    }
+
+    /// A webhook delivery with or without a `Stripe-Signature` header (forgeries included).
+    pub async fn stripe_delivery(&self, payload: &str, signature: Option<&str>) -> ApiResult<WebhookAck> {
+        let mut req = self
+            .request(Method::POST, STRIPE_WEBHOOK, None)
             .header("content-type", "application/json")
-            .header("Stripe-Signature", signature)
             .body(payload.to_owned());
+        if let Some(signature) = signature {
+            req = req.header("Stripe-Signature", signature);
+        }
         send(req, OK).await
     }
 }
