@@ -106,6 +106,7 @@ pub struct RefundRow {
     pub refund_failure: Option<String>,
     /// The seats are back on sale; otherwise `POST .../release-seats` puts them back.
     pub seats_released: bool,
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: time::OffsetDateTime,
 }
 

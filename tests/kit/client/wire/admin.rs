@@ -82,23 +82,8 @@ pub struct RefundRow {
     pub refund_ref: Option<String>,
     #[serde(deserialize_with = "nullable")]
     pub refund_failure: Option<String>,
-    #[serde(deserialize_with = "rfc3339_or_tuple")]
+    #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
-}
-
-/// openapi.yaml says RFC 3339, but the service sends `updated_at` in `time`'s
-/// default form (an array: year, ordinal day, hour, ...): both are read until
-/// the service keeps its contract.
-fn rfc3339_or_tuple<'de, D: serde::Deserializer<'de>>(d: D) -> Result<OffsetDateTime, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum At {
-        Rfc3339(#[serde(with = "time::serde::rfc3339")] OffsetDateTime),
-        Tuple(OffsetDateTime),
-    }
-    Ok(match At::deserialize(d)? {
-        At::Rfc3339(t) | At::Tuple(t) => t,
-    })
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
