@@ -1,5 +1,5 @@
 //! The baseline: pgbench running the minimal hold transaction on one hot row
-//! (bench/hot_row.sql) against nts's own schema, one hold per transaction.
+//! (tests/bench/hot_row.sql) against nts's own schema, one hold per transaction.
 
 use std::process::Command;
 use std::time::Duration;
@@ -38,7 +38,7 @@ async fn measure(
     each: Duration,
     work_dir: &std::path::Path,
 ) -> anyhow::Result<Vec<Figure>> {
-    sqlx::raw_sql(SETUP_SQL).execute(&scratch.pool).await.context("bench/hot_row_setup.sql")?;
+    sqlx::raw_sql(SETUP_SQL).execute(&scratch.pool).await.context("tests/bench/hot_row_setup.sql")?;
     let script = work_dir.join("hot_row.sql");
     std::fs::write(&script, HOT_ROW_SQL)?;
     let mut figures = Vec::new();

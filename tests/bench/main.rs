@@ -5,7 +5,7 @@
 //! throughput, latency, errors and the server's peak memory, then checks from
 //! the API and the database that the seats taken are exactly the seats
 //! acknowledged. Before that it runs pgbench with the minimal hold transaction
-//! on one hot row (bench/hot_row.sql) and compares. See BENCHMARKS.md.
+//! on one hot row (tests/bench/hot_row.sql) and compares. See BENCHMARKS.md.
 
 mod baseline;
 mod check;
@@ -207,7 +207,7 @@ async fn run(o: Options) -> anyhow::Result<bool> {
     let best_baseline = match o.baseline {
         Some(each) => {
             println!(
-                "\nbaseline: pgbench, bench/hot_row.sql (one hold per transaction on one hot row), {} s per run",
+                "\nbaseline: pgbench, tests/bench/hot_row.sql (one hold per transaction on one hot row), {} s per run",
                 each.as_secs()
             );
             let figures = baseline::run(&o.database_url, &o.baseline_clients, each, &work_dir).await?;
