@@ -6,9 +6,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// The service crate's sources: module path (`sales::holds`) → code before
-/// its unit tests, without comments. Test-only files are left out.
-fn modules() -> BTreeMap<String, String> {
+/// Every `.rs` file of the service crate.
+pub(crate) fn source_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
         for entry in std::fs::read_dir(dir).expect("the service's sources") {
             let path = entry.expect("a directory entry").path();
@@ -19,9 +18,16 @@ fn modules() -> BTreeMap<String, String> {
             }
         }
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let mut files = Vec::new();
-    walk(root, &mut files);
+    walk(Path::new(env!("CARGO_MANIFEST_DIR")), &mut files);
+    files
+}
+
+/// The service crate's sources: module path (`sales::holds`) → code before
+/// its unit tests, without comments. Test-only files are left out.
+fn modules() -> BTreeMap<String, String> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files = source_files();
     let mut modules = BTreeMap::new();
     for file in files {
         let relative = file.strip_prefix(root).expect("under the crate").with_extension("");

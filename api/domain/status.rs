@@ -176,30 +176,15 @@ mod tests {
     /// the test helpers and the torture tool write fixtures.
     const NOT_OURS: [&str; 3] = ["simulated.rs", "test_db.rs", "torture"];
 
-    fn sources(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-        for entry in std::fs::read_dir(dir).expect("a readable source folder") {
-            let path = entry.expect("a directory entry").path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
-            if NOT_OURS.contains(&name) {
-                continue;
-            }
-            if path.is_dir() {
-                sources(&path, out);
-            } else if name.ends_with(".rs") {
-                out.push(path);
-            }
-        }
-    }
-
     /// Statuses are bound as enums, so SQL cannot name a status the state
     /// machines do not know or make a transition they do not check.
     #[test]
     fn no_status_is_spelled_out_in_sql() {
-        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-        let api = if root.join("api").is_dir() { root.join("api") } else { root.to_path_buf() };
-        let mut files = Vec::new();
-        sources(&api, &mut files);
-        assert!(files.len() > 20, "found only {} sources under {}", files.len(), api.display());
+        let files: Vec<_> = crate::layering::source_files()
+            .into_iter()
+            .filter(|f| !f.iter().any(|part| NOT_OURS.iter().any(|n| part == *n)))
+            .collect();
+        assert!(files.len() > 20, "found only {} sources", files.len());
         let mut found = Vec::new();
         for file in files {
             let text = std::fs::read_to_string(&file).expect("a readable source");
