@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # A few seconds of nts-bench in every mode (holds, holds+keys, purchase,
-# purchase+keys, mixed) with tiny numbers, plus one-second pgbench baselines.
+# purchase+keys, mixed, mixed-lines: holds of 2-3 ticket types at once) with
+# tiny numbers, plus one-second pgbench baselines.
 # Fails only when a correctness check fails (seats taken != holds
-# acknowledged, oversold, unexpected errors, a keyed request that does not
-# replay its first answer); no timing is ever pass/fail.
+# acknowledged, per ticket type; oversold; unexpected errors; a keyed request
+# that does not replay its first answer); no timing is ever pass/fail.
 #
 # Needs: PostgreSQL reachable at $DATABASE_URL (default postgres://postgres@127.0.0.1:5432/postgres,
 # a role that may create databases) and pgbench on PATH (Debian: in the server package, postgresql-15).

@@ -1,6 +1,6 @@
 //! After the run: the seats the server says are taken must be exactly the
-//! seats it acknowledged, seen from the admin API and from the database, and
-//! never more than the capacity.
+//! seats it acknowledged, type by type, seen from the admin API and from the
+//! database, and never more than the capacity.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
@@ -17,9 +17,26 @@ use crate::load::{Mode, Tally};
 pub struct Expect<'a> {
     pub mode: Mode,
     pub event_id: Uuid,
-    pub ticket_type_id: Uuid,
+    /// The event's ticket types, in order.
+    pub ticket_types: &'a [Uuid],
     pub quantity: i64,
     pub tally: &'a Tally,
+}
+
+impl Expect<'_> {
+    /// Seats of `ticket_type` in the acknowledged holds.
+    fn acknowledged(&self, ticket_type: Uuid) -> i64 {
+        self.tally.seats.get(&ticket_type).copied().unwrap_or_default()
+    }
+
+    /// How a check names a ticket type: nothing when the event has one.
+    fn label(&self, ticket_type: Uuid) -> String {
+        match self.ticket_types.iter().position(|t| *t == ticket_type) {
+            Some(_) if self.ticket_types.len() == 1 => String::new(),
+            Some(i) => format!(" [type {}/{}]", i + 1, self.ticket_types.len()),
+            None => format!(" [type {ticket_type}]"),
+        }
+    }
 }
 
 /// One line of the verdict.
@@ -57,33 +74,35 @@ pub async fn from_api(addr: SocketAddr, admin_token: &str, e: &Expect<'_>) -> an
         Reply::Failed(why) => bail!("GET /api/v1/admin/events: {why}"),
     };
     let events: Vec<AdminEvent> = serde_json::from_slice(&body).context("reading the admin events")?;
-    let tt = events
-        .iter()
-        .filter(|ev| ev.id == e.event_id)
-        .flat_map(|ev| &ev.ticket_types)
-        .find(|t| t.id == e.ticket_type_id)
-        .context("the bench event is missing from the admin API")?;
-    let acknowledged = e.tally.holds.len() as i64 * e.quantity;
-    let mut checks = vec![
-        check(
+    let event = events.iter().find(|ev| ev.id == e.event_id).context("the bench event is missing from the admin API")?;
+    let mut checks = Vec::new();
+    for &id in e.ticket_types {
+        let tt = event.ticket_types.iter().find(|t| t.id == id).context("a bench ticket type is missing")?;
+        let (label, acknowledged) = (e.label(id), e.acknowledged(id));
+        checks.push(check(
             format!(
-                "API: seats taken (sold {} + held {}) == seats in acknowledged holds ({acknowledged})",
+                "API{label}: seats taken (sold {} + held {}) == seats in acknowledged holds ({acknowledged})",
                 tt.sold, tt.held
             ),
             tt.sold + tt.held == acknowledged,
-        ),
-        check(
-            format!("API: not oversold (sold + held = {} <= capacity {})", tt.sold + tt.held, tt.capacity),
-            tt.sold + tt.held <= tt.capacity,
-        ),
-    ];
-    if e.tally.saw_sold_out {
-        checks.push(check(
-            format!("API: sold_out was true (available {} < quantity {})", tt.available, e.quantity),
-            tt.available < e.quantity,
         ));
+        checks.push(check(
+            format!("API{label}: not oversold (sold + held = {} <= capacity {})", tt.sold + tt.held, tt.capacity),
+            tt.sold + tt.held <= tt.capacity,
+        ));
+        if e.tally.sold_out_types.contains(&id) {
+            checks.push(check(
+                format!("API{label}: sold_out was true (available {} < quantity {})", tt.available, e.quantity),
+                tt.available < e.quantity,
+            ));
+        }
     }
+    checks.push(check(
+        format!("API: every ticket type a sold_out named is the event's ({})", e.tally.sold_out_types.len()),
+        e.tally.sold_out_types.iter().all(|t| e.ticket_types.contains(t)),
+    ));
     if e.mode == Mode::Purchase {
+        let tt = event.ticket_types.iter().find(|t| t.id == e.ticket_types[0]).context("no ticket type")?;
         let paid = e.tally.paid_orders.len() as i64 * e.quantity;
         checks.push(check(format!("API: sold {} == seats in paid orders ({paid})", tt.sold), tt.sold == paid));
     }
@@ -91,38 +110,50 @@ pub async fn from_api(addr: SocketAddr, admin_token: &str, e: &Expect<'_>) -> an
 }
 
 pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<Check>> {
-    let tt = sqlx::query!("SELECT capacity, sold, held FROM ticket_types WHERE id = $1", e.ticket_type_id)
-        .fetch_one(pool)
-        .await?;
-    let rows = sqlx::query!(
-        r#"SELECT
-             (SELECT COALESCE(SUM(quantity), 0) FROM holds WHERE ticket_type_id = $1 AND status = 'active') AS "active_holds!",
-             (SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE ticket_type_id = $1 AND status = 'awaiting_payment') AS "unpaid!",
-             (SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE ticket_type_id = $1 AND status = 'paid') AS "paid!",
-             (SELECT COUNT(*) FROM tickets WHERE ticket_type_id = $1) AS "tickets!""#,
-        e.ticket_type_id
+    // Seats by ticket type, from the hold lines: of live holds, of unpaid and of paid orders.
+    let types = sqlx::query!(
+        r#"SELECT t.id, t.capacity, t.sold, t.held,
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN holds h ON h.id = l.hold_id
+              WHERE l.ticket_type_id = t.id AND h.status = 'active')::bigint AS "active_holds!",
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN orders o ON o.hold_id = l.hold_id
+              WHERE l.ticket_type_id = t.id AND o.status = 'awaiting_payment')::bigint AS "unpaid!",
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN orders o ON o.hold_id = l.hold_id
+              WHERE l.ticket_type_id = t.id AND o.status = 'paid')::bigint AS "paid!",
+             (SELECT COUNT(*) FROM tickets k WHERE k.ticket_type_id = t.id) AS "tickets!"
+           FROM ticket_types t WHERE t.event_id = $1 ORDER BY t.position"#,
+        e.event_id
     )
-    .fetch_one(pool)
+    .fetch_all(pool)
     .await?;
-    let (sold, held) = (i64::from(tt.sold), i64::from(tt.held));
-    let acknowledged = e.tally.holds.len() as i64 * e.quantity;
-    let mut checks = vec![
-        check(
-            format!("DB: seats taken (sold {sold} + held {held}) == seats in acknowledged holds ({acknowledged})"),
-            sold + held == acknowledged,
-        ),
-        check(format!("DB: not oversold (sold + held = {} <= capacity {})", sold + held, tt.capacity), sold + held <= i64::from(tt.capacity)),
-        check(
-            format!(
-                "DB: counters match the rows (held {held} == active holds {} + unpaid orders {}; sold {sold} == paid orders {})",
-                rows.active_holds, rows.unpaid, rows.paid
+    let mut checks = Vec::new();
+    for &id in e.ticket_types {
+        let rows = types.iter().find(|t| t.id == id).context("a bench ticket type is missing from the database")?;
+        let (label, acknowledged) = (e.label(id), e.acknowledged(id));
+        let (sold, held) = (i64::from(rows.sold), i64::from(rows.held));
+        checks.extend([
+            check(
+                format!(
+                    "DB{label}: seats taken (sold {sold} + held {held}) == seats in acknowledged holds ({acknowledged})"
+                ),
+                sold + held == acknowledged,
             ),
-            held == rows.active_holds + rows.unpaid && sold == rows.paid,
-        ),
-        check(format!("DB: one ticket per seat sold ({} tickets)", rows.tickets), rows.tickets == sold),
-    ];
+            check(
+                format!("DB{label}: not oversold (sold + held = {} <= capacity {})", sold + held, rows.capacity),
+                sold + held <= i64::from(rows.capacity),
+            ),
+            check(
+                format!(
+                    "DB{label}: counters match the hold lines (held {held} == active holds {} + unpaid orders {}; \
+                     sold {sold} == paid orders {})",
+                    rows.active_holds, rows.unpaid, rows.paid
+                ),
+                held == rows.active_holds + rows.unpaid && sold == rows.paid,
+            ),
+            check(format!("DB{label}: one ticket per seat sold ({} tickets)", rows.tickets), rows.tickets == sold),
+        ]);
+    }
 
-    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE ticket_type_id = $1", e.ticket_type_id)
+    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE event_id = $1", e.event_id)
         .fetch_all(pool)
         .await?
         .into_iter()
@@ -137,14 +168,12 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         missing == 0 && unacknowledged == 0 && acked.len() == e.tally.holds.len(),
     ));
     if e.mode == Mode::Purchase {
-        let paid: HashSet<Uuid> = sqlx::query_scalar!(
-            "SELECT id FROM orders WHERE ticket_type_id = $1 AND status = 'paid'",
-            e.ticket_type_id
-        )
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+        let paid: HashSet<Uuid> =
+            sqlx::query_scalar!("SELECT id FROM orders WHERE event_id = $1 AND status = 'paid'", e.event_id)
+                .fetch_all(pool)
+                .await?
+                .into_iter()
+                .collect();
         let acked: HashSet<Uuid> = e.tally.paid_orders.iter().copied().collect();
         checks.push(check(
             format!("DB: paid orders == orders seen paid ({} vs {})", paid.len(), acked.len()),

@@ -1,7 +1,7 @@
 //! The virtual clients: each one loops over its mode's steps on its own
 //! keep-alive connection until the ticket type is sold out or time is up.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -21,6 +21,9 @@ pub enum Mode {
     Purchase,
     /// `reads_per_hold` reads of the event page, then a hold, until sold out.
     Mixed,
+    /// Holds of 2–3 ticket types at once (`{"lines": [...]}`, `quantity` seats
+    /// of each), always with a fresh `Idempotency-Key`, until one is sold out.
+    MixedLines,
 }
 
 impl Mode {
@@ -29,6 +32,7 @@ impl Mode {
             "holds" => Some(Mode::Holds),
             "purchase" => Some(Mode::Purchase),
             "mixed" => Some(Mode::Mixed),
+            "mixed-lines" => Some(Mode::MixedLines),
             _ => None,
         }
     }
@@ -38,6 +42,15 @@ impl Mode {
             Mode::Holds => "holds",
             Mode::Purchase => "purchase",
             Mode::Mixed => "mixed",
+            Mode::MixedLines => "mixed-lines",
+        }
+    }
+
+    /// How many ticket types the bench event has in this mode.
+    pub fn ticket_types(self) -> usize {
+        match self {
+            Mode::MixedLines => 3,
+            _ => 1,
         }
     }
 }
@@ -50,16 +63,19 @@ pub struct Run {
 }
 
 impl Run {
-    /// `holds`, `purchase`, `mixed`, each optionally with `+keys`.
+    /// `holds`, `purchase`, `mixed`, each optionally with `+keys`; `mixed-lines`
+    /// (always keyed, `mixed-lines+keys` is the same).
     pub fn parse(s: &str) -> Option<Self> {
-        match s.strip_suffix("+keys") {
+        let run = match s.strip_suffix("+keys") {
             Some(m) => Mode::parse(m).map(|mode| Run { mode, keyed: true }),
             None => Mode::parse(s).map(|mode| Run { mode, keyed: false }),
-        }
+        }?;
+        Some(Run { keyed: run.keyed || run.mode == Mode::MixedLines, ..run })
     }
 
     pub fn label(self) -> String {
-        format!("{}{}", self.mode.as_str(), if self.keyed { "+keys" } else { "" })
+        let keys = if self.keyed && self.mode != Mode::MixedLines { "+keys" } else { "" };
+        format!("{}{keys}", self.mode.as_str())
     }
 }
 
@@ -76,7 +92,8 @@ pub struct KeyedAnswer {
 pub struct Plan {
     pub mode: Mode,
     pub event_id: Uuid,
-    pub ticket_type_id: Uuid,
+    /// The event's ticket types, in order; the single-type modes hold the first.
+    pub ticket_types: Vec<Uuid>,
     pub quantity: i64,
     pub reads_per_hold: u32,
     /// Send a fresh `Idempotency-Key` with every POST, as the pages do.
@@ -90,6 +107,10 @@ pub struct Plan {
 pub struct Tally {
     /// Holds the server acknowledged (201), by id.
     pub holds: Vec<Uuid>,
+    /// Seats in the acknowledged holds, by ticket type.
+    pub seats: BTreeMap<Uuid, i64>,
+    /// Ticket types a `sold_out` answer named (its `lines`, or the one type held).
+    pub sold_out_types: BTreeSet<Uuid>,
     /// Orders the server reported paid.
     pub paid_orders: Vec<Uuid>,
     pub hold_latency: Vec<u32>,
@@ -108,6 +129,10 @@ pub struct Tally {
 impl Tally {
     pub fn merge(&mut self, other: Tally) {
         self.holds.extend(other.holds);
+        for (t, n) in other.seats {
+            *self.seats.entry(t).or_default() += n;
+        }
+        self.sold_out_types.extend(other.sold_out_types);
         self.paid_orders.extend(other.paid_orders);
         self.hold_latency.extend(other.hold_latency);
         self.read_latency.extend(other.read_latency);
@@ -150,6 +175,20 @@ struct ErrorBody {
     code: String,
 }
 
+/// A 409 `sold_out` answer to a hold: the lines that did not fit.
+#[derive(Deserialize)]
+struct SoldOut {
+    #[serde(default)]
+    lines: Option<Vec<SoldOutLine>>,
+}
+
+#[derive(Deserialize)]
+struct SoldOutLine {
+    ticket_type_id: Uuid,
+    requested: i64,
+    available: i64,
+}
+
 /// One step's outcome.
 enum Step<T> {
     Ok(T),
@@ -157,12 +196,61 @@ enum Step<T> {
     Failed,
 }
 
+/// A hold request body, prepared once, and the seats it asks for by type.
+struct HoldBody {
+    body: Bytes,
+    lines: Vec<(Uuid, i64)>,
+}
+
 /// A connected client, ready to start.
 pub struct Client {
     conn: Conn,
-    hold_body: Bytes,
+    /// The hold bodies this client sends in turn (one, except in mixed-lines mode).
+    hold_bodies: Vec<HoldBody>,
+    next_body: usize,
     tally: Tally,
     plan: Arc<Plan>,
+}
+
+/// The hold bodies of client `i`: one single-type body, or in mixed-lines mode
+/// every set of 2 or 3 of the event's first three types (each type in three of
+/// the four, so they sell out together), the lines in an order of the client's
+/// own, starting at a different set per client.
+fn hold_bodies(plan: &Plan, i: usize) -> anyhow::Result<Vec<HoldBody>> {
+    let buyer = |lines: &[(Uuid, i64)]| -> anyhow::Result<HoldBody> {
+        let body = match (plan.mode, lines) {
+            (Mode::MixedLines, _) => serde_json::json!({
+                "lines": lines.iter().map(|(t, q)| serde_json::json!({"ticket_type_id": t, "quantity": q}))
+                    .collect::<Vec<_>>(),
+                "name": format!("Bench Buyer {i}"),
+                "email": format!("buyer{i}@example.com"),
+            }),
+            (_, [(t, q)]) => serde_json::json!({
+                "ticket_type_id": t,
+                "quantity": q,
+                "name": format!("Bench Buyer {i}"),
+                "email": format!("buyer{i}@example.com"),
+            }),
+            _ => anyhow::bail!("a single-type mode with {} lines", lines.len()),
+        };
+        Ok(HoldBody { body: serde_json::to_vec(&body)?.into(), lines: lines.to_vec() })
+    };
+    let q = plan.quantity;
+    match (plan.mode, plan.ticket_types.as_slice()) {
+        (Mode::MixedLines, [a, b, c, ..]) => {
+            let sets = [vec![*a, *b], vec![*a, *c], vec![*b, *c], vec![*a, *b, *c]];
+            (0..sets.len())
+                .map(|k| {
+                    let mut set = sets[(i + k) % sets.len()].clone();
+                    set.rotate_left(i % set.len());
+                    buyer(&set.into_iter().map(|t| (t, q)).collect::<Vec<_>>())
+                })
+                .collect()
+        }
+        (Mode::MixedLines, types) => anyhow::bail!("mixed-lines needs 3 ticket types, the event has {}", types.len()),
+        (_, [first, ..]) => Ok(vec![buyer(&[(*first, q)])?]),
+        (_, []) => anyhow::bail!("the event has no ticket type"),
+    }
 }
 
 /// Connects `clients` clients, spread over `addrs` in turn.
@@ -171,13 +259,13 @@ pub async fn connect(plan: &Arc<Plan>, addrs: &[SocketAddr], clients: usize) -> 
     for i in 0..clients {
         let mut conn = Conn::new(addrs[i % addrs.len()]);
         conn.connect().await?;
-        let hold_body = serde_json::to_vec(&serde_json::json!({
-            "ticket_type_id": plan.ticket_type_id,
-            "quantity": plan.quantity,
-            "name": format!("Bench Buyer {i}"),
-            "email": format!("buyer{i}@example.com"),
-        }))?;
-        out.push(Client { conn, hold_body: hold_body.into(), tally: Tally::default(), plan: plan.clone() });
+        out.push(Client {
+            conn,
+            hold_bodies: hold_bodies(plan, i)?,
+            next_body: 0,
+            tally: Tally::default(),
+            plan: plan.clone(),
+        });
     }
     Ok(out)
 }
@@ -220,6 +308,10 @@ impl Client {
                 }
             };
             self.tally.holds.push(hold.id);
+            for &(t, q) in &self.hold_bodies[self.next_body].lines {
+                *self.tally.seats.entry(t).or_default() += q;
+            }
+            self.next_body = (self.next_body + 1) % self.hold_bodies.len();
             if plan.mode == Mode::Purchase {
                 match self.purchase(hold).await {
                     Some(order) => {
@@ -239,7 +331,7 @@ impl Client {
     }
 
     async fn hold(&mut self, path: &str) -> Step<Created> {
-        let body = self.hold_body.clone();
+        let body = self.hold_bodies[self.next_body].body.clone();
         let Some((status, bytes)) = self.raw(Method::POST, path, None, Some(body)).await else { return Step::Failed };
         match status {
             StatusCode::CREATED => match serde_json::from_slice::<Created>(&bytes) {
@@ -249,12 +341,38 @@ impl Client {
                     Step::Failed
                 }
             },
-            StatusCode::CONFLICT if error_code(&bytes) == "sold_out" => Step::SoldOut,
+            StatusCode::CONFLICT if error_code(&bytes) == "sold_out" => self.sold_out(&bytes),
             _ => {
                 self.unexpected(status, &bytes);
                 Step::Failed
             }
         }
+    }
+
+    /// A `sold_out` answer must name only lines of the request, each with what
+    /// was asked and fewer seats available; a multi-line request's must name some.
+    fn sold_out(&mut self, bytes: &Bytes) -> Step<Created> {
+        let sent = self.hold_bodies[self.next_body].lines.clone();
+        let named = match serde_json::from_slice::<SoldOut>(bytes) {
+            Ok(SoldOut { lines: Some(lines) }) => lines,
+            Ok(SoldOut { lines: None }) if sent.len() == 1 => {
+                self.tally.sold_out_types.insert(sent[0].0);
+                return Step::SoldOut;
+            }
+            _ => {
+                self.error("409 sold_out without its lines".into(), String::from_utf8_lossy(bytes).into_owned());
+                return Step::Failed;
+            }
+        };
+        let fits = |l: &SoldOutLine| {
+            sent.iter().any(|&(t, q)| t == l.ticket_type_id && q == l.requested) && (0..l.requested).contains(&l.available)
+        };
+        if named.is_empty() || !named.iter().all(fits) {
+            self.error("409 sold_out naming wrong lines".into(), String::from_utf8_lossy(bytes).into_owned());
+            return Step::Failed;
+        }
+        self.tally.sold_out_types.extend(named.iter().map(|l| l.ticket_type_id));
+        Step::SoldOut
     }
 
     /// Checkout, pay with the simulated provider, and see the order paid.

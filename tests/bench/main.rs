@@ -1,7 +1,7 @@
 //! nts-bench: a flash sale against nts, with the one-hot-row baseline.
 //!
 //! Starts nts instances (or targets `--url`), creates an event with one ticket
-//! type, drives many keep-alive clients at it until it sells out, reports
+//! type (three in mixed-lines mode), drives many keep-alive clients at it until it sells out, reports
 //! throughput, latency, errors and the server's peak memory, then checks from
 //! the API and the database that the seats taken are exactly the seats
 //! acknowledged. Before that it runs pgbench with the minimal hold transaction
@@ -32,10 +32,11 @@ nts-bench: a flash sale against nts, with the one-hot-row pgbench baseline
 
 USAGE: nts-bench [OPTIONS]
   --mode M             holds | purchase | mixed, each optionally with +keys (a fresh
-                       Idempotency-Key on every POST), or several separated by commas [holds]
+                       Idempotency-Key on every POST), or mixed-lines (holds of 2-3 of three
+                       ticket types at once, always keyed), or several separated by commas [holds]
   --clients N          concurrent clients, one keep-alive connection each [256]
-  --capacity N         seats of the one ticket type [10000]
-  --quantity N         seats per hold [1]
+  --capacity N         seats of the one ticket type (of each type in mixed-lines) [10000]
+  --quantity N         seats per hold (per line in mixed-lines) [1]
   --reads-per-hold N   event-page reads before each hold in mixed mode [3]
   --max-secs S         stop a mode after S seconds even if seats are left [120]
   --idempotency-keys   send a fresh Idempotency-Key with every POST in every mode
@@ -137,7 +138,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--no-baseline" => o.baseline = None,
             "--keep-db" => o.keep_db = true,
             "--smoke" => {
-                o.modes = ["holds", "holds+keys", "purchase", "purchase+keys", "mixed"]
+                o.modes = ["holds", "holds+keys", "purchase", "purchase+keys", "mixed", "mixed-lines"]
                     .map(|m| Run::parse(m).expect("a mode"))
                     .into();
                 o.clients = 8;
@@ -317,24 +318,33 @@ async fn run_mode(
     result
 }
 
-async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyhow::Result<(Uuid, Uuid)> {
+/// The bench event: one ticket type of `--capacity` seats, or in mixed-lines
+/// mode three of them, each of `--capacity` seats. Answers its id and its types' ids.
+async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options, mode: Mode) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
     let api = nts_testkit::Client::new(reqwest::Client::new(), format!("http://{addr}"), admin_token);
+    let names = ["General", "Balcony", "Gallery"];
     let event = api
         .create_event(&NewEvent {
             name: "nts-bench flash sale".into(),
             venue: "Bench Arena".into(),
             starts_at: time::OffsetDateTime::now_utc() + time::Duration::days(30),
             currency: "GBP".into(),
-            ticket_types: vec![NewTicketType {
-                name: "General".into(),
-                price_minor: 2500,
-                capacity: o.capacity,
-                max_per_order: o.quantity.max(10),
-            }],
+            ticket_types: names[..mode.ticket_types()]
+                .iter()
+                .zip([2500, 1800, 4200])
+                .map(|(name, price_minor)| NewTicketType {
+                    name: (*name).into(),
+                    price_minor,
+                    capacity: o.capacity,
+                    max_per_order: o.quantity.max(10),
+                })
+                .collect(),
         })
         .await
         .context("creating the event")?;
-    Ok((event.id, event.ticket_types.first().context("the event has no ticket type")?.id))
+    let types: Vec<Uuid> = event.ticket_types.iter().map(|t| t.id).collect();
+    anyhow::ensure!(types.len() == mode.ticket_types(), "the event has {} ticket types", types.len());
+    Ok((event.id, types))
 }
 
 async fn measure(
@@ -347,7 +357,7 @@ async fn measure(
     best_baseline: Option<f64>,
 ) -> anyhow::Result<(bool, String)> {
     let mode = run.mode;
-    let (event_id, ticket_type_id) = create_event(addrs[0], admin_token, o).await?;
+    let (event_id, ticket_types) = create_event(addrs[0], admin_token, o, mode).await?;
     if let Some(pool) = check_pool {
         db::vacuum_analyze(pool).await?;
     }
@@ -358,7 +368,7 @@ async fn measure(
     let plan = Arc::new(Plan {
         mode,
         event_id,
-        ticket_type_id,
+        ticket_types: ticket_types.clone(),
         quantity: o.quantity,
         reads_per_hold: o.reads_per_hold,
         idempotency_keys: o.idempotency_keys || run.keyed,
@@ -384,6 +394,15 @@ async fn measure(
     let purchases_per_s = tally.paid_orders.len() as f64 / secs;
     println!("elapsed {:.2} s{}", secs, if tally.saw_sold_out { ", sold out" } else { ", not sold out (time limit)" });
     println!("holds: {} acknowledged, {holds_per_s:.0} holds/s", tally.holds.len());
+    if mode == Mode::MixedLines {
+        let seats: i64 = tally.seats.values().sum();
+        println!(
+            "seats in them: {seats}, {:.0} seats/s ({:.2} per hold; by type {})",
+            seats as f64 / secs,
+            seats as f64 / tally.holds.len().max(1) as f64,
+            tally.seats.values().map(i64::to_string).collect::<Vec<_>>().join(" / ")
+        );
+    }
     if mode == Mode::Purchase {
         println!("purchases: {} paid, {purchases_per_s:.0} purchases/s", tally.paid_orders.len());
     }
@@ -429,7 +448,7 @@ async fn measure(
         println!("nts holds/s ÷ best pgbench hot-row figure: {r:.2}×");
     }
 
-    let expect = check::Expect { mode, event_id, ticket_type_id, quantity: o.quantity, tally: &tally };
+    let expect = check::Expect { mode, event_id, ticket_types: &ticket_types, quantity: o.quantity, tally: &tally };
     let mut checks = check::from_api(addrs[0], admin_token, &expect).await?;
     match check_pool {
         Some(pool) => checks.extend(check::from_database(pool, &expect).await?),

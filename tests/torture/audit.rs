@@ -17,9 +17,9 @@ pub struct TypeLine {
     pub sold: i64,
     pub held: i64,
     pub tickets: i64,
-    /// Seats of paid (and refunded) orders.
+    /// Seats of this type in the lines of paid (and refunded) orders.
     pub sold_rows: i64,
-    /// Seats of active holds and unpaid orders.
+    /// Seats of this type in the lines of active holds and unpaid orders.
     pub live_rows: i64,
 }
 
@@ -109,18 +109,20 @@ pub async fn settle(pool: &PgPool, timeout: Duration) -> Option<Duration> {
     }
 }
 
-/// The inventory of each ticket type, by counters and by rows, in one snapshot:
-/// in a correct system the two agree and stay within capacity at every commit.
+/// The inventory of each ticket type, by counters and by rows (the hold lines
+/// of live holds and of orders), in one snapshot: in a correct system the two
+/// agree and stay within capacity at every commit.
 pub async fn type_lines(pool: &PgPool, event_id: Uuid) -> Result<Vec<TypeLine>, sqlx::Error> {
     sqlx::query_as!(
         TypeLine,
         r#"SELECT t.name, t.capacity::bigint AS "capacity!", t.sold::bigint AS "sold!", t.held::bigint AS "held!",
                   (SELECT COUNT(*) FROM tickets k WHERE k.ticket_type_id = t.id) AS "tickets!",
-                  (SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-                   WHERE o.ticket_type_id = t.id AND o.status IN ('paid', 'refunded'))::bigint AS "sold_rows!",
-                  ((SELECT COALESCE(SUM(h.quantity), 0) FROM holds h WHERE h.ticket_type_id = t.id AND h.status = 'active')
-                   + (SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-                      WHERE o.ticket_type_id = t.id AND o.status = 'awaiting_payment'))::bigint AS "live_rows!"
+                  (SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN orders o ON o.hold_id = l.hold_id
+                   WHERE l.ticket_type_id = t.id AND o.status IN ('paid', 'refunded'))::bigint AS "sold_rows!",
+                  ((SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN holds h ON h.id = l.hold_id
+                    WHERE l.ticket_type_id = t.id AND h.status = 'active')
+                   + (SELECT COALESCE(SUM(l.quantity), 0) FROM hold_lines l JOIN orders o ON o.hold_id = l.hold_id
+                      WHERE l.ticket_type_id = t.id AND o.status = 'awaiting_payment'))::bigint AS "live_rows!"
            FROM ticket_types t WHERE t.event_id = $1 ORDER BY t.position"#,
         event_id
     )
@@ -187,8 +189,10 @@ pub async fn audit(
               WHERE o.status IS DISTINCT FROM 'paid') AS "charges_without_paid_order!",
              (SELECT COUNT(*) FROM orders o WHERE o.status = 'paid'
               AND NOT EXISTS (SELECT 1 FROM charged c WHERE c.order_id = o.id)) AS "paid_without_charge!",
-             (SELECT COUNT(*) FROM simulated_intents i JOIN orders o ON o.id = i.order_id
-              WHERE i.amount_minor <> o.amount_minor OR i.currency <> o.currency) AS "wrong_amounts!",
+             ((SELECT COUNT(*) FROM simulated_intents i JOIN orders o ON o.id = i.order_id
+               WHERE i.amount_minor <> o.amount_minor OR i.currency <> o.currency)
+              + (SELECT COUNT(*) FROM payments p JOIN orders o ON o.id = p.order_id
+                 WHERE p.amount_minor <> o.amount_minor OR p.currency <> o.currency))::bigint AS "wrong_amounts!",
              (SELECT COUNT(*) FROM orders o
               WHERE (SELECT COUNT(*) FROM tickets k WHERE k.order_id = o.id)
                     <> CASE WHEN o.status IN ('paid', 'refunded') THEN o.quantity ELSE 0 END) AS "orders_wrong_tickets!",
@@ -214,6 +218,43 @@ pub async fn audit(
         None => simulated_intents,
     };
 
+    // The lines: every hold has some, at its type's price, within the limits;
+    // holds and orders carry their lines' sums; a paid order has per line
+    // exactly that many tickets of that type, and no other ticket.
+    let lines = sqlx::query!(
+        r#"WITH totals AS (
+             SELECT l.hold_id, COUNT(*) AS lines, SUM(l.quantity)::bigint AS quantity,
+                    SUM(l.quantity::bigint * l.unit_price_minor)::bigint AS amount
+             FROM hold_lines l GROUP BY l.hold_id)
+           SELECT
+             (SELECT COUNT(*) FROM holds h WHERE NOT EXISTS (SELECT 1 FROM totals s WHERE s.hold_id = h.id))
+               AS "holds_without_lines!",
+             (SELECT COUNT(*) FROM hold_lines l JOIN holds h ON h.id = l.hold_id
+              JOIN ticket_types t ON t.id = l.ticket_type_id
+              WHERE t.event_id <> h.event_id OR l.unit_price_minor <> t.price_minor
+                 OR l.quantity < 1 OR l.quantity > t.max_per_order) AS "lines_wrong!",
+             (SELECT COUNT(*) FROM holds h JOIN totals s ON s.hold_id = h.id JOIN events e ON e.id = h.event_id
+              WHERE s.quantity > e.max_tickets_per_order) AS "holds_over_order_max!",
+             (SELECT COUNT(*) FROM holds h JOIN totals s ON s.hold_id = h.id
+              WHERE h.quantity <> s.quantity OR h.amount_minor <> s.amount) AS "holds_wrong_totals!",
+             (SELECT COUNT(*) FROM orders o LEFT JOIN totals s ON s.hold_id = o.hold_id
+              WHERE o.quantity IS DISTINCT FROM s.quantity OR o.amount_minor IS DISTINCT FROM s.amount)
+               AS "orders_wrong_totals!",
+             (SELECT COUNT(*) FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+              WHERE (SELECT COUNT(*) FROM tickets k WHERE k.order_id = o.id AND k.ticket_type_id = l.ticket_type_id)
+                    <> CASE WHEN o.status IN ('paid', 'refunded') THEN l.quantity ELSE 0 END)
+               AS "order_lines_wrong_tickets!",
+             (SELECT COUNT(*) FROM tickets k JOIN orders o ON o.id = k.order_id
+              WHERE NOT EXISTS (SELECT 1 FROM hold_lines l
+                                WHERE l.hold_id = o.hold_id AND l.ticket_type_id = k.ticket_type_id))
+               AS "tickets_of_no_line!",
+             (SELECT COUNT(*) FROM totals WHERE lines > 1) AS "holds_several_types!",
+             (SELECT COUNT(*) FROM orders o JOIN totals s ON s.hold_id = o.hold_id
+              WHERE o.status = 'paid' AND s.lines > 1) AS "paid_several_types!""#
+    )
+    .fetch_one(pool)
+    .await?;
+
     let seen_paid: Vec<Uuid> = stats.seen_paid.lock().unwrap().clone();
     let paid_answers_broken = sqlx::query_scalar!(
         r#"SELECT COUNT(*) AS "n!" FROM orders WHERE id = ANY($1) AND status <> 'paid'"#,
@@ -238,6 +279,23 @@ pub async fn audit(
         check("paid orders without a charge", money.paid_without_charge),
         check("charge amount ≠ order amount", money.wrong_amounts),
         check("tickets issued ≠ seats sold", tickets_vs_sold),
+        check(
+            "holds/orders ≠ their lines",
+            lines.holds_without_lines
+                + lines.lines_wrong
+                + lines.holds_over_order_max
+                + lines.holds_wrong_totals
+                + lines.orders_wrong_totals,
+        ),
+        check("paid orders' tickets ≠ their lines", lines.order_lines_wrong_tickets + lines.tickets_of_no_line),
+        Check {
+            name: "no paid order of several types".into(),
+            value: i64::from(lines.paid_several_types == 0),
+            detail: format!(
+                "paid orders of several types {}, holds of several types {}",
+                lines.paid_several_types, lines.holds_several_types
+            ),
+        },
         check("payments ≠ provider records", money.payments_disagree),
         check("buyers told paid, order not paid", paid_answers_broken),
         check("orders their buyer never got", orders_lost),

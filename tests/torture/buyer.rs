@@ -1,8 +1,10 @@
 //! One simulated buyer: a script of choices drawn from its own seeded random
 //! generator, played against the public API only. Buyers hold (sometimes more
-//! than is left), abandon, release, check out, pay, get declined and try
-//! again, double-click, and poll their order until it is final.
+//! than is left, sometimes several ticket types at once), abandon, release,
+//! check out, pay, get declined and try again, double-click, and poll their
+//! order until it is final.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
@@ -17,11 +19,20 @@ use crate::stats::Stats;
 pub struct Sale {
     pub event_id: String,
     pub types: Vec<TicketType>,
+    /// The event's cap on the seats of one order, all types together.
+    pub max_tickets_per_order: Option<i64>,
+}
+
+impl Sale {
+    fn ticket_type(&self, id: &str) -> Option<&TicketType> {
+        self.types.iter().find(|t| t.id == id)
+    }
 }
 
 pub struct TicketType {
     pub id: String,
     pub name: String,
+    pub price_minor: i64,
     pub capacity: i64,
     pub max_per_order: i64,
     /// How many buyers in a hundred come for this type.
@@ -38,15 +49,55 @@ pub struct Plan {
     pub stripe_decline_rate: Option<f64>,
 }
 
+/// One line of a hold or an order: seats of one ticket type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Line {
+    ticket_type_id: String,
+    quantity: i64,
+}
+
+/// How a buyer asks for seats; drawn once per buyer.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Style {
+    /// 2–3 ticket types in one `{"lines": [...]}` hold.
+    Several,
+    /// One ticket type, as one line of `lines`.
+    OneLine,
+    /// One ticket type, with the pre-carts body (`ticket_type_id`, `quantity`).
+    OldBody,
+}
+
+/// One hold request as sent.
+struct Ask {
+    lines: Vec<Line>,
+    old_body: bool,
+}
+
+impl Ask {
+    fn seats(&self) -> i64 {
+        self.lines.iter().map(|l| l.quantity).sum()
+    }
+
+    /// Whether the request breaks a per-line or the per-order limit (a 422 is due).
+    fn over_limits(&self, sale: &Sale) -> bool {
+        let line_over = self
+            .lines
+            .iter()
+            .any(|l| l.quantity < 1 || sale.ticket_type(&l.ticket_type_id).is_none_or(|t| l.quantity > t.max_per_order));
+        line_over || sale.max_tickets_per_order.is_some_and(|max| self.seats() > max)
+    }
+}
+
 struct Hold {
     id: String,
     secret: String,
+    lines: Vec<Line>,
 }
 
 struct Order {
     id: String,
     secret: String,
-    quantity: usize,
+    lines: Vec<Line>,
     payment_id: Option<String>,
 }
 
@@ -56,21 +107,22 @@ struct Buyer<'a> {
     api: &'a Api,
     stats: &'a Stats,
     plan: &'a Plan,
+    sale: &'a Sale,
     requests: u32,
 }
 
 pub async fn buy(n: usize, api: &Api, sale: &Sale, plan: &Plan, stats: &Stats) {
     let rng = StdRng::seed_from_u64(plan.seed ^ (n as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-    let mut buyer = Buyer { n, rng, api, stats, plan, requests: 0 };
+    let mut buyer = Buyer { n, rng, api, stats, plan, sale, requests: 0 };
     let arrival = buyer.rng.gen_range(0..plan.arrive_within.as_millis().max(1) as u64);
     tokio::time::sleep(Duration::from_millis(arrival)).await;
-    buyer.run(sale).await;
+    buyer.run().await;
     stats.buyers_done.bump();
 }
 
-impl Buyer<'_> {
-    async fn run(&mut self, sale: &Sale) {
-        let Some(hold) = self.hold(sale).await else { return };
+impl<'a> Buyer<'a> {
+    async fn run(&mut self) {
+        let Some(hold) = self.hold().await else { return };
         let choice: f64 = self.rng.gen();
         if choice < 0.12 {
             self.stats.abandoned_holds.bump();
@@ -120,56 +172,136 @@ impl Buyer<'_> {
         self.api.call(&mut self.rng, &req).await
     }
 
-    fn pick_type<'s>(&mut self, sale: &'s Sale, not: Option<&str>) -> &'s TicketType {
-        let candidates: Vec<&TicketType> = sale.types.iter().filter(|t| Some(t.id.as_str()) != not).collect();
-        candidates.choose_weighted(&mut self.rng, |t| t.weight).map_or(&sale.types[0], |t| *t)
+    /// `n` different ticket types, weighted by how many buyers come for each,
+    /// avoiding those in `avoid` while others are left.
+    fn pick_types(&mut self, n: usize, avoid: &[String]) -> Vec<&'a TicketType> {
+        let sale = self.sale;
+        let mut chosen: Vec<&TicketType> = Vec::new();
+        while chosen.len() < n {
+            let fresh: Vec<&TicketType> = sale.types.iter().filter(|t| !chosen.iter().any(|c| c.id == t.id)).collect();
+            let preferred: Vec<&TicketType> = fresh.iter().copied().filter(|t| !avoid.contains(&t.id)).collect();
+            let pool = if preferred.is_empty() { &fresh } else { &preferred };
+            match pool.choose_weighted(&mut self.rng, |t| t.weight) {
+                Ok(t) => chosen.push(*t),
+                Err(_) => break,
+            }
+        }
+        chosen
     }
 
-    async fn available(&mut self, sale: &Sale, type_id: &str) -> Option<i64> {
-        let a = self.call(Request::get(format!("/events/{}", sale.event_id), None)).await?;
+    /// Seats available per ticket type, from the public event page.
+    async fn available(&mut self) -> Option<HashMap<String, i64>> {
+        let a = self.call(Request::get(format!("/events/{}", self.sale.event_id), None)).await?;
         if a.status != 200 {
             self.unexpected("GET event", &a);
             return None;
         }
         let types = a.body.get("ticket_types")?.as_array()?;
-        types.iter().find(|t| t["id"] == type_id)?.get("available")?.as_i64()
+        Some(types.iter().filter_map(|t| Some((t["id"].as_str()?.to_owned(), t["available"].as_i64()?))).collect())
     }
 
-    async fn hold(&mut self, sale: &Sale) -> Option<Hold> {
-        let mut tt = self.pick_type(sale, None);
-        for last_try in [false, false, false, true] {
-            let available = if self.rng.gen_bool(0.8) { self.available(sale, &tt.id).await } else { None };
+    /// A fresh request in the buyer's style: quantities mostly small, sometimes
+    /// just over what is left (to meet `sold_out`), rarely over a limit (to meet 422).
+    async fn ask(&mut self, style: Style, avoid: &[String]) -> Ask {
+        let n = match style {
+            Style::Several => self.rng.gen_range(2..=3),
+            Style::OneLine | Style::OldBody => 1,
+        };
+        let types = self.pick_types(n, avoid);
+        let available = if self.rng.gen_bool(0.8) { self.available().await } else { None };
+        let over_order_max = n > 1 && self.rng.gen_bool(0.03);
+        let mut lines = Vec::new();
+        for tt in types {
             let max = tt.max_per_order;
-            let quantity = match available {
-                _ if self.rng.gen_bool(0.02) => max + 1,
-                Some(left) if self.rng.gen_bool(0.25) => (left + self.rng.gen_range(1..=2)).min(max),
-                _ => self.rng.gen_range(1..=max.min(4)),
+            let left = available.as_ref().and_then(|a| a.get(&tt.id).copied());
+            let quantity = match left {
+                _ if self.rng.gen_bool(0.02 / n as f64) => max + 1,
+                _ if over_order_max => max,
+                Some(left) if self.rng.gen_bool(0.25 / n as f64) => (left + self.rng.gen_range(1..=2)).min(max),
+                _ => self.rng.gen_range(1..=max.min(if n > 1 { 3 } else { 4 })),
             };
-            let body = json!({
-                "ticket_type_id": tt.id,
-                "quantity": quantity,
-                "name": format!("Buyer {}", self.n),
-                "email": format!("buyer{}@torture.test", self.n),
-            });
+            lines.push(Line { ticket_type_id: tt.id.clone(), quantity });
+        }
+        Ask { lines, old_body: style == Style::OldBody }
+    }
+
+    async fn hold(&mut self) -> Option<Hold> {
+        let sale = self.sale;
+        let style = match self.rng.gen_range(0..4) {
+            0 | 1 => Style::Several,
+            2 => Style::OneLine,
+            _ => Style::OldBody,
+        };
+        let mut ask = self.ask(style, &[]).await;
+        for last_try in [false, false, false, true] {
+            let mut body = match (&ask.lines[..], ask.old_body) {
+                ([line], true) => json!({ "ticket_type_id": line.ticket_type_id, "quantity": line.quantity }),
+                (lines, _) => json!({ "lines": lines.iter().map(|l| json!({
+                    "ticket_type_id": l.ticket_type_id, "quantity": l.quantity,
+                })).collect::<Vec<_>>() }),
+            };
+            body["name"] = json!(format!("Buyer {}", self.n));
+            body["email"] = json!(format!("buyer{}@torture.test", self.n));
+            let over_limits = ask.over_limits(sale);
             let key = self.key("hold");
             let a = self.call(Request::post(format!("/events/{}/holds", sale.event_id), None, key, Some(body))).await?;
             match a.status {
                 201 => {
                     self.stats.holds.bump();
-                    return Some(Hold { id: a.str("/id")?.to_owned(), secret: a.str("/secret")?.to_owned() });
+                    if over_limits {
+                        self.unexpected("hold over a per-line or per-order limit", &a);
+                        return None;
+                    }
+                    if let Err(why) = check_lines(&a.body, &ask.lines, sale) {
+                        self.unexpected(&format!("hold ({why})"), &a);
+                    }
+                    match ask.lines.len() {
+                        1 if ask.old_body => self.stats.holds_old_body.bump(),
+                        1 => {}
+                        _ => self.stats.holds_several_types.bump(),
+                    }
+                    return Some(Hold {
+                        id: a.str("/id")?.to_owned(),
+                        secret: a.str("/secret")?.to_owned(),
+                        lines: ask.lines,
+                    });
                 }
                 409 if a.code == "sold_out" => {
                     self.stats.sold_out.bump();
+                    let refused = match sold_out_lines(&a.body, &ask) {
+                        Ok(refused) => refused,
+                        Err(why) => {
+                            self.unexpected(&format!("hold ({why})"), &a);
+                            return None;
+                        }
+                    };
+                    if ask.lines.len() > 1 {
+                        self.stats.sold_out_several_types.bump();
+                    }
                     if last_try || self.rng.gen_bool(0.3) {
                         return None;
                     }
-                    // Waits for seats to come back (holds expire, orders go unpaid), maybe for another type.
+                    // Waits for seats to come back (holds expire, orders go unpaid), then asks
+                    // for what was left of the refused types, or for other types.
                     pause(&mut self.rng, 500..3000).await;
-                    if self.rng.gen_bool(0.5) {
-                        tt = self.pick_type(sale, Some(&tt.id));
+                    let shrunk: Vec<Line> = ask
+                        .lines
+                        .iter()
+                        .filter_map(|l| match refused.iter().find(|(t, _)| *t == l.ticket_type_id) {
+                            Some((_, Some(available))) => (*available > 0)
+                                .then(|| Line { ticket_type_id: l.ticket_type_id.clone(), quantity: *available }),
+                            Some((_, None)) => None,
+                            None => Some(l.clone()),
+                        })
+                        .collect();
+                    if !shrunk.is_empty() && self.rng.gen_bool(0.5) {
+                        ask.lines = shrunk;
+                    } else if self.rng.gen_bool(0.5) {
+                        let avoid: Vec<String> = refused.into_iter().map(|(t, _)| t).collect();
+                        ask = self.ask(style, &avoid).await;
                     }
                 }
-                422 if quantity > max => {
+                422 if over_limits && a.code == "validation_failed" => {
                     self.stats.too_many.bump();
                     return None;
                 }
@@ -202,10 +334,13 @@ impl Buyer<'_> {
             }
             (201, _) => {
                 self.stats.orders.bump();
+                if let Err(why) = check_lines(&a.body["order"], &hold.lines, self.sale) {
+                    self.unexpected(&format!("checkout: the order's {why}"), &a);
+                }
                 Some(Order {
                     id: a.str("/order/id")?.to_owned(),
                     secret: a.str("/order/secret")?.to_owned(),
-                    quantity: a.body.pointer("/order/quantity")?.as_u64()? as usize,
+                    lines: hold.lines.clone(),
                     payment_id: a.str("/payment/id").map(str::to_owned),
                 })
             }
@@ -384,9 +519,10 @@ impl Buyer<'_> {
                 "paid" => {
                     self.stats.paid.bump();
                     self.stats.seen_paid(uuid(&order.id));
-                    let tickets = a.body.get("tickets").and_then(Value::as_array).map_or(0, Vec::len);
-                    if tickets != order.quantity {
-                        self.unexpected("GET paid order (ticket count)", &a);
+                    if let Err(why) = check_lines(&a.body, &order.lines, self.sale) {
+                        self.unexpected(&format!("GET paid order ({why})"), &a);
+                    } else if let Err(why) = check_tickets(&a.body, &order.lines, self.sale) {
+                        self.unexpected(&format!("GET paid order ({why})"), &a);
                     }
                     return;
                 }
@@ -412,8 +548,103 @@ fn uuid(id: &str) -> uuid::Uuid {
     id.parse().unwrap_or_default()
 }
 
+/// A hold or order view against the lines asked for: `lines` in request
+/// order with each type's name, price and amount; `quantity` and
+/// `amount_minor` their sums; the deprecated `ticket_type_id` and
+/// `ticket_type_name` set for one line, null for several.
+fn check_lines(view: &Value, asked: &[Line], sale: &Sale) -> Result<(), String> {
+    let lines = view.get("lines").and_then(Value::as_array).ok_or("no lines")?;
+    if lines.len() != asked.len() {
+        return Err(format!("{} lines for {} asked", lines.len(), asked.len()));
+    }
+    let (mut quantity, mut amount) = (0, 0);
+    for (got, want) in lines.iter().zip(asked) {
+        let tt = sale.ticket_type(&want.ticket_type_id).ok_or("a ticket type not of the sale")?;
+        let expected = json!({
+            "ticket_type_id": tt.id,
+            "ticket_type_name": tt.name,
+            "quantity": want.quantity,
+            "unit_price_minor": tt.price_minor,
+            "amount_minor": tt.price_minor * want.quantity,
+        });
+        if *got != expected {
+            return Err(format!("line {got} instead of {expected}"));
+        }
+        quantity += want.quantity;
+        amount += tt.price_minor * want.quantity;
+    }
+    if view["quantity"] != json!(quantity) || view["amount_minor"] != json!(amount) {
+        return Err(format!("quantity/amount_minor not the sums of the lines ({quantity}, {amount})"));
+    }
+    let (id, name) = match asked {
+        [one] => (json!(one.ticket_type_id), json!(sale.ticket_type(&one.ticket_type_id).map(|t| &t.name))),
+        _ => (Value::Null, Value::Null),
+    };
+    if view.get("ticket_type_id") != Some(&id) || view.get("ticket_type_name") != Some(&name) {
+        return Err(format!("deprecated ticket_type_id/ticket_type_name not {id}/{name}"));
+    }
+    Ok(())
+}
+
+/// A paid order's tickets: per line exactly its quantity of that type, each
+/// ticket naming its type.
+fn check_tickets(view: &Value, lines: &[Line], sale: &Sale) -> Result<(), String> {
+    let tickets = view.get("tickets").and_then(Value::as_array).ok_or("no tickets")?;
+    let mut by_type: HashMap<&str, i64> = HashMap::new();
+    for t in tickets {
+        let id = t["ticket_type_id"].as_str().ok_or("a ticket without ticket_type_id")?;
+        let tt = sale.ticket_type(id).ok_or("a ticket of a type not of the sale")?;
+        if t["ticket_type_name"] != json!(tt.name) {
+            return Err(format!("ticket_type_name {} for {}", t["ticket_type_name"], tt.name));
+        }
+        *by_type.entry(id).or_default() += 1;
+    }
+    let wanted: HashMap<&str, i64> = lines.iter().map(|l| (l.ticket_type_id.as_str(), l.quantity)).collect();
+    if by_type != wanted {
+        return Err(format!("tickets by type {by_type:?}, lines {wanted:?}"));
+    }
+    Ok(())
+}
+
+/// A 409 `sold_out` against the request: `lines` names only lines of it, each
+/// with what was asked and fewer seats available. Answers the refused types
+/// with their `available` (unknown for an old-style body answered without `lines`).
+fn sold_out_lines(body: &Value, ask: &Ask) -> Result<Vec<(String, Option<i64>)>, String> {
+    let Some(lines) = body.get("lines").and_then(Value::as_array) else {
+        return match &ask.lines[..] {
+            [one] if ask.old_body => Ok(vec![(one.ticket_type_id.clone(), None)]),
+            _ => Err("sold_out without lines".into()),
+        };
+    };
+    let mut refused: Vec<(String, Option<i64>)> = Vec::new();
+    for l in lines {
+        let (Some(id), Some(requested), Some(available)) =
+            (l["ticket_type_id"].as_str(), l["requested"].as_i64(), l["available"].as_i64())
+        else {
+            return Err(format!("sold_out line {l} incomplete"));
+        };
+        let asked = ask.lines.iter().find(|a| a.ticket_type_id == id);
+        if asked.is_none_or(|a| a.quantity != requested) || !(0..requested).contains(&available) {
+            return Err(format!("sold_out line {l} not a refused line of the request"));
+        }
+        if refused.iter().any(|(t, _)| t == id) {
+            return Err(format!("sold_out names {id} twice"));
+        }
+        refused.push((id.to_owned(), Some(available)));
+    }
+    if refused.is_empty() {
+        return Err("sold_out with no lines".into());
+    }
+    Ok(refused)
+}
+
 /// Creates the event: three ticket types whose seats add up to well below
-/// what the buyers will ask for.
+/// what the buyers will ask for, and a cap on the seats of one order that
+/// some multi-type holds break.
+/// Below the sum of the types' `max_per_order` (4 + 6 + 2), above what a
+/// buyer usually asks for (at most 3 per line).
+const MAX_TICKETS_PER_ORDER: i64 = 8;
+
 pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64) -> anyhow::Result<Sale> {
     let seats = (buyers as i64 * 3 / 4).max(12);
     let tiers = [("Floor", 4500, 50, 4, 50u32), ("Balcony", 3000, 30, 6, 30), ("VIP", 12000, 20, 2, 20)];
@@ -424,6 +655,7 @@ pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64)
         "venue": "The Naive Theatre",
         "starts_at": starts_at,
         "currency": "EUR",
+        "max_tickets_per_order": MAX_TICKETS_PER_ORDER,
         "ticket_types": tiers.iter().map(|(name, price, share, max, _)| json!({
             "name": name, "price_minor": price, "capacity": (seats * share / 100).max(1), "max_per_order": max,
         })).collect::<Vec<_>>(),
@@ -441,10 +673,28 @@ pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64)
         .map(|(t, tier)| TicketType {
             id: t["id"].as_str().unwrap_or_default().to_owned(),
             name: t["name"].as_str().unwrap_or_default().to_owned(),
+            price_minor: t["price_minor"].as_i64().unwrap_or(-1),
             capacity: t["capacity"].as_i64().unwrap_or_default(),
             max_per_order: t["max_per_order"].as_i64().unwrap_or(1),
             weight: tier.4,
         })
         .collect();
-    Ok(Sale { event_id, types })
+    anyhow::ensure!(
+        types.len() >= 3 && types.iter().all(|t| !t.id.is_empty() && t.price_minor >= 0),
+        "creating the event: expected 3 ticket types with ids and prices in {}",
+        a.body
+    );
+    // The public event view shows the cap.
+    let view = api
+        .call(&mut rng, &Request::get(format!("/events/{event_id}"), None))
+        .await
+        .ok_or_else(|| anyhow::anyhow!("reading the event: no answer"))?;
+    let max_tickets_per_order = view.body["max_tickets_per_order"].as_i64();
+    anyhow::ensure!(
+        view.status == 200 && max_tickets_per_order == Some(MAX_TICKETS_PER_ORDER),
+        "the event's public view: max_tickets_per_order {} instead of {MAX_TICKETS_PER_ORDER} ({})",
+        view.body["max_tickets_per_order"],
+        view.status
+    );
+    Ok(Sale { event_id, types, max_tickets_per_order })
 }

@@ -92,10 +92,14 @@ pub fn print(r: &Run) {
         "buyers' outcomes",
         String::new(),
         format!(
-            "holds {}, sold out {}, over max {}, abandoned holds {}, released {}, checkout refused {}, orders {}, \
-             abandoned orders {}, declines {}, new attempts {}, pending {}, saw paid {}, saw unpaid {}, stopped polling {}",
+            "holds {} (of several types {}, old body {}), sold out {} (of several types {}), over max {}, \
+             abandoned holds {}, released {}, checkout refused {}, orders {}, abandoned orders {}, declines {}, \
+             new attempts {}, pending {}, saw paid {}, saw unpaid {}, stopped polling {}",
             st.holds.get(),
+            st.holds_several_types.get(),
+            st.holds_old_body.get(),
             st.sold_out.get(),
+            st.sold_out_several_types.get(),
             st.too_many.get(),
             st.abandoned_holds.get(),
             st.released.get(),

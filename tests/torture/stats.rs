@@ -51,7 +51,12 @@ pub struct Stats {
     // Buyers.
     pub buyers_done: Counter,
     pub holds: Counter,
+    /// Holds of several ticket types at once, and of one with the pre-carts body.
+    pub holds_several_types: Counter,
+    pub holds_old_body: Counter,
     pub sold_out: Counter,
+    /// `sold_out` answers to requests for several types.
+    pub sold_out_several_types: Counter,
     pub too_many: Counter,
     pub abandoned_holds: Counter,
     pub released: Counter,
