@@ -242,7 +242,8 @@ fn hold_bodies(plan: &Plan, i: usize) -> anyhow::Result<Vec<HoldBody>> {
             (0..sets.len())
                 .map(|k| {
                     let mut set = sets[(i + k) % sets.len()].clone();
-                    set.rotate_left(i % set.len());
+                    let turn = i % set.len();
+                    set.rotate_left(turn);
                     buyer(&set.into_iter().map(|t| (t, q)).collect::<Vec<_>>())
                 })
                 .collect()

@@ -665,7 +665,7 @@ pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64)
     let a = api.call(&mut rng, &req).await.ok_or_else(|| anyhow::anyhow!("creating the event: no answer"))?;
     anyhow::ensure!(a.status == 201, "creating the event: {} {}", a.status, a.body);
     let event_id = a.str("/id").ok_or_else(|| anyhow::anyhow!("creating the event: no id in {}", a.body))?.to_owned();
-    let types = a.body["ticket_types"]
+    let types: Vec<TicketType> = a.body["ticket_types"]
         .as_array()
         .into_iter()
         .flatten()
