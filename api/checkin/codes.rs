@@ -131,7 +131,11 @@ pub struct SignedTicket {
 }
 
 /// The codes of an order's tickets in their order, each with its signed form and ticket type.
-pub async fn signed_ticket_codes(pool: &PgPool, event_id: Uuid, order_id: Uuid) -> Result<Vec<SignedTicket>, sqlx::Error> {
+pub async fn signed_ticket_codes(
+    pool: &PgPool,
+    event_id: Uuid,
+    order_id: Uuid,
+) -> Result<Vec<SignedTicket>, sqlx::Error> {
     let rows = sqlx::query!(
         r#"SELECT k.code, k.ticket_type_id, t.name AS ticket_type_name
            FROM tickets k JOIN ticket_types t ON t.id = k.ticket_type_id

@@ -49,8 +49,11 @@ pub async fn load(
     };
     let codes: Vec<String> =
         signed_ticket_codes(pool, row.event_id, order_id).await?.into_iter().map(|t| t.signed).collect();
-    let lines =
-        crate::sales::lines::of_hold(pool, row.hold_id).await?.into_iter().map(|l| (l.ticket_type_name, l.quantity)).collect();
+    let lines = crate::sales::lines::of_hold(pool, row.hold_id)
+        .await?
+        .into_iter()
+        .map(|l| (l.ticket_type_name, l.quantity))
+        .collect();
     let amount = Money::stored(row.amount_minor, &row.currency)?;
     let link = match public_url {
         Some(base) => links::recall(pool, key, order_id)

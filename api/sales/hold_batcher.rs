@@ -129,7 +129,6 @@ type Key = (Uuid, Option<Uuid>);
 
 type Waiting = Member<Seats, Outcome>;
 
-
 impl HoldBatcher {
     /// Without hoarding caps; see [`with_caps`](Self::with_caps).
     pub fn new(pool: PgPool) -> Self {
@@ -248,12 +247,7 @@ enum Flushed {
 /// seats for the requests that may have them and fit (in arrival order,
 /// after holds past their deadline gave theirs back), and stores the keyed
 /// requests' answers.
-async fn take_for(
-    pool: &PgPool,
-    caps: HoldCaps,
-    event_id: Uuid,
-    requests: &[&Seats],
-) -> Result<Flushed, sqlx::Error> {
+async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Seats]) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
     if !keyed.is_empty() {

@@ -33,7 +33,10 @@ impl Lines {
         }
         for (i, line) in lines.iter().enumerate() {
             if lines[..i].iter().any(|l| l.ticket_type_id == line.ticket_type_id) {
-                return Err(format!("ticket type {} appears twice in lines; ask once with the whole quantity", line.ticket_type_id));
+                return Err(format!(
+                    "ticket type {} appears twice in lines; ask once with the whole quantity",
+                    line.ticket_type_id
+                ));
             }
         }
         Ok(Lines(lines))

@@ -226,9 +226,9 @@ fn refused(why: Refusal) -> ApiError {
         Refusal::NotThisEvent { ticket_type_id } => {
             ApiError::validation(format!("{ticket_type_id} is not a ticket type of this event"))
         }
-        Refusal::TooMany { ticket_type_id, max_per_order } => ApiError::validation(format!(
-            "quantity must be at most {max_per_order} for ticket type {ticket_type_id}"
-        )),
+        Refusal::TooMany { ticket_type_id, max_per_order } => {
+            ApiError::validation(format!("quantity must be at most {max_per_order} for ticket type {ticket_type_id}"))
+        }
         Refusal::TooManyInOrder { max_tickets_per_order } => {
             ApiError::validation(format!("at most {max_tickets_per_order} tickets per order for this event"))
         }

@@ -125,11 +125,12 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         check(format!("DB: one ticket per seat sold ({} tickets)", rows.tickets), rows.tickets == sold),
     ];
 
-    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT hold_id FROM hold_lines WHERE ticket_type_id = $1", e.ticket_type_id)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+    let stored: HashSet<Uuid> =
+        sqlx::query_scalar!("SELECT hold_id FROM hold_lines WHERE ticket_type_id = $1", e.ticket_type_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
     let acked: HashSet<Uuid> = e.tally.holds.iter().copied().collect();
     let missing = acked.difference(&stored).count();
     let unacknowledged = stored.difference(&acked).count();
