@@ -325,6 +325,7 @@ async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options, mode: Mo
     let names = ["General", "Balcony", "Gallery"];
     let event = api
         .create_event(&NewEvent {
+            max_tickets_per_order: None,
             name: "nts-bench flash sale".into(),
             venue: "Bench Arena".into(),
             starts_at: time::OffsetDateTime::now_utc() + time::Duration::days(30),
