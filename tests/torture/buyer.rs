@@ -646,7 +646,9 @@ fn sold_out_lines(body: &Value, ask: &Ask) -> Result<Vec<(String, Option<i64>)>,
 const MAX_TICKETS_PER_ORDER: i64 = 8;
 
 pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64) -> anyhow::Result<Sale> {
-    let seats = (buyers as i64 * 3 / 4).max(12);
+    // A single-type buyer asks for ~2.3 seats, one of several types for ~5: about
+    // 3.7 a buyer, three times these seats, as when every buyer held one type.
+    let seats = (buyers as i64 * 5 / 4).max(12);
     let tiers = [("Floor", 4500, 50, 4, 50u32), ("Balcony", 3000, 30, 6, 30), ("VIP", 12000, 20, 2, 20)];
     let starts_at = (time::OffsetDateTime::now_utc() + time::Duration::days(30))
         .format(&time::format_description::well_known::Rfc3339)?;
