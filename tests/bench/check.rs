@@ -74,7 +74,8 @@ pub async fn from_api(addr: SocketAddr, admin_token: &str, e: &Expect<'_>) -> an
         Reply::Failed(why) => bail!("GET /api/v1/admin/events: {why}"),
     };
     let events: Vec<AdminEvent> = serde_json::from_slice(&body).context("reading the admin events")?;
-    let event = events.iter().find(|ev| ev.id == e.event_id).context("the bench event is missing from the admin API")?;
+    let event =
+        events.iter().find(|ev| ev.id == e.event_id).context("the bench event is missing from the admin API")?;
     let mut checks = Vec::new();
     for &id in e.ticket_types {
         let tt = event.ticket_types.iter().find(|t| t.id == id).context("a bench ticket type is missing")?;

@@ -366,7 +366,8 @@ impl Client {
             }
         };
         let fits = |l: &SoldOutLine| {
-            sent.iter().any(|&(t, q)| t == l.ticket_type_id && q == l.requested) && (0..l.requested).contains(&l.available)
+            sent.iter().any(|&(t, q)| t == l.ticket_type_id && q == l.requested)
+                && (0..l.requested).contains(&l.available)
         };
         if named.is_empty() || !named.iter().all(fits) {
             self.error("409 sold_out naming wrong lines".into(), String::from_utf8_lossy(bytes).into_owned());
@@ -506,7 +507,35 @@ pub fn elapsed_until(start: Instant, tally: &Tally) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use super::percentiles;
+    use super::*;
+
+    #[test]
+    fn mixed_lines_is_always_keyed_and_holds_two_or_three_types() {
+        let run = Run::parse("mixed-lines").unwrap();
+        assert!(run.keyed && run.mode == Mode::MixedLines && run.label() == "mixed-lines");
+        assert_eq!(Run::parse("mixed-lines+keys"), Some(run));
+        assert!(!Run::parse("mixed").unwrap().keyed);
+        let types: Vec<Uuid> = (0..3).map(|_| Uuid::new_v4()).collect();
+        let plan = Plan {
+            mode: Mode::MixedLines,
+            event_id: Uuid::new_v4(),
+            ticket_types: types.clone(),
+            quantity: 2,
+            reads_per_hold: 0,
+            idempotency_keys: true,
+            deadline: Instant::now(),
+        };
+        let bodies = hold_bodies(&plan, 5).unwrap();
+        assert_eq!(bodies.len(), 4);
+        for t in &types {
+            // Each type in three of the four sets, so the types sell out together.
+            assert_eq!(bodies.iter().filter(|b| b.lines.iter().any(|(id, q)| id == t && *q == 2)).count(), 3);
+        }
+        let json: serde_json::Value = serde_json::from_slice(&bodies[0].body).unwrap();
+        assert_eq!(json["lines"].as_array().unwrap().len(), bodies[0].lines.len());
+        let single = hold_bodies(&Plan { mode: Mode::Holds, ..plan }, 0).unwrap();
+        assert_eq!(single[0].lines, vec![(types[0], 2)]);
+    }
 
     #[test]
     fn percentiles_are_nearest_rank() {

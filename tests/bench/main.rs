@@ -320,7 +320,12 @@ async fn run_mode(
 
 /// The bench event: one ticket type of `--capacity` seats, or in mixed-lines
 /// mode three of them, each of `--capacity` seats. Answers its id and its types' ids.
-async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options, mode: Mode) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
+async fn create_event(
+    addr: SocketAddr,
+    admin_token: &str,
+    o: &Options,
+    mode: Mode,
+) -> anyhow::Result<(Uuid, Vec<Uuid>)> {
     let api = nts_testkit::Client::new(reqwest::Client::new(), format!("http://{addr}"), admin_token);
     let names = ["General", "Balcony", "Gallery"];
     let event = api

@@ -80,10 +80,9 @@ impl Ask {
 
     /// Whether the request breaks a per-line or the per-order limit (a 422 is due).
     fn over_limits(&self, sale: &Sale) -> bool {
-        let line_over = self
-            .lines
-            .iter()
-            .any(|l| l.quantity < 1 || sale.ticket_type(&l.ticket_type_id).is_none_or(|t| l.quantity > t.max_per_order));
+        let line_over = self.lines.iter().any(|l| {
+            l.quantity < 1 || sale.ticket_type(&l.ticket_type_id).is_none_or(|t| l.quantity > t.max_per_order)
+        });
         line_over || sale.max_tickets_per_order.is_some_and(|max| self.seats() > max)
     }
 }
@@ -699,4 +698,75 @@ pub async fn create_sale(api: &Api, admin_token: &str, buyers: usize, seed: u64)
         view.status
     );
     Ok(Sale { event_id, types, max_tickets_per_order })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sale() -> Sale {
+        let tt = |id: &str, price_minor, max_per_order| TicketType {
+            id: id.into(),
+            name: id.to_uppercase(),
+            price_minor,
+            capacity: 10,
+            max_per_order,
+            weight: 1,
+        };
+        Sale { event_id: "e".into(), types: vec![tt("a", 100, 4), tt("b", 250, 2)], max_tickets_per_order: Some(5) }
+    }
+
+    fn line(t: &str, quantity: i64) -> Line {
+        Line { ticket_type_id: t.into(), quantity }
+    }
+
+    #[test]
+    fn limits_are_per_line_and_per_order() {
+        let ask = |lines| Ask { lines, old_body: false };
+        assert!(!ask(vec![line("a", 3), line("b", 2)]).over_limits(&sale()));
+        assert!(ask(vec![line("a", 4), line("b", 2)]).over_limits(&sale()));
+        assert!(ask(vec![line("b", 3)]).over_limits(&sale()));
+    }
+
+    #[test]
+    fn views_must_carry_their_lines_and_sums() {
+        let good = json!({
+            "quantity": 3, "amount_minor": 450, "ticket_type_id": null, "ticket_type_name": null,
+            "lines": [
+                {"ticket_type_id": "b", "ticket_type_name": "B", "quantity": 1, "unit_price_minor": 250, "amount_minor": 250},
+                {"ticket_type_id": "a", "ticket_type_name": "A", "quantity": 2, "unit_price_minor": 100, "amount_minor": 200},
+            ],
+        });
+        let asked = [line("b", 1), line("a", 2)];
+        assert_eq!(check_lines(&good, &asked, &sale()), Ok(()));
+        let mut wrong_order = asked.clone();
+        wrong_order.reverse();
+        assert!(check_lines(&good, &wrong_order, &sale()).is_err());
+        let mut deprecated_set = good.clone();
+        deprecated_set["ticket_type_id"] = json!("b");
+        assert!(check_lines(&deprecated_set, &asked, &sale()).is_err());
+        let tickets = json!({"tickets": [
+            {"ticket_type_id": "a", "ticket_type_name": "A"}, {"ticket_type_id": "b", "ticket_type_name": "B"},
+            {"ticket_type_id": "a", "ticket_type_name": "A"},
+        ]});
+        assert_eq!(check_tickets(&tickets, &asked, &sale()), Ok(()));
+        assert!(check_tickets(&tickets, &[line("a", 3)], &sale()).is_err());
+    }
+
+    #[test]
+    fn sold_out_names_only_refused_lines_of_the_request() {
+        let ask = Ask { lines: vec![line("a", 3), line("b", 2)], old_body: false };
+        let refused = |lines: Value| sold_out_lines(&json!({"code": "sold_out", "lines": lines}), &ask);
+        assert_eq!(
+            refused(json!([{"ticket_type_id": "b", "requested": 2, "available": 1}])),
+            Ok(vec![("b".into(), Some(1))])
+        );
+        assert!(refused(json!([{"ticket_type_id": "b", "requested": 2, "available": 2}])).is_err());
+        assert!(refused(json!([{"ticket_type_id": "a", "requested": 1, "available": 0}])).is_err());
+        assert!(refused(json!([{"ticket_type_id": "c", "requested": 2, "available": 0}])).is_err());
+        assert!(refused(json!([])).is_err());
+        assert!(sold_out_lines(&json!({"code": "sold_out"}), &ask).is_err());
+        let old = Ask { lines: vec![line("a", 1)], old_body: true };
+        assert_eq!(sold_out_lines(&json!({"code": "sold_out"}), &old), Ok(vec![("a".into(), None)]));
+    }
 }
