@@ -188,19 +188,23 @@
       };
     });
 
-    return {
+    const body = {
       name: name.value.trim(),
       venue: venue.value.trim(),
       starts_at: when.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       currency,
       ticket_types: ticketTypes,
     };
+    const maxTickets = $('#ev-max-tickets');
+    if (maxTickets.value.trim()) body.max_tickets_per_order = wholeNumber(maxTickets, 'Max tickets per order');
+    return body;
   }
 
   function resetEventForm() {
     $('#ev-name').value = '';
     $('#ev-venue').value = '';
     $('#ev-starts').value = '';
+    $('#ev-max-tickets').value = '';
     typesEl.replaceChildren();
     addTypeRow();
   }
@@ -294,7 +298,8 @@
         h('div', { class: 'event-head' },
           h('div', {},
             h('h3', { id: headId }, ev.name),
-            h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency)),
+            h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency,
+              ev.max_tickets_per_order ? ` · at most ${ev.max_tickets_per_order} tickets per order` : '')),
           h('div', { class: 'actions' }, guestsBtn, csvBtn, checkinBtn)),
         h('div', { class: 'table-scroll' },
           h('table', { class: 'sales' },
