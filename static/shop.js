@@ -50,6 +50,12 @@
 
   const eventById = (id) => events.find((ev) => ev.id === id) || null;
 
+  const shortDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+  function shortDate(iso) {
+    const d = new Date(iso);
+    return Number.isNaN(d.getTime()) ? iso : shortDateFormat.format(d);
+  }
+
   // ---------- the list of events ----------
 
   function renderEvents() {
@@ -113,7 +119,7 @@
     eventSelect.replaceChildren();
     if (events.length !== 1) eventSelect.append(h('option', { value: '' }, events.length ? 'Choose an event…' : 'No events on sale'));
     for (const ev of events) {
-      eventSelect.append(h('option', { value: ev.id }, `${ev.name} — ${formatDate(ev.starts_at)}`));
+      eventSelect.append(h('option', { value: ev.id }, `${ev.name} (${shortDate(ev.starts_at)})`));
     }
     if (events.length === 1) eventSelect.value = events[0].id;
     else if (current && eventById(current)) eventSelect.value = current;
@@ -408,11 +414,16 @@
     renderLines();
   });
 
+  // While typing, a quantity out of range is marked (the words come on Reserve).
   linesEl.addEventListener('input', (e) => {
-    if (e.target.matches('input[data-line-type-id]')) {
-      e.target.removeAttribute('aria-invalid');
-      updateTotal();
-    }
+    const input = e.target;
+    if (!input.matches('input[data-line-type-id]')) return;
+    const entry = types.get(input.dataset.lineTypeId);
+    const n = quantityOf(input);
+    const bad = !Number.isInteger(n) || (entry && n > lineMax(entry.type));
+    if (bad) input.setAttribute('aria-invalid', 'true');
+    else input.removeAttribute('aria-invalid');
+    updateTotal();
   });
 
   // "Choose" in the list: that event in the form, one of that type (if none
