@@ -14,6 +14,19 @@ pub struct ErrorBody {
     pub code: Cow<'static, str>,
     /// For people.
     pub message: String,
+    /// Only with `sold_out` for a hold: the lines that did not fit (nothing was held).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(nullable = false)]
+    pub lines: Vec<Shortfall>,
+}
+
+/// A line of a hold request that did not fit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
+pub struct Shortfall {
+    pub ticket_type_id: uuid::Uuid,
+    pub requested: i32,
+    /// Seats of this type that were free when the request was refused.
+    pub available: i32,
 }
 
 /// Every code nts answers with, as it appears in `{"code": …}`. A 402 carries
@@ -211,6 +224,9 @@ pub enum ApiError {
     /// 409: valid, but the current state does not allow it.
     #[error("{message}")]
     Conflict { code: ErrorCode, message: String },
+    /// 409 `sold_out`: not enough seats; `lines` names the lines of a hold that did not fit, when known.
+    #[error("not enough tickets left for this request")]
+    SoldOut { lines: Vec<Shortfall> },
     /// 402: the payment provider refused the payment.
     #[error("{message}")]
     PaymentRefused { code: String, message: String },
@@ -248,7 +264,7 @@ impl ApiError {
     }
 
     pub fn sold_out() -> Self {
-        Self::conflict(ErrorCode::SoldOut, "not enough tickets left for this request")
+        ApiError::SoldOut { lines: Vec::new() }
     }
 
     pub fn code(&self) -> Cow<'static, str> {
@@ -260,6 +276,7 @@ impl ApiError {
             | ApiError::Conflict { code, .. }
             | ApiError::Unavailable { code, .. } => *code,
             ApiError::PaymentRefused { code, .. } => return Cow::Owned(code.clone()),
+            ApiError::SoldOut { .. } => ErrorCode::SoldOut,
             ApiError::PayloadTooLarge(_) => ErrorCode::PayloadTooLarge,
             ApiError::UnsupportedMediaType => ErrorCode::UnsupportedContentType,
             ApiError::MethodNotAllowed { .. } => ErrorCode::MethodNotAllowed,
@@ -273,9 +290,17 @@ impl ApiError {
 }
 
 impl ApiError {
+    /// What the error body's `lines` holds.
+    pub fn lines(&self) -> Vec<Shortfall> {
+        match self {
+            ApiError::SoldOut { lines } => lines.clone(),
+            _ => Vec::new(),
+        }
+    }
+
     /// The JSON body an error response carries, for a client error.
     pub fn body_bytes(&self) -> Vec<u8> {
-        serde_json::to_vec(&ErrorBody { code: self.code(), message: self.to_string() })
+        serde_json::to_vec(&ErrorBody { code: self.code(), message: self.to_string(), lines: self.lines() })
             .expect("an error body serialises")
     }
 }

@@ -45,7 +45,8 @@ impl TestDb {
     /// (held, active holds) of a ticket type.
     pub async fn counters(&self, ticket_type: Uuid) -> (i32, i64) {
         let r = sqlx::query!(
-            r#"SELECT t.held, (SELECT COUNT(*) FROM holds h WHERE h.ticket_type_id = t.id AND h.status = 'active') AS "active!"
+            r#"SELECT t.held, (SELECT COUNT(*) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                                WHERE l.ticket_type_id = t.id AND h.status = 'active') AS "active!"
                FROM ticket_types t WHERE t.id = $1"#,
             ticket_type
         )

@@ -19,12 +19,11 @@ fn demo_event() -> NewEvent {
         venue: "The Naive Theatre, London".into(),
         starts_at: OffsetDateTime::now_utc() + Duration::days(30),
         currency: "GBP".into(),
-        ticket_types: vec![NewTicketType {
-            name: "General admission".into(),
-            price_minor: 999,
-            capacity: 10,
-            max_per_order: 4,
-        }],
+        ticket_types: vec![
+            NewTicketType { name: "General admission".into(), price_minor: 999, capacity: 10, max_per_order: 4 },
+            NewTicketType { name: "Child (under 16)".into(), price_minor: 499, capacity: 10, max_per_order: 4 },
+        ],
+        max_tickets_per_order: Some(6),
     }
 }
 

@@ -18,6 +18,7 @@ use crate::state::AppState;
 pub const MAX_TICKET_TYPES: usize = 20;
 pub const MAX_CAPACITY: i64 = 1_000_000;
 pub const MAX_PER_ORDER: i64 = 100;
+pub const MAX_TICKETS_PER_ORDER: i64 = 2000;
 /// 100 million in major units; keeps `price × quantity` far from overflow.
 pub const MAX_PRICE_MINOR: i64 = 10_000_000_000;
 
@@ -51,6 +52,10 @@ pub struct NewEvent {
     pub currency: String,
     #[schema(min_items = 1, max_items = 20)]
     pub ticket_types: Vec<NewTicketType>,
+    /// At most this many tickets in one order across ticket types (each type's `max_per_order` still applies).
+    #[schema(minimum = 1, maximum = 2000)]
+    #[serde(default)]
+    pub max_tickets_per_order: Option<i64>,
 }
 
 /// An event as the organiser sees it: with sales figures.
@@ -62,6 +67,7 @@ pub struct AdminEventView {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub currency: String,
+    pub max_tickets_per_order: Option<i32>,
     pub ticket_types: Vec<AdminTicketTypeView>,
     /// Money taken for paid orders, minor units.
     pub revenue_minor: i64,
@@ -153,15 +159,21 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
     if e.ticket_types.is_empty() || e.ticket_types.len() > MAX_TICKET_TYPES {
         return Err(ApiError::validation(format!("an event needs 1 to {MAX_TICKET_TYPES} ticket types")));
     }
+    let max_tickets_per_order = e
+        .max_tickets_per_order
+        .map(|n| bounded("max_tickets_per_order", n, 1, MAX_TICKETS_PER_ORDER).map(|n| n as i32))
+        .transpose()?;
     let id = Uuid::new_v4();
     sqlx::query!(
-        "INSERT INTO events (id, name, venue, starts_at, currency, is_demo) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO events (id, name, venue, starts_at, currency, is_demo, max_tickets_per_order)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
         id,
         name,
         venue,
         e.starts_at,
         currency.as_str(),
-        is_demo
+        is_demo,
+        max_tickets_per_order
     )
     .execute(&mut **tx)
     .await?;
@@ -188,14 +200,17 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
 }
 
 async fn revenue_by_type(pool: &PgPool, event_id: Option<Uuid>) -> Result<Vec<(Uuid, i64)>, sqlx::Error> {
-    sqlx::query_as(
-        "SELECT ticket_type_id, COALESCE(SUM(amount_minor), 0)::bigint FROM orders
-         WHERE status = $2 AND ($1::uuid IS NULL OR event_id = $1) GROUP BY ticket_type_id",
+    let rows = sqlx::query!(
+        r#"SELECT l.ticket_type_id, SUM(l.unit_price_minor * l.quantity)::bigint AS "revenue!"
+           FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+           WHERE o.status = $2 AND ($1::uuid IS NULL OR o.event_id = $1)
+           GROUP BY l.ticket_type_id"#,
+        event_id,
+        OrderStatus::Paid as OrderStatus,
     )
-    .bind(event_id)
-    .bind(OrderStatus::Paid)
     .fetch_all(pool)
-    .await
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.ticket_type_id, r.revenue)).collect())
 }
 
 fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)]) -> AdminEventView {
@@ -221,6 +236,7 @@ fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)]) -> AdminEventView {
         venue: first.venue.clone(),
         starts_at: first.starts_at,
         currency: first.currency.clone(),
+        max_tickets_per_order: first.max_tickets_per_order,
         revenue_minor: ticket_types.iter().map(|t| t.revenue_minor).sum(),
         ticket_types,
     }

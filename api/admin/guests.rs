@@ -19,8 +19,10 @@ pub struct Guest {
     pub order_id: Uuid,
     pub name: String,
     pub email: String,
-    pub ticket_type_name: String,
+    /// Ticket codes, in the order's order.
     pub tickets: Vec<String>,
+    /// The ticket type of each of `tickets`, in the same order.
+    pub ticket_types: Vec<String>,
     /// The tickets that are in: when and through which check-in device.
     pub checked_in: Vec<GuestCheckin>,
 }
@@ -71,13 +73,14 @@ pub async fn guest_list(
     let event_id = path.into_inner();
     crate::checkin::devices::require_event(&state, event_id).await?;
     let rows = sqlx::query!(
-        r#"SELECT o.id AS order_id, o.buyer_name AS name, o.buyer_email AS email, t.name AS ticket_type_name,
-                  COALESCE(array_agg(k.code ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "tickets!"
+        r#"SELECT o.id AS order_id, o.buyer_name AS name, o.buyer_email AS email,
+                  COALESCE(array_agg(k.code ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "tickets!",
+                  COALESCE(array_agg(t.name ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "ticket_types!"
            FROM orders o
-           JOIN ticket_types t ON t.id = o.ticket_type_id
            LEFT JOIN tickets k ON k.order_id = o.id
+           LEFT JOIN ticket_types t ON t.id = k.ticket_type_id
            WHERE o.event_id = $1 AND o.status = $2
-           GROUP BY o.id, t.name
+           GROUP BY o.id
            ORDER BY o.paid_at, o.id"#,
         event_id,
         OrderStatus::Paid as OrderStatus,
@@ -103,8 +106,8 @@ pub async fn guest_list(
             order_id: r.order_id,
             name: r.name,
             email: r.email,
-            ticket_type_name: r.ticket_type_name,
             tickets: r.tickets,
+            ticket_types: r.ticket_types,
         })
         .collect();
     if query.format != Some(GuestFormat::Csv) {
@@ -122,7 +125,7 @@ pub async fn guest_list(
             "checkin_device",
         ])?;
         for g in &guests {
-            for code in &g.tickets {
+            for (code, ticket_type) in g.tickets.iter().zip(&g.ticket_types) {
                 let order_id = g.order_id.to_string();
                 let checkin = g.checked_in.iter().find(|c| &c.ticket == code);
                 let at = checkin.and_then(|c| c.checked_in_at.format(&Rfc3339).ok()).unwrap_or_default();
@@ -131,7 +134,7 @@ pub async fn guest_list(
                     order_id.as_str(),
                     &csv_safe(&g.name),
                     &csv_safe(&g.email),
-                    &csv_safe(&g.ticket_type_name),
+                    &csv_safe(ticket_type),
                     code,
                     &at,
                     &device,

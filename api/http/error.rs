@@ -12,7 +12,7 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) | ApiError::NotFoundCode { .. } => StatusCode::NOT_FOUND,
             ApiError::Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Conflict { .. } => StatusCode::CONFLICT,
+            ApiError::Conflict { .. } | ApiError::SoldOut { .. } => StatusCode::CONFLICT,
             ApiError::PaymentRefused { .. } => StatusCode::PAYMENT_REQUIRED,
             ApiError::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -53,7 +53,7 @@ impl ResponseError for ApiError {
             }
             _ => {}
         }
-        res.json(ErrorBody { code: self.code(), message })
+        res.json(ErrorBody { code: self.code(), message, lines: self.lines() })
     }
 }
 

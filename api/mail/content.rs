@@ -17,8 +17,8 @@ pub struct OrderMail {
     pub event_name: String,
     pub venue: String,
     pub starts_at: OffsetDateTime,
-    pub ticket_type_name: String,
-    pub quantity: i32,
+    /// Ticket type name and count, per line of the order.
+    pub lines: Vec<(String, i32)>,
     /// The amount as people read it (`GBP 19.98`).
     pub amount: String,
     /// What each ticket's QR holds (the signed code, as on the order page).
@@ -37,8 +37,8 @@ pub async fn load(
 ) -> Result<Option<OrderMail>, sqlx::Error> {
     let Some(row) = sqlx::query!(
         r#"SELECT o.status AS "status: OrderStatus", o.buyer_name, o.event_id, e.name AS event_name, e.venue,
-                  e.starts_at, t.name AS ticket_type_name, o.quantity, o.amount_minor, o.currency AS "currency!"
-           FROM orders o JOIN events e ON e.id = o.event_id JOIN ticket_types t ON t.id = o.ticket_type_id
+                  e.starts_at, o.hold_id, o.amount_minor, o.currency AS "currency!"
+           FROM orders o JOIN events e ON e.id = o.event_id
            WHERE o.id = $1"#,
         order_id
     )
@@ -48,7 +48,12 @@ pub async fn load(
         return Ok(None);
     };
     let codes: Vec<String> =
-        signed_ticket_codes(pool, row.event_id, order_id).await?.into_iter().map(|(_, signed)| signed).collect();
+        signed_ticket_codes(pool, row.event_id, order_id).await?.into_iter().map(|t| t.signed).collect();
+    let lines = crate::sales::lines::of_hold(pool, row.hold_id)
+        .await?
+        .into_iter()
+        .map(|l| (l.ticket_type_name, l.quantity))
+        .collect();
     let amount = Money::stored(row.amount_minor, &row.currency)?;
     let link = match public_url {
         Some(base) => links::recall(pool, key, order_id)
@@ -63,8 +68,7 @@ pub async fn load(
         event_name: row.event_name,
         venue: row.venue,
         starts_at: row.starts_at,
-        ticket_type_name: row.ticket_type_name,
-        quantity: row.quantity,
+        lines,
         amount: amount.to_string(),
         codes,
         link,

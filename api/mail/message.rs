@@ -75,16 +75,20 @@ fn intro(kind: MailKind) -> &'static str {
     }
 }
 
+/// `2 x Adult, 1 x Child`.
+fn tickets(mail: &OrderMail, times: &str) -> String {
+    mail.lines.iter().map(|(name, n)| format!("{n} {times} {name}")).collect::<Vec<_>>().join(", ")
+}
+
 fn text(kind: MailKind, mail: &OrderMail, with_tickets: bool) -> String {
     let mut out = format!(
-        "Hello {name},\n\n{intro}\n\n  Event:    {event}\n  When:     {when}\n  Where:    {venue}\n  Tickets:  {quantity} x {tier}\n  {paid_label}  {amount}\n  Order:    {order}\n",
+        "Hello {name},\n\n{intro}\n\n  Event:    {event}\n  When:     {when}\n  Where:    {venue}\n  Tickets:  {tickets}\n  {paid_label}  {amount}\n  Order:    {order}\n",
         name = mail.buyer_name,
         intro = intro(kind),
         event = mail.event_name,
         when = when(mail),
         venue = mail.venue,
-        quantity = mail.quantity,
-        tier = mail.ticket_type_name,
+        tickets = tickets(mail, "x"),
         paid_label = if kind == MailKind::OrderRefunded { "Refunded:" } else { "Paid:    " },
         amount = mail.amount,
         order = mail.order_id,
@@ -140,7 +144,7 @@ fn html(kind: MailKind, mail: &OrderMail, with_tickets: bool) -> String {
     ));
     out.push_str(&row("When", &when(mail)));
     out.push_str(&row("Where", &mail.venue));
-    out.push_str(&row("Tickets", &format!("{} × {}", mail.quantity, mail.ticket_type_name)));
+    out.push_str(&row("Tickets", &tickets(mail, "×")));
     out.push_str(&row(if kind == MailKind::OrderRefunded { "Refunded" } else { "Paid" }, &mail.amount));
     out.push_str(&row("Order", &mail.order_id.to_string()));
     out.push_str("</table>");
@@ -183,8 +187,7 @@ mod tests {
             event_name: "Night <b>".into(),
             venue: "Hall".into(),
             starts_at: time::macros::datetime!(2099-01-01 20:00 UTC),
-            ticket_type_name: "General".into(),
-            quantity: 2,
+            lines: vec![("General".into(), 2)],
             amount: "GBP 19.98".into(),
             codes: vec!["AAAAAAAAAAAAAAAAAAAAAAAA.x".into(), "BBBBBBBBBBBBBBBBBBBBBBBB.y".into()],
             link: Some("https://t.example.com/order.html#id=1&secret=s".into()),

@@ -15,6 +15,7 @@ use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::order_status;
+use crate::sales::seats::{self, Move};
 
 /// The provider's idempotency key of a payment's refund. `seq` moves on only
 /// after the provider stored an error under the previous key and has no
@@ -153,7 +154,7 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     order_status::transition(&mut *tx, order_id, &[OrderStatus::Paid], OrderStatus::Refunded).await?;
     crate::mail::outbox::enqueue(&mut tx, order_id, crate::mail::outbox::MailKind::OrderRefunded).await?;
     if release_seats {
-        release(&mut tx, order_id, order.ticket_type_id, order.quantity).await?;
+        release(&mut tx, order_id, order.hold_id).await?;
     }
     tx.commit().await?;
     tracing::info!(%order_id, %payment_id, release_seats, "order refunded by an admin");
@@ -207,8 +208,7 @@ async fn payment_of(
 async fn release(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     order_id: Uuid,
-    ticket_type_id: Uuid,
-    quantity: i32,
+    hold_id: Uuid,
 ) -> Result<bool, sqlx::Error> {
     let released = sqlx::query!(
         "UPDATE orders SET seats_released_at = now() WHERE id = $1 AND seats_released_at IS NULL",
@@ -219,7 +219,7 @@ async fn release(
     .rows_affected()
         == 1;
     if released {
-        crate::sales::seats::unsell(&mut **tx, ticket_type_id, quantity).await?;
+        seats::move_seats(&mut **tx, hold_id, Move::Unsell).await?;
     }
     Ok(released)
 }
@@ -232,7 +232,7 @@ pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
     if order.status != OrderStatus::Refunded {
         return Err(ApiError::conflict(ErrorCode::OrderNotRefunded, "only a refunded order's seats can be released"));
     }
-    if !release(&mut tx, order_id, order.ticket_type_id, order.quantity).await? {
+    if !release(&mut tx, order_id, order.hold_id).await? {
         return Err(ApiError::conflict(ErrorCode::SeatsAlreadyReleased, "this order's seats are back on sale already"));
     }
     tx.commit().await?;
@@ -243,15 +243,14 @@ pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
 /// An order's row, locked for the rest of the transaction (orders are always locked before their payments).
 struct LockedOrder {
     status: OrderStatus,
-    ticket_type_id: Uuid,
-    quantity: i32,
+    hold_id: Uuid,
     seats_released: bool,
 }
 
 async fn lock_order(tx: &mut sqlx::PgConnection, order_id: Uuid) -> ApiResult<LockedOrder> {
     sqlx::query_as!(
         LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity,
+        r#"SELECT status AS "status: OrderStatus", hold_id,
                   seats_released_at IS NOT NULL AS "seats_released!"
            FROM orders WHERE id = $1 FOR UPDATE"#,
         order_id

@@ -10,7 +10,8 @@ use super::payment_status::{self, Also};
 use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus, Transitions};
 use crate::mail::outbox::{self, MailKind};
-use crate::sales::{order_status, seats};
+use crate::sales::seats::{self, Move};
+use crate::sales::{lines, order_status};
 
 /// Applies the provider's view of `payment_id`; answers the payment's status afterwards.
 pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
@@ -70,8 +71,7 @@ pub async fn transition(
 
 pub struct LockedOrder {
     pub status: OrderStatus,
-    pub ticket_type_id: Uuid,
-    pub quantity: i32,
+    pub hold_id: Uuid,
 }
 
 pub struct LockedPayment {
@@ -90,7 +90,7 @@ async fn lock_order_then_payment(
         sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id).fetch_one(&mut **tx).await?;
     let order = sqlx::query_as!(
         LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", ticket_type_id, quantity FROM orders WHERE id = $1 FOR UPDATE"#,
+        r#"SELECT status AS "status: OrderStatus", hold_id FROM orders WHERE id = $1 FOR UPDATE"#,
         order_id
     )
     .fetch_one(&mut **tx)
@@ -153,14 +153,18 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
         payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::Succeeded, Also::default()).await?;
         order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
             .await?;
-        seats::sell(&mut *tx, order.ticket_type_id, order.quantity).await?;
-        let codes: Vec<String> = (0..order.quantity).map(|_| new_ticket_code()).collect();
+        seats::move_seats(&mut *tx, order.hold_id, Move::Sell).await?;
+        let lines = lines::of_hold(&mut *tx, order.hold_id).await?;
+        let types: Vec<Uuid> =
+            lines.iter().flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize)).collect();
+        let codes: Vec<String> = types.iter().map(|_| new_ticket_code()).collect();
         sqlx::query!(
             "INSERT INTO tickets (code, order_id, ticket_type_id, position)
-             SELECT code, $2, $3, pos::int FROM unnest($1::text[]) WITH ORDINALITY AS c(code, pos)",
+             SELECT code, $2, ticket_type_id, pos::int
+             FROM unnest($1::text[], $3::uuid[]) WITH ORDINALITY AS c(code, ticket_type_id, pos)",
             &codes,
             payment.order_id,
-            order.ticket_type_id
+            &types
         )
         .execute(&mut *tx)
         .await?;
@@ -223,7 +227,7 @@ pub async fn expire_order(pool: &PgPool, order_id: Uuid) -> Result<bool, sqlx::E
     let expired =
         order_status::transition(&mut *tx, order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Expired).await?;
     if let Some(o) = &expired {
-        seats::give_back(&mut *tx, o.ticket_type_id, o.quantity).await?;
+        seats::move_seats(&mut *tx, o.hold_id, Move::GiveBack).await?;
     }
     tx.commit().await?;
     Ok(expired.is_some())

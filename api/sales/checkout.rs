@@ -5,7 +5,8 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::holds::{fetch_hold, not_active};
-use super::views::OrderView;
+use super::lines;
+use super::views::{single_type, OrderView};
 use crate::caller::BuyerSecret;
 use crate::domain::status::{checked, HoldStatus, OrderStatus};
 use crate::error::{ApiError, ApiResult};
@@ -28,18 +29,18 @@ pub async fn take_over(
                WHERE id = $1 AND secret_hash = $2 AND status = ANY($6) AND expires_at > clock_timestamp()
                RETURNING *
            ), ins AS (
-               INSERT INTO orders (id, secret_hash, hold_id, event_id, ticket_type_id, buyer_name, buyer_email,
+               INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email,
                                    quantity, amount_minor, currency, expires_at, client_address)
-               SELECT $3, $4, hold.id, hold.event_id, hold.ticket_type_id, hold.buyer_name, hold.buyer_email,
+               SELECT $3, $4, hold.id, hold.event_id, hold.buyer_name, hold.buyer_email,
                       hold.quantity, hold.amount_minor, hold.currency, clock_timestamp() + make_interval(secs => $5),
                       hold.client_address
                FROM hold
                RETURNING *
            )
-           SELECT ins.id, ins.event_id, e.name AS event_name, ins.ticket_type_id, t.name AS ticket_type_name,
+           SELECT ins.id, ins.event_id, e.name AS event_name,
                   ins.buyer_name, ins.buyer_email, ins.quantity, ins.amount_minor, ins.currency AS "currency!",
                   ins.expires_at
-           FROM ins JOIN events e ON e.id = ins.event_id JOIN ticket_types t ON t.id = ins.ticket_type_id"#,
+           FROM ins JOIN events e ON e.id = ins.event_id"#,
         hold_id,
         hold_secret_hash,
         Uuid::new_v4(),
@@ -50,14 +51,17 @@ pub async fn take_over(
     )
     .fetch_optional(&mut *tx)
     .await?;
-    Ok(created.map(|o| OrderView {
+    let Some(o) = created else { return Ok(None) };
+    let lines = lines::of_hold(&mut *tx, hold_id).await?;
+    let (ticket_type_id, ticket_type_name) = single_type(&lines);
+    Ok(Some(OrderView {
         id: o.id,
         secret: None,
         status: OrderStatus::AwaitingPayment,
         event_id: o.event_id,
         event_name: o.event_name,
-        ticket_type_id: o.ticket_type_id,
-        ticket_type_name: o.ticket_type_name,
+        ticket_type_id,
+        ticket_type_name,
         name: o.buyer_name,
         email: o.buyer_email,
         quantity: o.quantity,
@@ -67,6 +71,7 @@ pub async fn take_over(
         paid_at: None,
         tickets: Vec::new(),
         payment: None,
+        lines,
     }))
 }
 

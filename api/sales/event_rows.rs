@@ -16,6 +16,7 @@ pub(crate) struct EventRow {
     pub venue: String,
     pub starts_at: OffsetDateTime,
     pub currency: String,
+    pub max_tickets_per_order: Option<i32>,
     pub id: Uuid,
     pub name: String,
     pub price_minor: i64,
@@ -34,10 +35,11 @@ pub(crate) async fn fetch_rows(
     sqlx::query_as!(
         EventRow,
         r#"SELECT e.id AS event_id, e.name AS event_name, e.venue, e.starts_at, e.currency AS "currency!",
-                  t.id, t.name, t.price_minor, t.capacity, t.max_per_order, t.sold,
+                  e.max_tickets_per_order, t.id, t.name, t.price_minor, t.capacity, t.max_per_order, t.sold,
                   (t.capacity - t.sold - t.held + COALESCE(
-                      (SELECT SUM(h.quantity) FROM holds h
-                        WHERE h.ticket_type_id = t.id AND h.status = $3 AND h.expires_at <= now()), 0)
+                      (SELECT SUM(l.quantity) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                        WHERE h.event_id = e.id AND l.ticket_type_id = t.id AND h.status = $3
+                          AND h.expires_at <= now()), 0)
                   )::int AS "available!"
            FROM events e JOIN ticket_types t ON t.event_id = e.id
            WHERE ($1::uuid IS NULL OR e.id = $1) AND ($2::timestamptz IS NULL OR e.starts_at > $2)
@@ -83,6 +85,7 @@ pub(crate) fn event_view(rows: &[EventRow]) -> EventView {
         venue: first.venue.clone(),
         starts_at: first.starts_at,
         currency: first.currency.clone(),
+        max_tickets_per_order: first.max_tickets_per_order,
         ticket_types: rows.iter().map(ticket_type_view).collect(),
     }
 }

@@ -1,34 +1,38 @@
 //! Group commit of holds. Every hold of a ticket type updates the same counter
 //! row, so one transaction per hold is capped by that row's lock and by one
 //! WAL flush per commit. Instead, concurrent requests for one ticket type join
-//! a queue in this instance; one task flushes the queue as ONE transaction (one
-//! guarded `UPDATE … SET held = held + total`, one multi-row INSERT of the
-//! holds), answers every request, and flushes again as soon as that commit is
-//! done. A request that finds no flush running starts one at once, so a lone
-//! request waits no longer than before; under load a batch collects whatever
-//! arrived during the previous commit.
+//! a queue in this instance (requests for several types of one event share
+//! one queue of their own); one task flushes the queue as ONE transaction,
+//! answers every request, and flushes again as soon as that commit is done. A
+//! request that finds no flush running starts one at once, so a lone request
+//! waits no longer than before; under load a batch collects whatever arrived
+//! during the previous commit.
 //!
-//! The flush also checks each request against its event and ticket type (they
-//! exist, the quantity is within `max_per_order`, sales are open), read after
-//! the request arrived: usually inside the same guarded UPDATE, so a batch
-//! costs one statement and a hold no statement of its own.
+//! A flush is a few statements whatever its size: one ([`seats::lock`])
+//! expires the event's holds past their deadline and locks the counters of
+//! every ticket type the batch asks for, in id order, reading them as they
+//! are under the lock; each request is checked against them (its event and
+//! ticket types exist, each line within `max_per_order`, the order within the
+//! event's `max_tickets_per_order`, sales open); one ([`seats::store`]) writes
+//! the granted holds, their lines and the counters.
 //!
 //! Nothing is given up:
-//! - the row lock, the guard in the UPDATE and the CHECK on `ticket_types`
-//!   still decide, so any number of instances (each with its own queues) share
-//!   the database safely;
+//! - the row locks and the CHECK on `ticket_types` still decide, so any
+//!   number of instances (each with its own queues) share the database
+//!   safely, and the id order of the locks keeps holds of several types from
+//!   deadlocking;
+//! - a hold of several types is granted all its lines or none, in one commit;
 //! - each request gets its own hold id, secret and answer; a request with an
 //!   Idempotency-Key has its key and answer stored by the same transaction
 //!   (atomic phases, at no extra commit), and a request whose key is stored
 //!   already is left out and replays that answer;
-//! - when not everyone fits, holds past their deadline are expired first
-//!   (exactly once, by their guarded status change), then seats are granted
-//!   in arrival order, first fit: a request that does not fit in what is left
-//!   is answered `sold_out` and a later, smaller one that fits still gets its
-//!   seats — exactly what one transaction per request, run in arrival order,
-//!   would answer;
+//! - seats are granted in arrival order, first fit, after expired holds gave
+//!   theirs back: a request that does not fit in what is left is answered
+//!   `sold_out` (naming the lines that did not fit) and a later, smaller one
+//!   that fits still gets its seats — exactly what one transaction per
+//!   request, run in arrival order, would answer;
 //! - a hold's deadline counts from the moment its row is written (after the
-//!   counter's lock is had), not from the transaction's start.
+//!   counters' locks are had), not from the transaction's start.
 //!
 //! If a flush fails because the database cannot be reached, its requests get
 //! that error at once. If it fails otherwise, they are answered
@@ -41,10 +45,10 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::hoarding::{over_caps, Claimant};
-use super::hold_rules::first_fit;
+use super::hold_rules::{first_fit, Lines};
 pub use super::hold_rules::{refusal, Facts, Refusal};
 pub use super::seats::Taken;
-use super::seats::{self, Claim, Guard};
+use super::seats::{self, Claim};
 use crate::batching::{Batches, Member};
 use crate::config::HoldCaps;
 use crate::error::{ApiError, ErrorCode};
@@ -57,10 +61,9 @@ const MAX_BATCH: usize = 1000;
 #[derive(Clone)]
 pub struct Seats {
     pub event_id: Uuid,
-    pub ticket_type_id: Uuid,
+    pub lines: Lines,
     pub id: Uuid,
     pub secret_hash: Vec<u8>,
-    pub quantity: i32,
     pub name: String,
     pub email: String,
     pub hold_seconds: f64,
@@ -120,8 +123,9 @@ pub struct HoldBatcher {
     batches: Batches<Key, Seats, Outcome>,
 }
 
-/// Holds of one ticket type of one event share a queue.
-type Key = (Uuid, Uuid);
+/// Holds of one ticket type of one event share a queue; so do all holds of
+/// several types of one event (`None`), which a flush never splits.
+type Key = (Uuid, Option<Uuid>);
 
 type Waiting = Member<Seats, Outcome>;
 
@@ -145,7 +149,7 @@ impl HoldBatcher {
 
     /// Queues the request and waits for the flush that answers it.
     pub async fn take(&self, seats: Seats) -> Outcome {
-        let key = (seats.event_id, seats.ticket_type_id);
+        let key = (seats.event_id, seats.lines.single_type());
         let (pool, caps) = (self.pool.clone(), self.caps);
         let flush_with = move |key, batch| flush(pool.clone(), caps, key, batch);
         self.batches.join(key, seats, flush_with).await.unwrap_or(Outcome::Failed)
@@ -154,12 +158,12 @@ impl HoldBatcher {
     /// One request on its own (after a flush that failed), by the same
     /// transaction a flush makes.
     pub async fn take_alone(&self, seats: &Seats) -> Result<Outcome, sqlx::Error> {
-        Ok(match take_for(&self.pool, self.caps, seats.event_id, seats.ticket_type_id, &[seats]).await? {
+        Ok(match take_for(&self.pool, self.caps, seats.event_id, &[seats]).await? {
             Flushed::Done(mut outcomes) => {
                 if let Some(k) = &seats.keyed {
                     k.context.mark_recorded();
                 }
-                outcomes.remove(&seats.id).unwrap_or(Outcome::Refused(Refusal::SoldOut))
+                outcomes.remove(&seats.id).unwrap_or(Outcome::Refused(Refusal::SoldOut(Vec::new())))
             }
             Flushed::KeysTaken(_) => Outcome::KeyTaken,
         })
@@ -171,23 +175,23 @@ impl HoldBatcher {
 /// Idempotency-Key; then everyone is answered. A request whose key is already
 /// stored (a retry, or a twin on another instance that committed first) is
 /// left out, and the flush is made again without it if it had begun.
-async fn flush(pool: PgPool, caps: HoldCaps, (event_id, ticket_type_id): Key, batch: Vec<Waiting>) {
+async fn flush(pool: PgPool, caps: HoldCaps, (event_id, _): Key, batch: Vec<Waiting>) {
     let (requests, started) = (batch.len(), std::time::Instant::now());
     let (pending, twins) = split_twins(batch);
-    flush_pending(&pool, caps, event_id, ticket_type_id, pending).await;
+    flush_pending(&pool, caps, event_id, pending).await;
     crate::metrics::record_hold_flush(requests, started.elapsed());
     // After the first of each key committed its answer, which they replay.
     answer_all(twins, || Outcome::KeyTaken);
 }
 
-async fn flush_pending(pool: &PgPool, caps: HoldCaps, event_id: Uuid, ticket_type_id: Uuid, mut pending: Vec<Waiting>) {
+async fn flush_pending(pool: &PgPool, caps: HoldCaps, event_id: Uuid, mut pending: Vec<Waiting>) {
     loop {
         let requests: Vec<&Seats> = pending.iter().map(|w| &w.item).collect();
-        match take_for(pool, caps, event_id, ticket_type_id, &requests).await {
+        match take_for(pool, caps, event_id, &requests).await {
             Ok(Flushed::Done(mut outcomes)) => {
                 tracing::debug!(requests = pending.len(), "hold flush");
                 for w in pending {
-                    let outcome = outcomes.remove(&w.item.id).unwrap_or(Outcome::Refused(Refusal::SoldOut));
+                    let outcome = outcomes.remove(&w.item.id).unwrap_or(Outcome::Refused(Refusal::SoldOut(Vec::new())));
                     if let Some(k) = &w.item.keyed {
                         k.context.mark_recorded();
                     }
@@ -243,13 +247,7 @@ enum Flushed {
 /// seats for the requests that may have them and fit (in arrival order,
 /// after holds past their deadline gave theirs back), and stores the keyed
 /// requests' answers.
-async fn take_for(
-    pool: &PgPool,
-    caps: HoldCaps,
-    event_id: Uuid,
-    ticket_type_id: Uuid,
-    requests: &[&Seats],
-) -> Result<Flushed, sqlx::Error> {
+async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Seats]) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
     if !keyed.is_empty() {
@@ -265,11 +263,11 @@ async fn take_for(
             ));
         }
     }
-    let (granted, refused) = grant(&mut tx, caps, event_id, ticket_type_id, requests).await?;
+    let (granted, refused) = grant(&mut tx, caps, event_id, requests).await?;
     let mut outcomes: HashMap<Uuid, Outcome> = granted.into_iter().map(|(id, t)| (id, Outcome::Held(t))).collect();
     outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
     for s in requests {
-        outcomes.entry(s.id).or_insert(Outcome::Refused(Refusal::SoldOut));
+        outcomes.entry(s.id).or_insert(Outcome::Refused(Refusal::SoldOut(Vec::new())));
     }
     if !keyed.is_empty() {
         let records: Vec<KeyRecord> = keyed
@@ -293,13 +291,11 @@ async fn take_for(
 }
 
 /// Takes seats in `tx` for the requests that may have them and fit; answers
-/// what was stored and what was refused for a reason other than
-/// availability (the rest did not fit).
+/// what was stored and what was refused (for availability or another reason).
 async fn grant(
     tx: &mut PgConnection,
     caps: HoldCaps,
     event_id: Uuid,
-    ticket_type_id: Uuid,
     all: &[&Seats],
 ) -> Result<(Granted, Refused), sqlx::Error> {
     let claimants: Vec<Claimant> =
@@ -310,72 +306,50 @@ async fn grant(
     if all.is_empty() {
         return Ok((Granted::new(), refused));
     }
-    // Usually every request is valid and fits: one statement, whose guard
-    // fails as a whole if one of them is not.
-    let stored = insert_holds(&mut *tx, event_id, ticket_type_id, &all).await?;
-    if !stored.is_empty() {
-        return Ok((stored, refused));
-    }
-    // Otherwise: seats of holds past their deadline come back first, so that
-    // first fit in arrival order sees every free seat; then lock the
-    // counters, check each request, and grant first fit.
-    seats::expire_stale(&mut *tx, ticket_type_id).await?;
-    let row = sqlx::query!(
-        r#"SELECT e.starts_at > now() AS "on_sale!", t.max_per_order AS "max_per_order?", t.free AS "free?"
-           FROM events e
-           LEFT JOIN (SELECT max_per_order, capacity - sold - held AS free FROM ticket_types
-                      WHERE id = $2 AND event_id = $1 FOR NO KEY UPDATE) t ON true
-           WHERE e.id = $1"#,
-        event_id,
-        ticket_type_id
-    )
-    .fetch_optional(&mut *tx)
-    .await?;
-    let facts = row.as_ref().map(|r| Facts { on_sale: r.on_sale, max_per_order: r.max_per_order });
+    // Holds past their deadline give their seats back first, so that first
+    // fit in arrival order sees every free seat.
+    let mut types: Vec<Uuid> = all.iter().flat_map(|s| s.lines.iter().map(|l| l.ticket_type_id)).collect();
+    types.sort_unstable();
+    types.dedup();
+    let locked = seats::lock(&mut *tx, event_id, &types).await?;
     let mut valid = Vec::new();
     for seats in all {
-        match refusal(facts, seats.quantity) {
+        match refusal(locked.facts(), seats.lines.as_slice()) {
             Some(why) => {
                 refused.insert(seats.id, why);
             }
             None => valid.push(seats),
         }
     }
-    let free = row.and_then(|r| r.free).unwrap_or(0);
-    let fits = first_fit(free, valid.iter().map(|s| s.quantity));
-    let granted: Vec<&Seats> = valid.into_iter().zip(fits).filter(|(_, fit)| *fit).map(|(s, _)| s).collect();
+    let Some(facts) = locked.facts() else { return Ok((Granted::new(), refused)) };
+    let mut free: HashMap<Uuid, i32> = facts.types.iter().map(|(id, t)| (*id, t.free)).collect();
+    let fits = first_fit(&mut free, valid.iter().map(|s| s.lines.as_slice()));
+    let mut granted = Vec::new();
+    for (seats, fit) in valid.into_iter().zip(fits) {
+        match fit {
+            Ok(()) => granted.push(seats),
+            Err(short) => {
+                refused.insert(seats.id, Refusal::SoldOut(short));
+            }
+        }
+    }
     if granted.is_empty() {
         return Ok((Granted::new(), refused));
     }
-    let stored = insert_holds(&mut *tx, event_id, ticket_type_id, &granted).await?;
-    if stored.len() != granted.len() {
-        // The counters are locked, so only a change to the event itself (no API
-        // makes one) can get here; the requests then take their seats alone.
-        return Err(sqlx::Error::Protocol(format!("granted {} holds but stored {}", granted.len(), stored.len())));
-    }
-    Ok((stored, refused))
-}
-
-/// Takes seats for all of `requests` in one statement, or for none (see [`seats::take`]).
-async fn insert_holds(
-    tx: &mut PgConnection,
-    event_id: Uuid,
-    ticket_type_id: Uuid,
-    requests: &[&Seats],
-) -> Result<Granted, sqlx::Error> {
-    let claims: Vec<Claim> = requests
+    let claims: Vec<Claim> = granted
         .iter()
         .map(|s| Claim {
             id: s.id,
             secret_hash: &s.secret_hash,
             name: &s.name,
             email: &s.email,
-            quantity: s.quantity,
+            lines: s.lines.as_slice(),
             hold_seconds: s.hold_seconds,
             address: s.address.as_deref(),
         })
         .collect();
-    seats::take(tx, event_id, ticket_type_id, &claims, Guard::Checked).await
+    let stored = seats::store(&mut *tx, &locked, event_id, &claims).await?;
+    Ok((stored, refused))
 }
 
 #[cfg(test)]

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
-use super::hold_rules::NewHold;
-use super::seats;
-use super::views::HoldView;
+use super::hold_rules::{Line, Lines, NewHold};
+use super::views::{single_type, HoldView, LineView};
+use super::{lines, seats};
 use crate::caller::{BuyerSecret, ClientAddress};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
@@ -24,19 +24,50 @@ use crate::idempotency::{self, KeyContext};
 use crate::metrics;
 use crate::state::AppState;
 
+/// Either `lines` (one or more ticket types) or, for one ticket type, `ticket_type_id` and `quantity`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
-    pub ticket_type_id: Uuid,
-    /// 1 to the ticket type's `max_per_order`.
+    /// The seats to hold, one line per ticket type (each type at most once); all are held or none.
+    #[schema(min_items = 1, max_items = 20)]
+    pub lines: Option<Vec<LineRequest>>,
+    /// One ticket type, without `lines` (the older form of a one-line hold).
+    pub ticket_type_id: Option<Uuid>,
+    /// With `ticket_type_id`: 1 to the ticket type's `max_per_order`.
     #[schema(minimum = 1, maximum = 100)]
-    pub quantity: i64,
+    pub quantity: Option<i64>,
     /// The buyer's name, 1–200 characters.
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// The buyer's email address.
     #[schema(min_length = 3, max_length = 254)]
     pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LineRequest {
+    pub ticket_type_id: Uuid,
+    /// 1 to the ticket type's `max_per_order`.
+    #[schema(minimum = 1, maximum = 100)]
+    pub quantity: i64,
+}
+
+impl HoldRequest {
+    fn lines(&self) -> Result<Lines, ApiError> {
+        let quantity = |n| Quantity::parse(n).map_err(ApiError::validation);
+        match (&self.lines, self.ticket_type_id, self.quantity) {
+            (Some(lines), None, None) => {
+                let lines = lines
+                    .iter()
+                    .map(|l| Ok(Line { ticket_type_id: l.ticket_type_id, quantity: quantity(l.quantity)? }))
+                    .collect::<Result<Vec<_>, ApiError>>()?;
+                Lines::parse(lines).map_err(ApiError::validation)
+            }
+            (None, Some(ticket_type_id), Some(n)) => Ok(Lines::one(ticket_type_id, quantity(n)?)),
+            _ => Err(ApiError::validation("send either lines, or ticket_type_id with quantity")),
+        }
+    }
 }
 
 /// Reserve seats for a few minutes.
@@ -49,8 +80,8 @@ pub struct HoldRequest {
     responses(
         (status = 201, description = "Seats held; keep the secret", body = HoldView),
         (status = 404, description = format!("`{}`: no such event", ErrorCode::NotFound), body = ErrorBody),
-        (status = 409, description = format!("`{}`: not enough seats left; `{}`: the event has started; or `{}`: this address or e-mail already has as many unpaid holds and orders as nts allows", ErrorCode::SoldOut, ErrorCode::SalesClosed, ErrorCode::TooManyUnpaid), body = ErrorBody),
-        (status = 422, description = format!("`{}`: bad name, email or quantity, or not a ticket type of this event", ErrorCode::ValidationFailed), body = ErrorBody),
+        (status = 409, description = format!("`{}`: not enough seats left (nothing is held; `lines` names the lines that did not fit); `{}`: the event has started; or `{}`: this address or e-mail already has as many unpaid holds and orders as nts allows", ErrorCode::SoldOut, ErrorCode::SalesClosed, ErrorCode::TooManyUnpaid), body = ErrorBody),
+        (status = 422, description = format!("`{}`: bad name, email, lines or quantity, a quantity past a type's `max_per_order` or the order past the event's `max_tickets_per_order`, or not a ticket type of this event", ErrorCode::ValidationFailed), body = ErrorBody),
     )
 )]
 #[post("/events/{event_id}/holds")]
@@ -65,10 +96,10 @@ pub async fn create_hold(
     let req = body.into_inner();
     let name = BuyerName::parse(&req.name).map_err(ApiError::validation)?;
     let email = Email::parse(&req.email).map_err(ApiError::validation)?;
-    let quantity = Quantity::parse(req.quantity).map_err(ApiError::validation)?;
+    let lines = req.lines()?;
     let address = Some(client.to_string());
     let key = KeyContext::of(&http);
-    let hold = NewHold { event_id, ticket_type_id: req.ticket_type_id, quantity, name, email, address, key };
+    let hold = NewHold { event_id, lines, name, email, address, key };
     let view = take_seats(&state.holds, &hold, state.config.hold_duration.as_secs() as i64).await?;
     idempotency::debug_stall("hold").await;
     Ok(HttpResponse::Created().json(view))
@@ -76,7 +107,7 @@ pub async fn create_hold(
 
 /// Holds seats through this instance's group commit of holds (see
 /// [`hold_batcher`](super::hold_batcher)), which also checks the event, the
-/// ticket type and the quantity. If that flush fails, the request takes its
+/// ticket types and the quantities. If that flush fails, the request takes its
 /// seats alone, by the same transaction, with the same hold id.
 pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
     #[cfg(feature = "broken-oversell")]
@@ -97,7 +128,7 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
                 Some((StatusCode::CREATED, serde_json::to_vec(&view(taken)).expect("a view serialises")))
             }
             Outcome::Refused(why) => {
-                let e = refused(*why);
+                let e = refused(why.clone());
                 Some((e.status_code(), e.body_bytes()))
             }
             _ => None,
@@ -106,10 +137,9 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
     });
     let seats = Seats {
         event_id: hold.event_id,
-        ticket_type_id: hold.ticket_type_id,
+        lines: hold.lines.clone(),
         id,
         secret_hash: secret_hash.clone(),
-        quantity: hold.quantity.get(),
         name: hold.name.as_str().to_owned(),
         email: hold.email.as_str().to_owned(),
         hold_seconds: hold_seconds as f64,
@@ -129,7 +159,7 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
     };
     let taken = match taken {
         Ok(taken) => {
-            metrics::record_hold_granted(hold.quantity.get());
+            metrics::record_hold_granted(hold.lines.total());
             taken
         }
         Err(e) => {
@@ -145,7 +175,6 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
 struct HoldShape {
     id: Uuid,
     event_id: Uuid,
-    ticket_type_id: Uuid,
     name: String,
     email: String,
     quantity: i32,
@@ -156,22 +185,22 @@ impl HoldShape {
         HoldShape {
             id,
             event_id: hold.event_id,
-            ticket_type_id: hold.ticket_type_id,
             name: hold.name.as_str().to_owned(),
             email: hold.email.as_str().to_owned(),
-            quantity: hold.quantity.get(),
+            quantity: hold.lines.total(),
         }
     }
 
     fn view(&self, secret: String, taken: &Taken) -> HoldView {
+        let (ticket_type_id, ticket_type_name) = single_type(&taken.lines);
         HoldView {
             id: self.id,
             secret: Some(secret),
             status: HoldStatus::Active,
             event_id: self.event_id,
             event_name: taken.event_name.clone(),
-            ticket_type_id: self.ticket_type_id,
-            ticket_type_name: taken.ticket_type_name.clone(),
+            ticket_type_id,
+            ticket_type_name,
             name: self.name.clone(),
             email: self.email.clone(),
             quantity: self.quantity,
@@ -179,6 +208,7 @@ impl HoldShape {
             currency: taken.amount.currency().to_string(),
             expires_at: taken.expires_at,
             order_id: None,
+            lines: taken.lines.clone(),
         }
     }
 }
@@ -193,26 +223,31 @@ fn taken_key(hold: &NewHold) -> ApiError {
 fn refused(why: Refusal) -> ApiError {
     match why {
         Refusal::NoSuchEvent => ApiError::NotFound("no such event"),
-        Refusal::NotThisEvent => ApiError::validation("ticket_type_id is not a ticket type of this event"),
-        Refusal::TooMany { max_per_order } => {
-            ApiError::validation(format!("quantity must be at most {max_per_order} for this ticket type"))
+        Refusal::NotThisEvent { ticket_type_id } => {
+            ApiError::validation(format!("{ticket_type_id} is not a ticket type of this event"))
+        }
+        Refusal::TooMany { ticket_type_id, max_per_order } => {
+            ApiError::validation(format!("quantity must be at most {max_per_order} for ticket type {ticket_type_id}"))
+        }
+        Refusal::TooManyInOrder { max_tickets_per_order } => {
+            ApiError::validation(format!("at most {max_tickets_per_order} tickets per order for this event"))
         }
         Refusal::SalesClosed => {
             ApiError::conflict(ErrorCode::SalesClosed, "this event has started; tickets are no longer on sale")
         }
         Refusal::Capped(cap) => ApiError::conflict(ErrorCode::TooManyUnpaid, cap.message()),
-        Refusal::SoldOut => ApiError::sold_out(),
+        Refusal::SoldOut(lines) => ApiError::SoldOut { lines },
     }
 }
 
 /// Expires active holds past their deadline and gives their seats back, once,
-/// one ticket type at a time (see [`seats::expire_stale`]).
-pub async fn expire_stale_holds(pool: &PgPool, ticket_type: Option<Uuid>) -> Result<u64, sqlx::Error> {
-    let types: Vec<Uuid> = match ticket_type {
-        Some(t) => vec![t],
+/// one event at a time (see [`seats::lock`]).
+pub async fn expire_stale_holds(pool: &PgPool, event: Option<Uuid>) -> Result<u64, sqlx::Error> {
+    let events: Vec<Uuid> = match event {
+        Some(e) => vec![e],
         None => {
             sqlx::query_scalar!(
-                "SELECT DISTINCT ticket_type_id FROM holds WHERE status = $1 AND expires_at <= now() LIMIT 1000",
+                "SELECT DISTINCT event_id FROM holds WHERE status = $1 AND expires_at <= now() LIMIT 1000",
                 HoldStatus::Active as HoldStatus
             )
             .fetch_all(pool)
@@ -220,8 +255,8 @@ pub async fn expire_stale_holds(pool: &PgPool, ticket_type: Option<Uuid>) -> Res
         }
     };
     let mut expired = 0;
-    for tt in types {
-        expired += seats::expire_stale(pool, tt).await?;
+    for e in events {
+        expired += seats::lock(pool, e, &[]).await?.swept();
     }
     Ok(expired)
 }
@@ -232,8 +267,6 @@ struct HoldRow {
     live: bool,
     event_id: Uuid,
     event_name: String,
-    ticket_type_id: Uuid,
-    ticket_type_name: String,
     buyer_name: String,
     buyer_email: String,
     quantity: i32,
@@ -243,8 +276,10 @@ struct HoldRow {
     order_id: Option<Uuid>,
 }
 
-impl From<HoldRow> for HoldView {
-    fn from(r: HoldRow) -> Self {
+impl HoldRow {
+    fn view(self, lines: Vec<LineView>) -> HoldView {
+        let r = self;
+        let (ticket_type_id, ticket_type_name) = single_type(&lines);
         HoldView {
             id: r.id,
             secret: None,
@@ -252,8 +287,8 @@ impl From<HoldRow> for HoldView {
             status: if r.status == HoldStatus::Active && !r.live { HoldStatus::Expired } else { r.status },
             event_id: r.event_id,
             event_name: r.event_name,
-            ticket_type_id: r.ticket_type_id,
-            ticket_type_name: r.ticket_type_name,
+            ticket_type_id,
+            ticket_type_name,
             name: r.buyer_name,
             email: r.buyer_email,
             quantity: r.quantity,
@@ -261,20 +296,19 @@ impl From<HoldRow> for HoldView {
             currency: r.currency,
             expires_at: r.expires_at,
             order_id: r.order_id,
+            lines,
         }
     }
 }
 
 pub(super) async fn fetch_hold(pool: &PgPool, id: Uuid, secret: &BuyerSecret) -> ApiResult<HoldView> {
-    sqlx::query_as!(
+    let row = sqlx::query_as!(
         HoldRow,
         r#"SELECT h.id, h.status AS "status: HoldStatus", h.expires_at > now() AS "live!",
-                  h.event_id, e.name AS event_name, h.ticket_type_id, t.name AS ticket_type_name,
-                  h.buyer_name, h.buyer_email, h.quantity, h.amount_minor, h.currency AS "currency!",
+                  h.event_id, e.name AS event_name, h.buyer_name, h.buyer_email, h.quantity, h.amount_minor, h.currency AS "currency!",
                   h.expires_at, o.id AS "order_id?"
            FROM holds h
            JOIN events e ON e.id = h.event_id
-           JOIN ticket_types t ON t.id = h.ticket_type_id
            LEFT JOIN orders o ON o.hold_id = h.id
            WHERE h.id = $1 AND h.secret_hash = $2"#,
         id,
@@ -282,8 +316,9 @@ pub(super) async fn fetch_hold(pool: &PgPool, id: Uuid, secret: &BuyerSecret) ->
     )
     .fetch_optional(pool)
     .await?
-    .map(HoldView::from)
-    .ok_or(ApiError::NotFound("no such hold"))
+    .ok_or(ApiError::NotFound("no such hold"))?;
+    let lines = lines::of_hold(pool, id).await?;
+    Ok(row.view(lines))
 }
 
 /// A hold, seen by its buyer.

@@ -8,6 +8,7 @@ pub mod hoarding;
 pub mod hold_batcher;
 pub mod hold_rules;
 pub mod holds;
+pub mod lines;
 pub mod order_status;
 pub mod orders;
 pub mod seats;

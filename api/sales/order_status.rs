@@ -5,10 +5,9 @@ use uuid::Uuid;
 
 use crate::domain::status::{checked, OrderStatus};
 
-/// The seats an order moved, for the counters.
+/// The order that moved: its seats are its hold's lines.
 pub struct Moved {
-    pub ticket_type_id: Uuid,
-    pub quantity: i32,
+    pub hold_id: Uuid,
 }
 
 /// Moves the order to `to` if it is in one of `from` and answers its seats;
@@ -25,7 +24,7 @@ pub async fn transition(
         Moved,
         r#"UPDATE orders SET status = $3, finished_at = now(), paid_at = CASE WHEN $4 THEN now() ELSE paid_at END
            WHERE id = $1 AND status = ANY($2)
-           RETURNING ticket_type_id, quantity"#,
+           RETURNING hold_id"#,
         order_id,
         from as &[OrderStatus],
         to as OrderStatus,

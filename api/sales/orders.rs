@@ -4,7 +4,7 @@ use actix_web::{get, http::header, web, HttpResponse};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::views::{OrderView, PaymentView, TicketView};
+use super::views::{single_type, OrderView, PaymentView, TicketView};
 use crate::caller::BuyerSecret;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -15,8 +15,7 @@ struct OrderRow {
     status: OrderStatus,
     event_id: Uuid,
     event_name: String,
-    ticket_type_id: Uuid,
-    ticket_type_name: String,
+    hold_id: Uuid,
     buyer_name: String,
     buyer_email: String,
     quantity: i32,
@@ -35,11 +34,10 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     let row = sqlx::query_as!(
         OrderRow,
         r#"SELECT o.id, o.status AS "status: OrderStatus", o.event_id, e.name AS event_name,
-                  o.ticket_type_id, t.name AS ticket_type_name, o.buyer_name, o.buyer_email,
+                  o.hold_id, o.buyer_name, o.buyer_email,
                   o.quantity, o.amount_minor, o.currency AS "currency!", o.expires_at, o.paid_at
            FROM orders o
            JOIN events e ON e.id = o.event_id
-           JOIN ticket_types t ON t.id = o.ticket_type_id
            WHERE o.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
         id,
         secret_hash
@@ -50,8 +48,15 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     let tickets = crate::checkin::codes::signed_ticket_codes(pool, row.event_id, id)
         .await?
         .into_iter()
-        .map(|(code, signed_code)| TicketView { signed_code, code })
+        .map(|t| TicketView {
+            code: t.code,
+            signed_code: t.signed,
+            ticket_type_id: t.ticket_type_id,
+            ticket_type_name: t.ticket_type_name,
+        })
         .collect();
+    let lines = super::lines::of_hold(pool, row.hold_id).await?;
+    let (ticket_type_id, ticket_type_name) = single_type(&lines);
     let payment = latest_payment(pool, id).await?;
     Ok(OrderView {
         id: row.id,
@@ -59,8 +64,8 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
         status: row.status,
         event_id: row.event_id,
         event_name: row.event_name,
-        ticket_type_id: row.ticket_type_id,
-        ticket_type_name: row.ticket_type_name,
+        ticket_type_id,
+        ticket_type_name,
         name: row.buyer_name,
         email: row.buyer_email,
         quantity: row.quantity,
@@ -70,6 +75,7 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
         paid_at: row.paid_at,
         tickets,
         payment,
+        lines,
     })
 }
 

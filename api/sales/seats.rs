@@ -1,12 +1,19 @@
 //! The seat counters of `ticket_types` (`held`, `sold`): every change to them
-//! is made here, by one statement guarded by the row lock and, for a take, by
-//! `capacity - sold - held >= n` (the CHECK on `ticket_types` catches the rest).
+//! is made here. A hold's seats are its lines (`hold_lines`, one per ticket
+//! type); the order made from a hold keeps them.
 //!
-//! - take: seats become `held` by new holds (the one hold INSERT);
+//! - take: [`lock`] the counters a batch of holds needs, then [`store`] the
+//!   holds granted under those locks;
 //! - give back: `held` seats of a hold released or expired, or of an order
 //!   that expired unpaid, go back on sale;
 //! - sell: the `held` seats of an order that was paid become `sold`;
 //! - unsell: the `sold` seats of a refunded order go back on sale.
+//!
+//! No deadlocks: every statement here that locks counter rows locks them in
+//! the order of their ids, before it changes any, and a transaction changes
+//! counters by at most one such statement after the lock of [`lock`] (which
+//! covers every row it then changes). The CHECK on `ticket_types` is the last
+//! line of defence against overselling.
 
 use std::collections::HashMap;
 
@@ -14,178 +21,286 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::hold_rules::{Facts, Line, TypeFacts};
+use super::views::LineView;
 use crate::domain::status::{checked, HoldStatus};
 use crate::domain::Money;
 
-/// One hold to store: who asks, for how many seats, for how long.
+/// The counters of an event's ticket types, locked by this transaction, as
+/// they were when locked; only [`lock`] makes one, and [`store`] needs one.
+pub struct Locked {
+    facts: Option<Facts>,
+    swept: u64,
+}
+
+impl Locked {
+    /// `None`: no such event.
+    pub fn facts(&self) -> Option<&Facts> {
+        self.facts.as_ref()
+    }
+
+    /// Holds past their deadline that the lock expired.
+    pub fn swept(&self) -> u64 {
+        self.swept
+    }
+
+    /// Facts read WITHOUT the locks: only the deliberately broken mode of the torture test.
+    #[cfg(feature = "broken-oversell")]
+    pub fn unlocked(facts: Facts) -> Self {
+        Locked { facts: Some(facts), swept: 0 }
+    }
+}
+
+/// In one statement: expires the event's active holds past their deadline
+/// (exactly once: their guarded status change; concurrent sweepers skip each
+/// other's) and gives their seats back; locks, in id order, the counters of
+/// `ticket_types` and of the expired holds; answers the event and those of
+/// `ticket_types` that are its own, with the seats the expired holds gave back
+/// counted free.
+pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]) -> Result<Locked, sqlx::Error> {
+    let (from, to) = checked(&[HoldStatus::Active], HoldStatus::Expired);
+    let rows = sqlx::query!(
+        r#"WITH stale AS (
+               SELECT id FROM holds
+               WHERE event_id = $1 AND status = ANY($3) AND expires_at <= clock_timestamp()
+               LIMIT 5000 FOR UPDATE SKIP LOCKED
+           ), stale_lines AS (
+               SELECT l.ticket_type_id, l.quantity FROM hold_lines l JOIN stale s ON s.id = l.hold_id
+           ), locked AS (
+               SELECT t.id, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held AS free
+               FROM ticket_types t
+               WHERE t.event_id = $1 AND (t.id = ANY($2) OR t.id IN (SELECT ticket_type_id FROM stale_lines))
+               ORDER BY t.id
+               FOR NO KEY UPDATE
+           ), expired AS (
+               UPDATE holds h SET status = $4, finished_at = now()
+               FROM stale WHERE h.id = stale.id AND h.status = ANY($3)
+               RETURNING h.id
+           ), back AS (
+               SELECT l.ticket_type_id, SUM(l.quantity)::int AS q
+               FROM hold_lines l JOIN expired x ON x.id = l.hold_id GROUP BY l.ticket_type_id
+           ), given AS (
+               UPDATE ticket_types t SET held = t.held - back.q
+               FROM back JOIN locked k ON k.id = back.ticket_type_id
+               WHERE t.id = back.ticket_type_id
+               RETURNING t.id
+           )
+           SELECT e.name AS event_name, e.currency AS "currency!", e.starts_at > now() AS "on_sale!",
+                  e.max_tickets_per_order, k.id AS "ticket_type_id?", k.name AS "ticket_type_name?",
+                  k.price_minor AS "price_minor?", k.max_per_order AS "max_per_order?",
+                  (k.free + COALESCE(back.q, 0))::int AS "free?",
+                  (SELECT COUNT(*) FROM expired) AS "swept!"
+           FROM events e
+           LEFT JOIN (locked k LEFT JOIN back ON back.ticket_type_id = k.id) ON k.id = ANY($2)
+           WHERE e.id = $1"#,
+        event_id,
+        ticket_types,
+        from as &[HoldStatus],
+        to as HoldStatus,
+    )
+    .fetch_all(db)
+    .await?;
+    let Some(first) = rows.first() else { return Ok(Locked { facts: None, swept: 0 }) };
+    let mut facts = Facts {
+        event_name: first.event_name.clone(),
+        currency: first.currency.clone(),
+        on_sale: first.on_sale,
+        max_tickets_per_order: first.max_tickets_per_order,
+        types: HashMap::new(),
+    };
+    let swept = first.swept as u64;
+    for r in rows {
+        if let (Some(id), Some(name), Some(price_minor), Some(max_per_order), Some(free)) =
+            (r.ticket_type_id, r.ticket_type_name, r.price_minor, r.max_per_order, r.free)
+        {
+            facts.types.insert(id, TypeFacts { name, price_minor, max_per_order, free });
+        }
+    }
+    Ok(Locked { facts: Some(facts), swept })
+}
+
+/// One hold to store: who asks, for which lines, for how long.
 pub struct Claim<'a> {
     pub id: Uuid,
     pub secret_hash: &'a [u8],
     pub name: &'a str,
     pub email: &'a str,
-    pub quantity: i32,
+    pub lines: &'a [Line],
     pub hold_seconds: f64,
     /// The client address the hoarding caps count by.
     pub address: Option<&'a str>,
 }
 
-/// The stored hold, as the database returned it.
+/// A stored hold, priced by the ticket types' prices.
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub amount: Money,
     pub expires_at: OffsetDateTime,
-    pub ticket_type_name: String,
     pub event_name: String,
+    pub lines: Vec<LineView>,
 }
 
-/// Whether a take checks that the seats are free. Only the deliberately broken
-/// mode of the torture test skips it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Guard {
-    Checked,
-    #[cfg(feature = "broken-oversell")]
-    Skipped,
-}
-
-/// Bumps `held` by the total of `claims` and stores their holds, in one
-/// statement, if they all fit and may all be held (sales open, each quantity
-/// within `max_per_order`). Otherwise stores nothing and answers no rows.
-pub async fn take(
+/// Stores `claims` and adds their lines to the counters `locked` holds, in
+/// one statement. The caller has checked that they may be held and fit:
+/// every ticket type of their lines is in `locked`.
+pub async fn store(
     db: impl PgExecutor<'_>,
+    locked: &Locked,
     event_id: Uuid,
-    ticket_type_id: Uuid,
     claims: &[Claim<'_>],
-    guard: Guard,
 ) -> Result<HashMap<Uuid, Taken>, sqlx::Error> {
-    // Requests are not checked yet: a sum past i32 cannot fit any ticket type.
-    let Some(total) = claims.iter().try_fold(0i32, |sum, c| sum.checked_add(c.quantity)) else {
-        return Ok(HashMap::new());
-    };
-    let largest: i32 = claims.iter().map(|c| c.quantity).max().unwrap_or(0);
+    let facts = locked.facts.as_ref().ok_or_else(|| unpriced("no such event"))?;
+    let mut priced = Vec::with_capacity(claims.len());
+    let (mut line_holds, mut line_types, mut line_positions, mut line_quantities, mut line_prices) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut added: HashMap<Uuid, i32> = HashMap::new();
+    for c in claims {
+        let mut views = Vec::with_capacity(c.lines.len());
+        let mut amount = 0i64;
+        for (position, line) in c.lines.iter().enumerate() {
+            let t = facts.types.get(&line.ticket_type_id).ok_or_else(|| unpriced("a line's type is not locked"))?;
+            let quantity = line.quantity.get();
+            let line_amount = t.price_minor.checked_mul(quantity.into()).ok_or_else(|| unpriced("amount overflow"))?;
+            amount = amount.checked_add(line_amount).ok_or_else(|| unpriced("amount overflow"))?;
+            *added.entry(line.ticket_type_id).or_insert(0) += quantity;
+            line_holds.push(c.id);
+            line_types.push(line.ticket_type_id);
+            line_positions.push(position as i32);
+            line_quantities.push(quantity);
+            line_prices.push(t.price_minor);
+            views.push(LineView {
+                ticket_type_id: line.ticket_type_id,
+                ticket_type_name: t.name.clone(),
+                quantity,
+                unit_price_minor: t.price_minor,
+                amount_minor: line_amount,
+            });
+        }
+        priced.push((amount, views));
+    }
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
     let hashes: Vec<Vec<u8>> = claims.iter().map(|c| c.secret_hash.to_vec()).collect();
     let names: Vec<String> = claims.iter().map(|c| c.name.to_owned()).collect();
     let emails: Vec<String> = claims.iter().map(|c| c.email.to_owned()).collect();
-    let quantities: Vec<i32> = claims.iter().map(|c| c.quantity).collect();
+    let totals: Vec<i32> = claims.iter().map(|c| c.lines.iter().map(|l| l.quantity.get()).sum()).collect();
+    let amounts: Vec<i64> = priced.iter().map(|(a, _)| *a).collect();
     let seconds: Vec<f64> = claims.iter().map(|c| c.hold_seconds).collect();
     let addresses: Vec<Option<String>> = claims.iter().map(|c| c.address.map(str::to_owned)).collect();
+    let (types, adds): (Vec<Uuid>, Vec<i32>) = added.into_iter().unzip();
     let rows = sqlx::query!(
-        r#"WITH taken AS (
-               UPDATE ticket_types t SET held = t.held + $3
-               FROM events e
-               WHERE t.id = $2 AND t.event_id = $1 AND e.id = $1 AND e.starts_at > now()
-                 AND t.max_per_order >= $10 AND ($12 OR t.capacity - t.sold - t.held >= $3)
-               RETURNING t.id, t.name, t.price_minor
-           ), ins AS (
-               INSERT INTO holds (id, secret_hash, event_id, ticket_type_id, buyer_name, buyer_email,
-                                  quantity, amount_minor, currency, expires_at, client_address)
-               SELECT r.id, r.secret_hash, e.id, taken.id, r.name, r.email, r.quantity,
-                      taken.price_minor * r.quantity, e.currency, clock_timestamp() + make_interval(secs => r.secs), r.address
-               FROM taken JOIN events e ON e.id = $1,
-                    unnest($4::uuid[], $5::bytea[], $6::text[], $7::text[], $8::int4[], $9::float8[], $11::text[])
-                        AS r(id, secret_hash, name, email, quantity, secs, address)
-               RETURNING id, amount_minor, currency, expires_at
+        r#"WITH ins AS (
+               INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor,
+                                  currency, expires_at, client_address)
+               SELECT r.id, r.secret_hash, e.id, r.name, r.email, r.quantity, r.amount, e.currency,
+                      clock_timestamp() + make_interval(secs => r.secs), r.address
+               FROM events e,
+                    unnest($2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::int4[], $7::int8[], $8::float8[],
+                           $9::text[]) AS r(id, secret_hash, name, email, quantity, amount, secs, address)
+               WHERE e.id = $1
+               RETURNING id, expires_at
+           ), lines AS (
+               INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
+               SELECT * FROM unnest($10::uuid[], $11::uuid[], $12::int4[], $13::int4[], $14::int8[])
+           ), counted AS (
+               UPDATE ticket_types t SET held = t.held + a.n
+               FROM unnest($15::uuid[], $16::int4[]) AS a(id, n)
+               WHERE t.id = a.id AND t.event_id = $1
            )
-           SELECT ins.id, ins.amount_minor, ins.currency AS "currency!", ins.expires_at,
-                  taken.name AS ticket_type_name, e.name AS event_name
-           FROM ins, taken, events e WHERE e.id = $1"#,
+           SELECT id, expires_at FROM ins"#,
         event_id,
-        ticket_type_id,
-        total,
         &ids,
         &hashes,
         &names,
         &emails,
-        &quantities,
+        &totals,
+        &amounts,
         &seconds,
-        largest,
         &addresses as &[Option<String>],
-        guard != Guard::Checked,
+        &line_holds,
+        &line_types,
+        &line_positions,
+        &line_quantities,
+        &line_prices,
+        &types,
+        &adds,
     )
     .fetch_all(db)
     .await?;
-    rows.into_iter()
-        .map(|r| {
-            let taken = Taken {
-                amount: Money::stored(r.amount_minor, &r.currency)?,
-                expires_at: r.expires_at,
-                ticket_type_name: r.ticket_type_name,
-                event_name: r.event_name,
-            };
-            Ok((r.id, taken))
+    let expiry: HashMap<Uuid, OffsetDateTime> = rows.into_iter().map(|r| (r.id, r.expires_at)).collect();
+    claims
+        .iter()
+        .zip(priced)
+        .map(|(c, (amount, lines))| {
+            let expires_at = *expiry.get(&c.id).ok_or_else(|| unpriced("a hold was not stored"))?;
+            let amount = Money::stored(amount, &facts.currency)?;
+            Ok((c.id, Taken { amount, expires_at, event_name: facts.event_name.clone(), lines }))
         })
         .collect()
+}
+
+fn unpriced(why: &str) -> sqlx::Error {
+    sqlx::Error::Protocol(format!("cannot store the holds: {why}"))
+}
+
+/// How a hold's (or its order's) seats move between the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Move {
+    /// Held seats go back on sale (hold released or expired, order expired unpaid).
+    GiveBack,
+    /// Held seats become sold (order paid).
+    Sell,
+    /// Sold seats go back on sale (refunded order's seats released).
+    Unsell,
+}
+
+/// Moves the seats of every line of hold `hold_id` (an order's: its
+/// `hold_id`), locking their counters in id order first. The caller has made
+/// the guarded status change that allows it once, in the same transaction.
+pub async fn move_seats(db: impl PgExecutor<'_>, hold_id: Uuid, how: Move) -> Result<(), sqlx::Error> {
+    let (held, sold) = match how {
+        Move::GiveBack => (-1, 0),
+        Move::Sell => (-1, 1),
+        Move::Unsell => (0, -1),
+    };
+    sqlx::query!(
+        r#"WITH l AS (
+               SELECT ticket_type_id, quantity FROM hold_lines WHERE hold_id = $1
+           ), locked AS (
+               SELECT t.id FROM ticket_types t WHERE t.id IN (SELECT ticket_type_id FROM l) ORDER BY t.id
+               FOR NO KEY UPDATE
+           )
+           UPDATE ticket_types t SET held = t.held + $2 * l.quantity, sold = t.sold + $3 * l.quantity
+           FROM l JOIN locked k ON k.id = l.ticket_type_id
+           WHERE t.id = l.ticket_type_id"#,
+        hold_id,
+        held,
+        sold,
+    )
+    .execute(db)
+    .await?;
+    Ok(())
 }
 
 /// The buyer gives a hold's seats back: the hold becomes `released` and its
 /// seats go back on sale, once. Answers whether it did (false: not an active
 /// hold with this secret).
-pub async fn release(db: impl PgExecutor<'_>, hold_id: Uuid, secret_hash: &[u8]) -> Result<bool, sqlx::Error> {
+pub async fn release(db: &sqlx::PgPool, hold_id: Uuid, secret_hash: &[u8]) -> Result<bool, sqlx::Error> {
     let (from, to) = checked(&[HoldStatus::Active], HoldStatus::Released);
-    let released = sqlx::query_scalar!(
-        r#"WITH released AS (
-               UPDATE holds SET status = $4, finished_at = now()
-               WHERE id = $1 AND secret_hash = $2 AND status = ANY($3)
-               RETURNING ticket_type_id, quantity
-           )
-           UPDATE ticket_types t SET held = t.held - r.quantity
-           FROM released r WHERE t.id = r.ticket_type_id
-           RETURNING t.id"#,
+    let mut tx = db.begin().await?;
+    let released = sqlx::query!(
+        "UPDATE holds SET status = $4, finished_at = now() WHERE id = $1 AND secret_hash = $2 AND status = ANY($3)",
         hold_id,
         secret_hash,
         from as &[HoldStatus],
         to as HoldStatus,
     )
-    .fetch_optional(db)
-    .await?;
-    Ok(released.is_some())
-}
-
-/// Expires the active holds of one ticket type past their deadline and gives
-/// their seats back, once: the status guard and the row locks make concurrent
-/// sweepers (in any number of instances) skip each other's holds. One ticket
-/// type per statement, so sweepers never lock two counter rows and cannot
-/// deadlock.
-pub async fn expire_stale(db: impl PgExecutor<'_>, ticket_type: Uuid) -> Result<u64, sqlx::Error> {
-    let (from, to) = checked(&[HoldStatus::Active], HoldStatus::Expired);
-    let n = sqlx::query_scalar!(
-        r#"WITH stale AS (
-               SELECT id FROM holds
-               WHERE ticket_type_id = $1 AND status = ANY($2) AND expires_at <= clock_timestamp()
-               LIMIT 5000 FOR UPDATE SKIP LOCKED
-           ), expired AS (
-               UPDATE holds h SET status = $3, finished_at = now()
-               FROM stale WHERE h.id = stale.id AND h.status = ANY($2)
-               RETURNING h.quantity
-           ), total AS (SELECT COUNT(*) AS n, COALESCE(SUM(quantity), 0)::int AS q FROM expired)
-           UPDATE ticket_types t SET held = t.held - total.q
-           FROM total WHERE t.id = $1
-           RETURNING total.n AS "n!""#,
-        ticket_type,
-        from as &[HoldStatus],
-        to as HoldStatus,
-    )
-    .fetch_optional(db)
-    .await?;
-    Ok(n.unwrap_or(0) as u64)
-}
-
-/// The held seats of an order that expired unpaid go back on sale.
-pub async fn give_back(db: impl PgExecutor<'_>, ticket_type: Uuid, quantity: i32) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE ticket_types SET held = held - $2 WHERE id = $1", ticket_type, quantity).execute(db).await?;
-    Ok(())
-}
-
-/// The held seats of an order that was paid become sold.
-pub async fn sell(db: impl PgExecutor<'_>, ticket_type: Uuid, quantity: i32) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE ticket_types SET held = held - $2, sold = sold + $2 WHERE id = $1", ticket_type, quantity)
-        .execute(db)
-        .await?;
-    Ok(())
-}
-
-/// The sold seats of a refunded order go back on sale.
-pub async fn unsell(db: impl PgExecutor<'_>, ticket_type: Uuid, quantity: i32) -> Result<(), sqlx::Error> {
-    sqlx::query!("UPDATE ticket_types SET sold = sold - $2 WHERE id = $1", ticket_type, quantity).execute(db).await?;
-    Ok(())
+    .execute(&mut *tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if released {
+        move_seats(&mut *tx, hold_id, Move::GiveBack).await?;
+    }
+    tx.commit().await?;
+    Ok(released)
 }

@@ -5,15 +5,16 @@
 //! in another, without the guard, so concurrent buyers can take the same last
 //! seats. Builds without the feature do not contain this module.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::hold_rules::NewHold;
-use super::seats::{self, Claim, Guard};
-use super::views::HoldView;
+use super::hold_rules::{Facts, NewHold, TypeFacts};
+use super::seats::{self, Claim, Locked};
+use super::views::{single_type, HoldView};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
 use crate::domain::status::HoldStatus;
 use crate::error::{ApiError, ApiResult};
@@ -34,16 +35,30 @@ pub fn enabled() -> bool {
 
 /// The read-then-write race the real `take_seats` exists to prevent.
 pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> ApiResult<HoldView> {
-    // Not checked at compile time: `.sqlx/` is prepared without this feature.
-    let available: i32 =
-        sqlx::query_scalar("SELECT capacity - sold - held FROM ticket_types WHERE id = $1 AND event_id = $2")
-            .bind(hold.ticket_type_id)
+    let mut facts = Facts {
+        event_name: String::new(),
+        currency: String::new(),
+        on_sale: true,
+        max_tickets_per_order: None,
+        types: HashMap::new(),
+    };
+    for line in hold.lines.iter() {
+        // Not checked at compile time: `.sqlx/` is prepared without this feature.
+        let (event_name, currency, name, price_minor, max_per_order, free): (String, String, String, i64, i32, i32) =
+            sqlx::query_as(
+                "SELECT e.name, e.currency, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held
+                 FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = $1 AND t.event_id = $2",
+            )
+            .bind(line.ticket_type_id)
             .bind(hold.event_id)
             .fetch_optional(pool)
             .await?
             .ok_or(ApiError::NotFound("no such ticket type"))?;
-    if available < hold.quantity.get() {
-        return Err(ApiError::sold_out());
+        if free < line.quantity.get() {
+            return Err(ApiError::sold_out());
+        }
+        (facts.event_name, facts.currency) = (event_name, currency);
+        facts.types.insert(line.ticket_type_id, TypeFacts { name, price_minor, max_per_order, free });
     }
     // Widens the window so the race shows on a quiet machine too.
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -55,28 +70,30 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         secret_hash: &secret_hash,
         name: hold.name.as_str(),
         email: hold.email.as_str(),
-        quantity: hold.quantity.get(),
+        lines: hold.lines.as_slice(),
         hold_seconds: hold_seconds as f64,
         address: None,
     };
-    let r = seats::take(pool, hold.event_id, hold.ticket_type_id, &[claim], Guard::Skipped)
+    let r = seats::store(pool, &Locked::unlocked(facts), hold.event_id, &[claim])
         .await?
         .remove(&id)
         .ok_or_else(ApiError::sold_out)?;
+    let (ticket_type_id, ticket_type_name) = single_type(&r.lines);
     Ok(HoldView {
         id,
         secret: Some(secret),
         status: HoldStatus::Active,
         event_id: hold.event_id,
         event_name: r.event_name,
-        ticket_type_id: hold.ticket_type_id,
-        ticket_type_name: r.ticket_type_name,
+        ticket_type_id,
+        ticket_type_name,
         name: hold.name.as_str().to_owned(),
         email: hold.email.as_str().to_owned(),
-        quantity: hold.quantity.get(),
+        quantity: hold.lines.total(),
         amount_minor: r.amount.minor(),
         currency: r.amount.currency().to_string(),
         expires_at: r.expires_at,
         order_id: None,
+        lines: r.lines,
     })
 }

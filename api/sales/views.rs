@@ -20,6 +20,18 @@ pub struct TicketTypeView {
     pub max_per_order: i32,
 }
 
+/// Seats of one ticket type in a hold or order.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LineView {
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
+    pub quantity: i32,
+    /// The price of one ticket when the seats were held, in minor units of `currency`.
+    pub unit_price_minor: i64,
+    /// `unit_price_minor × quantity`.
+    pub amount_minor: i64,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EventView {
     pub id: Uuid,
@@ -28,6 +40,8 @@ pub struct EventView {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub currency: String,
+    /// At most this many tickets in one order, across ticket types; `null`: only each type's `max_per_order`.
+    pub max_tickets_per_order: Option<i32>,
     pub ticket_types: Vec<TicketTypeView>,
 }
 
@@ -40,17 +54,25 @@ pub struct HoldView {
     pub status: HoldStatus,
     pub event_id: Uuid,
     pub event_name: String,
-    pub ticket_type_id: Uuid,
-    pub ticket_type_name: String,
+    /// Deprecated: the ticket type of a single-line hold (`null` with several lines); read `lines`.
+    #[schema(deprecated)]
+    pub ticket_type_id: Option<Uuid>,
+    /// Deprecated: see `ticket_type_id`.
+    #[schema(deprecated)]
+    pub ticket_type_name: Option<String>,
     pub name: String,
     pub email: String,
+    /// Tickets in all lines.
     pub quantity: i32,
+    /// The sum of the lines' amounts.
     pub amount_minor: i64,
     pub currency: String,
     #[serde(with = "time::serde::rfc3339")]
     pub expires_at: OffsetDateTime,
     /// The order made from this hold, once checked out.
     pub order_id: Option<Uuid>,
+    /// One per ticket type, in the order the buyer asked for them.
+    pub lines: Vec<LineView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -59,6 +81,8 @@ pub struct TicketView {
     pub code: String,
     /// What the ticket's QR code holds: `code` signed by the event's key, which gates check even offline.
     pub signed_code: String,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -84,11 +108,17 @@ pub struct OrderView {
     pub status: OrderStatus,
     pub event_id: Uuid,
     pub event_name: String,
-    pub ticket_type_id: Uuid,
-    pub ticket_type_name: String,
+    /// Deprecated: the ticket type of a single-line hold (`null` with several lines); read `lines`.
+    #[schema(deprecated)]
+    pub ticket_type_id: Option<Uuid>,
+    /// Deprecated: see `ticket_type_id`.
+    #[schema(deprecated)]
+    pub ticket_type_name: Option<String>,
     pub name: String,
     pub email: String,
+    /// Tickets in all lines.
     pub quantity: i32,
+    /// The sum of the lines' amounts.
     pub amount_minor: i64,
     pub currency: String,
     /// Pay before this moment or the seats go back on sale.
@@ -99,6 +129,8 @@ pub struct OrderView {
     pub tickets: Vec<TicketView>,
     /// The latest payment attempt.
     pub payment: Option<PaymentView>,
+    /// One per ticket type, in the order the buyer asked for them.
+    pub lines: Vec<LineView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -106,4 +138,12 @@ pub struct CheckoutView {
     pub order: OrderView,
     /// The first payment attempt (simulated gateway); `null` under Stripe until the buyer pays.
     pub payment: Option<PaymentView>,
+}
+
+/// The deprecated single-type fields of a hold or order view: set only when it has one line.
+pub fn single_type(lines: &[LineView]) -> (Option<Uuid>, Option<String>) {
+    match lines {
+        [line] => (Some(line.ticket_type_id), Some(line.ticket_type_name.clone())),
+        _ => (None, None),
+    }
 }

@@ -13,6 +13,7 @@ fn jazz_night() -> NewEvent {
         max_per_order,
     };
     NewEvent {
+        max_tickets_per_order: None,
         name: "Jazz night".into(),
         venue: "Blue Room".into(),
         starts_at: datetime!(2099-05-01 19:30 UTC),

@@ -92,6 +92,7 @@ async fn json_logs_are_one_object_per_line_with_request_ids_routes_and_provider_
     let api = nts.api();
     let event = api
         .create_event(&NewEvent {
+            max_tickets_per_order: None,
             name: "Log night".into(),
             venue: "Hall".into(),
             currency: "EUR".into(),

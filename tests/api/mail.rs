@@ -179,6 +179,7 @@ async fn a_sender_killed_mid_send_is_replaced_and_the_message_keeps_its_id() {
     let api = first.api();
     let event = api
         .create_event(&NewEvent {
+            max_tickets_per_order: None,
             name: "Test night".into(),
             venue: "The Hall".into(),
             currency: "GBP".into(),

@@ -2,6 +2,7 @@
 
 mod abuse;
 mod admin;
+mod carts;
 mod checkin;
 mod concurrency;
 mod events;

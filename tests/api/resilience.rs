@@ -162,6 +162,7 @@ async fn sigterm_finishes_requests_in_flight_then_exits_cleanly() {
 
 fn event_with_capacity(capacity: i64) -> NewEvent {
     NewEvent {
+        max_tickets_per_order: None,
         name: "N".into(),
         venue: "V".into(),
         starts_at: datetime!(2099-01-01 20:00 UTC),

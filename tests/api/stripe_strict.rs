@@ -66,6 +66,7 @@ async fn latest_payment_id(app: &TestApp, order: Uuid) -> Uuid {
 /// An event in a month, one ticket type "Seat" at `price_minor` in `currency`.
 fn event_in(name: &str, currency: &str, price_minor: i64) -> NewEvent {
     NewEvent {
+        max_tickets_per_order: None,
         name: name.into(),
         venue: "Hall".into(),
         currency: currency.into(),

@@ -96,9 +96,12 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         .await?;
     let rows = sqlx::query!(
         r#"SELECT
-             (SELECT COALESCE(SUM(quantity), 0) FROM holds WHERE ticket_type_id = $1 AND status = 'active') AS "active_holds!",
-             (SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE ticket_type_id = $1 AND status = 'awaiting_payment') AS "unpaid!",
-             (SELECT COALESCE(SUM(quantity), 0) FROM orders WHERE ticket_type_id = $1 AND status = 'paid') AS "paid!",
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+               WHERE l.ticket_type_id = $1 AND h.status = 'active') AS "active_holds!",
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+               WHERE l.ticket_type_id = $1 AND o.status = 'awaiting_payment') AS "unpaid!",
+             (SELECT COALESCE(SUM(l.quantity), 0) FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+               WHERE l.ticket_type_id = $1 AND o.status = 'paid') AS "paid!",
              (SELECT COUNT(*) FROM tickets WHERE ticket_type_id = $1) AS "tickets!""#,
         e.ticket_type_id
     )
@@ -122,11 +125,12 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         check(format!("DB: one ticket per seat sold ({} tickets)", rows.tickets), rows.tickets == sold),
     ];
 
-    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE ticket_type_id = $1", e.ticket_type_id)
-        .fetch_all(pool)
-        .await?
-        .into_iter()
-        .collect();
+    let stored: HashSet<Uuid> =
+        sqlx::query_scalar!("SELECT hold_id FROM hold_lines WHERE ticket_type_id = $1", e.ticket_type_id)
+            .fetch_all(pool)
+            .await?
+            .into_iter()
+            .collect();
     let acked: HashSet<Uuid> = e.tally.holds.iter().copied().collect();
     let missing = acked.difference(&stored).count();
     let unacknowledged = stored.difference(&acked).count();
@@ -138,7 +142,8 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
     ));
     if e.mode == Mode::Purchase {
         let paid: HashSet<Uuid> = sqlx::query_scalar!(
-            "SELECT id FROM orders WHERE ticket_type_id = $1 AND status = 'paid'",
+            "SELECT o.id FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+             WHERE l.ticket_type_id = $1 AND o.status = 'paid'",
             e.ticket_type_id
         )
         .fetch_all(pool)

@@ -321,6 +321,7 @@ async fn create_event(addr: SocketAddr, admin_token: &str, o: &Options) -> anyho
     let api = nts_testkit::Client::new(reqwest::Client::new(), format!("http://{addr}"), admin_token);
     let event = api
         .create_event(&NewEvent {
+            max_tickets_per_order: None,
             name: "nts-bench flash sale".into(),
             venue: "Bench Arena".into(),
             starts_at: time::OffsetDateTime::now_utc() + time::Duration::days(30),

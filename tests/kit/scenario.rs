@@ -20,6 +20,7 @@ impl TestApp {
             })
             .collect();
         let event = NewEvent {
+            max_tickets_per_order: None,
             name: "Test night".into(),
             venue: "The Hall".into(),
             currency: "GBP".into(),

@@ -116,11 +116,12 @@ pub async fn type_lines(pool: &PgPool, event_id: Uuid) -> Result<Vec<TypeLine>, 
         TypeLine,
         r#"SELECT t.name, t.capacity::bigint AS "capacity!", t.sold::bigint AS "sold!", t.held::bigint AS "held!",
                   (SELECT COUNT(*) FROM tickets k WHERE k.ticket_type_id = t.id) AS "tickets!",
-                  (SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-                   WHERE o.ticket_type_id = t.id AND o.status IN ('paid', 'refunded'))::bigint AS "sold_rows!",
-                  ((SELECT COALESCE(SUM(h.quantity), 0) FROM holds h WHERE h.ticket_type_id = t.id AND h.status = 'active')
-                   + (SELECT COALESCE(SUM(o.quantity), 0) FROM orders o
-                      WHERE o.ticket_type_id = t.id AND o.status = 'awaiting_payment'))::bigint AS "live_rows!"
+                  (SELECT COALESCE(SUM(l.quantity), 0) FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+                   WHERE l.ticket_type_id = t.id AND o.status IN ('paid', 'refunded'))::bigint AS "sold_rows!",
+                  ((SELECT COALESCE(SUM(l.quantity), 0) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                    WHERE l.ticket_type_id = t.id AND h.status = 'active')
+                   + (SELECT COALESCE(SUM(l.quantity), 0) FROM orders o JOIN hold_lines l ON l.hold_id = o.hold_id
+                      WHERE l.ticket_type_id = t.id AND o.status = 'awaiting_payment'))::bigint AS "live_rows!"
            FROM ticket_types t WHERE t.event_id = $1 ORDER BY t.position"#,
         event_id
     )

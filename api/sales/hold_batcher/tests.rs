@@ -13,7 +13,7 @@ use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::ApiError;
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::PaymentGateway;
-use crate::sales::hold_rules::NewHold;
+use crate::sales::hold_rules::{Lines, NewHold};
 use crate::sales::holds::take_seats;
 use crate::startup::Application;
 use crate::test_db::TestDb;
@@ -21,10 +21,9 @@ use crate::test_db::TestDb;
 fn seats(event_id: Uuid, ticket_type_id: Uuid, quantity: i32) -> Seats {
     Seats {
         event_id,
-        ticket_type_id,
+        lines: Lines::one(ticket_type_id, Quantity::parse(quantity.into()).unwrap()),
         id: Uuid::new_v4(),
         secret_hash: vec![7; 32],
-        quantity,
         name: "Ada Lovelace".into(),
         email: "ada@example.com".into(),
         hold_seconds: 300.0,
@@ -62,7 +61,7 @@ async fn one_batch_grants_first_fit_in_arrival_order() {
     // On this single-threaded runtime all three are queued before the flusher first runs: one batch.
     let outcomes = join_all([4, 3, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
     assert!(held(&outcomes[0]) && held(&outcomes[2]), "{outcomes:?}");
-    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (5, 2));
 }
 
@@ -86,8 +85,8 @@ async fn each_request_is_checked_on_its_own() {
     )
     .await;
     assert!(held(&outcomes[0]) && held(&outcomes[2]), "{outcomes:?}");
-    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::TooMany { max_per_order: 10 })), "{outcomes:?}");
-    assert!(matches!(outcomes[3], Outcome::Refused(Refusal::NotThisEvent)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::TooMany { max_per_order: 10, .. })), "{outcomes:?}");
+    assert!(matches!(outcomes[3], Outcome::Refused(Refusal::NotThisEvent { .. })), "{outcomes:?}");
     assert!(matches!(outcomes[4], Outcome::Refused(Refusal::NoSuchEvent)), "{outcomes:?}");
     assert!(matches!(outcomes[5], Outcome::Refused(Refusal::SalesClosed)), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (3, 2));
@@ -104,11 +103,11 @@ async fn stale_holds_are_expired_once_before_anyone_is_told_sold_out() {
     short.hold_seconds = 0.2;
     let first = short.id;
     assert!(held(&batcher.take(short).await));
-    assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Refused(Refusal::SoldOut)));
+    assert!(matches!(batcher.take(seats(event, tt, 1)).await, Outcome::Refused(Refusal::SoldOut(_))));
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     let outcomes = join_all([2, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
     assert!(held(&outcomes[0]), "{outcomes:?}");
-    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (2, 1));
     let status = sqlx::query_scalar!(r#"SELECT status::text AS "s!" FROM holds WHERE id = $1"#, first)
         .fetch_one(&db.pool)
@@ -131,7 +130,7 @@ async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
     // for 3 must get them, not the later request for 1.
     let outcomes = join_all([3, 1].map(|q| batcher.take(seats(event, tt, q)))).await;
     assert!(held(&outcomes[0]), "{outcomes:?}");
-    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut)), "{outcomes:?}");
+    assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (4, 2));
 }
 
@@ -148,8 +147,7 @@ async fn an_unreachable_database_fails_the_request_at_once() {
     ));
     let hold = NewHold {
         event_id: event,
-        ticket_type_id: tt,
-        quantity: Quantity::parse(1).unwrap(),
+        lines: Lines::one(tt, Quantity::parse(1).unwrap()),
         name: BuyerName::parse("Ada").unwrap(),
         email: Email::parse("ada@example.com").unwrap(),
         address: None,
@@ -225,7 +223,7 @@ async fn two_instances_sell_exactly_the_capacity() {
         answers.iter().filter(|(s, _)| *s != 201 && *s != 409).collect::<Vec<_>>()
     );
     assert_eq!(db.counters(tt).await, (100, 100));
-    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT id FROM holds WHERE ticket_type_id = $1", tt)
+    let stored: HashSet<Uuid> = sqlx::query_scalar!("SELECT hold_id FROM hold_lines WHERE ticket_type_id = $1", tt)
         .fetch_all(&db.pool)
         .await
         .unwrap()

@@ -33,6 +33,10 @@ impl Client {
         self.post(&format!("/api/v1/events/{event}/holds"), None, hold, CREATED).await
     }
 
+    pub async fn create_lines_hold(&self, event: Uuid, hold: &LinesHoldRequest) -> ApiResult<Hold> {
+        self.post(&format!("/api/v1/events/{event}/holds"), None, hold, CREATED).await
+    }
+
     pub async fn hold(&self, hold: Uuid, secret: &str) -> ApiResult<Hold> {
         self.get(&format!("/api/v1/holds/{hold}"), Some(secret)).await
     }

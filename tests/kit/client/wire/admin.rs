@@ -22,6 +22,8 @@ pub struct NewEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub ticket_types: Vec<NewTicketType>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tickets_per_order: Option<i64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -48,6 +50,8 @@ pub struct AdminEvent {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub currency: String,
+    #[serde(deserialize_with = "super::nullable")]
+    pub max_tickets_per_order: Option<i32>,
     pub revenue_minor: i64,
     pub ticket_types: Vec<AdminTicketType>,
 }
@@ -193,7 +197,7 @@ pub struct Guest {
     pub order_id: Uuid,
     pub name: String,
     pub email: String,
-    pub ticket_type_name: String,
     pub tickets: Vec<String>,
+    pub ticket_types: Vec<String>,
     pub checked_in: Vec<GuestCheckin>,
 }

@@ -51,6 +51,17 @@ pub enum SimulatedOutcome {
 pub struct ErrorBody {
     pub code: String,
     pub message: String,
+    /// With `sold_out` for a hold: the lines that did not fit.
+    #[serde(default)]
+    pub lines: Vec<Shortfall>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shortfall {
+    pub ticket_type_id: Uuid,
+    pub requested: i32,
+    pub available: i32,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -93,15 +104,42 @@ pub struct Event {
     #[serde(with = "time::serde::rfc3339")]
     pub starts_at: OffsetDateTime,
     pub currency: String,
+    #[serde(deserialize_with = "nullable")]
+    pub max_tickets_per_order: Option<i32>,
     pub ticket_types: Vec<TicketType>,
 }
 
+/// The one-type body of a hold (the older form; see [`LinesHoldRequest`]).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct HoldRequest {
     pub ticket_type_id: Uuid,
     pub quantity: i64,
     pub name: String,
     pub email: String,
+}
+
+/// A hold of one or more ticket types.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LinesHoldRequest {
+    pub lines: Vec<LineRequest>,
+    pub name: String,
+    pub email: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LineRequest {
+    pub ticket_type_id: Uuid,
+    pub quantity: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Line {
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
+    pub quantity: i32,
+    pub unit_price_minor: i64,
+    pub amount_minor: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -113,8 +151,11 @@ pub struct Hold {
     pub status: HoldStatus,
     pub event_id: Uuid,
     pub event_name: String,
-    pub ticket_type_id: Uuid,
-    pub ticket_type_name: String,
+    /// Deprecated by the service: set only for a one-line hold.
+    #[serde(deserialize_with = "nullable")]
+    pub ticket_type_id: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    pub ticket_type_name: Option<String>,
     pub name: String,
     pub email: String,
     pub quantity: i32,
@@ -124,6 +165,7 @@ pub struct Hold {
     pub expires_at: OffsetDateTime,
     #[serde(deserialize_with = "nullable")]
     pub order_id: Option<Uuid>,
+    pub lines: Vec<Line>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -131,6 +173,8 @@ pub struct Hold {
 pub struct Ticket {
     pub code: String,
     pub signed_code: String,
+    pub ticket_type_id: Uuid,
+    pub ticket_type_name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -157,8 +201,11 @@ pub struct Order {
     pub status: OrderStatus,
     pub event_id: Uuid,
     pub event_name: String,
-    pub ticket_type_id: Uuid,
-    pub ticket_type_name: String,
+    /// Deprecated by the service: set only for a one-line hold.
+    #[serde(deserialize_with = "nullable")]
+    pub ticket_type_id: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    pub ticket_type_name: Option<String>,
     pub name: String,
     pub email: String,
     pub quantity: i32,
@@ -171,6 +218,7 @@ pub struct Order {
     pub tickets: Vec<Ticket>,
     #[serde(deserialize_with = "nullable")]
     pub payment: Option<Payment>,
+    pub lines: Vec<Line>,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
