@@ -345,6 +345,18 @@
     btn.setAttribute('aria-label', `${open ? 'Hide' : 'Show'} guest list for ${ev.name}`);
   }
 
+  // The ticket types of a guest's order: "Standing" when all its tickets are
+  // of one type, else "2 × Standing, 1 × Balcony" (ticket_types has one entry
+  // per ticket; an older server sent one ticket_type_name per order).
+  function guestTypes(g) {
+    const perTicket = Array.isArray(g.ticket_types) ? g.ticket_types : [];
+    if (!perTicket.length) return g.ticket_type_name || '';
+    const counts = new Map();
+    for (const t of perTicket) counts.set(t, (counts.get(t) || 0) + 1);
+    if (counts.size === 1) return perTicket[0];
+    return [...counts].map(([t, n]) => `${n} × ${t}`).join(', ');
+  }
+
   async function loadGuests(ev, el) {
     el.hidden = false;
     el.replaceChildren(h('p', { class: 'empty' }, 'Loading the guest list…'));
@@ -366,7 +378,7 @@
         h('tbody', {}, guests.map((g) => h('tr', { 'data-order-id': g.order_id },
           h('td', {}, g.name),
           h('td', {}, g.email),
-          h('td', {}, g.ticket_type_name),
+          h('td', { 'data-col': 'ticket-types' }, guestTypes(g)),
           window.NTS_CHECKIN.ticketsCell(ev, g, () => token, tokenRejected, () => loadGuests(ev, el)),
           h('td', {}, refundButton(g.order_id, `${g.name} (${g.email})`))))))));
     } catch (err) {

@@ -50,7 +50,7 @@
 
   const eventById = (id) => events.find((ev) => ev.id === id) || null;
 
-  const shortDateFormat = new Intl.DateTimeFormat(undefined, { dateStyle: 'medium' });
+  const shortDateFormat = new Intl.DateTimeFormat(undefined, { weekday: 'short', month: 'short', day: 'numeric' });
   function shortDate(iso) {
     const d = new Date(iso);
     return Number.isNaN(d.getTime()) ? iso : shortDateFormat.format(d);

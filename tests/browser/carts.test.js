@@ -160,6 +160,26 @@ test('2 Standing + 1 Balcony in one order: total, hold, checkout, payment, 3 tic
       assert.equal(await li.locator('.ticket-type').innerText(), t.ticket_type_name);
     }
     assert.deepEqual(await available(event.id), { Standing: 48, Balcony: 19 });
+
+    // The organiser sees the sales per type and the order in the guest list, each ticket with its type.
+    await page.goto(`${server.base}/admin.html`);
+    await page.getByLabel('Admin token').fill(server.adminToken);
+    await page.getByRole('button', { name: 'Use token' }).click();
+    const card = page.locator(`#admin-events article[data-event-id="${event.id}"]`);
+    await card.waitFor();
+    assert.match(await card.locator('.meta').innerText(), /at most 4 tickets per order/);
+    const sales = async (name) => card.locator(`tr[data-ticket-type-id="${type(name).id}"] td`).allInnerTexts();
+    assert.deepEqual(await sales('Standing'), ['€12.50', '50', '2', '0', '48', '€25.00']);
+    assert.deepEqual(await sales('Balcony'), ['€39.99', '20', '1', '0', '19', '€39.99']);
+    assert.equal(await card.locator('[data-col="total-revenue"]').innerText(), '€64.99');
+    await card.getByRole('button', { name: 'Show guest list for Two Stages Festival' }).click();
+    const guest = card.locator(`table.guest-list tr[data-order-id="${orderId}"]`);
+    await guest.waitFor();
+    assert.equal(await guest.locator('[data-col="ticket-types"]').innerText(), '2 × Standing, 1 × Balcony');
+    for (const t of order.tickets) {
+      assert.equal(await guest.locator(`[data-ticket="${t.code}"]`).innerText(), `${t.code} ${t.ticket_type_name}`);
+    }
+    await h.screenshot(page, 'carts-7-admin');
     s.assertNoProblems();
   } finally {
     await h.screenshot(page, 'carts-end');
