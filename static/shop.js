@@ -147,6 +147,7 @@
       // Sold out (meanwhile): nothing of it can be in the order.
       input.value = '0';
       input.disabled = true;
+      input.removeAttribute('aria-invalid');
     } else {
       input.disabled = false;
     }
