@@ -194,6 +194,7 @@
           h('th', { scope: 'col', class: 'num' }, 'Quantity'))),
         h('tbody', {}, rows))));
     for (const t of ev.ticket_types) updateLineRow(t, ev);
+    showSoldOutHint(ev);
     if (ev.max_tickets_per_order) {
       orderLimit.textContent = `At most ${ticketCount(ev.max_tickets_per_order)} per order, of all types together.`;
       orderLimit.hidden = false;
@@ -207,7 +208,12 @@
     const ev = eventById(formEventId);
     if (!ev) return;
     for (const t of ev.ticket_types) updateLineRow(t, ev);
+    showSoldOutHint(ev);
     updateTotal();
+  }
+
+  function showSoldOutHint(ev) {
+    $('#lines-hint').hidden = !ev.ticket_types.some((t) => lineMax(t) === 0);
   }
 
   // The quantity typed for one line: an integer >= 0, or NaN when it is not one.
@@ -424,6 +430,8 @@
     const bad = !Number.isInteger(n) || (entry && n > lineMax(entry.type));
     if (bad) input.setAttribute('aria-invalid', 'true');
     else input.removeAttribute('aria-invalid');
+    // What was said about the earlier quantities no longer applies.
+    clearMessages();
     updateTotal();
   });
 
