@@ -42,6 +42,23 @@ impl TestDb {
         (event, ticket_type)
     }
 
+    /// One more ticket type (at 7.00) of `event`.
+    pub async fn ticket_type(&self, event: Uuid, position: i32, capacity: i32) -> Uuid {
+        let id = Uuid::new_v4();
+        sqlx::query!(
+            "INSERT INTO ticket_types (id, event_id, position, name, price_minor, capacity, max_per_order)
+             VALUES ($1, $2, $3, 'Child', 700, $4, 10)",
+            id,
+            event,
+            position,
+            capacity
+        )
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        id
+    }
+
     /// (held, active holds) of a ticket type.
     pub async fn counters(&self, ticket_type: Uuid) -> (i32, i64) {
         let r = sqlx::query!(

@@ -132,9 +132,12 @@
   // where, and a button to undo the check-in.
   function ticketsCell(ev, guest, auth, rejected, reload) {
     const cell = h('td', { class: 'codes' });
-    for (const code of guest.tickets || []) {
+    const types = Array.isArray(guest.ticket_types) ? guest.ticket_types : [];
+    const mixed = new Set(types).size > 1; // name each ticket's type when the order has several
+    (guest.tickets || []).forEach((code, i) => {
       const c = (guest.checked_in || []).find((x) => x.ticket === code);
-      const line = h('div', { 'data-ticket': code }, code);
+      const line = h('div', { 'data-ticket': code }, code,
+        mixed && types[i] ? [' ', h('span', { class: 'ticket-type-name' }, types[i])] : null);
       if (c) {
         const undo = h('button', { type: 'button', class: 'secondary small', 'aria-label': `Undo check-in of ${code}` }, 'Undo');
         undo.addEventListener('click', () => withBusy(undo, async () => {
@@ -149,7 +152,7 @@
         line.append(h('span', { class: 'checked-in' }, ` — in ${when(c.checked_in_at)} at ${c.device} `), undo);
       }
       cell.append(line);
-    }
+    });
     return cell;
   }
 

@@ -188,19 +188,23 @@
       };
     });
 
-    return {
+    const body = {
       name: name.value.trim(),
       venue: venue.value.trim(),
       starts_at: when.toISOString().replace(/\.\d{3}Z$/, 'Z'),
       currency,
       ticket_types: ticketTypes,
     };
+    const maxTickets = $('#ev-max-tickets');
+    if (maxTickets.value.trim()) body.max_tickets_per_order = wholeNumber(maxTickets, 'Max tickets per order');
+    return body;
   }
 
   function resetEventForm() {
     $('#ev-name').value = '';
     $('#ev-venue').value = '';
     $('#ev-starts').value = '';
+    $('#ev-max-tickets').value = '';
     typesEl.replaceChildren();
     addTypeRow();
   }
@@ -294,7 +298,8 @@
         h('div', { class: 'event-head' },
           h('div', {},
             h('h3', { id: headId }, ev.name),
-            h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency)),
+            h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency,
+              ev.max_tickets_per_order ? ` · at most ${ev.max_tickets_per_order} tickets per order` : '')),
           h('div', { class: 'actions' }, guestsBtn, csvBtn, checkinBtn)),
         h('div', { class: 'table-scroll' },
           h('table', { class: 'sales' },
@@ -340,6 +345,18 @@
     btn.setAttribute('aria-label', `${open ? 'Hide' : 'Show'} guest list for ${ev.name}`);
   }
 
+  // The ticket types of a guest's order: "Standing" when all its tickets are
+  // of one type, else "2 × Standing, 1 × Balcony" (ticket_types has one entry
+  // per ticket; an older server sent one ticket_type_name per order).
+  function guestTypes(g) {
+    const perTicket = Array.isArray(g.ticket_types) ? g.ticket_types : [];
+    if (!perTicket.length) return g.ticket_type_name || '';
+    const counts = new Map();
+    for (const t of perTicket) counts.set(t, (counts.get(t) || 0) + 1);
+    if (counts.size === 1) return perTicket[0];
+    return [...counts].map(([t, n]) => `${n} × ${t}`).join(', ');
+  }
+
   async function loadGuests(ev, el) {
     el.hidden = false;
     el.replaceChildren(h('p', { class: 'empty' }, 'Loading the guest list…'));
@@ -361,7 +378,7 @@
         h('tbody', {}, guests.map((g) => h('tr', { 'data-order-id': g.order_id },
           h('td', {}, g.name),
           h('td', {}, g.email),
-          h('td', {}, g.ticket_type_name),
+          h('td', { 'data-col': 'ticket-types' }, guestTypes(g)),
           window.NTS_CHECKIN.ticketsCell(ev, g, () => token, tokenRejected, () => loadGuests(ev, el)),
           h('td', {}, refundButton(g.order_id, `${g.name} (${g.email})`))))))));
     } catch (err) {

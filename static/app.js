@@ -50,13 +50,14 @@
   // ---------- API ----------
 
   class ApiError extends Error {
-    constructor(status, code, message, retryAfter) {
+    constructor(status, code, message, retryAfter, body) {
       super(message || code || `HTTP ${status}`);
       this.name = 'ApiError';
       this.status = status;
       this.code = code;
       this.retryAfter = retryAfter;
       this.serverMessage = message || ''; // the server's own words, if any
+      this.body = body || null; // the whole error answer (e.g. sold_out's `lines`)
     }
   }
 
@@ -132,9 +133,11 @@
 
     let code = '';
     let message = '';
+    let errBody = null;
     try {
       const data = JSON.parse(await res.text());
       if (data && typeof data === 'object') {
+        errBody = data;
         code = typeof data.code === 'string' ? data.code : '';
         message = typeof data.message === 'string' ? data.message : '';
       }
@@ -142,7 +145,7 @@
       /* not JSON: leave code/message empty, errorText() words it */
     }
     const ra = parseInt(res.headers.get('Retry-After') || '', 10);
-    throw new ApiError(res.status, code, message, Number.isFinite(ra) ? ra : undefined);
+    throw new ApiError(res.status, code, message, Number.isFinite(ra) ? ra : undefined, errBody);
   }
 
   // ---------- error wording ----------
@@ -346,6 +349,43 @@
     }
   }
 
+  // ---------- hold and order lines ----------
+
+  // The lines of a hold or order view: [{ticket_type_id, ticket_type_name,
+  // quantity, unit_price_minor, amount_minor}]. A view without `lines` (an
+  // older server) is one line made from its top-level fields.
+  function viewLines(view) {
+    if (Array.isArray(view.lines) && view.lines.length) return view.lines;
+    const quantity = view.quantity || 0;
+    return [{
+      ticket_type_id: view.ticket_type_id,
+      ticket_type_name: view.ticket_type_name || 'Tickets',
+      quantity,
+      unit_price_minor: quantity ? Math.round(view.amount_minor / quantity) : view.amount_minor,
+      amount_minor: view.amount_minor,
+    }];
+  }
+
+  // Fills a lines table (see hold.html / order.html: a tbody, a tfoot with
+  // [data-role="total-quantity"] and [data-role="total-amount"]).
+  function renderLines(table, view) {
+    const lines = viewLines(view);
+    table.tBodies[0].replaceChildren(...lines.map((l) => h('tr', { 'data-line-type-id': l.ticket_type_id },
+      h('th', { scope: 'row' }, l.ticket_type_name),
+      h('td', { class: 'num', 'data-col': 'quantity' }, l.quantity),
+      h('td', { class: 'num', 'data-col': 'unit-price' }, formatMoney(l.unit_price_minor, view.currency)),
+      h('td', { class: 'num', 'data-col': 'amount' }, formatMoney(l.amount_minor, view.currency)))));
+    const count = lines.reduce((n, l) => n + l.quantity, 0);
+    $('[data-role="total-quantity"]', table).textContent = String(view.quantity || count);
+    $('[data-role="total-amount"]', table).textContent = formatMoney(view.amount_minor, view.currency);
+    return lines;
+  }
+
+  // "3 tickets", "1 ticket"
+  function ticketCount(n) {
+    return `${n} ${n === 1 ? 'ticket' : 'tickets'}`;
+  }
+
   // ---------- page plumbing ----------
 
   // Parameters handed over in the URL fragment (never sent to the server).
@@ -388,6 +428,9 @@
     formatDate,
     msUntil,
     formatRemaining,
+    viewLines,
+    renderLines,
+    ticketCount,
     $,
     h,
     say,

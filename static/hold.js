@@ -3,7 +3,7 @@
 
 (function () {
   const { api, $, formatMoney, msUntil, formatRemaining, say, showError, clearMessages, withBusy, Action,
-    fragmentParams, scrubFragment, loadConfig } = window.NTS;
+    fragmentParams, scrubFragment, loadConfig, renderLines } = window.NTS;
 
   const params = fragmentParams();
   const id = params.get('id') || '';
@@ -69,10 +69,9 @@
   function render() {
     $('#hold-card').hidden = false;
     $('#h-event').textContent = hold.event_name;
-    $('#h-tickets').textContent = `${hold.quantity} × ${hold.ticket_type_name}`;
+    renderLines($('#h-lines'), hold);
     $('#h-name').textContent = hold.name;
     $('#h-email').textContent = hold.email;
-    $('#h-total').textContent = formatMoney(hold.amount_minor, hold.currency);
 
     if (hold.status === 'active') {
       countdownLine.hidden = false;

@@ -4,7 +4,7 @@
 
 (function () {
   const { api, h, $, formatMoney, msUntil, formatRemaining, say, showError, clearMessages, withBusy, Action,
-    fragmentParams, scrubFragment, loadConfig, errorText } = window.NTS;
+    fragmentParams, scrubFragment, loadConfig, errorText, renderLines, ticketCount } = window.NTS;
 
   const POLL_MS = 1500;
   const FINAL = new Set(['paid', 'expired', 'canceled', 'refunded']);
@@ -107,11 +107,10 @@
   function render() {
     $('#order-card').hidden = false;
     $('#o-event').textContent = order.event_name;
-    $('#o-tickets').textContent = `${order.quantity} × ${order.ticket_type_name}`;
+    renderLines($('#o-lines'), order);
     $('#o-name').textContent = order.name;
     $('#o-email').textContent = order.email;
     const total = formatMoney(order.amount_minor, order.currency);
-    $('#o-total').textContent = total;
 
     const pill = $('#o-status');
     let label = STATUS_TEXT[order.status] || order.status;
@@ -158,13 +157,16 @@
     if (ticketsShown) return;
     ticketsShown = true;
     clearMessages();
-    $('#announce').textContent = `Payment received. You have ${order.tickets.length} tickets.`;
+    $('#announce').textContent = `Payment received. You have ${ticketCount(order.tickets.length)}.`;
     say('Payment received — thank you! Your tickets are below.');
     const list = $('#tickets');
     list.replaceChildren();
     for (const t of order.tickets) {
-      const img = h('img', { alt: `QR code for ticket ${t.code}`, width: 168, height: 168 });
-      const li = h('li', { 'data-ticket-code': t.code }, img, h('code', {}, t.code));
+      const typeName = t.ticket_type_name || order.ticket_type_name || '';
+      const img = h('img', { alt: `QR code for ticket ${t.code}${typeName ? ` (${typeName})` : ''}`, width: 168, height: 168 });
+      const li = h('li', { 'data-ticket-code': t.code, 'data-ticket-type-id': t.ticket_type_id || order.ticket_type_id || null },
+        typeName ? h('p', { class: 'ticket-type' }, typeName) : null,
+        img, h('code', {}, t.code));
       list.append(li);
       loadQr(t.code, img, li);
     }

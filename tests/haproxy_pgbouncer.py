@@ -128,7 +128,7 @@ def race():
     counters = sql(f"SELECT held, sold FROM ticket_types WHERE id = '{tt}'")
     if counters != "100|0":
         fail(f"the database counts held|sold = {counters}, not 100|0")
-    stored = sql(f"SELECT count(*) FROM holds WHERE ticket_type_id = '{tt}' AND status = 'active'")
+    stored = sql(f"SELECT count(*) FROM holds h JOIN hold_lines l ON l.hold_id = h.id WHERE l.ticket_type_id = '{tt}' AND h.status = 'active'")
     if stored != "100":
         fail(f"{stored} active holds stored, not 100")
     status, page = call("GET", f"/api/v1/events/{event}")

@@ -56,7 +56,9 @@ impl KeyContext {
 }
 
 /// Stores many answered keys at once (a batch's); answers the `(scope, key)`
-/// pairs that were stored: a missing pair existed already.
+/// pairs that were stored: a missing pair existed already. Keys go in in
+/// their sort order, so two batches that share keys (a client's retries sent
+/// to two instances) wait for each other's in one order and cannot deadlock.
 pub async fn insert_answered(
     db: impl PgExecutor<'_>,
     records: &[KeyRecord],
@@ -69,6 +71,8 @@ pub async fn insert_answered(
     let rows = sqlx::query!(
         r#"INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body)
            SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::bytea[])
+                         AS r(scope, key, request_hash, response_status, response_body)
+           ORDER BY scope, key
            ON CONFLICT DO NOTHING
            RETURNING scope, key"#,
         &scopes as &[&str],

@@ -223,4 +223,11 @@ mod tests {
                 && text.contains("https://t.example.com/order.html#id=1&secret=s")
         );
     }
+
+    #[test]
+    fn every_line_of_the_order_is_listed() {
+        let m = OrderMail { lines: vec![("Adult".into(), 2), ("Child <12".into(), 1)], ..mail("Grace") };
+        assert!(text(MailKind::OrderPaid, &m, false).contains("Tickets:  2 x Adult, 1 x Child <12\n"));
+        assert!(html(MailKind::OrderPaid, &m, false).contains("2 × Adult, 1 × Child &lt;12"));
+    }
 }

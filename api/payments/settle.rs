@@ -153,7 +153,6 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
         payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::Succeeded, Also::default()).await?;
         order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
             .await?;
-        seats::move_seats(&mut *tx, order.hold_id, Move::Sell).await?;
         let lines = lines::of_hold(&mut *tx, order.hold_id).await?;
         let types: Vec<Uuid> =
             lines.iter().flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize)).collect();
@@ -169,6 +168,8 @@ pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentSt
         .execute(&mut *tx)
         .await?;
         outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderPaid).await?;
+        // Last before the commit: the counter rows are every sale's, so their locks are held as briefly as can be.
+        seats::move_seats(&mut *tx, order.hold_id, Move::Sell).await?;
         tracing::info!(%payment_id, order_id = %payment.order_id, "order paid");
         PaymentStatus::Succeeded
     } else {

@@ -27,6 +27,14 @@ use crate::state::AppState;
 /// Either `lines` (one or more ticket types) or, for one ticket type, `ticket_type_id` and `quantity`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({
+    "lines": [
+        {"ticket_type_id": "0b5e8f4e-6a34-4b8e-9a51-8f4f2d0c1a11", "quantity": 2},
+        {"ticket_type_id": "6d1f0c55-1c2e-4f7a-b1a4-3e9d5b7c2f22", "quantity": 1}
+    ],
+    "name": "Grace Hopper",
+    "email": "grace@example.com"
+}))]
 pub struct HoldRequest {
     /// The seats to hold, one line per ticket type (each type at most once); all are held or none.
     #[schema(min_items = 1, max_items = 20)]

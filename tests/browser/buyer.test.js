@@ -59,10 +59,17 @@ test('buyer reserves 2 tickets, sees the countdown, pays (simulated) and gets 2 
 
     await h.screenshot(page, 'buyer-shop');
     const standing = event.ticket_types.find((t) => t.name === 'Standing');
-    // "Choose" picks the type in the form.
+    // Nothing chosen yet: Reserve waits.
+    assert.equal(await page.locator('#reserve-button').isDisabled(), true, 'Reserve is disabled while nothing is chosen');
+    // "Choose" picks the event in the form and one ticket of the type.
     await card.getByRole('button', { name: /Choose Standing/ }).click();
-    assert.equal(await page.locator('#ticket-type').inputValue(), standing.id);
-    await page.getByLabel('Quantity').fill('2');
+    assert.equal(await page.locator('#event').inputValue(), event.id);
+    const standingQty = page.getByLabel('Quantity of Standing');
+    assert.equal(await standingQty.inputValue(), '1');
+    assert.equal(await standingQty.evaluate((el) => el === document.activeElement), true, 'Choose focuses the quantity');
+    await standingQty.fill('2');
+    assert.equal(await page.locator('#total-tickets').innerText(), 'Total for 2 tickets');
+    assert.equal(await page.locator('#total').innerText(), '€25.00');
     await page.getByLabel('Your name').fill('Grace Hopper');
     await page.getByLabel('Email').fill('grace@example.com');
 
@@ -74,7 +81,9 @@ test('buyer reserves 2 tickets, sees the countdown, pays (simulated) and gets 2 
 
     // The hold page: what is held, total, countdown.
     await page.locator('#hold-card').waitFor();
-    assert.equal(await page.locator('#h-tickets').innerText(), '2 × Standing');
+    const line = page.locator(`#h-lines tbody tr[data-line-type-id="${standing.id}"]`);
+    assert.deepEqual(await line.locator('th, td').allInnerTexts(), ['Standing', '2', '€12.50', '€25.00']);
+    assert.equal(await page.locator('#h-lines tbody tr').count(), 1);
     assert.equal(await page.locator('#h-total').innerText(), '€25.00');
     await page.waitForFunction(() => /^\d\d:\d\d$/.test(document.querySelector('#countdown').textContent));
     const first = await page.locator('#countdown').innerText();

@@ -34,8 +34,8 @@ test('a hold expires while the hold page is open', async () => {
   const { page } = s;
   try {
     await page.goto(`${server.base}/`);
-    await page.locator('#ticket-type').selectOption(entry.id);
-    await page.getByLabel('Quantity').fill('3');
+    await page.locator('#event').selectOption(event.id);
+    await page.getByLabel('Quantity of Entry').fill('3');
     await page.getByLabel('Your name').fill('Katherine Johnson');
     await page.getByLabel('Email').fill('katherine@example.com');
     await page.getByRole('button', { name: 'Reserve' }).click();

@@ -256,7 +256,7 @@ async function openPage(browser, server, options = {}) {
   const problems = [];
 
   page.on('request', (req) => {
-    requests.push({ method: req.method(), url: req.url(), headers: req.headers() });
+    requests.push({ method: req.method(), url: req.url(), headers: req.headers(), body: req.postData() });
   });
   // Read the secrets out of the hold and checkout answers (through a route, so
   // the body is still there even though the page navigates away at once).

@@ -79,10 +79,15 @@ test('keyboard only: reserve the demo event, then release the hold', async () =>
     }
     assert.equal(await choose.evaluate((el) => el === document.activeElement), true, 'Choose is reachable with Tab');
     await page.keyboard.press('Enter');
-    assert.equal(await page.locator('#quantity').evaluate((el) => el === document.activeElement), true,
-      'Choose moves focus to the quantity');
+    const qty = page.locator(`input[data-line-type-id="${type.id}"]`);
+    assert.equal(await qty.evaluate((el) => el === document.activeElement), true,
+      'Choose moves focus to the quantity of that type');
     await page.keyboard.type('1');
-    await page.keyboard.press('Tab');
+    // On past the other types' quantities (if any) to the name.
+    const name = page.getByLabel('Your name');
+    for (let i = 0; i < 25 && !(await name.evaluate((el) => el === document.activeElement)); i++) {
+      await page.keyboard.press('Tab');
+    }
     await page.keyboard.type('Margaret Hamilton');
     await page.keyboard.press('Tab');
     await page.keyboard.type('margaret@example.com');

@@ -52,21 +52,25 @@ test('a sold-out type shows "Sold out" and the form refuses it', async () => {
     await frontRow.waitFor();
     assert.match(await frontRow.innerText(), /Sold out/);
     assert.equal(await frontRow.getByRole('button').isDisabled(), true, 'a sold-out type cannot be chosen');
-    const option = page.locator(`#ticket-type option[value="${type('Front row').id}"]`);
-    assert.equal(await option.isDisabled(), true, 'the sold-out option is disabled');
-    assert.match(await option.innerText(), /Sold out/);
+    const frontQty = page.getByLabel('Quantity of Front row');
+    assert.equal(await frontQty.isDisabled(), true, 'the sold-out quantity is disabled');
+    assert.match(await page.locator(`#qty-info-${type('Front row').id}`).innerText(), /Sold out/);
 
-    // Even if the sold-out type gets selected somehow, the form refuses it
+    // Even if a sold-out type gets a quantity somehow, the form refuses it
     // without asking the server.
-    await page.evaluate((id) => {
-      document.querySelector('#ticket-type').value = id;
-    }, type('Front row').id);
+    const forceQuantity = (n) => page.evaluate(([id, value]) => {
+      const input = document.querySelector(`input[data-line-type-id="${id}"]`);
+      input.value = value;
+      input.dispatchEvent(new Event('input', { bubbles: true }));
+    }, [type('Front row').id, String(n)]);
+    await forceQuantity(1);
     await page.getByLabel('Your name').fill('Rosalind Franklin');
     await page.getByLabel('Email').fill('rosalind@example.com');
     await page.getByRole('button', { name: 'Reserve' }).click();
     await page.locator('#error', { hasText: /sold out/i }).waitFor();
     assert.equal(h.posts(requests, /\/holds$/).length, 0, 'no hold request for a sold-out type');
     assert.match(page.url(), /\/$/, 'still on the shop');
+    await forceQuantity(0);
 
     // The last seat sells out while the buyer fills in the form (the page's
     // list is held stale meanwhile): the server says sold_out, the page says

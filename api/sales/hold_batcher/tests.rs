@@ -11,9 +11,10 @@ use super::*;
 use crate::config::Config;
 use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::ApiError;
+use crate::error::Shortfall;
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::PaymentGateway;
-use crate::sales::hold_rules::{Lines, NewHold};
+use crate::sales::hold_rules::{Line, Lines, NewHold};
 use crate::sales::holds::take_seats;
 use crate::startup::Application;
 use crate::test_db::TestDb;
@@ -132,6 +133,36 @@ async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
     assert!(held(&outcomes[0]), "{outcomes:?}");
     assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (4, 2));
+}
+
+fn lines(event_id: Uuid, lines: &[(Uuid, i64)]) -> Seats {
+    let lines = lines.iter().map(|&(t, q)| Line { ticket_type_id: t, quantity: Quantity::parse(q).unwrap() }).collect();
+    Seats { lines: Lines::parse(lines).unwrap(), ..seats(event_id, Uuid::nil(), 1) }
+}
+
+#[tokio::test]
+async fn a_batch_of_several_types_grants_whole_requests_first_fit_in_arrival_order() {
+    let db = TestDb::new().await;
+    let (event, adult) = db.event(4, 10, 3600.0).await;
+    let child = db.ticket_type(event, 1, 1).await;
+    let batcher = HoldBatcher::new(db.pool.clone());
+    let outcomes = join_all(
+        [
+            lines(event, &[(adult, 2), (child, 2)]), // child does not fit: nothing for it
+            lines(event, &[(adult, 3), (child, 1)]),
+            lines(event, &[(adult, 2)]), // 1 adult left
+            lines(event, &[(adult, 1)]),
+        ]
+        .map(|s| batcher.take(s)),
+    )
+    .await;
+    let Outcome::Refused(Refusal::SoldOut(short)) = &outcomes[0] else { panic!("{outcomes:?}") };
+    assert_eq!(short, &[Shortfall { ticket_type_id: child, requested: 2, available: 1 }]);
+    let Outcome::Held(taken) = &outcomes[1] else { panic!("{outcomes:?}") };
+    assert_eq!(taken.amount.minor(), 3 * 1500 + 700);
+    assert!(matches!(&outcomes[2], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
+    assert!(held(&outcomes[3]), "{outcomes:?}");
+    assert_eq!((db.counters(adult).await, db.counters(child).await), ((4, 2), (1, 1)));
 }
 
 #[tokio::test]
