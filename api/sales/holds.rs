@@ -228,7 +228,7 @@ fn taken_key(hold: &NewHold) -> ApiError {
     }
 }
 
-fn refused(why: Refusal) -> ApiError {
+pub(super) fn refused(why: Refusal) -> ApiError {
     match why {
         Refusal::NoSuchEvent => ApiError::NotFound("no such event"),
         Refusal::NotThisEvent { ticket_type_id } => {

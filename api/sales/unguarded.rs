@@ -12,7 +12,8 @@ use std::time::Duration;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::hold_rules::{Facts, NewHold, TypeFacts};
+use super::hold_rules::{first_fit, refusal, Facts, NewHold, TypeFacts};
+use super::holds::refused;
 use super::seats::{self, Claim, Locked};
 use super::views::{single_type, HoldView};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
@@ -44,21 +45,26 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
     };
     for line in hold.lines.iter() {
         // Not checked at compile time: `.sqlx/` is prepared without this feature.
-        let (event_name, currency, name, price_minor, max_per_order, free): (String, String, String, i64, i32, i32) =
-            sqlx::query_as(
-                "SELECT e.name, e.currency, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held
-                 FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = $1 AND t.event_id = $2",
-            )
-            .bind(line.ticket_type_id)
-            .bind(hold.event_id)
-            .fetch_optional(pool)
-            .await?
-            .ok_or(ApiError::NotFound("no such ticket type"))?;
-        if free < line.quantity.get() {
-            return Err(ApiError::sold_out());
-        }
-        (facts.event_name, facts.currency) = (event_name, currency);
+        let row: Option<(String, String, Option<i32>, String, i64, i32, i32)> = sqlx::query_as(
+            "SELECT e.name, e.currency, e.max_tickets_per_order, t.name, t.price_minor, t.max_per_order,
+                    t.capacity - t.sold - t.held
+             FROM ticket_types t JOIN events e ON e.id = t.event_id WHERE t.id = $1 AND t.event_id = $2",
+        )
+        .bind(line.ticket_type_id)
+        .bind(hold.event_id)
+        .fetch_optional(pool)
+        .await?;
+        let Some((event_name, currency, per_order, name, price_minor, max_per_order, free)) = row else { continue };
+        (facts.event_name, facts.currency, facts.max_tickets_per_order) = (event_name, currency, per_order);
         facts.types.insert(line.ticket_type_id, TypeFacts { name, price_minor, max_per_order, free });
+    }
+    let lines = hold.lines.as_slice();
+    if let Some(why) = refusal(Some(&facts), lines) {
+        return Err(refused(why));
+    }
+    let mut free = facts.types.iter().map(|(id, t)| (*id, t.free)).collect();
+    if let Some(Err(lines)) = first_fit(&mut free, std::iter::once(lines)).pop() {
+        return Err(ApiError::SoldOut { lines });
     }
     // Widens the window so the race shows on a quiet machine too.
     tokio::time::sleep(Duration::from_millis(100)).await;
