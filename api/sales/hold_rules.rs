@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::hoarding::Cap;
 use crate::domain::{BuyerName, Email, Quantity};
-use crate::error::Shortfall;
+use crate::error::{ApiError, ErrorCode, Shortfall};
 use crate::idempotency::KeyContext;
 
 /// Seats of one ticket type in a hold.
@@ -100,6 +100,28 @@ pub enum Refusal {
     Capped(Cap),
     /// These lines did not fit (the others did, but all or none are held).
     SoldOut(Vec<Shortfall>),
+}
+
+impl From<Refusal> for ApiError {
+    fn from(why: Refusal) -> Self {
+        match why {
+            Refusal::NoSuchEvent => ApiError::NotFound("no such event"),
+            Refusal::NotThisEvent { ticket_type_id } => {
+                ApiError::validation(format!("{ticket_type_id} is not a ticket type of this event"))
+            }
+            Refusal::TooMany { ticket_type_id, max_per_order } => ApiError::validation(format!(
+                "quantity must be at most {max_per_order} for ticket type {ticket_type_id}"
+            )),
+            Refusal::TooManyInOrder { max_tickets_per_order } => {
+                ApiError::validation(format!("at most {max_tickets_per_order} tickets per order for this event"))
+            }
+            Refusal::SalesClosed => {
+                ApiError::conflict(ErrorCode::SalesClosed, "this event has started; tickets are no longer on sale")
+            }
+            Refusal::Capped(cap) => ApiError::conflict(ErrorCode::TooManyUnpaid, cap.message()),
+            Refusal::SoldOut(lines) => ApiError::SoldOut { lines },
+        }
+    }
 }
 
 /// What a request is checked against: its event, and the event's ticket

@@ -11,7 +11,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Refusal, Render, Seats, Taken};
+use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Render, Seats, Taken};
 use super::hold_rules::{Line, Lines, NewHold};
 use super::views::{single_type, HoldView, LineView};
 use super::{lines, seats};
@@ -136,7 +136,7 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
                 Some((StatusCode::CREATED, serde_json::to_vec(&view(taken)).expect("a view serialises")))
             }
             Outcome::Refused(why) => {
-                let e = refused(why.clone());
+                let e = ApiError::from(why.clone());
                 Some((e.status_code(), e.body_bytes()))
             }
             _ => None,
@@ -160,7 +160,7 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
     };
     let taken = match outcome {
         Outcome::Held(taken) => Ok(taken),
-        Outcome::Refused(why) => Err(refused(why)),
+        Outcome::Refused(why) => Err(ApiError::from(why)),
         Outcome::Unavailable { code, message } => Err(ApiError::Unavailable { code, message }),
         Outcome::KeyTaken => return Err(taken_key(hold)),
         Outcome::Failed => Err(ApiError::Internal(anyhow::anyhow!("a lone hold cannot fail as a flush"))),
@@ -225,26 +225,6 @@ fn taken_key(hold: &NewHold) -> ApiError {
     match &hold.key {
         Some(key) => key.taken(),
         None => ApiError::Internal(anyhow::anyhow!("a request without a key was told its key is taken")),
-    }
-}
-
-pub(super) fn refused(why: Refusal) -> ApiError {
-    match why {
-        Refusal::NoSuchEvent => ApiError::NotFound("no such event"),
-        Refusal::NotThisEvent { ticket_type_id } => {
-            ApiError::validation(format!("{ticket_type_id} is not a ticket type of this event"))
-        }
-        Refusal::TooMany { ticket_type_id, max_per_order } => {
-            ApiError::validation(format!("quantity must be at most {max_per_order} for ticket type {ticket_type_id}"))
-        }
-        Refusal::TooManyInOrder { max_tickets_per_order } => {
-            ApiError::validation(format!("at most {max_tickets_per_order} tickets per order for this event"))
-        }
-        Refusal::SalesClosed => {
-            ApiError::conflict(ErrorCode::SalesClosed, "this event has started; tickets are no longer on sale")
-        }
-        Refusal::Capped(cap) => ApiError::conflict(ErrorCode::TooManyUnpaid, cap.message()),
-        Refusal::SoldOut(lines) => ApiError::SoldOut { lines },
     }
 }
 

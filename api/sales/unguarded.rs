@@ -13,7 +13,6 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::hold_rules::{first_fit, refusal, Facts, NewHold, TypeFacts};
-use super::holds::refused;
 use super::seats::{self, Claim, Locked};
 use super::views::{single_type, HoldView};
 use crate::domain::secret::{hash_secret, new_buyer_secret};
@@ -60,7 +59,7 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
     }
     let lines = hold.lines.as_slice();
     if let Some(why) = refusal(Some(&facts), lines) {
-        return Err(refused(why));
+        return Err(ApiError::from(why));
     }
     let mut free = facts.types.iter().map(|(id, t)| (*id, t.free)).collect();
     if let Some(Err(lines)) = first_fit(&mut free, std::iter::once(lines)).pop() {
