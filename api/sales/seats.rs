@@ -262,20 +262,22 @@ pub async fn move_seats(db: impl PgExecutor<'_>, hold_id: Uuid, how: Move) -> Re
         Move::Sell => (-1, 1),
         Move::Unsell => (0, -1),
     };
-    sqlx::query!(
-        r#"WITH l AS (
-               SELECT ticket_type_id, quantity FROM hold_lines WHERE hold_id = $1
-           ), locked AS (
-               SELECT t.id FROM ticket_types t WHERE t.id IN (SELECT ticket_type_id FROM l) ORDER BY t.id
-               FOR NO KEY UPDATE
-           )
-           UPDATE ticket_types t SET held = t.held + $2 * l.quantity, sold = t.sold + $3 * l.quantity
-           FROM l JOIN locked k ON k.id = l.ticket_type_id
-           WHERE t.id = l.ticket_type_id"#,
-        hold_id,
-        held,
-        sold,
+    // Planned afresh at every execution, as `lines::of_hold` (see there why).
+    sqlx::query(
+        "WITH l AS (
+             SELECT ticket_type_id, quantity FROM hold_lines WHERE hold_id = $1
+         ), locked AS (
+             SELECT t.id FROM ticket_types t WHERE t.id IN (SELECT ticket_type_id FROM l) ORDER BY t.id
+             FOR NO KEY UPDATE
+         )
+         UPDATE ticket_types t SET held = t.held + $2 * l.quantity, sold = t.sold + $3 * l.quantity
+         FROM l JOIN locked k ON k.id = l.ticket_type_id
+         WHERE t.id = l.ticket_type_id",
     )
+    .bind(hold_id)
+    .bind(held)
+    .bind(sold)
+    .persistent(false)
     .execute(db)
     .await?;
     Ok(())

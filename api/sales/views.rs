@@ -21,7 +21,7 @@ pub struct TicketTypeView {
 }
 
 /// Seats of one ticket type in a hold or order.
-#[derive(Debug, Clone, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
 pub struct LineView {
     pub ticket_type_id: Uuid,
     pub ticket_type_name: String,
