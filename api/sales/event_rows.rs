@@ -10,6 +10,7 @@ use crate::domain::status::HoldStatus;
 
 /// One row per ticket type, joined with its event. `available` counts holds
 /// whose deadline passed as free even before the sweeper has expired them.
+#[derive(sqlx::FromRow)]
 pub(crate) struct EventRow {
     pub event_id: Uuid,
     pub event_name: String,
@@ -32,22 +33,26 @@ pub(crate) async fn fetch_rows(
     event_id: Option<Uuid>,
     after: Option<OffsetDateTime>,
 ) -> Result<Vec<EventRow>, sqlx::Error> {
-    sqlx::query_as!(
-        EventRow,
-        r#"SELECT e.id AS event_id, e.name AS event_name, e.venue, e.starts_at, e.currency AS "currency!",
-                  e.max_tickets_per_order, t.id, t.name, t.price_minor, t.capacity, t.max_per_order, t.sold,
-                  (t.capacity - t.sold - t.held + COALESCE(
-                      (SELECT SUM(l.quantity) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
-                        WHERE h.event_id = e.id AND l.ticket_type_id = t.id AND h.status = $3
-                          AND h.expires_at <= now()), 0)
-                  )::int AS "available!"
-           FROM events e JOIN ticket_types t ON t.event_id = e.id
-           WHERE ($1::uuid IS NULL OR e.id = $1) AND ($2::timestamptz IS NULL OR e.starts_at > $2)
-           ORDER BY e.starts_at, e.id, t.position"#,
-        event_id,
-        after,
-        HoldStatus::Active as HoldStatus,
+    // Planned at every execution (reads of one page are coalesced, so this is
+    // cheap): a plan cached when `holds` was small is a sequential scan kept as
+    // the table grows, and one cached at any size cannot use the partial
+    // indexes on active holds, since the status is a parameter.
+    sqlx::query_as::<_, EventRow>(
+        "SELECT e.id AS event_id, e.name AS event_name, e.venue, e.starts_at, e.currency,
+                e.max_tickets_per_order, t.id, t.name, t.price_minor, t.capacity, t.max_per_order, t.sold,
+                (t.capacity - t.sold - t.held + COALESCE(
+                    (SELECT SUM(l.quantity) FROM holds h JOIN hold_lines l ON l.hold_id = h.id
+                      WHERE h.event_id = e.id AND l.ticket_type_id = t.id AND h.status = $3
+                        AND h.expires_at <= now()), 0)
+                )::int AS available
+         FROM events e JOIN ticket_types t ON t.event_id = e.id
+         WHERE ($1::uuid IS NULL OR e.id = $1) AND ($2::timestamptz IS NULL OR e.starts_at > $2)
+         ORDER BY e.starts_at, e.id, t.position",
     )
+    .bind(event_id)
+    .bind(after)
+    .bind(HoldStatus::Active)
+    .persistent(false)
     .fetch_all(db)
     .await
 }
