@@ -45,8 +45,9 @@ use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::hoarding::{over_caps, Claimant};
+use super::hold_rules::refusal;
+pub use super::hold_rules::Refusal;
 use super::hold_rules::{first_fit, Lines};
-pub use super::hold_rules::{refusal, Facts, Refusal};
 pub use super::seats::Taken;
 use super::seats::{self, Claim};
 use crate::batching::{Batches, Member};
@@ -314,7 +315,7 @@ async fn grant(
     let locked = seats::lock(&mut *tx, event_id, &types).await?;
     let mut valid = Vec::new();
     for seats in all {
-        match refusal(locked.facts(), seats.lines.as_slice()) {
+        match refusal(locked.facts(), &seats.lines) {
             Some(why) => {
                 refused.insert(seats.id, why);
             }

@@ -146,9 +146,9 @@ pub struct TypeFacts {
 
 /// Everything but availability: why these lines cannot be held, if they cannot
 /// (`facts` is `None` when the event does not exist).
-pub fn refusal(facts: Option<&Facts>, lines: &[Line]) -> Option<Refusal> {
+pub fn refusal(facts: Option<&Facts>, lines: &Lines) -> Option<Refusal> {
     let Some(facts) = facts else { return Some(Refusal::NoSuchEvent) };
-    for line in lines {
+    for line in lines.iter() {
         match facts.types.get(&line.ticket_type_id) {
             None => return Some(Refusal::NotThisEvent { ticket_type_id: line.ticket_type_id }),
             Some(t) if line.quantity.get() > t.max_per_order => {
@@ -157,9 +157,8 @@ pub fn refusal(facts: Option<&Facts>, lines: &[Line]) -> Option<Refusal> {
             Some(_) => {}
         }
     }
-    let total = lines.iter().fold(0i32, |sum, l| sum.saturating_add(l.quantity.get()));
     match facts.max_tickets_per_order {
-        Some(max) if total > max => Some(Refusal::TooManyInOrder { max_tickets_per_order: max }),
+        Some(max) if lines.total() > max => Some(Refusal::TooManyInOrder { max_tickets_per_order: max }),
         _ if !facts.on_sale => Some(Refusal::SalesClosed),
         _ => None,
     }
@@ -207,6 +206,10 @@ mod tests {
 
     fn line(t: Uuid, n: i64) -> Line {
         Line { ticket_type_id: t, quantity: q(n) }
+    }
+
+    fn lines(ls: &[Line]) -> Lines {
+        Lines::parse(ls.to_vec()).unwrap()
     }
 
     #[test]
@@ -265,20 +268,23 @@ mod tests {
             ]),
         };
         let other = Uuid::new_v4();
-        assert_eq!(refusal(None, &[line(t, 1)]), Some(Refusal::NoSuchEvent));
+        assert_eq!(refusal(None, &lines(&[line(t, 1)])), Some(Refusal::NoSuchEvent));
         assert_eq!(
-            refusal(Some(&facts(false, None)), &[line(t, 1), line(other, 1)]),
+            refusal(Some(&facts(false, None)), &lines(&[line(t, 1), line(other, 1)])),
             Some(Refusal::NotThisEvent { ticket_type_id: other })
         );
         assert_eq!(
-            refusal(Some(&facts(false, None)), &[line(t, 1), line(u, 5)]),
+            refusal(Some(&facts(false, None)), &lines(&[line(t, 1), line(u, 5)])),
             Some(Refusal::TooMany { ticket_type_id: u, max_per_order: 4 })
         );
         assert_eq!(
-            refusal(Some(&facts(false, Some(6))), &[line(t, 4), line(u, 3)]),
+            refusal(Some(&facts(false, Some(6))), &lines(&[line(t, 4), line(u, 3)])),
             Some(Refusal::TooManyInOrder { max_tickets_per_order: 6 })
         );
-        assert_eq!(refusal(Some(&facts(false, Some(7))), &[line(t, 4), line(u, 3)]), Some(Refusal::SalesClosed));
-        assert_eq!(refusal(Some(&facts(true, Some(7))), &[line(t, 4), line(u, 3)]), None);
+        assert_eq!(
+            refusal(Some(&facts(false, Some(7))), &lines(&[line(t, 4), line(u, 3)])),
+            Some(Refusal::SalesClosed)
+        );
+        assert_eq!(refusal(Some(&facts(true, Some(7))), &lines(&[line(t, 4), line(u, 3)])), None);
     }
 }

@@ -57,12 +57,11 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         (facts.event_name, facts.currency, facts.max_tickets_per_order) = (event_name, currency, per_order);
         facts.types.insert(line.ticket_type_id, TypeFacts { name, price_minor, max_per_order, free });
     }
-    let lines = hold.lines.as_slice();
-    if let Some(why) = refusal(Some(&facts), lines) {
+    if let Some(why) = refusal(Some(&facts), &hold.lines) {
         return Err(ApiError::from(why));
     }
     let mut free = facts.types.iter().map(|(id, t)| (*id, t.free)).collect();
-    if let Some(Err(lines)) = first_fit(&mut free, std::iter::once(lines)).pop() {
+    if let Some(Err(lines)) = first_fit(&mut free, std::iter::once(hold.lines.as_slice())).pop() {
         return Err(ApiError::SoldOut { lines });
     }
     // Widens the window so the race shows on a quiet machine too.
