@@ -44,12 +44,19 @@ impl Transitions for MailStatus {
 /// caller's transaction. A paid or refund notice is written once per order
 /// whoever calls (the unique index decides).
 pub async fn enqueue(conn: &mut PgConnection, order_id: Uuid, kind: MailKind) -> Result<(), sqlx::Error> {
+    enqueue_all(conn, &[order_id], kind).await
+}
+
+/// [`enqueue`] for every order of `order_ids`, in one statement.
+pub async fn enqueue_all(conn: &mut PgConnection, order_ids: &[Uuid], kind: MailKind) -> Result<(), sqlx::Error> {
+    let ids: Vec<Uuid> = order_ids.iter().map(|_| Uuid::new_v4()).collect();
     sqlx::query!(
         "INSERT INTO mail_outbox (id, order_id, kind, recipient)
-         SELECT $1, id, $3, buyer_email FROM orders WHERE id = $2
+         SELECT m.id, o.id, $3, o.buyer_email
+         FROM unnest($1::uuid[], $2::uuid[]) AS m(id, order_id) JOIN orders o ON o.id = m.order_id
          ON CONFLICT DO NOTHING",
-        Uuid::new_v4(),
-        order_id,
+        &ids,
+        order_ids,
         kind as MailKind
     )
     .execute(conn)

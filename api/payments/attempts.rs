@@ -18,24 +18,25 @@ use crate::sales::views::PaymentView;
 impl PaymentService {
     /// Checkout's part under the simulated gateway: the first attempt of a
     /// new order, in the checkout's transaction, so the buyer can press
-    /// "pay". Under Stripe the first attempt comes with the card.
+    /// "pay". Under Stripe the first attempt comes with the card. Answers the
+    /// attempt (for [`send_first_attempt`](Self::send_first_attempt) once the
+    /// transaction committed) and its view.
     pub async fn first_attempt_in(
         &self,
         tx: &mut sqlx::PgConnection,
         order_id: Uuid,
         amount: Money,
-    ) -> Result<Option<PaymentView>, sqlx::Error> {
+    ) -> Result<Option<(Attempt, PaymentView)>, sqlx::Error> {
         if self.provider() != Provider::Simulated {
             return Ok(None);
         }
         let payment_id = Uuid::new_v4();
         let currency = amount.currency();
-        sqlx::query_as!(
-            PaymentView,
+        let row = sqlx::query!(
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
                VALUES ($1, $2, $3, $4, $5, $6)
-               RETURNING id, order_id, provider, status AS "status: PaymentStatus", amount_minor,
-                         currency AS "currency!", client_secret, failure_code"#,
+               RETURNING id, order_id, provider, status AS "status: PaymentStatus", idempotency_key, amount_minor,
+                         currency AS "currency!", created_at"#,
             payment_id,
             order_id,
             self.provider().as_str(),
@@ -44,20 +45,38 @@ impl PaymentService {
             currency.as_str(),
         )
         .fetch_one(tx)
-        .await
-        .map(Some)
+        .await?;
+        let view = PaymentView {
+            id: row.id,
+            order_id: row.order_id,
+            provider: row.provider,
+            status: row.status,
+            amount_minor: row.amount_minor,
+            currency: row.currency.clone(),
+            client_secret: None,
+            failure_code: None,
+        };
+        let attempt = Attempt {
+            id: row.id,
+            order_id: row.order_id,
+            status: row.status,
+            provider_ref: None,
+            idempotency_key: row.idempotency_key,
+            amount_minor: row.amount_minor,
+            currency: row.currency,
+            payment_method: None,
+            return_url: None,
+            created_at: row.created_at,
+        };
+        Ok(Some((attempt, view)))
     }
 
-    /// Creates the provider object of a recorded first attempt. Whatever goes
-    /// wrong, the attempt stays `created` and the reconciler repeats the call.
-    pub async fn send_first_attempt(&self, payment_id: Uuid) {
-        let attempt = match self.attempt(payment_id).await {
-            Ok(Some(attempt)) => attempt,
-            Ok(None) => return,
-            Err(e) => return tracing::warn!(%payment_id, error = %e, "could not read a new payment attempt"),
-        };
-        if let Err(e) = self.ensure_intent(&attempt).await {
-            tracing::warn!(%payment_id, error = %e, "creating the payment intent failed; the reconciler will retry");
+    /// Creates the provider object of a first attempt whose transaction
+    /// committed. Whatever goes wrong, the attempt stays `created` and the
+    /// reconciler repeats the call.
+    pub async fn send_first_attempt(&self, attempt: &Attempt) {
+        if let Err(e) = self.ensure_intent(attempt).await {
+            tracing::warn!(payment_id = %attempt.id, error = %e, "creating the payment intent failed; the reconciler will retry");
         }
     }
 
@@ -269,10 +288,10 @@ impl PaymentService {
     /// paid, 202 while the outcome is pending, and the refusal as an error.
     pub async fn confirm_attempt(
         &self,
-        payment_id: Uuid,
+        attempt: &Attempt,
         method: &PaymentMethod,
     ) -> ApiResult<(StatusCode, PaymentView)> {
-        let attempt = self.attempt(payment_id).await?.ok_or(ApiError::NotFound("no such payment"))?;
+        let payment_id = attempt.id;
         match attempt.status {
             PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction => {}
             PaymentStatus::Succeeded => return Ok((StatusCode::OK, self.view(payment_id).await?)),
@@ -284,7 +303,7 @@ impl PaymentService {
                 ))
             }
         }
-        let intent = match self.ensure_intent(&attempt).await {
+        let intent = match self.ensure_intent(attempt).await {
             Ok(intent) => intent,
             Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
             Err(e) => return Err(buyer_error(e)),
@@ -304,7 +323,7 @@ impl PaymentService {
             Ok(intent)
         };
         let status = match answer {
-            Ok(intent) => settle::apply(&self.pool, payment_id, &intent).await?,
+            Ok(intent) => settle::apply(&self.paid, payment_id, &intent).await?,
             // We do not know whether money moved: the attempt stays open and the
             // reconciler (or the buyer's next look at the order) settles it.
             Err(GatewayError::Unknown(detail)) => {

@@ -9,6 +9,7 @@ pub mod gateway;
 pub mod guard;
 pub mod metered;
 pub mod orders;
+pub mod paid;
 pub mod payment_status;
 pub mod reconciler;
 pub mod recovery;

@@ -69,8 +69,9 @@ pub async fn checkout(
         order.secret = Some(order_secret);
         return Ok(HttpResponse::Created().json(CheckoutView { order, payment }));
     };
-    let payment =
+    let first =
         state.payments.first_attempt_in(&mut tx, order.id, Money::stored(order.amount_minor, &order.currency)?).await?;
+    let payment = first.as_ref().map(|(_, view)| view.clone());
     // For the link in the order's e-mails.
     crate::mail::links::remember(&mut *tx, state.config.mail.link_key.as_ref(), order.id, &order_secret).await?;
     order.secret = Some(order_secret);
@@ -84,8 +85,8 @@ pub async fn checkout(
         key.mark_recorded();
     }
     idempotency::debug_stall("checkout").await;
-    if let Some(payment) = payment {
-        state.payments.send_first_attempt(payment.id).await;
+    if let Some((attempt, _)) = &first {
+        state.payments.send_first_attempt(attempt).await;
     }
     Ok(HttpResponse::Created().content_type("application/json").body(body))
 }

@@ -49,3 +49,22 @@ pub async fn transition(
     .fetch_optional(db)
     .await
 }
+
+/// Moves every payment of `ids` that is in one of `from` to `to` (no other
+/// column changes); answers the ids it moved.
+pub async fn transition_all(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    from: &[PaymentStatus],
+    to: PaymentStatus,
+) -> Result<Vec<Uuid>, sqlx::Error> {
+    let (from, to) = checked(from, to);
+    sqlx::query_scalar!(
+        "UPDATE payments SET status = $3, updated_at = now() WHERE id = ANY($1) AND status = ANY($2) RETURNING id",
+        ids,
+        from as &[PaymentStatus],
+        to as PaymentStatus,
+    )
+    .fetch_all(db)
+    .await
+}

@@ -17,12 +17,12 @@ impl PaymentService {
     /// canceled at the provider, so a `client_secret` the buyer still holds
     /// (after a failed 3-D Secure, say) cannot confirm it later.
     pub async fn apply_and_close(&self, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
-        let status = settle::apply(&self.pool, payment_id, intent).await?;
+        let status = settle::apply(&self.paid, payment_id, intent).await?;
         if matches!(intent.status, IntentStatus::Failed { .. }) {
             let key = format!("nts-pay-{payment_id}-cancel");
             match self.gateway.cancel(&intent.provider_ref, &key).await {
                 Ok(now) if now.status == IntentStatus::Succeeded => {
-                    return settle::apply(&self.pool, payment_id, &now).await
+                    return settle::apply(&self.paid, payment_id, &now).await
                 }
                 Ok(_) => {}
                 Err(e) => tracing::warn!(%payment_id, error = %e, "could not cancel a failed PaymentIntent"),
@@ -84,7 +84,7 @@ impl PaymentService {
     /// Makes sure the provider object of an attempt exists and is recorded.
     pub async fn ensure_intent(&self, attempt: &Attempt) -> Result<Intent, GatewayError> {
         let intent = match &attempt.provider_ref {
-            Some(r) => self.gateway.retrieve(r).await?,
+            Some(r) => return self.gateway.retrieve(r).await,
             None => self.gateway.create_intent(&attempt.intent_request()?).await?,
         };
         self.record_ref(attempt.id, &intent).await?;
@@ -126,7 +126,7 @@ impl PaymentService {
                     .await
                     .map_err(buyer_error)?,
             };
-            let status = settle::apply(&self.pool, payment_id, &intent).await?;
+            let status = settle::apply(&self.paid, payment_id, &intent).await?;
             paid |= status == PaymentStatus::Succeeded;
         }
         Ok(paid)

@@ -13,6 +13,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::gateway::{GatewayError, IntentRequest, PaymentGateway, Provider};
+use super::paid::PaidBatcher;
 use crate::domain::status::PaymentStatus;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -41,6 +42,8 @@ pub const PROVIDER_ERROR: &str = "provider_error";
 pub struct PaymentService {
     pub pool: PgPool,
     pub gateway: Arc<dyn PaymentGateway>,
+    /// Successes of concurrent requests, recorded together.
+    pub paid: PaidBatcher,
 }
 
 /// One attempt as stored, with what the provider needs to find it again.
@@ -117,7 +120,7 @@ fn unavailable() -> ApiError {
 impl PaymentService {
     /// Every provider call is timed, counted and logged (see `metered`).
     pub fn new(pool: PgPool, gateway: Arc<dyn PaymentGateway>) -> Self {
-        Self { pool, gateway: super::metered::Metered::wrap(gateway) }
+        Self { paid: PaidBatcher::new(pool.clone()), pool, gateway: super::metered::Metered::wrap(gateway) }
     }
 
     pub fn provider(&self) -> Provider {
@@ -125,12 +128,25 @@ impl PaymentService {
     }
 
     pub async fn attempt(&self, payment_id: Uuid) -> Result<Option<Attempt>, sqlx::Error> {
+        self.attempt_of(payment_id, None).await
+    }
+
+    /// The attempt, with `order_secret_hash` only if it is its order's buyer's.
+    pub async fn attempt_of(
+        &self,
+        payment_id: Uuid,
+        order_secret_hash: Option<&[u8]>,
+    ) -> Result<Option<Attempt>, sqlx::Error> {
         sqlx::query_as!(
             Attempt,
-            r#"SELECT id, order_id, status AS "status: PaymentStatus", provider_ref, idempotency_key,
-                      amount_minor, currency AS "currency!", payment_method, return_url, created_at
-               FROM payments WHERE id = $1"#,
-            payment_id
+            r#"SELECT p.id, p.order_id, p.status AS "status: PaymentStatus", p.provider_ref, p.idempotency_key,
+                      p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url, p.created_at
+               FROM payments p
+               WHERE p.id = $1
+                 AND ($2::bytea IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.id = p.order_id
+                                                                          AND o.secret_hash = $2))"#,
+            payment_id,
+            order_secret_hash
         )
         .fetch_optional(&self.pool)
         .await

@@ -6,18 +6,20 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::gateway::{Intent, IntentStatus};
+use super::paid::PaidBatcher;
 use super::payment_status::{self, Also};
-use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus, Transitions};
 use crate::mail::outbox::{self, MailKind};
 use crate::sales::seats::{self, Move};
-use crate::sales::{lines, order_status};
+use crate::sales::order_status;
 
-/// Applies the provider's view of `payment_id`; answers the payment's status afterwards.
-pub async fn apply(pool: &PgPool, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
+/// Applies the provider's view of `payment_id`; answers the payment's status
+/// afterwards. A success is recorded with `paid`'s group commit.
+pub async fn apply(paid: &PaidBatcher, payment_id: Uuid, intent: &Intent) -> Result<PaymentStatus, sqlx::Error> {
+    let pool = paid.pool();
     match &intent.status {
         IntentStatus::Succeeded => {
-            let status = record_success(pool, payment_id).await?;
+            let status = paid.record(payment_id).await?;
             if intent.refunded {
                 return record_refunded(pool, payment_id, None).await;
             }
@@ -86,12 +88,12 @@ async fn lock_order_then_payment(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     payment_id: Uuid,
 ) -> Result<(LockedOrder, LockedPayment), sqlx::Error> {
-    let order_id =
-        sqlx::query_scalar!("SELECT order_id FROM payments WHERE id = $1", payment_id).fetch_one(&mut **tx).await?;
     let order = sqlx::query_as!(
         LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", hold_id FROM orders WHERE id = $1 FOR UPDATE"#,
-        order_id
+        r#"SELECT status AS "status: OrderStatus", hold_id FROM orders
+           WHERE id = (SELECT order_id FROM payments WHERE id = $1)
+           FOR UPDATE"#,
+        payment_id
     )
     .fetch_one(&mut **tx)
     .await?;
@@ -129,57 +131,6 @@ pub async fn record_refund_failed(
         Some(s) => Ok(s),
         None => current_status(pool, payment_id).await,
     }
-}
-
-/// The provider took the money. If the order still awaits payment it becomes
-/// paid and its tickets are issued, in one transaction; otherwise (paid by
-/// another attempt, expired, canceled) the money is owed back and the payment
-/// waits for the reconciler to refund it.
-pub async fn record_success(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let (order, payment) = lock_order_then_payment(&mut tx, payment_id).await?;
-    // Also a failed or canceled attempt: the provider took the money after all.
-    let from = [
-        PaymentStatus::Created,
-        PaymentStatus::Processing,
-        PaymentStatus::RequiresAction,
-        PaymentStatus::Failed,
-        PaymentStatus::Canceled,
-    ];
-    if !from.contains(&payment.status) {
-        return Ok(payment.status);
-    }
-    let status = if order.status == OrderStatus::AwaitingPayment {
-        payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::Succeeded, Also::default()).await?;
-        order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
-            .await?;
-        let lines = lines::of_hold(&mut *tx, order.hold_id).await?;
-        let types: Vec<Uuid> =
-            lines.iter().flat_map(|l| std::iter::repeat_n(l.ticket_type_id, l.quantity as usize)).collect();
-        let codes: Vec<String> = types.iter().map(|_| new_ticket_code()).collect();
-        sqlx::query!(
-            "INSERT INTO tickets (code, order_id, ticket_type_id, position)
-             SELECT code, $2, ticket_type_id, pos::int
-             FROM unnest($1::text[], $3::uuid[]) WITH ORDINALITY AS c(code, ticket_type_id, pos)",
-            &codes,
-            payment.order_id,
-            &types
-        )
-        .execute(&mut *tx)
-        .await?;
-        outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderPaid).await?;
-        // Last before the commit: the counter rows are every sale's, so their locks are held as briefly as can be.
-        seats::move_seats(&mut *tx, order.hold_id, Move::Sell).await?;
-        tracing::info!(%payment_id, order_id = %payment.order_id, "order paid");
-        PaymentStatus::Succeeded
-    } else {
-        payment_status::transition(&mut *tx, payment_id, &from, PaymentStatus::RefundPending, Also::default()).await?;
-        tracing::warn!(%payment_id, order_id = %payment.order_id, order_status = ?order.status,
-            "payment succeeded for an order that cannot take it; refunding");
-        PaymentStatus::RefundPending
-    };
-    tx.commit().await?;
-    Ok(status)
 }
 
 /// The provider says the money went back. A refunded payment that had paid

@@ -80,10 +80,7 @@ impl SimulatedGateway {
         .await
         .map_err(unavailable)?
         .map(Intent::from)
-        .ok_or_else(|| GatewayError::Refused {
-            code: "resource_missing".into(),
-            message: format!("no intent {provider_ref}"),
-        })
+        .ok_or_else(|| missing(provider_ref))
     }
 }
 
@@ -94,6 +91,10 @@ fn refund_of(provider_ref: &str) -> Refund {
         payment_ref: Some(provider_ref.to_owned()),
         failure_reason: None,
     }
+}
+
+fn missing(provider_ref: &str) -> GatewayError {
+    GatewayError::Refused { code: "resource_missing".into(), message: format!("no intent {provider_ref}") }
 }
 
 fn method_unsupported() -> GatewayError {
@@ -120,10 +121,24 @@ impl PaymentGateway for SimulatedGateway {
         self.before_call().await;
         let id = format!("sim_pi_{}", random_token(12));
         let currency = req.amount.currency();
-        sqlx::query!(
-            "INSERT INTO simulated_intents (id, idempotency_key, order_id, payment_id, amount_minor, currency, status)
-             VALUES ($1, $2, $3, $4, $5, $6, 'requires_confirmation')
-             ON CONFLICT (idempotency_key) DO NOTHING",
+        // One statement: the new intent, or the one this key created before.
+        // A concurrent creation under the same key that committed after this
+        // statement's snapshot is in neither half: read it again.
+        let created = sqlx::query_as!(
+            Row,
+            r#"WITH ins AS (
+                   INSERT INTO simulated_intents (id, idempotency_key, order_id, payment_id, amount_minor, currency,
+                                                  status)
+                   VALUES ($1, $2, $3, $4, $5, $6, 'requires_confirmation')
+                   ON CONFLICT (idempotency_key) DO NOTHING
+                   RETURNING id, status, amount_minor, currency, refunded, order_id, payment_id
+               )
+               SELECT id AS "id!", status AS "status!", amount_minor AS "amount_minor!", currency AS "currency!",
+                      refunded AS "refunded!", order_id AS "order_id!", payment_id AS "payment_id!"
+               FROM ins
+               UNION ALL
+               SELECT id, status, amount_minor, currency, refunded, order_id, payment_id
+               FROM simulated_intents WHERE idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM ins)"#,
             id,
             req.idempotency_key,
             req.order_id,
@@ -131,18 +146,21 @@ impl PaymentGateway for SimulatedGateway {
             req.amount.minor(),
             currency.as_str(),
         )
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
         .map_err(unavailable)?;
-        let row = sqlx::query_as!(
-            Row,
-            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
-               FROM simulated_intents WHERE idempotency_key = $1"#,
-            req.idempotency_key
-        )
-        .fetch_one(&self.pool)
-        .await
-        .map_err(unavailable)?;
+        let row = match created {
+            Some(row) => row,
+            None => sqlx::query_as!(
+                Row,
+                r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
+                   FROM simulated_intents WHERE idempotency_key = $1"#,
+                req.idempotency_key
+            )
+            .fetch_one(&self.pool)
+            .await
+            .map_err(unavailable)?,
+        };
         self.deliver(row.into())
     }
 
@@ -153,17 +171,35 @@ impl PaymentGateway for SimulatedGateway {
             PaymentMethod::Provider(_) => return Err(method_unsupported()),
         };
         let outcome = if succeed { "succeeded" } else { "declined" };
-        sqlx::query!(
-            "UPDATE simulated_intents SET status = $2, updated_at = now()
-             WHERE id = $1 AND status = 'requires_confirmation'",
+        // One statement on every purchase's path: the intent as confirmed now,
+        // or as it was if it was not awaiting confirmation. Still awaiting it
+        // after that means a concurrent change won the row after this
+        // statement's snapshot: read what it left.
+        let row = sqlx::query_as!(
+            Row,
+            r#"WITH upd AS (
+                   UPDATE simulated_intents SET status = $2, updated_at = now()
+                   WHERE id = $1 AND status = 'requires_confirmation'
+                   RETURNING id, status, amount_minor, currency, refunded, order_id, payment_id
+               )
+               SELECT id AS "id!", status AS "status!", amount_minor AS "amount_minor!", currency AS "currency!",
+                      refunded AS "refunded!", order_id AS "order_id!", payment_id AS "payment_id!"
+               FROM upd
+               UNION ALL
+               SELECT id, status, amount_minor, currency, refunded, order_id, payment_id
+               FROM simulated_intents WHERE id = $1 AND NOT EXISTS (SELECT 1 FROM upd)"#,
             provider_ref,
             outcome
         )
-        .execute(&self.pool)
+        .fetch_optional(&self.pool)
         .await
-        .map_err(unavailable)?;
-        let intent = self.fetch(provider_ref).await?;
-        self.deliver(intent)
+        .map_err(unavailable)?
+        .ok_or_else(|| missing(provider_ref))?;
+        if row.status == "requires_confirmation" {
+            let now = self.fetch(provider_ref).await?;
+            return self.deliver(now);
+        }
+        self.deliver(row.into())
     }
 
     async fn retrieve(&self, provider_ref: &str) -> Result<Intent, GatewayError> {

@@ -51,17 +51,9 @@ pub async fn confirm(
     body: web::Json<ConfirmRequest>,
 ) -> ApiResult<HttpResponse> {
     let payment_id = path.into_inner();
-    let owned = sqlx::query_scalar!(
-        "SELECT p.id FROM payments p JOIN orders o ON o.id = p.order_id WHERE p.id = $1 AND o.secret_hash = $2",
-        payment_id,
-        secret.hash
-    )
-    .fetch_optional(&state.pool)
-    .await?;
-    if owned.is_none() {
-        return Err(ApiError::NotFound("no such payment"));
-    }
+    let attempt = state.payments.attempt_of(payment_id, Some(&secret.hash)).await?;
+    let attempt = attempt.ok_or(ApiError::NotFound("no such payment"))?;
     let method = PaymentMethod::Simulated { succeed: matches!(body.outcome, SimulatedOutcome::Succeeded) };
-    let (status, view) = state.payments.confirm_attempt(payment_id, &method).await?;
+    let (status, view) = state.payments.confirm_attempt(&attempt, &method).await?;
     Ok(HttpResponse::build(status).json(view))
 }

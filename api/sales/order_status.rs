@@ -7,6 +7,7 @@ use crate::domain::status::{checked, OrderStatus};
 
 /// The order that moved: its seats are its hold's lines.
 pub struct Moved {
+    pub id: Uuid,
     pub hold_id: Uuid,
 }
 
@@ -19,17 +20,27 @@ pub async fn transition(
     from: &[OrderStatus],
     to: OrderStatus,
 ) -> Result<Option<Moved>, sqlx::Error> {
+    Ok(transition_all(db, &[order_id], from, to).await?.pop())
+}
+
+/// [`transition`] for every order of `ids`; answers those that moved.
+pub async fn transition_all(
+    db: impl PgExecutor<'_>,
+    ids: &[Uuid],
+    from: &[OrderStatus],
+    to: OrderStatus,
+) -> Result<Vec<Moved>, sqlx::Error> {
     let (from, to) = checked(from, to);
     sqlx::query_as!(
         Moved,
         r#"UPDATE orders SET status = $3, finished_at = now(), paid_at = CASE WHEN $4 THEN now() ELSE paid_at END
-           WHERE id = $1 AND status = ANY($2)
-           RETURNING hold_id"#,
-        order_id,
+           WHERE id = ANY($1) AND status = ANY($2)
+           RETURNING id, hold_id"#,
+        ids,
         from as &[OrderStatus],
         to as OrderStatus,
         to == OrderStatus::Paid,
     )
-    .fetch_optional(db)
+    .fetch_all(db)
     .await
 }

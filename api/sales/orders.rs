@@ -23,6 +23,29 @@ struct OrderRow {
     currency: String,
     expires_at: time::OffsetDateTime,
     paid_at: Option<time::OffsetDateTime>,
+    payment_id: Option<Uuid>,
+    payment_provider: Option<String>,
+    payment_status: Option<PaymentStatus>,
+    payment_amount_minor: Option<i64>,
+    payment_currency: Option<String>,
+    payment_client_secret: Option<String>,
+    payment_failure_code: Option<String>,
+}
+
+impl OrderRow {
+    /// Its latest payment attempt, read with it.
+    fn payment(&mut self) -> Option<PaymentView> {
+        Some(PaymentView {
+            id: self.payment_id?,
+            order_id: self.id,
+            provider: self.payment_provider.take()?,
+            status: self.payment_status?,
+            amount_minor: self.payment_amount_minor?,
+            currency: self.payment_currency.take()?,
+            client_secret: self.payment_client_secret.take(),
+            failure_code: self.payment_failure_code.take(),
+        })
+    }
 }
 
 pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<OrderView> {
@@ -31,13 +54,19 @@ pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Orde
 
 /// The order with its tickets and latest payment; with `secret_hash`, only if it matches.
 pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> ApiResult<OrderView> {
-    let row = sqlx::query_as!(
+    let mut row = sqlx::query_as!(
         OrderRow,
         r#"SELECT o.id, o.status AS "status: OrderStatus", o.event_id, e.name AS event_name,
                   o.hold_id, o.buyer_name, o.buyer_email,
-                  o.quantity, o.amount_minor, o.currency AS "currency!", o.expires_at, o.paid_at
+                  o.quantity, o.amount_minor, o.currency AS "currency!", o.expires_at, o.paid_at,
+                  p.id AS "payment_id?", p.provider AS "payment_provider?",
+                  p.status AS "payment_status?: PaymentStatus", p.amount_minor AS "payment_amount_minor?",
+                  p.currency AS "payment_currency?", p.client_secret AS payment_client_secret,
+                  p.failure_code AS payment_failure_code
            FROM orders o
            JOIN events e ON e.id = o.event_id
+           LEFT JOIN LATERAL (SELECT * FROM payments WHERE order_id = o.id ORDER BY created_at DESC, id LIMIT 1) p
+                  ON true
            WHERE o.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
         id,
         secret_hash
@@ -45,6 +74,7 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     .fetch_optional(pool)
     .await?
     .ok_or(ApiError::NotFound("no such order"))?;
+    let payment = row.payment();
     let tickets = crate::checkin::codes::signed_ticket_codes(pool, row.event_id, id)
         .await?
         .into_iter()
@@ -57,7 +87,6 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
         .collect();
     let lines = super::lines::of_hold(pool, row.hold_id).await?;
     let (ticket_type_id, ticket_type_name) = single_type(&lines);
-    let payment = latest_payment(pool, id).await?;
     Ok(OrderView {
         id: row.id,
         secret: None,

@@ -257,6 +257,12 @@ pub enum Move {
 /// `hold_id`), locking their counters in id order first. The caller has made
 /// the guarded status change that allows it once, in the same transaction.
 pub async fn move_seats(db: impl PgExecutor<'_>, hold_id: Uuid, how: Move) -> Result<(), sqlx::Error> {
+    move_seats_of(db, &[hold_id], how).await
+}
+
+/// [`move_seats`] for every hold of `hold_ids` at once: each counter is
+/// locked and changed once, by the sum of their lines.
+pub async fn move_seats_of(db: impl PgExecutor<'_>, hold_ids: &[Uuid], how: Move) -> Result<(), sqlx::Error> {
     let (held, sold) = match how {
         Move::GiveBack => (-1, 0),
         Move::Sell => (-1, 1),
@@ -265,7 +271,8 @@ pub async fn move_seats(db: impl PgExecutor<'_>, hold_id: Uuid, how: Move) -> Re
     // Planned afresh at every execution, as `lines::of_hold` (see there why).
     sqlx::query(
         "WITH l AS (
-             SELECT ticket_type_id, quantity FROM hold_lines WHERE hold_id = $1
+             SELECT ticket_type_id, SUM(quantity)::int AS quantity FROM hold_lines WHERE hold_id = ANY($1)
+             GROUP BY ticket_type_id
          ), locked AS (
              SELECT t.id FROM ticket_types t WHERE t.id IN (SELECT ticket_type_id FROM l) ORDER BY t.id
              FOR NO KEY UPDATE
@@ -274,7 +281,7 @@ pub async fn move_seats(db: impl PgExecutor<'_>, hold_id: Uuid, how: Move) -> Re
          FROM l JOIN locked k ON k.id = l.ticket_type_id
          WHERE t.id = l.ticket_type_id",
     )
-    .bind(hold_id)
+    .bind(hold_ids)
     .bind(held)
     .bind(sold)
     .persistent(false)

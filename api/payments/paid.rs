@@ -1,0 +1,192 @@
+//! Orders becoming paid, in group commits. Every paid order moves its seats
+//! from `held` to `sold` on its ticket types' counter rows, which every sale
+//! of the event shares; one transaction per payment is capped by those rows'
+//! locks and by one WAL flush each. Concurrent successes in this instance
+//! (buyers confirming, webhooks, the reconciler) join one queue, and one
+//! transaction records all of them: a few statements whatever their number,
+//! each counter locked and changed once.
+//!
+//! Nothing is given up: the batch takes the one lock order of nts (orders,
+//! then payments, each in id order, then the counters in id order), so it
+//! waits for and is waited on by single transactions and other instances'
+//! batches without deadlock; every change is a guarded transition, so a
+//! payment recorded twice (by two batches, or by a batch that failed and its
+//! payments alone) is recorded once. If a batch fails, each of its payments
+//! is recorded in a transaction of its own.
+
+use std::collections::{HashMap, HashSet};
+
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::payment_status;
+use crate::batching::{Batches, Member};
+use crate::domain::secret::new_ticket_code;
+use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::mail::outbox::{self, MailKind};
+use crate::sales::order_status;
+use crate::sales::seats::{self, Move};
+
+/// Most payments in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 500;
+
+/// The states a payment can succeed from: also a failed or canceled attempt,
+/// when the provider took the money after all.
+const MAY_SUCCEED: [PaymentStatus; 5] = [
+    PaymentStatus::Created,
+    PaymentStatus::Processing,
+    PaymentStatus::RequiresAction,
+    PaymentStatus::Failed,
+    PaymentStatus::Canceled,
+];
+
+/// This instance's queue of successful payments to record; cheap to clone.
+#[derive(Clone)]
+pub struct PaidBatcher {
+    pool: PgPool,
+    batches: Batches<(), Uuid, Option<PaymentStatus>>,
+}
+
+impl PaidBatcher {
+    pub fn new(pool: PgPool) -> Self {
+        PaidBatcher { pool, batches: Batches::new(MAX_BATCH) }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The provider took the money of `payment_id`. If its order still awaits
+    /// payment it becomes paid and its tickets are issued; otherwise (paid by
+    /// another attempt, expired, canceled) the money is owed back and the
+    /// payment waits for the reconciler to refund it. Answers the payment's
+    /// status afterwards.
+    pub async fn record(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+        let pool = self.pool.clone();
+        let batched = self.batches.join((), payment_id, move |(), members| serve(pool.clone(), members)).await;
+        if let Some(Some(status)) = batched {
+            return Ok(status);
+        }
+        record_all(&self.pool, &[payment_id]).await?.remove(&payment_id).ok_or(sqlx::Error::RowNotFound)
+    }
+}
+
+async fn serve(pool: PgPool, members: Vec<Member<Uuid, Option<PaymentStatus>>>) {
+    let mut ids: Vec<Uuid> = members.iter().map(|m| m.item).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    match record_all(&pool, &ids).await {
+        Ok(statuses) => members.into_iter().for_each(|m| {
+            let status = statuses.get(&m.item).copied();
+            m.answer(status)
+        }),
+        Err(e) => {
+            tracing::warn!(error = %e, payments = ids.len(), "recording a batch of paid orders failed; each goes alone");
+            members.into_iter().for_each(|m| m.answer(None));
+        }
+    }
+}
+
+/// Records the success of every payment of `ids` in one transaction; answers
+/// the status of each that exists.
+pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, PaymentStatus>, sqlx::Error> {
+    let mut tx = pool.begin().await?;
+    let orders = sqlx::query!(
+        r#"SELECT id, status AS "status: OrderStatus" FROM orders
+           WHERE id IN (SELECT order_id FROM payments WHERE id = ANY($1))
+           ORDER BY id
+           FOR UPDATE"#,
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let payments = sqlx::query!(
+        r#"SELECT id, status AS "status: PaymentStatus", order_id FROM payments
+           WHERE id = ANY($1)
+           ORDER BY id
+           FOR UPDATE"#,
+        ids
+    )
+    .fetch_all(&mut *tx)
+    .await?;
+    let awaiting: HashSet<Uuid> =
+        orders.iter().filter(|o| o.status == OrderStatus::AwaitingPayment).map(|o| o.id).collect();
+    let mut statuses = HashMap::with_capacity(payments.len());
+    let (mut paying, mut owed, mut paid_orders) = (Vec::new(), Vec::new(), HashSet::new());
+    for p in &payments {
+        let status = if !MAY_SUCCEED.contains(&p.status) {
+            p.status
+        } else if awaiting.contains(&p.order_id) && paid_orders.insert(p.order_id) {
+            tracing::info!(payment_id = %p.id, order_id = %p.order_id, "order paid");
+            paying.push(p.id);
+            PaymentStatus::Succeeded
+        } else {
+            // Paid already (maybe by another payment of this batch), expired or canceled.
+            tracing::warn!(payment_id = %p.id, order_id = %p.order_id,
+                "payment succeeded for an order that cannot take it; refunding");
+            owed.push(p.id);
+            PaymentStatus::RefundPending
+        };
+        statuses.insert(p.id, status);
+    }
+    if !owed.is_empty() {
+        payment_status::transition_all(&mut *tx, &owed, &MAY_SUCCEED, PaymentStatus::RefundPending).await?;
+    }
+    if !paying.is_empty() {
+        payment_status::transition_all(&mut *tx, &paying, &MAY_SUCCEED, PaymentStatus::Succeeded).await?;
+        let order_ids: Vec<Uuid> = paid_orders.into_iter().collect();
+        let moved =
+            order_status::transition_all(&mut *tx, &order_ids, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
+                .await?;
+        let holds: Vec<(Uuid, Uuid)> = moved.iter().map(|m| (m.id, m.hold_id)).collect();
+        issue_tickets(&mut tx, &holds).await?;
+        outbox::enqueue_all(&mut tx, &order_ids, MailKind::OrderPaid).await?;
+        let hold_ids: Vec<Uuid> = holds.iter().map(|(_, hold)| *hold).collect();
+        // Last before the commit: the counter rows are every sale's, so their locks are held as briefly as can be.
+        seats::move_seats_of(&mut *tx, &hold_ids, Move::Sell).await?;
+    }
+    tx.commit().await?;
+    Ok(statuses)
+}
+
+/// One ticket per seat of each order's lines (`(order, hold)` pairs),
+/// numbered from 1 within its order in the lines' order.
+async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[(Uuid, Uuid)]) -> Result<(), sqlx::Error> {
+    let hold_ids: Vec<Uuid> = orders.iter().map(|(_, hold)| *hold).collect();
+    // Planned afresh at every execution, as `lines::of_hold` (see there why).
+    let lines: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
+        "SELECT hold_id, ticket_type_id, quantity FROM hold_lines WHERE hold_id = ANY($1) ORDER BY hold_id, position",
+    )
+    .bind(&hold_ids)
+    .persistent(false)
+    .fetch_all(&mut *tx)
+    .await?;
+    let order_of: HashMap<Uuid, Uuid> = orders.iter().map(|(order, hold)| (*hold, *order)).collect();
+    let (mut codes, mut order_ids, mut types, mut positions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut next: HashMap<Uuid, i32> = HashMap::new();
+    for (hold_id, ticket_type_id, quantity) in lines {
+        let Some(&order_id) = order_of.get(&hold_id) else { continue };
+        for _ in 0..quantity {
+            let position = next.entry(order_id).or_insert(0);
+            *position += 1;
+            codes.push(new_ticket_code());
+            order_ids.push(order_id);
+            types.push(ticket_type_id);
+            positions.push(*position);
+        }
+    }
+    sqlx::query!(
+        "INSERT INTO tickets (code, order_id, ticket_type_id, position)
+         SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int4[])",
+        &codes,
+        &order_ids,
+        &types,
+        &positions
+    )
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

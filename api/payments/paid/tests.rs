@@ -1,0 +1,210 @@
+//! The group commit of paid orders against a real database.
+
+use futures_util::future::join_all;
+use uuid::Uuid;
+
+use super::*;
+use crate::domain::status::HoldStatus;
+use crate::test_db::TestDb;
+
+/// An order awaiting payment of `lines` (its hold's seats counted as held),
+/// with one attempt per status of `attempts`; answers (order, attempts).
+async fn order(db: &TestDb, event: Uuid, lines: &[(Uuid, i32)], attempts: &[PaymentStatus]) -> (Uuid, Vec<Uuid>) {
+    let (hold, order) = (Uuid::new_v4(), Uuid::new_v4());
+    let total: i32 = lines.iter().map(|(_, q)| q).sum();
+    sqlx::query(
+        "INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor, currency,
+                            expires_at, status)
+         VALUES ($1, '\\x00', $2, 'Ada', 'ada@example.com', $3, 0, 'GBP', now() + interval '1 hour', $4)",
+    )
+    .bind(hold)
+    .bind(event)
+    .bind(total)
+    .bind(HoldStatus::CheckedOut)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    for (position, (ticket_type, quantity)) in lines.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
+             VALUES ($1, $2, $3, $4, 0)",
+        )
+        .bind(hold)
+        .bind(ticket_type)
+        .bind(position as i32)
+        .bind(quantity)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        sqlx::query("UPDATE ticket_types SET held = held + $2 WHERE id = $1")
+            .bind(ticket_type)
+            .bind(quantity)
+            .execute(&db.pool)
+            .await
+            .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity, amount_minor,
+                             currency, expires_at)
+         VALUES ($1, '\\x01', $2, $3, 'Ada', 'ada@example.com', $4, 0, 'GBP', now() + interval '1 hour')",
+    )
+    .bind(order)
+    .bind(hold)
+    .bind(event)
+    .bind(total)
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut ids = Vec::new();
+    for status in attempts {
+        let id = Uuid::new_v4();
+        sqlx::query(
+            "INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, status)
+             VALUES ($1, $2, 'simulated', $3, 0, 'GBP', $4)",
+        )
+        .bind(id)
+        .bind(order)
+        .bind(format!("nts-pay-{id}"))
+        .bind(*status)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    (order, ids)
+}
+
+/// (held, sold) of a ticket type.
+async fn seats(db: &TestDb, ticket_type: Uuid) -> (i32, i32) {
+    sqlx::query_as("SELECT held, sold FROM ticket_types WHERE id = $1")
+        .bind(ticket_type)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
+}
+
+/// The tickets of an order: (ticket type, position), by position.
+async fn tickets(db: &TestDb, order: Uuid) -> Vec<(Uuid, i32)> {
+    sqlx::query_as("SELECT ticket_type_id, position FROM tickets WHERE order_id = $1 ORDER BY position")
+        .bind(order)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap()
+}
+
+async fn status(db: &TestDb, payment: Uuid) -> PaymentStatus {
+    sqlx::query_scalar("SELECT status FROM payments WHERE id = $1").bind(payment).fetch_one(&db.pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
+    let db = TestDb::new().await;
+    let (event, adult) = db.event(100, 10, 3600.0).await;
+    let child = db.ticket_type(event, 1, 100).await;
+    let mut orders = Vec::new();
+    for i in 0..40 {
+        let lines: Vec<(Uuid, i32)> = if i % 2 == 0 { vec![(adult, 2), (child, 1)] } else { vec![(child, 1)] };
+        orders.push(order(&db, event, &lines, &[PaymentStatus::Processing]).await);
+    }
+    assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((40, 0), (40, 0)));
+    let ids: Vec<Uuid> = orders.iter().map(|(_, p)| p[0]).collect();
+    let statuses = record_all(&db.pool, &ids).await.unwrap();
+    assert!(ids.iter().all(|id| statuses[id] == PaymentStatus::Succeeded), "{statuses:?}");
+    assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
+    for (i, (order, _)) in orders.iter().enumerate() {
+        let expected = if i % 2 == 0 { vec![(adult, 1), (adult, 2), (child, 3)] } else { vec![(child, 1)] };
+        assert_eq!(tickets(&db, *order).await, expected);
+    }
+    let mails: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM mail_outbox WHERE kind = $1")
+        .bind(MailKind::OrderPaid)
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(mails, 40);
+    // Recorded again (a webhook after the buyer's confirmation): nothing moves twice.
+    let again = record_all(&db.pool, &ids).await.unwrap();
+    assert!(ids.iter().all(|id| again[id] == PaymentStatus::Succeeded));
+    assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
+    assert_eq!(tickets(&db, orders[0].0).await.len(), 3);
+}
+
+#[tokio::test]
+async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_back() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(10, 10, 3600.0).await;
+    let (order_id, attempts) = order(&db, event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
+    let (expired, late) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+        .bind(expired)
+        .bind(OrderStatus::Expired)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let mut ids = vec![attempts[0], attempts[1], late[0]];
+    ids.sort_unstable();
+    let statuses = record_all(&db.pool, &ids).await.unwrap();
+    let of_order = [statuses[&attempts[0]], statuses[&attempts[1]]];
+    assert!(of_order.contains(&PaymentStatus::Succeeded) && of_order.contains(&PaymentStatus::RefundPending));
+    assert_eq!(statuses[&late[0]], PaymentStatus::RefundPending);
+    for id in ids {
+        assert_eq!(status(&db, id).await, statuses[&id]);
+    }
+    assert_eq!(tickets(&db, order_id).await.len(), 2);
+    assert!(tickets(&db, expired).await.is_empty());
+    // The expired order's seat is not sold (it was given back, or will be, by its expiry).
+    assert_eq!(seats(&db, tt).await, (1, 2));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_successes_share_transactions_and_each_gets_its_answer() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(500, 10, 3600.0).await;
+    let mut payments = Vec::new();
+    for _ in 0..200 {
+        payments.push(order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await.1[0]);
+    }
+    let batcher = PaidBatcher::new(db.pool.clone());
+    // Every payment twice at once (the buyer's confirmation and a webhook).
+    let answers = join_all(payments.iter().chain(&payments).map(|&p| batcher.record(p))).await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
+    assert_eq!(seats(&db, tt).await, (0, 200));
+    let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(tickets, 200);
+    // The transactions that wrote the successes: one per payment without the group commit.
+    let transactions: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM payments")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    assert!(transactions < 50, "{transactions} transactions for 200 payments");
+}
+
+#[tokio::test]
+async fn a_batch_that_fails_sends_each_payment_alone() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(10, 10, 3600.0).await;
+    let (_, good) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (_, bad) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    // A ticket code already taken by another order's ticket would fail the
+    // batch's insert; here a trigger fails every batch of more than one.
+    sqlx::query(
+        "CREATE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF (SELECT COUNT(*) FROM new_rows) > 1 THEN RAISE EXCEPTION 'batch refused'; END IF;
+             RETURN NULL;
+         END $$",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "CREATE TRIGGER one_at_a_time AFTER UPDATE ON orders REFERENCING NEW TABLE AS new_rows
+         FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time()",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let batcher = PaidBatcher::new(db.pool.clone());
+    let answers = join_all([good[0], bad[0]].map(|p| batcher.record(p))).await;
+    assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
+    assert_eq!(seats(&db, tt).await, (0, 2));
+}
