@@ -85,7 +85,7 @@ impl KeyContext {
     /// and answers sealed with a key derived from it.
     pub fn new(scope: String, secret_key: &str, request_hash: Vec<u8>, instance: Uuid) -> Self {
         KeyContext {
-            key: hex(&Sha256::digest(secret_key.as_bytes())),
+            key: hex::encode(Sha256::digest(secret_key.as_bytes())),
             sealer: Sealer::new(&scope, secret_key),
             scope,
             request_hash,
@@ -172,8 +172,4 @@ pub fn in_use() -> ApiError {
         ErrorCode::IdempotencyKeyInUse,
         format!("a request with this {HEADER} is still being processed; retry shortly"),
     )
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

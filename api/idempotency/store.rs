@@ -9,20 +9,7 @@ use super::{KeyContext, KeyRecord};
 use crate::instance::LEASE;
 
 impl KeyContext {
-    /// Inserts the key, unanswered, in the caller's transaction; false if it exists already.
-    pub async fn insert_in(&self, db: impl PgExecutor<'_>) -> Result<bool, sqlx::Error> {
-        let inserted = sqlx::query!(
-            "INSERT INTO idempotency_keys (scope, key, request_hash) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            self.scope,
-            self.key,
-            self.request_hash
-        )
-        .execute(db)
-        .await?;
-        Ok(inserted.rows_affected() == 1)
-    }
-
-    /// Stores the answer of a key this request inserted or claimed, in the caller's transaction.
+    /// Stores the answer of a key this request claimed, in the caller's transaction.
     pub async fn answer_in(&self, db: impl PgExecutor<'_>, status: StatusCode, body: &[u8]) -> Result<(), sqlx::Error> {
         let record = self.record(status, body);
         sqlx::query!(

@@ -50,14 +50,10 @@ pub async fn checkout(
     let order_secret = secret.derive("order");
     let key = KeyContext::of(&http);
     // One transaction: the order, its first attempt (simulated gateway) and
-    // the key's answer. The provider is called after it commits, as a retry
-    // or the reconciler would.
+    // the key with its answer. The provider is called after it commits, as a
+    // retry or the reconciler would. A twin request with the same key waits
+    // for this one's lock on the hold, then finds it checked out.
     let mut tx = state.pool.begin().await?;
-    if let Some(key) = &key {
-        if !key.insert_in(&mut *tx).await? {
-            return Err(key.taken());
-        }
-    }
     let order_seconds = state.config.order_duration.as_secs_f64();
     let created = take_over(&mut tx, hold_id, &secret.hash, &hash_secret(&order_secret), order_seconds).await?;
     let Some(mut order) = created else {
@@ -78,7 +74,10 @@ pub async fn checkout(
     order.payment = payment.clone();
     let body = serde_json::to_vec(&CheckoutView { order, payment: payment.clone() }).expect("a view serialises");
     if let Some(key) = &key {
-        key.answer_in(&mut *tx, StatusCode::CREATED, &body).await?;
+        if idempotency::insert_answered(&mut *tx, &[key.record(StatusCode::CREATED, &body)]).await?.is_empty() {
+            // The key is stored already (with another request, or a twin's answer): nothing of this commits.
+            return Err(key.taken());
+        }
     }
     tx.commit().await?;
     if let Some(key) = &key {

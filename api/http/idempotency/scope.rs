@@ -6,7 +6,6 @@ use actix_web::HttpRequest;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-use crate::idempotency::hex;
 
 /// The scope of a request's key, and its route template.
 pub fn scope(req: &HttpRequest) -> (String, String) {
@@ -17,7 +16,7 @@ pub fn scope(req: &HttpRequest) -> (String, String) {
         scope.update([0]);
         scope.update(id.as_bytes());
     }
-    (hex(&scope.chain_update([0]).chain_update(credential).finalize()), template)
+    (hex::encode(scope.chain_update([0]).chain_update(credential).finalize()), template)
 }
 
 /// What makes two requests with one key the same request: query, content type and body.
