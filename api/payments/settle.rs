@@ -10,8 +10,8 @@ use super::paid::PaidBatcher;
 use super::payment_status::{self, Also};
 use crate::domain::status::{OrderStatus, PaymentStatus, Transitions};
 use crate::mail::outbox::{self, MailKind};
-use crate::sales::seats::{self, Move};
 use crate::sales::order_status;
+use crate::sales::seats::{self, Move};
 
 /// Applies the provider's view of `payment_id`; answers the payment's status
 /// afterwards. A success is recorded with `paid`'s group commit.

@@ -6,7 +6,6 @@ use actix_web::HttpRequest;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
-
 /// The scope of a request's key, and its route template.
 pub fn scope(req: &HttpRequest) -> (String, String) {
     let (template, ids) = route(req.path());

@@ -132,7 +132,8 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
 async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_back() {
     let db = TestDb::new().await;
     let (event, tt) = db.event(10, 10, 3600.0).await;
-    let (order_id, attempts) = order(&db, event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
+    let (order_id, attempts) =
+        order(&db, event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
     let (expired, late) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
         .bind(expired)
@@ -171,10 +172,8 @@ async fn concurrent_successes_share_transactions_and_each_gets_its_answer() {
     let tickets: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM tickets").fetch_one(&db.pool).await.unwrap();
     assert_eq!(tickets, 200);
     // The transactions that wrote the successes: one per payment without the group commit.
-    let transactions: i64 = sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM payments")
-        .fetch_one(&db.pool)
-        .await
-        .unwrap();
+    let transactions: i64 =
+        sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM payments").fetch_one(&db.pool).await.unwrap();
     assert!(transactions < 50, "{transactions} transactions for 200 payments");
 }
 
