@@ -24,7 +24,7 @@ use crate::batching::{Batches, Member};
 use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::mail::outbox::{self, MailKind};
-use crate::sales::order_status;
+use crate::sales::order_status::{self, Moved};
 use crate::sales::seats::{self, Move};
 
 /// Most payments in one transaction; more wait for the next one.
@@ -138,10 +138,9 @@ pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Pay
         let moved =
             order_status::transition_all(&mut *tx, &order_ids, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
                 .await?;
-        let holds: Vec<(Uuid, Uuid)> = moved.iter().map(|m| (m.id, m.hold_id)).collect();
-        issue_tickets(&mut tx, &holds).await?;
+        issue_tickets(&mut tx, &moved).await?;
         outbox::enqueue_all(&mut tx, &order_ids, MailKind::OrderPaid).await?;
-        let hold_ids: Vec<Uuid> = holds.iter().map(|(_, hold)| *hold).collect();
+        let hold_ids: Vec<Uuid> = moved.iter().map(|m| m.hold_id).collect();
         // Last before the commit: the counter rows are every sale's, so their locks are held as briefly as can be.
         seats::move_seats_of(&mut *tx, &hold_ids, Move::Sell).await?;
     }
@@ -149,10 +148,10 @@ pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Pay
     Ok(statuses)
 }
 
-/// One ticket per seat of each order's lines (`(order, hold)` pairs),
-/// numbered from 1 within its order in the lines' order.
-async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[(Uuid, Uuid)]) -> Result<(), sqlx::Error> {
-    let hold_ids: Vec<Uuid> = orders.iter().map(|(_, hold)| *hold).collect();
+/// One ticket per seat of each paid order's lines, numbered from 1 within
+/// its order in the lines' order.
+async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<(), sqlx::Error> {
+    let hold_ids: Vec<Uuid> = orders.iter().map(|o| o.hold_id).collect();
     // Planned afresh at every execution, as `lines::of_hold` (see there why).
     let lines: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
         "SELECT hold_id, ticket_type_id, quantity FROM hold_lines WHERE hold_id = ANY($1) ORDER BY hold_id, position",
@@ -161,7 +160,7 @@ async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[(Uuid, Uuid)]) -> 
     .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
-    let order_of: HashMap<Uuid, Uuid> = orders.iter().map(|(order, hold)| (*hold, *order)).collect();
+    let order_of: HashMap<Uuid, Uuid> = orders.iter().map(|o| (o.hold_id, o.id)).collect();
     let (mut codes, mut order_ids, mut types, mut positions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut next: HashMap<Uuid, i32> = HashMap::new();
     for (hold_id, ticket_type_id, quantity) in lines {

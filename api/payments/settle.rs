@@ -71,11 +71,6 @@ pub async fn transition(
     }
 }
 
-pub struct LockedOrder {
-    pub status: OrderStatus,
-    pub hold_id: Uuid,
-}
-
 pub struct LockedPayment {
     pub status: PaymentStatus,
     pub order_id: Uuid,
@@ -87,24 +82,20 @@ pub struct LockedPayment {
 async fn lock_order_then_payment(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     payment_id: Uuid,
-) -> Result<(LockedOrder, LockedPayment), sqlx::Error> {
-    let order = sqlx::query_as!(
-        LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", hold_id FROM orders
-           WHERE id = (SELECT order_id FROM payments WHERE id = $1)
-           FOR UPDATE"#,
+) -> Result<LockedPayment, sqlx::Error> {
+    sqlx::query!(
+        "SELECT id FROM orders WHERE id = (SELECT order_id FROM payments WHERE id = $1) FOR UPDATE",
         payment_id
     )
     .fetch_one(&mut **tx)
     .await?;
-    let payment = sqlx::query_as!(
+    sqlx::query_as!(
         LockedPayment,
         r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
         payment_id
     )
     .fetch_one(&mut **tx)
-    .await?;
-    Ok((order, payment))
+    .await
 }
 
 /// The provider could not give the money back: the buyer is still owed it,
@@ -142,7 +133,7 @@ pub async fn record_refunded(
     refund_ref: Option<&str>,
 ) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let (_, payment) = lock_order_then_payment(&mut tx, payment_id).await?;
+    let payment = lock_order_then_payment(&mut tx, payment_id).await?;
     if !payment.status.can_become(PaymentStatus::Refunded) {
         return Ok(payment.status);
     }
