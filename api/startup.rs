@@ -15,6 +15,7 @@ use crate::config::{Config, Payments};
 use crate::http::rate_limit::{self, ClientRateLimiter};
 use crate::http::security_headers::{self, SecurityHeaders};
 use crate::http::{body_limit, cors, error, fallback, idempotency, openapi, ops, scrape};
+use crate::payments::checkouts::CheckoutBatcher;
 use crate::payments::simulated::SimulatedGateway;
 use crate::payments::stripe::StripeGateway;
 use crate::payments::{reconciler, simulated_routes, webhook, PaymentGateway, PaymentService, Provider};
@@ -60,6 +61,8 @@ impl Application {
         let lease = tokio::spawn(instance::keep_lease(pool.clone(), instance, stop_rx));
         let (holds, event_pages) =
             (HoldBatcher::new(pool.clone()).with_caps(config.hold_caps), EventPages::new(pool.clone()));
+        let checkouts =
+            CheckoutBatcher::new(payments.clone(), config.mail.link_key.clone(), config.order_duration.as_secs_f64());
         let state = web::Data::new(AppState {
             config,
             pool,
@@ -67,6 +70,7 @@ impl Application {
             limits: Limits::default(),
             static_dir: static_dir(),
             holds,
+            checkouts,
             event_pages,
             scrape_cache: metrics::ScrapeCache::default(),
             instance,

@@ -8,6 +8,7 @@ use sqlx::PgPool;
 
 use crate::config::Config;
 use crate::metrics::ScrapeCache;
+use crate::payments::checkouts::CheckoutBatcher;
 use crate::payments::PaymentService;
 use crate::sales::event_pages::EventPages;
 use crate::sales::hold_batcher::HoldBatcher;
@@ -21,6 +22,8 @@ pub struct AppState {
     pub static_dir: PathBuf,
     /// Group commit of holds: one queue per ticket type in this instance.
     pub holds: HoldBatcher,
+    /// Group commit of checkouts in this instance.
+    pub checkouts: CheckoutBatcher,
     /// Concurrent reads of one event page share one query.
     pub event_pages: EventPages,
     pub scrape_cache: ScrapeCache,

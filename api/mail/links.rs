@@ -45,19 +45,25 @@ impl std::fmt::Debug for LinkKey {
     }
 }
 
-/// Keeps the order's secret for its e-mails; the first one stored stays (a
-/// repeated checkout derives the same secret anyway).
-pub async fn remember(
+/// Keeps each order's secret (`(order id, secret)`) for its e-mails; the
+/// first one stored stays (a repeated checkout derives the same secret anyway).
+pub async fn remember_all(
     db: impl sqlx::PgExecutor<'_>,
     key: Option<&LinkKey>,
-    order_id: Uuid,
-    secret: &str,
+    orders: &[(Uuid, &str)],
 ) -> Result<(), sqlx::Error> {
     let Some(key) = key else { return Ok(()) };
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = orders.iter().map(|(id, _)| *id).collect();
+    let sealed: Vec<Vec<u8>> = orders.iter().map(|(id, secret)| key.seal(*id, secret)).collect();
     sqlx::query!(
-        "INSERT INTO order_links (order_id, sealed_secret) VALUES ($1, $2) ON CONFLICT (order_id) DO NOTHING",
-        order_id,
-        key.seal(order_id, secret)
+        "INSERT INTO order_links (order_id, sealed_secret)
+         SELECT * FROM unnest($1::uuid[], $2::bytea[])
+         ON CONFLICT (order_id) DO NOTHING",
+        &ids,
+        &sealed,
     )
     .execute(db)
     .await?;

@@ -16,59 +16,69 @@ use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
 
 impl PaymentService {
-    /// Checkout's part under the simulated gateway: the first attempt of a
-    /// new order, in the checkout's transaction, so the buyer can press
-    /// "pay". Under Stripe the first attempt comes with the card. Answers the
-    /// attempt (for [`send_first_attempt`](Self::send_first_attempt) once the
-    /// transaction committed) and its view.
-    pub async fn first_attempt_in(
+    /// Checkout's part under the simulated gateway: the first attempt of each
+    /// new order of `orders` (id and amount), in the checkout's transaction,
+    /// so the buyer can press "pay". Under Stripe the first attempt comes
+    /// with the card, and this adds nothing. Answers each attempt (for
+    /// [`send_first_attempt`](Self::send_first_attempt) once the transaction
+    /// committed) and its view.
+    pub async fn first_attempts_in(
         &self,
         tx: &mut sqlx::PgConnection,
-        order_id: Uuid,
-        amount: Money,
-    ) -> Result<Option<(Attempt, PaymentView)>, sqlx::Error> {
-        if self.provider() != Provider::Simulated {
-            return Ok(None);
+        orders: &[(Uuid, Money)],
+    ) -> Result<Vec<(Attempt, PaymentView)>, sqlx::Error> {
+        if self.provider() != Provider::Simulated || orders.is_empty() {
+            return Ok(Vec::new());
         }
-        let payment_id = Uuid::new_v4();
-        let currency = amount.currency();
-        let row = sqlx::query!(
+        let ids: Vec<Uuid> = orders.iter().map(|_| Uuid::new_v4()).collect();
+        let order_ids: Vec<Uuid> = orders.iter().map(|(id, _)| *id).collect();
+        let keys: Vec<String> = ids.iter().map(|id| format!("nts-pay-{id}")).collect();
+        let amounts: Vec<i64> = orders.iter().map(|(_, amount)| amount.minor()).collect();
+        let currencies: Vec<String> = orders.iter().map(|(_, amount)| amount.currency().as_str().to_owned()).collect();
+        let rows = sqlx::query!(
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency)
-               VALUES ($1, $2, $3, $4, $5, $6)
+               SELECT id, order_id, $3, key, amount_minor, currency
+               FROM unnest($1::uuid[], $2::uuid[], $4::text[], $5::int8[], $6::text[])
+                    AS a(id, order_id, key, amount_minor, currency)
                RETURNING id, order_id, provider, status AS "status: PaymentStatus", idempotency_key, amount_minor,
                          currency AS "currency!", created_at"#,
-            payment_id,
-            order_id,
+            &ids,
+            &order_ids,
             self.provider().as_str(),
-            format!("nts-pay-{payment_id}"),
-            amount.minor(),
-            currency.as_str(),
+            &keys,
+            &amounts,
+            &currencies,
         )
-        .fetch_one(tx)
+        .fetch_all(tx)
         .await?;
-        let view = PaymentView {
-            id: row.id,
-            order_id: row.order_id,
-            provider: row.provider,
-            status: row.status,
-            amount_minor: row.amount_minor,
-            currency: row.currency.clone(),
-            client_secret: None,
-            failure_code: None,
-        };
-        let attempt = Attempt {
-            id: row.id,
-            order_id: row.order_id,
-            status: row.status,
-            provider_ref: None,
-            idempotency_key: row.idempotency_key,
-            amount_minor: row.amount_minor,
-            currency: row.currency,
-            payment_method: None,
-            return_url: None,
-            created_at: row.created_at,
-        };
-        Ok(Some((attempt, view)))
+        Ok(rows
+            .into_iter()
+            .map(|row| {
+                let view = PaymentView {
+                    id: row.id,
+                    order_id: row.order_id,
+                    provider: row.provider,
+                    status: row.status,
+                    amount_minor: row.amount_minor,
+                    currency: row.currency.clone(),
+                    client_secret: None,
+                    failure_code: None,
+                };
+                let attempt = Attempt {
+                    id: row.id,
+                    order_id: row.order_id,
+                    status: row.status,
+                    provider_ref: None,
+                    idempotency_key: row.idempotency_key,
+                    amount_minor: row.amount_minor,
+                    currency: row.currency,
+                    payment_method: None,
+                    return_url: None,
+                    created_at: row.created_at,
+                };
+                (attempt, view)
+            })
+            .collect())
     }
 
     /// Creates the provider object of a first attempt whose transaction

@@ -5,6 +5,7 @@
 
 pub mod attempts;
 pub mod audit;
+pub mod checkouts;
 pub mod gateway;
 pub mod guard;
 pub mod metered;

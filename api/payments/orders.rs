@@ -2,20 +2,18 @@
 //! its first attempt), a new attempt, and the order read that first asks the
 //! provider about its latest attempt.
 
-use actix_web::http::StatusCode;
 use actix_web::{get, post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::checkouts::{Checkout, Outcome};
 use super::gateway::PaymentMethod;
 use crate::caller::BuyerSecret;
-use crate::domain::secret::hash_secret;
 use crate::domain::status::OrderStatus;
-use crate::domain::Money;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::{self, KeyContext};
-use crate::sales::checkout::{earlier_order, take_over};
+use crate::sales::holds::earlier_order;
 use crate::sales::orders::{fetch_order, fetch_order_by_id, latest_payment};
 use crate::sales::views::{CheckoutView, OrderView, PaymentView};
 use crate::state::AppState;
@@ -46,48 +44,35 @@ pub async fn checkout(
     secret: BuyerSecret,
 ) -> ApiResult<HttpResponse> {
     let hold_id = path.into_inner();
-    // Derived from the hold secret, so a repeated checkout can hand out the same order secret again.
-    let order_secret = secret.derive("order");
     let key = KeyContext::of(&http);
-    // One transaction: the order, its first attempt (simulated gateway) and
-    // the key with its answer. The provider is called after it commits, as a
-    // retry or the reconciler would. A twin request with the same key waits
-    // for this one's lock on the hold, then finds it checked out.
-    let mut tx = state.pool.begin().await?;
-    let order_seconds = state.config.order_duration.as_secs_f64();
-    let created = take_over(&mut tx, hold_id, &secret.hash, &hash_secret(&order_secret), order_seconds).await?;
-    let Some(mut order) = created else {
-        drop(tx);
-        // Checked out already: the same order again, with its latest attempt.
-        let order_id = earlier_order(&state.pool, hold_id, &secret).await?;
-        let payment = latest_payment(&state.pool, order_id).await?;
-        let mut order = fetch_order_by_id(&state.pool, order_id).await?;
-        order.secret = Some(order_secret);
-        return Ok(HttpResponse::Created().json(CheckoutView { order, payment }));
+    let checkout = Checkout {
+        hold_id,
+        hold_secret_hash: secret.hash.clone(),
+        // Derived from the hold secret, so a repeated checkout can hand out the same order secret again.
+        order_secret: secret.derive("order"),
+        key: key.clone(),
     };
-    let first =
-        state.payments.first_attempt_in(&mut tx, order.id, Money::stored(order.amount_minor, &order.currency)?).await?;
-    let payment = first.as_ref().map(|(_, view)| view.clone());
-    // For the link in the order's e-mails.
-    crate::mail::links::remember(&mut *tx, state.config.mail.link_key.as_ref(), order.id, &order_secret).await?;
-    order.secret = Some(order_secret);
-    order.payment = payment.clone();
-    let body = serde_json::to_vec(&CheckoutView { order, payment: payment.clone() }).expect("a view serialises");
-    if let Some(key) = &key {
-        if idempotency::insert_answered(&mut *tx, &[key.record(StatusCode::CREATED, &body)]).await?.is_empty() {
-            // The key is stored already (with another request, or a twin's answer): nothing of this commits.
-            return Err(key.taken());
+    // The order, its first attempt (simulated gateway) and the key with its
+    // answer commit together, in this instance's group commit of checkouts.
+    // The provider is called after that, as a retry or the reconciler would.
+    match state.checkouts.checkout(checkout.clone()).await? {
+        Outcome::Created { body, first } => {
+            idempotency::debug_stall("checkout").await;
+            if let Some(attempt) = &first {
+                state.payments.send_first_attempt(attempt).await;
+            }
+            Ok(HttpResponse::Created().content_type("application/json").body(body))
+        }
+        Outcome::KeyTaken => Err(key.map_or_else(idempotency::in_use, |k| k.taken())),
+        Outcome::NotTaken | Outcome::Again => {
+            // Checked out already: the same order again, with its latest attempt.
+            let order_id = earlier_order(&state.pool, hold_id, &secret).await?;
+            let payment = latest_payment(&state.pool, order_id).await?;
+            let mut order = fetch_order_by_id(&state.pool, order_id).await?;
+            order.secret = Some(checkout.order_secret);
+            Ok(HttpResponse::Created().json(CheckoutView { order, payment }))
         }
     }
-    tx.commit().await?;
-    if let Some(key) = &key {
-        key.mark_recorded();
-    }
-    idempotency::debug_stall("checkout").await;
-    if let Some((attempt, _)) = &first {
-        state.payments.send_first_attempt(attempt).await;
-    }
-    Ok(HttpResponse::Created().content_type("application/json").body(body))
 }
 
 /// An order, seen by its buyer: status and, once paid, the tickets.

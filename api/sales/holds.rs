@@ -328,6 +328,17 @@ pub async fn get_hold(
     Ok(HttpResponse::Ok().json(fetch_hold(&state.pool, path.into_inner(), &secret).await?))
 }
 
+/// The order an earlier checkout of this hold made (by a request whose answer
+/// never arrived: it had no key, or another one); otherwise why the hold
+/// cannot be checked out.
+pub async fn earlier_order(pool: &PgPool, hold_id: Uuid, secret: &BuyerSecret) -> ApiResult<Uuid> {
+    let view = fetch_hold(pool, hold_id, secret).await?;
+    match view.order_id.filter(|_| view.status == HoldStatus::CheckedOut) {
+        Some(order_id) => Ok(order_id),
+        None => Err::<Uuid, ApiError>(not_active(&view)),
+    }
+}
+
 pub(super) fn not_active(view: &HoldView) -> ApiError {
     match view.status {
         HoldStatus::Expired | HoldStatus::Active => {

@@ -1,0 +1,210 @@
+//! Checkouts in group commits. A checkout turns a hold into an order, starts
+//! its first payment attempt (simulated gateway), keeps the order's secret
+//! for its e-mails and stores the request's Idempotency-Key with its answer:
+//! five statements and a commit. In a flash sale many buyers check out at
+//! once; concurrent checkouts in this instance join one queue and one
+//! transaction makes all of them, with the same statements, each over many
+//! rows.
+//!
+//! Nothing is given up:
+//! - each hold is checked out by its own buyer's proof, as alone; the holds
+//!   are locked in id order (see [`take_over_all`]), so batches of several
+//!   instances that share holds cannot deadlock;
+//! - a request's key commits with its order (atomic phases). If any key of a
+//!   batch is stored already (a client's retry racing its first request),
+//!   nothing of the batch commits: that request replays the stored answer
+//!   and the others check out again, each alone;
+//! - if a batch fails otherwise, each request checks out alone; a hold
+//!   checked out already answers its existing order, so nothing is made twice.
+//!
+//! The provider is called after the commit, by each request, as before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::service::{Attempt, PaymentService};
+use crate::batching::{Batches, Member};
+use crate::domain::secret::hash_secret;
+use crate::domain::Money;
+use crate::error::{ApiError, ErrorCode};
+use crate::idempotency::{self, KeyContext};
+use crate::mail::links::{self, LinkKey};
+use crate::sales::checkout::{take_over_all, TakeOver};
+use crate::sales::views::CheckoutView;
+
+/// Most checkouts in one transaction; more wait for the next one.
+const MAX_BATCH: usize = 200;
+
+/// One buyer's checkout of a hold.
+#[derive(Clone)]
+pub struct Checkout {
+    pub hold_id: Uuid,
+    /// The hash of the hold's secret, as the buyer presented it.
+    pub hold_secret_hash: Vec<u8>,
+    /// The new order's secret (derived from the hold's, so a repeated checkout hands out the same one).
+    pub order_secret: String,
+    pub key: Option<Arc<KeyContext>>,
+}
+
+/// What became of one checkout.
+pub enum Outcome {
+    /// The order was made: the answer's JSON body (stored with the key, if
+    /// any), and the first attempt, to be sent to the provider now.
+    Created { body: Vec<u8>, first: Option<Attempt> },
+    /// The hold was not checked out by this request: it is not active, not
+    /// live, not this buyer's, or was checked out already (maybe by a twin
+    /// request in the same batch, which committed).
+    NotTaken,
+    /// The request's Idempotency-Key has an answer already: it is replayed.
+    KeyTaken,
+    /// Nothing of the batch committed: check out again, alone.
+    Again,
+}
+
+/// How a queued checkout is answered.
+enum Served {
+    Done(Outcome),
+    /// The database cannot be reached: not tried again request by request.
+    Unavailable(ErrorCode, String),
+}
+
+/// This instance's queue of checkouts; cheap to clone.
+#[derive(Clone)]
+pub struct CheckoutBatcher {
+    pool: PgPool,
+    payments: PaymentService,
+    link_key: Option<LinkKey>,
+    order_seconds: f64,
+    batches: Batches<(), Checkout, Served>,
+}
+
+impl CheckoutBatcher {
+    /// Orders are to be paid within `order_seconds`; `link_key` seals their
+    /// secrets for the e-mails' links (none: no links).
+    pub fn new(payments: PaymentService, link_key: Option<LinkKey>, order_seconds: f64) -> Self {
+        CheckoutBatcher {
+            pool: payments.pool.clone(),
+            payments,
+            link_key,
+            order_seconds,
+            batches: Batches::new(MAX_BATCH),
+        }
+    }
+
+    /// Checks `checkout` out with whatever other checkouts are under way in
+    /// this instance; alone if that batch failed.
+    pub async fn checkout(&self, checkout: Checkout) -> Result<Outcome, ApiError> {
+        let this = self.clone();
+        let batched = self.batches.join((), checkout.clone(), move |(), members| this.clone().serve(members)).await;
+        match batched {
+            Some(Served::Done(Outcome::Again)) | None => {}
+            Some(Served::Done(outcome)) => return Ok(outcome),
+            Some(Served::Unavailable(code, message)) => return Err(ApiError::Unavailable { code, message }),
+        }
+        let mut alone = self.checkout_all(std::slice::from_ref(&checkout)).await?;
+        Ok(alone.pop().unwrap_or(Outcome::NotTaken))
+    }
+
+    async fn serve(self, members: Vec<Member<Checkout, Served>>) {
+        let checkouts: Vec<Checkout> = members.iter().map(|m| m.item.clone()).collect();
+        match self.checkout_all(&checkouts).await {
+            Ok(outcomes) => members.into_iter().zip(outcomes).for_each(|(m, o)| m.answer(Served::Done(o))),
+            Err(e) => {
+                tracing::warn!(error = %e, checkouts = checkouts.len(), "a batch of checkouts failed; each goes alone");
+                let unavailable = match ApiError::from(e) {
+                    ApiError::Unavailable { code, message } => Some((code, message)),
+                    _ => None,
+                };
+                members.into_iter().for_each(|m| {
+                    m.answer(match &unavailable {
+                        Some((code, message)) => Served::Unavailable(*code, message.clone()),
+                        None => Served::Done(Outcome::Again),
+                    })
+                });
+            }
+        }
+    }
+
+    /// Checks out every request of `checkouts` in one transaction; answers
+    /// each one's outcome, in their order.
+    pub async fn checkout_all(&self, checkouts: &[Checkout]) -> Result<Vec<Outcome>, sqlx::Error> {
+        let mut tx = self.pool.begin().await?;
+        let order_ids: Vec<Uuid> = checkouts.iter().map(|_| Uuid::new_v4()).collect();
+        let order_hashes: Vec<Vec<u8>> = checkouts.iter().map(|c| hash_secret(&c.order_secret)).collect();
+        let requests: Vec<TakeOver> = checkouts
+            .iter()
+            .zip(&order_ids)
+            .zip(&order_hashes)
+            .map(|((c, &order_id), order_secret_hash)| TakeOver {
+                hold_id: c.hold_id,
+                hold_secret_hash: &c.hold_secret_hash,
+                order_id,
+                order_secret_hash,
+            })
+            .collect();
+        let orders = take_over_all(&mut tx, &requests, self.order_seconds).await?;
+        let amounts = orders
+            .iter()
+            .map(|o| Ok((o.id, Money::stored(o.amount_minor, &o.currency)?)))
+            .collect::<Result<Vec<_>, sqlx::Error>>()?;
+        let mut firsts: HashMap<Uuid, _> = self
+            .payments
+            .first_attempts_in(&mut tx, &amounts)
+            .await?
+            .into_iter()
+            .map(|first| (first.0.order_id, first))
+            .collect();
+        let secrets: HashMap<Uuid, &str> =
+            checkouts.iter().zip(&order_ids).map(|(c, id)| (*id, c.order_secret.as_str())).collect();
+        let links: Vec<(Uuid, &str)> = orders.iter().map(|o| (o.id, secrets[&o.id])).collect();
+        links::remember_all(&mut *tx, self.link_key.as_ref(), &links).await?;
+
+        let mut orders: HashMap<Uuid, _> = orders.into_iter().map(|o| (o.id, o)).collect();
+        let (mut outcomes, mut records, mut keyed) = (Vec::with_capacity(checkouts.len()), Vec::new(), Vec::new());
+        for (checkout, order_id) in checkouts.iter().zip(&order_ids) {
+            let Some(mut order) = orders.remove(order_id) else {
+                outcomes.push(Outcome::NotTaken);
+                continue;
+            };
+            let first = firsts.remove(order_id);
+            order.secret = Some(checkout.order_secret.clone());
+            order.payment = first.as_ref().map(|(_, view)| view.clone());
+            let view = CheckoutView { payment: order.payment.clone(), order };
+            let body = serde_json::to_vec(&view).expect("a view serialises");
+            if let Some(key) = &checkout.key {
+                records.push(key.record(StatusCode::CREATED, &body));
+                keyed.push(key);
+            }
+            outcomes.push(Outcome::Created { body, first: first.map(|(attempt, _)| attempt) });
+        }
+        if !records.is_empty() {
+            let stored = idempotency::insert_answered(&mut *tx, &records).await?;
+            if stored.len() < records.len() {
+                drop(tx);
+                let taken = |k: &Arc<KeyContext>| {
+                    keyed.iter().any(|c| Arc::ptr_eq(c, k))
+                        && !stored.iter().any(|(scope, key)| scope == k.scope() && key == k.key())
+                };
+                let outcome = |c: &Checkout| match &c.key {
+                    Some(k) if taken(k) => Outcome::KeyTaken,
+                    _ => Outcome::Again,
+                };
+                return Ok(checkouts.iter().map(outcome).collect());
+            }
+        }
+        tx.commit().await?;
+        for (checkout, outcome) in checkouts.iter().zip(&outcomes) {
+            if let (Some(key), Outcome::Created { .. }) = (&checkout.key, outcome) {
+                key.mark_recorded();
+            }
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests;
