@@ -3,6 +3,8 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::domain::status::HoldStatus;
+
 pub struct TestDb {
     pub url: String,
     pub pool: PgPool,
@@ -71,5 +73,57 @@ impl TestDb {
         .await
         .unwrap();
         (r.held, r.active)
+    }
+
+    /// A hold of `lines` (ticket type, quantity) at `unit_price_minor` a
+    /// seat, in `status`, live for `live_secs`, opened by `secret_hash`; its
+    /// seats are counted as held. Answers its id.
+    pub async fn hold(
+        &self,
+        event: Uuid,
+        lines: &[(Uuid, i32)],
+        unit_price_minor: i64,
+        status: HoldStatus,
+        live_secs: f64,
+        secret_hash: &[u8],
+    ) -> Uuid {
+        let id = Uuid::new_v4();
+        let total: i32 = lines.iter().map(|(_, q)| q).sum();
+        sqlx::query(
+            "INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor, currency,
+                                expires_at, status)
+             VALUES ($1, $2, $3, 'Ada', 'ada@example.com', $4, $4 * $5, 'GBP', now() + make_interval(secs => $6), $7)",
+        )
+        .bind(id)
+        .bind(secret_hash)
+        .bind(event)
+        .bind(total)
+        .bind(unit_price_minor)
+        .bind(live_secs)
+        .bind(status)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        for (position, (ticket_type, quantity)) in lines.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(id)
+            .bind(ticket_type)
+            .bind(position as i32)
+            .bind(quantity)
+            .bind(unit_price_minor)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+            sqlx::query("UPDATE ticket_types SET held = held + $2 WHERE id = $1")
+                .bind(ticket_type)
+                .bind(quantity)
+                .execute(&self.pool)
+                .await
+                .unwrap();
+        }
+        id
     }
 }

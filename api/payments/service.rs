@@ -132,6 +132,11 @@ impl PaymentService {
     }
 
     /// The attempt, with `order_secret_hash` only if it is its order's buyer's.
+    ///
+    /// A join, not `$2 IS NULL OR EXISTS (…)`: PostgreSQL may run such an
+    /// `EXISTS` as a hashed subplan over every order with that secret's hash,
+    /// a scan of `orders` per call once a generic plan is cached (0.5 ms per
+    /// confirmation in a flash sale, the costliest statement of a purchase).
     pub async fn attempt_of(
         &self,
         payment_id: Uuid,
@@ -141,10 +146,8 @@ impl PaymentService {
             Attempt,
             r#"SELECT p.id, p.order_id, p.status AS "status: PaymentStatus", p.provider_ref, p.idempotency_key,
                       p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url, p.created_at
-               FROM payments p
-               WHERE p.id = $1
-                 AND ($2::bytea IS NULL OR EXISTS (SELECT 1 FROM orders o WHERE o.id = p.order_id
-                                                                          AND o.secret_hash = $2))"#,
+               FROM payments p JOIN orders o ON o.id = p.order_id
+               WHERE p.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
             payment_id,
             order_secret_hash
         )

@@ -1,6 +1,7 @@
 //! The run's databases: the kit's fresh ones, each with a pool for the checks.
 
 use std::ops::Deref;
+use std::time::Duration;
 
 use anyhow::Context;
 use nts_testkit::TestDb;
@@ -43,4 +44,16 @@ pub async fn vacuum_analyze(pool: &PgPool) -> anyhow::Result<()> {
     // autovacuum may be off: measure on tables with fresh statistics and no leftovers.
     sqlx::raw_sql("VACUUM ANALYZE").execute(pool).await.context("VACUUM ANALYZE")?;
     Ok(())
+}
+
+/// What autovacuum would do while a sale runs: statistics that follow the
+/// tables' growth. Without it, a statement whose plan was cached while its
+/// table was nearly empty keeps a sequential scan as the table grows.
+pub async fn analyze_every(pool: PgPool, every: Duration) {
+    loop {
+        tokio::time::sleep(every).await;
+        if let Err(e) = sqlx::raw_sql("ANALYZE").execute(&pool).await {
+            eprintln!("nts-bench: ANALYZE failed: {e}");
+        }
+    }
 }

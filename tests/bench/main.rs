@@ -51,6 +51,9 @@ USAGE: nts-bench [OPTIONS]
   --database-url URL   PostgreSQL: where fresh databases are made (the database name is
                        replaced), or with --url the server's own database
                        [$DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres]
+  --analyze-every S    ANALYZE the database every S seconds while a mode runs, standing
+                       in for autovacuum, which this machine's PostgreSQL may have off;
+                       0: never [5]
   --baseline-secs S    seconds per pgbench run [10]
   --no-baseline        skip pgbench
   --keep-db            keep the databases of the run
@@ -75,6 +78,7 @@ struct Options {
     server_pid: Option<u32>,
     database_url: String,
     database_url_given: bool,
+    analyze_every: Option<Duration>,
     baseline: Option<Duration>,
     baseline_clients: Vec<u32>,
     keep_db: bool,
@@ -99,6 +103,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
         database_url: std::env::var("DATABASE_URL")
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         database_url_given: false,
+        analyze_every: Some(Duration::from_secs(5)),
         baseline: Some(Duration::from_secs(10)),
         baseline_clients: vec![1, 16, 64],
         keep_db: false,
@@ -133,6 +138,10 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             "--database-url" => {
                 o.database_url = value()?;
                 o.database_url_given = true;
+            }
+            "--analyze-every" => {
+                let secs = number(&flag, &value()?, 0, 3600)?;
+                o.analyze_every = (secs > 0).then(|| Duration::from_secs(secs));
             }
             "--baseline-secs" => o.baseline = Some(Duration::from_secs(number(&flag, &value()?, 1, 3600)?)),
             "--no-baseline" => o.baseline = None,
@@ -386,9 +395,14 @@ async fn measure(
     let cpu_before = machine::CpuSnapshot::take(&server_pids);
     let start = Instant::now();
     let tasks: Vec<_> = clients.into_iter().map(|c| tokio::spawn(c.run())).collect();
+    let analyzer =
+        check_pool.zip(o.analyze_every).map(|(pool, every)| tokio::spawn(db::analyze_every(pool.clone(), every)));
     let mut tally = Tally::default();
     for t in tasks {
         tally.merge(t.await?);
+    }
+    if let Some(analyzer) = analyzer {
+        analyzer.abort();
     }
     let elapsed = load::elapsed_until(start, &tally);
     let answered: u64 = tally.answers.values().sum();

@@ -18,41 +18,8 @@ fn batcher(db: &TestDb) -> CheckoutBatcher {
 /// A hold of `lines` (its seats counted as held), live for `live_secs`;
 /// answers its checkout by its buyer (the hold's secret is fresh).
 async fn hold(db: &TestDb, event: Uuid, lines: &[(Uuid, i32)], live_secs: f64) -> Checkout {
-    let (id, secret) = (Uuid::new_v4(), new_buyer_secret());
-    let total: i32 = lines.iter().map(|(_, q)| q).sum();
-    sqlx::query(
-        "INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor, currency,
-                            expires_at, status)
-         VALUES ($1, $2, $3, 'Ada', 'ada@example.com', $4, $4 * 100, 'GBP', now() + make_interval(secs => $5), $6)",
-    )
-    .bind(id)
-    .bind(hash_secret(&secret))
-    .bind(event)
-    .bind(total)
-    .bind(live_secs)
-    .bind(HoldStatus::Active)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    for (position, (ticket_type, quantity)) in lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
-             VALUES ($1, $2, $3, $4, 100)",
-        )
-        .bind(id)
-        .bind(ticket_type)
-        .bind(position as i32)
-        .bind(quantity)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        sqlx::query("UPDATE ticket_types SET held = held + $2 WHERE id = $1")
-            .bind(ticket_type)
-            .bind(quantity)
-            .execute(&db.pool)
-            .await
-            .unwrap();
-    }
+    let secret = new_buyer_secret();
+    let id = db.hold(event, lines, 100, HoldStatus::Active, live_secs, &hash_secret(&secret)).await;
     Checkout { hold_id: id, hold_secret_hash: hash_secret(&secret), order_secret: format!("order-{secret}"), key: None }
 }
 

@@ -10,39 +10,9 @@ use crate::test_db::TestDb;
 /// An order awaiting payment of `lines` (its hold's seats counted as held),
 /// with one attempt per status of `attempts`; answers (order, attempts).
 async fn order(db: &TestDb, event: Uuid, lines: &[(Uuid, i32)], attempts: &[PaymentStatus]) -> (Uuid, Vec<Uuid>) {
-    let (hold, order) = (Uuid::new_v4(), Uuid::new_v4());
+    let order = Uuid::new_v4();
+    let hold = db.hold(event, lines, 0, HoldStatus::CheckedOut, 3600.0, b"\0").await;
     let total: i32 = lines.iter().map(|(_, q)| q).sum();
-    sqlx::query(
-        "INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor, currency,
-                            expires_at, status)
-         VALUES ($1, '\\x00', $2, 'Ada', 'ada@example.com', $3, 0, 'GBP', now() + interval '1 hour', $4)",
-    )
-    .bind(hold)
-    .bind(event)
-    .bind(total)
-    .bind(HoldStatus::CheckedOut)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    for (position, (ticket_type, quantity)) in lines.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
-             VALUES ($1, $2, $3, $4, 0)",
-        )
-        .bind(hold)
-        .bind(ticket_type)
-        .bind(position as i32)
-        .bind(quantity)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        sqlx::query("UPDATE ticket_types SET held = held + $2 WHERE id = $1")
-            .bind(ticket_type)
-            .bind(quantity)
-            .execute(&db.pool)
-            .await
-            .unwrap();
-    }
     sqlx::query(
         "INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity, amount_minor,
                              currency, expires_at)
