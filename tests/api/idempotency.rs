@@ -72,6 +72,51 @@ async fn malformed_keys_are_rejected() {
     assert_eq!(app.sold_and_held(tt).await, (0, 0));
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn buyers_checking_out_at_once_on_two_instances_each_get_one_order_per_key() {
+    let mut app = spawn_app().await;
+    app.start_instance().await;
+    let (event, tt) = app.simple_event(100, 1).await;
+    let mut holds = Vec::new();
+    for _ in 0..60 {
+        holds.push(app.hold(event, tt, 1).await.unwrap());
+    }
+    // Every buyer sends its checkout twice with one key, once to each instance, all at once.
+    let requests = holds.iter().enumerate().flat_map(|(i, hold)| {
+        let secret = hold.secret.clone().unwrap();
+        [0, 1].map(|n| {
+            let (api, secret, id) = (app.api_on(n).with_key(&format!("checkout-{i}")), secret.clone(), hold.id);
+            async move { (id, api.checkout(id, &secret).await) }
+        })
+    });
+    let answers = join_all(requests).await;
+
+    assert_eq!(count(&app, "orders").await, 60, "one order per hold");
+    assert_eq!(count(&app, "payments").await, 60, "one first attempt per order");
+    for (i, hold) in holds.iter().enumerate() {
+        let order: Uuid = sqlx::query_scalar("SELECT id FROM orders WHERE hold_id = $1")
+            .bind(hold.id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+        let mine: Vec<_> = answers.iter().filter(|(id, _)| *id == hold.id).map(|(_, a)| a).collect();
+        for a in &mine {
+            assert!(
+                a.as_ref().is_ok_and(|c| c.order.id == order)
+                    || a.as_ref().is_err_and(|e| e.status == 409 && e.code == "idempotency_key_in_use"),
+                "{a:?}"
+            );
+        }
+        let bodies: Vec<_> = mine.iter().filter_map(|a| a.as_ref().ok()).map(|c| &c.body).collect();
+        assert!(!bodies.is_empty() && bodies.windows(2).all(|w| w[0] == w[1]), "one answer per key: {bodies:?}");
+        let replay = app.api_on(1).with_key(&format!("checkout-{i}"));
+        let replay = replay.checkout(hold.id, hold.secret.as_deref().unwrap()).await.unwrap();
+        assert_eq!(replay.headers["idempotent-replayed"], "true");
+        assert_eq!(&replay.body, bodies[0]);
+    }
+    assert_eq!(app.sold_and_held(tt).await, (0, 60), "checkouts move no seats");
+}
+
 /// Counts rows of a table in the test's database.
 async fn count(app: &TestApp, table: &str) -> i64 {
     sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {table}")).fetch_one(&app.pool).await.unwrap()
