@@ -57,47 +57,55 @@ impl Locked {
 /// `ticket_types` and of the expired holds; answers the event and those of
 /// `ticket_types` that are its own, with the seats the expired holds gave back
 /// counted free.
+///
+/// Planned afresh at every execution, with the clock read once (an
+/// `InitPlan`, not a volatile call per row): only a plan that knows the status
+/// can use the partial index on the event's active holds by deadline, and
+/// only a comparison with a value can bound that index scan. A cached
+/// generic plan scans every hold of every event (12 ms per batch at
+/// 100,000 holds, against 0.05 ms). Checked against the schema by every test
+/// that takes a hold.
 pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]) -> Result<Locked, sqlx::Error> {
     let (from, to) = checked(&[HoldStatus::Active], HoldStatus::Expired);
-    let rows = sqlx::query!(
-        r#"WITH stale AS (
-               SELECT id FROM holds
-               WHERE event_id = $1 AND status = ANY($3) AND expires_at <= clock_timestamp()
-               LIMIT 5000 FOR UPDATE SKIP LOCKED
-           ), stale_lines AS (
-               SELECT l.ticket_type_id, l.quantity FROM hold_lines l JOIN stale s ON s.id = l.hold_id
-           ), locked AS (
-               SELECT t.id, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held AS free
-               FROM ticket_types t
-               WHERE t.event_id = $1 AND (t.id = ANY($2) OR t.id IN (SELECT ticket_type_id FROM stale_lines))
-               ORDER BY t.id
-               FOR NO KEY UPDATE
-           ), expired AS (
-               UPDATE holds h SET status = $4, finished_at = now()
-               FROM stale WHERE h.id = stale.id AND h.status = ANY($3)
-               RETURNING h.id
-           ), back AS (
-               SELECT l.ticket_type_id, SUM(l.quantity)::int AS q
-               FROM hold_lines l JOIN expired x ON x.id = l.hold_id GROUP BY l.ticket_type_id
-           ), given AS (
-               UPDATE ticket_types t SET held = t.held - back.q
-               FROM back JOIN locked k ON k.id = back.ticket_type_id
-               WHERE t.id = back.ticket_type_id
-               RETURNING t.id
-           )
-           SELECT e.name AS event_name, e.currency AS "currency!", e.starts_at > now() AS "on_sale!",
-                  e.max_tickets_per_order, k.id AS "ticket_type_id?", k.name AS "ticket_type_name?",
-                  k.price_minor AS "price_minor?", k.max_per_order AS "max_per_order?",
-                  (k.free + COALESCE(back.q, 0))::int AS "free?",
-                  (SELECT COUNT(*) FROM expired) AS "swept!"
-           FROM events e
-           LEFT JOIN (locked k LEFT JOIN back ON back.ticket_type_id = k.id) ON k.id = ANY($2)
-           WHERE e.id = $1"#,
-        event_id,
-        ticket_types,
-        from as &[HoldStatus],
-        to as HoldStatus,
+    let rows = sqlx::query_as::<_, LockRow>(
+        "WITH stale AS (
+             SELECT id FROM holds
+             WHERE event_id = $1 AND status = ANY($3) AND expires_at <= (SELECT clock_timestamp())
+             LIMIT 5000 FOR UPDATE SKIP LOCKED
+         ), stale_lines AS (
+             SELECT l.ticket_type_id, l.quantity FROM hold_lines l JOIN stale s ON s.id = l.hold_id
+         ), locked AS (
+             SELECT t.id, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held AS free
+             FROM ticket_types t
+             WHERE t.event_id = $1 AND (t.id = ANY($2) OR t.id IN (SELECT ticket_type_id FROM stale_lines))
+             ORDER BY t.id
+             FOR NO KEY UPDATE
+         ), expired AS (
+             UPDATE holds h SET status = $4, finished_at = now()
+             FROM stale WHERE h.id = stale.id AND h.status = ANY($3)
+             RETURNING h.id
+         ), back AS (
+             SELECT l.ticket_type_id, SUM(l.quantity)::int AS q
+             FROM hold_lines l JOIN expired x ON x.id = l.hold_id GROUP BY l.ticket_type_id
+         ), given AS (
+             UPDATE ticket_types t SET held = t.held - back.q
+             FROM back JOIN locked k ON k.id = back.ticket_type_id
+             WHERE t.id = back.ticket_type_id
+             RETURNING t.id
+         )
+         SELECT e.name AS event_name, e.currency::text AS currency, e.starts_at > now() AS on_sale,
+                e.max_tickets_per_order, k.id AS ticket_type_id, k.name AS ticket_type_name,
+                k.price_minor, k.max_per_order, (k.free + COALESCE(back.q, 0))::int AS free,
+                (SELECT COUNT(*) FROM expired) AS swept
+         FROM events e
+         LEFT JOIN (locked k LEFT JOIN back ON back.ticket_type_id = k.id) ON k.id = ANY($2)
+         WHERE e.id = $1",
     )
+    .bind(event_id)
+    .bind(ticket_types)
+    .bind(from)
+    .bind(to)
+    .persistent(false)
     .fetch_all(db)
     .await?;
     let Some(first) = rows.first() else { return Ok(Locked { facts: None, swept: 0 }) };
@@ -117,6 +125,21 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
         }
     }
     Ok(Locked { facts: Some(facts), swept })
+}
+
+/// A row of [`lock`]'s answer: the event, and one of its locked ticket types (if any).
+#[derive(sqlx::FromRow)]
+struct LockRow {
+    event_name: String,
+    currency: String,
+    on_sale: bool,
+    max_tickets_per_order: Option<i32>,
+    ticket_type_id: Option<Uuid>,
+    ticket_type_name: Option<String>,
+    price_minor: Option<i64>,
+    max_per_order: Option<i32>,
+    free: Option<i32>,
+    swept: i64,
 }
 
 /// One hold to store: who asks, for which lines, for how long.
