@@ -133,10 +133,9 @@ impl PaymentService {
 
     /// The attempt, with `order_secret_hash` only if it is its order's buyer's.
     ///
-    /// A join, not `$2 IS NULL OR EXISTS (…)`: PostgreSQL may run such an
-    /// `EXISTS` as a hashed subplan over every order with that secret's hash,
-    /// a scan of `orders` per call once a generic plan is cached (0.5 ms per
-    /// confirmation in a flash sale, the costliest statement of a purchase).
+    /// A join, not `$2 IS NULL OR EXISTS (…)`: an `EXISTS` under an `OR`
+    /// cannot become a join, and PostgreSQL may run it as a hashed subplan
+    /// that reads every order with that secret's hash.
     pub async fn attempt_of(
         &self,
         payment_id: Uuid,
