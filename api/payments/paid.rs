@@ -152,7 +152,7 @@ pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Pay
 /// its order in the lines' order.
 async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<(), sqlx::Error> {
     let hold_ids: Vec<Uuid> = orders.iter().map(|o| o.hold_id).collect();
-    // Planned afresh at every execution, as `lines::of_hold` (see there why).
+    // Planned afresh at every execution, as `lines::of_holds` (see there why).
     let lines: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
         "SELECT hold_id, ticket_type_id, quantity FROM hold_lines WHERE hold_id = ANY($1) ORDER BY hold_id, position",
     )

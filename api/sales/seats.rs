@@ -291,7 +291,7 @@ pub async fn move_seats_of(db: impl PgExecutor<'_>, hold_ids: &[Uuid], how: Move
         Move::Sell => (-1, 1),
         Move::Unsell => (0, -1),
     };
-    // Planned afresh at every execution, as `lines::of_hold` (see there why).
+    // Planned afresh at every execution, as `lines::of_holds` (see there why).
     sqlx::query(
         "WITH l AS (
              SELECT ticket_type_id, SUM(quantity)::int AS quantity FROM hold_lines WHERE hold_id = ANY($1)
