@@ -126,4 +126,26 @@ impl TestDb {
         }
         id
     }
+
+    /// From now on, a statement that `operation`s (`INSERT`, `UPDATE`) more
+    /// than one row of `table` fails: every batch does, its members alone do not.
+    pub async fn refuse_batches(&self, table: &str, operation: &str) {
+        sqlx::query(
+            "CREATE OR REPLACE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN
+                 IF (SELECT COUNT(*) FROM new_rows) > 1 THEN RAISE EXCEPTION 'batch refused'; END IF;
+                 RETURN NULL;
+             END $$",
+        )
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        sqlx::query(&format!(
+            "CREATE TRIGGER one_at_a_time_{table} AFTER {operation} ON {table} REFERENCING NEW TABLE AS new_rows
+             FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time()"
+        ))
+        .execute(&self.pool)
+        .await
+        .unwrap();
+    }
 }

@@ -178,3 +178,25 @@ async fn batches_of_two_instances_sharing_holds_do_not_deadlock() {
     }
     assert_eq!(count(&db, "SELECT COUNT(*) FROM orders").await, 800);
 }
+
+#[tokio::test]
+async fn a_batch_that_fails_sends_each_checkout_alone() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(100, 10, 3600.0).await;
+    let batcher = batcher(&db);
+    let mut checkouts = Vec::new();
+    for i in 0..3 {
+        checkouts.push(keyed(hold(&db, event, &[(tt, 1)], 600.0).await, &format!("alone-{i}")));
+    }
+    db.refuse_batches("orders", "INSERT").await;
+    assert!(batcher.checkout_all(&checkouts).await.is_err(), "the trigger refuses a batch");
+
+    // Queued together (a single-threaded runtime: all join before the batch runs), refused together, made alone.
+    let outcomes = join_all(checkouts.iter().map(|c| batcher.checkout(c.clone()))).await;
+    for outcome in &outcomes {
+        assert!(created(outcome.as_ref().unwrap_or_else(|e| panic!("{e}"))).is_some());
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM orders").await, 3);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM payments").await, 3);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM idempotency_keys").await, 3);
+}

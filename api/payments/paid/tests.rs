@@ -155,23 +155,7 @@ async fn a_batch_that_fails_sends_each_payment_alone() {
     let (_, bad) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     // A ticket code already taken by another order's ticket would fail the
     // batch's insert; here a trigger fails every batch of more than one.
-    sqlx::query(
-        "CREATE FUNCTION one_at_a_time() RETURNS trigger LANGUAGE plpgsql AS $$
-         BEGIN
-             IF (SELECT COUNT(*) FROM new_rows) > 1 THEN RAISE EXCEPTION 'batch refused'; END IF;
-             RETURN NULL;
-         END $$",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "CREATE TRIGGER one_at_a_time AFTER UPDATE ON orders REFERENCING NEW TABLE AS new_rows
-         FOR EACH STATEMENT EXECUTE FUNCTION one_at_a_time()",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    db.refuse_batches("orders", "UPDATE").await;
     let batcher = PaidBatcher::new(db.pool.clone());
     let answers = join_all([good[0], bad[0]].map(|p| batcher.record(p))).await;
     assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
