@@ -54,7 +54,7 @@ pub struct Checkout {
 pub enum Outcome {
     /// The order was made: the answer's JSON body (stored with the key, if
     /// any), and the first attempt, to be sent to the provider now.
-    Created { body: Vec<u8>, first: Option<Attempt> },
+    Created { body: Vec<u8>, first: Option<Box<Attempt>> },
     /// The hold was not checked out by this request: it is not active, not
     /// live, not this buyer's, or was checked out already (maybe by a twin
     /// request in the same batch, which committed).
@@ -179,7 +179,7 @@ impl CheckoutBatcher {
                 records.push(key.record(StatusCode::CREATED, &body));
                 keyed.push(key);
             }
-            outcomes.push(Outcome::Created { body, first: first.map(|(attempt, _)| attempt) });
+            outcomes.push(Outcome::Created { body, first: first.map(|(attempt, _)| Box::new(attempt)) });
         }
         if !records.is_empty() {
             let stored = idempotency::insert_answered(&mut *tx, &records).await?;
