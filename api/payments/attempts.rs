@@ -32,7 +32,7 @@ impl PaymentService {
         }
         let ids: Vec<Uuid> = orders.iter().map(|_| Uuid::new_v4()).collect();
         let order_ids: Vec<Uuid> = orders.iter().map(|(id, _)| *id).collect();
-        let keys: Vec<String> = ids.iter().map(|id| format!("nts-pay-{id}")).collect();
+        let keys: Vec<String> = ids.iter().copied().map(attempt_key).collect();
         let amounts: Vec<i64> = orders.iter().map(|(_, amount)| amount.minor()).collect();
         let currencies: Vec<String> = orders.iter().map(|(_, amount)| amount.currency().as_str().to_owned()).collect();
         let rows = sqlx::query!(
@@ -152,7 +152,7 @@ impl PaymentService {
             self.provider().as_str(),
             order.amount_minor,
             order.currency,
-            format!("nts-pay-{payment_id}"),
+            attempt_key(payment_id),
             provider_method,
             return_url,
             &PaymentStatus::OPEN as &[PaymentStatus],
@@ -366,4 +366,9 @@ impl PaymentService {
         };
         outcome_answer(status, self.view(payment_id).await?)
     }
+}
+
+/// The idempotency key an attempt's provider calls are sent with.
+fn attempt_key(payment_id: Uuid) -> String {
+    format!("nts-pay-{payment_id}")
 }

@@ -34,7 +34,7 @@ use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{self, KeyContext};
 use crate::mail::links::{self, LinkKey};
 use crate::sales::checkout::{take_over_all, TakeOver};
-use crate::sales::views::CheckoutView;
+use crate::sales::views::{CheckoutView, OrderView};
 
 /// Most checkouts in one transaction; more wait for the next one.
 const MAX_BATCH: usize = 200;
@@ -97,7 +97,7 @@ impl CheckoutBatcher {
 
     /// Checks `checkout` out with whatever other checkouts are under way in
     /// this instance; alone if that batch failed.
-    pub async fn checkout(&self, checkout: Checkout) -> Result<Outcome, ApiError> {
+    pub async fn checkout(&self, checkout: &Checkout) -> Result<Outcome, ApiError> {
         let this = self.clone();
         let batched = self.batches.join((), checkout.clone(), move |(), members| this.clone().serve(members)).await;
         match batched {
@@ -105,7 +105,7 @@ impl CheckoutBatcher {
             Some(Served::Done(outcome)) => return Ok(outcome),
             Some(Served::Unavailable(code, message)) => return Err(ApiError::Unavailable { code, message }),
         }
-        let mut alone = self.checkout_all(std::slice::from_ref(&checkout)).await?;
+        let mut alone = self.checkout_all(std::slice::from_ref(checkout)).await?;
         Ok(alone.pop().unwrap_or(Outcome::NotTaken))
     }
 
@@ -146,10 +146,14 @@ impl CheckoutBatcher {
                 order_secret_hash,
             })
             .collect();
-        let orders = take_over_all(&mut tx, &requests, self.order_seconds).await?;
-        let amounts = orders
+        let mut made: HashMap<Uuid, OrderView> =
+            take_over_all(&mut tx, &requests, self.order_seconds).await?.into_iter().map(|o| (o.id, o)).collect();
+        // The orders made, with the index of the request that made each, in the requests' order.
+        let created: Vec<(usize, OrderView)> =
+            order_ids.iter().enumerate().filter_map(|(i, id)| Some((i, made.remove(id)?))).collect();
+        let amounts = created
             .iter()
-            .map(|o| Ok((o.id, Money::stored(o.amount_minor, &o.currency)?)))
+            .map(|(_, o)| Ok((o.id, Money::stored(o.amount_minor, &o.currency)?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let mut firsts: HashMap<Uuid, _> = self
             .payments
@@ -158,42 +162,35 @@ impl CheckoutBatcher {
             .into_iter()
             .map(|first| (first.0.order_id, first))
             .collect();
-        let secrets: HashMap<Uuid, &str> =
-            checkouts.iter().zip(&order_ids).map(|(c, id)| (*id, c.order_secret.as_str())).collect();
-        let links: Vec<(Uuid, &str)> = orders.iter().map(|o| (o.id, secrets[&o.id])).collect();
+        let links: Vec<(Uuid, &str)> =
+            created.iter().map(|(i, o)| (o.id, checkouts[*i].order_secret.as_str())).collect();
         links::remember_all(&mut *tx, self.link_key.as_ref(), &links).await?;
 
-        let mut orders: HashMap<Uuid, _> = orders.into_iter().map(|o| (o.id, o)).collect();
-        let (mut outcomes, mut records, mut keyed) = (Vec::with_capacity(checkouts.len()), Vec::new(), Vec::new());
-        for (checkout, order_id) in checkouts.iter().zip(&order_ids) {
-            let Some(mut order) = orders.remove(order_id) else {
-                outcomes.push(Outcome::NotTaken);
-                continue;
-            };
-            let first = firsts.remove(order_id);
-            order.secret = Some(checkout.order_secret.clone());
+        let mut outcomes: Vec<Outcome> = checkouts.iter().map(|_| Outcome::NotTaken).collect();
+        let (mut records, mut keyed) = (Vec::new(), Vec::new());
+        for (i, mut order) in created {
+            let first = firsts.remove(&order.id);
+            order.secret = Some(checkouts[i].order_secret.clone());
             order.payment = first.as_ref().map(|(_, view)| view.clone());
             let view = CheckoutView { payment: order.payment.clone(), order };
             let body = serde_json::to_vec(&view).expect("a view serialises");
-            if let Some(key) = &checkout.key {
+            if let Some(key) = &checkouts[i].key {
                 records.push(key.record(StatusCode::CREATED, &body));
-                keyed.push(key);
+                keyed.push(i);
             }
-            outcomes.push(Outcome::Created { body, first: first.map(|(attempt, _)| Box::new(attempt)) });
+            outcomes[i] = Outcome::Created { body, first: first.map(|(attempt, _)| Box::new(attempt)) };
         }
         if !records.is_empty() {
             let stored = idempotency::insert_answered(&mut *tx, &records).await?;
             if stored.len() < records.len() {
                 drop(tx);
-                let taken = |k: &Arc<KeyContext>| {
-                    keyed.iter().any(|c| Arc::ptr_eq(c, k))
-                        && !stored.iter().any(|(scope, key)| scope == k.scope() && key == k.key())
-                };
-                let outcome = |c: &Checkout| match &c.key {
-                    Some(k) if taken(k) => Outcome::KeyTaken,
-                    _ => Outcome::Again,
-                };
-                return Ok(checkouts.iter().map(outcome).collect());
+                let mut outcomes: Vec<Outcome> = checkouts.iter().map(|_| Outcome::Again).collect();
+                for (i, record) in keyed.into_iter().zip(&records) {
+                    if !stored.iter().any(|(scope, key)| *scope == record.scope && *key == record.key) {
+                        outcomes[i] = Outcome::KeyTaken;
+                    }
+                }
+                return Ok(outcomes);
             }
         }
         tx.commit().await?;

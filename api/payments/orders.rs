@@ -14,7 +14,7 @@ use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::{self, KeyContext};
 use crate::sales::holds::earlier_order;
-use crate::sales::orders::{fetch_order, fetch_order_by_id, latest_payment};
+use crate::sales::orders::{fetch_order, fetch_order_by_id};
 use crate::sales::views::{CheckoutView, OrderView, PaymentView};
 use crate::state::AppState;
 
@@ -55,7 +55,7 @@ pub async fn checkout(
     // The order, its first attempt (simulated gateway) and the key with its
     // answer commit together, in this instance's group commit of checkouts.
     // The provider is called after that, as a retry or the reconciler would.
-    match state.checkouts.checkout(checkout.clone()).await? {
+    match state.checkouts.checkout(&checkout).await? {
         Outcome::Created { body, first } => {
             idempotency::debug_stall("checkout").await;
             if let Some(attempt) = &first {
@@ -67,10 +67,9 @@ pub async fn checkout(
         Outcome::NotTaken | Outcome::Again => {
             // Checked out already: the same order again, with its latest attempt.
             let order_id = earlier_order(&state.pool, hold_id, &secret).await?;
-            let payment = latest_payment(&state.pool, order_id).await?;
             let mut order = fetch_order_by_id(&state.pool, order_id).await?;
             order.secret = Some(checkout.order_secret);
-            Ok(HttpResponse::Created().json(CheckoutView { order, payment }))
+            Ok(HttpResponse::Created().json(CheckoutView { payment: order.payment.clone(), order }))
         }
     }
 }

@@ -108,18 +108,6 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     })
 }
 
-pub(crate) async fn latest_payment(pool: &PgPool, order_id: Uuid) -> Result<Option<PaymentView>, sqlx::Error> {
-    sqlx::query_as!(
-        PaymentView,
-        r#"SELECT id, order_id, provider, status AS "status: PaymentStatus", amount_minor,
-                  currency AS "currency!", client_secret, failure_code
-           FROM payments WHERE order_id = $1 ORDER BY created_at DESC, id LIMIT 1"#,
-        order_id
-    )
-    .fetch_optional(pool)
-    .await
-}
-
 /// The QR code of one ticket, as SVG.
 #[utoipa::path(
     tag = "orders",

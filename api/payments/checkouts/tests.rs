@@ -122,9 +122,9 @@ async fn a_key_stored_already_commits_nothing_of_its_batch() {
     assert_eq!(count(&db, "SELECT COUNT(*) FROM idempotency_keys").await, 1);
     // Alone, the others check out; the taken one replays.
     for c in [&other, &plain] {
-        assert!(created(&batcher.checkout(c.clone()).await.unwrap()).is_some());
+        assert!(created(&batcher.checkout(c).await.unwrap()).is_some());
     }
-    assert!(matches!(batcher.checkout(first).await.unwrap(), Outcome::KeyTaken));
+    assert!(matches!(batcher.checkout(&first).await.unwrap(), Outcome::KeyTaken));
     assert_eq!(count(&db, "SELECT COUNT(*) FROM orders").await, 2);
     assert_eq!(count(&db, "SELECT COUNT(*) FROM idempotency_keys").await, 2);
 }
@@ -142,7 +142,7 @@ async fn concurrent_checkouts_share_transactions_and_make_one_order_per_hold() {
     let requests: Vec<Checkout> = holds.iter().chain(holds.iter()).cloned().collect();
     let outcomes = join_all(requests.into_iter().map(|c| {
         let batcher = batcher.clone();
-        tokio::spawn(async move { batcher.checkout(c).await.unwrap() })
+        tokio::spawn(async move { batcher.checkout(&c).await.unwrap() })
     }))
     .await;
     let outcomes: Vec<Outcome> = outcomes.into_iter().map(Result::unwrap).collect();
@@ -192,7 +192,7 @@ async fn a_batch_that_fails_sends_each_checkout_alone() {
     assert!(batcher.checkout_all(&checkouts).await.is_err(), "the trigger refuses a batch");
 
     // Queued together (a single-threaded runtime: all join before the batch runs), refused together, made alone.
-    let outcomes = join_all(checkouts.iter().map(|c| batcher.checkout(c.clone()))).await;
+    let outcomes = join_all(checkouts.iter().map(|c| batcher.checkout(c))).await;
     for outcome in &outcomes {
         assert!(created(outcome.as_ref().unwrap_or_else(|e| panic!("{e}"))).is_some());
     }
