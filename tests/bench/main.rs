@@ -51,6 +51,9 @@ USAGE: nts-bench [OPTIONS]
   --database-url URL   PostgreSQL: where fresh databases are made (the database name is
                        replaced), or with --url the server's own database
                        [$DATABASE_URL or postgres://postgres@127.0.0.1:5432/postgres]
+  --hold-secs S        holds expire after S seconds, so that seats come back during the
+                       run, as in a sale where buyers give up; the checks then count the
+                       seats of expired holds as given back [holds outlive the run]
   --analyze-every S    ANALYZE the database every S seconds while a mode runs, standing
                        in for autovacuum, which this machine's PostgreSQL may have off;
                        0: never [5]
@@ -79,6 +82,8 @@ struct Options {
     database_url: String,
     database_url_given: bool,
     analyze_every: Option<Duration>,
+    /// `Some`: holds expire during the run.
+    hold_secs: Option<u64>,
     baseline: Option<Duration>,
     baseline_clients: Vec<u32>,
     keep_db: bool,
@@ -104,6 +109,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
             .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into()),
         database_url_given: false,
         analyze_every: Some(Duration::from_secs(5)),
+        hold_secs: None,
         baseline: Some(Duration::from_secs(10)),
         baseline_clients: vec![1, 16, 64],
         keep_db: false,
@@ -143,6 +149,7 @@ fn parse_args(args: impl Iterator<Item = String>) -> anyhow::Result<Options> {
                 let secs = number(&flag, &value()?, 0, 3600)?;
                 o.analyze_every = (secs > 0).then(|| Duration::from_secs(secs));
             }
+            "--hold-secs" => o.hold_secs = Some(number(&flag, &value()?, 1, 86_400)?),
             "--baseline-secs" => o.baseline = Some(Duration::from_secs(number(&flag, &value()?, 1, 3600)?)),
             "--no-baseline" => o.baseline = None,
             "--keep-db" => o.keep_db = true,
@@ -284,8 +291,8 @@ async fn run_mode(
             admin_token = format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
             let db = db::ScratchDb::create(&o.database_url, run.mode.as_str()).await?;
             let mut env = vec![
-                // Holds must outlive the run, so that "taken == acknowledged" is exact.
-                ("NTS_HOLD_SECONDS".to_owned(), "3600".to_owned()),
+                // Unless asked otherwise, holds outlive the run, so that "taken == acknowledged" is exact.
+                ("NTS_HOLD_SECONDS".to_owned(), o.hold_secs.unwrap_or(3600).to_string()),
                 // Every client comes from 127.0.0.1, standing in for thousands of buyers' addresses.
                 ("NTS_RATE_LIMIT_PER_MINUTE".to_owned(), "0".to_owned()),
             ];
@@ -468,7 +475,14 @@ async fn measure(
         println!("nts holds/s ÷ best pgbench hot-row figure: {r:.2}×");
     }
 
-    let expect = check::Expect { mode, event_id, ticket_types: &ticket_types, quantity: o.quantity, tally: &tally };
+    let expect = check::Expect {
+        mode,
+        event_id,
+        ticket_types: &ticket_types,
+        quantity: o.quantity,
+        holds_expire: o.hold_secs.is_some(),
+        tally: &tally,
+    };
     let mut checks = check::from_api(addrs[0], admin_token, &expect).await?;
     match check_pool {
         Some(pool) => checks.extend(check::from_database(pool, &expect).await?),

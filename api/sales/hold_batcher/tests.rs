@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::*;
 use crate::config::Config;
+use crate::domain::status::HoldStatus;
 use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::ApiError;
 use crate::error::Shortfall;
@@ -133,6 +134,41 @@ async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
     assert!(held(&outcomes[0]), "{outcomes:?}");
     assert!(matches!(outcomes[1], Outcome::Refused(Refusal::SoldOut(_))), "{outcomes:?}");
     assert_eq!(db.counters(tt).await, (4, 2));
+}
+
+#[tokio::test]
+async fn one_batch_sweeps_many_stale_holds_of_several_types_and_only_its_events() {
+    let db = TestDb::new().await;
+    let (event, adult) = db.event(100, 10, 3600.0).await;
+    let child = db.ticket_type(event, 1, 100).await;
+    let (other_event, other_tt) = db.event(100, 10, 3600.0).await;
+    let lines = [(adult, 2), (child, 1)];
+    let mut stale = Vec::new();
+    for _ in 0..30 {
+        stale.push(db.hold(event, &lines, 1000, HoldStatus::Active, -1.0, &[1; 32]).await);
+    }
+    for _ in 0..10 {
+        db.hold(event, &lines, 1000, HoldStatus::Active, 3600.0, &[1; 32]).await;
+    }
+    let elsewhere = db.hold(other_event, &[(other_tt, 3)], 1000, HoldStatus::Active, -1.0, &[1; 32]).await;
+    assert_eq!(db.counters(adult).await, (80, 40));
+
+    let batcher = HoldBatcher::new(db.pool.clone());
+    assert!(held(&batcher.take(seats(event, adult, 1)).await));
+
+    assert_eq!(db.counters(adult).await, (21, 11), "10 live holds of 2 and the new one");
+    assert_eq!(db.counters(child).await, (10, 10));
+    assert_eq!(db.counters(other_tt).await, (3, 1), "another event's holds are its own batches' to sweep");
+    let statuses: Vec<HoldStatus> = sqlx::query_scalar("SELECT status FROM holds WHERE id = ANY($1)")
+        .bind(&stale)
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(statuses.len(), 30);
+    assert!(statuses.iter().all(|s| *s == HoldStatus::Expired), "{statuses:?}");
+    let status: HoldStatus =
+        sqlx::query_scalar("SELECT status FROM holds WHERE id = $1").bind(elsewhere).fetch_one(&db.pool).await.unwrap();
+    assert_eq!(status, HoldStatus::Active);
 }
 
 fn lines(event_id: Uuid, lines: &[(Uuid, i64)]) -> Seats {
