@@ -79,7 +79,8 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
              WHERE event_id = $1 AND status = ANY($3) AND expires_at <= (SELECT clock_timestamp())
              LIMIT 5000 FOR UPDATE SKIP LOCKED
          ), stale_lines AS (
-             SELECT l.ticket_type_id, l.quantity FROM hold_lines l WHERE l.hold_id = ANY(ARRAY(SELECT id FROM stale))
+             SELECT l.hold_id, l.ticket_type_id, l.quantity FROM hold_lines l
+             WHERE l.hold_id = ANY(ARRAY(SELECT id FROM stale))
          ), locked AS (
              SELECT t.id, t.name, t.price_minor, t.max_per_order, t.capacity - t.sold - t.held AS free
              FROM ticket_types t
@@ -92,7 +93,7 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
              RETURNING h.id
          ), back AS (
              SELECT l.ticket_type_id, SUM(l.quantity)::int AS q
-             FROM hold_lines l WHERE l.hold_id = ANY(ARRAY(SELECT id FROM expired)) GROUP BY l.ticket_type_id
+             FROM stale_lines l JOIN expired x ON x.id = l.hold_id GROUP BY l.ticket_type_id
          ), given AS (
              UPDATE ticket_types t SET held = t.held - back.q
              FROM back JOIN locked k ON k.id = back.ticket_type_id

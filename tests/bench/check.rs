@@ -140,14 +140,17 @@ pub async fn from_database(pool: &PgPool, e: &Expect<'_>) -> anyhow::Result<Vec<
         let rows = types.iter().find(|t| t.id == id).context("a bench ticket type is missing from the database")?;
         let (label, acknowledged) = (e.label(id), e.acknowledged(id));
         let (sold, held) = (i64::from(rows.sold), i64::from(rows.held));
-        let expired = if e.holds_expire { format!(" + given back {}", rows.given_back) } else { String::new() };
+        let (given_back, expired) = match e.holds_expire {
+            true => (rows.given_back, format!(" + given back {}", rows.given_back)),
+            false => (0, String::new()),
+        };
         checks.extend([
             check(
                 format!(
                     "DB{label}: seats taken (sold {sold} + held {held}{expired}) == seats in acknowledged holds \
                      ({acknowledged})"
                 ),
-                sold + held + if e.holds_expire { rows.given_back } else { 0 } == acknowledged,
+                sold + held + given_back == acknowledged,
             ),
             check(
                 format!("DB{label}: not oversold (sold + held = {} <= capacity {})", sold + held, rows.capacity),
