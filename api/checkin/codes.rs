@@ -101,14 +101,15 @@ impl EventKey {
         let stored = sqlx::query_scalar!("SELECT secret_key FROM checkin_event_keys WHERE event_id = $1", event_id)
             .fetch_optional(pool)
             .await?;
-        stored
-            .map(|secret| {
-                let secret: [u8; 32] = secret
-                    .try_into()
-                    .map_err(|_| sqlx::Error::Decode("checkin_event_keys.secret_key is not 32 bytes".into()))?;
-                Ok(EventKey { event_id, key: SigningKey::from_bytes(&secret) })
-            })
-            .transpose()
+        stored.map(|secret| Self::from_stored(event_id, &secret)).transpose()
+    }
+
+    /// The key from its stored secret (`checkin_event_keys.secret_key`).
+    pub fn from_stored(event_id: Uuid, secret: &[u8]) -> Result<EventKey, sqlx::Error> {
+        let secret: [u8; 32] = secret
+            .try_into()
+            .map_err(|_| sqlx::Error::Decode("checkin_event_keys.secret_key is not 32 bytes".into()))?;
+        Ok(EventKey { event_id, key: SigningKey::from_bytes(&secret) })
     }
 }
 

@@ -72,6 +72,7 @@ pub enum KeyState {
 }
 
 /// A key and its answer, ready to be stored: `(scope, key, request_hash, status, sealed body)`.
+#[derive(Clone)]
 pub struct KeyRecord {
     pub scope: String,
     pub key: String,

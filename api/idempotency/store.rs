@@ -11,18 +11,7 @@ use crate::instance::LEASE;
 impl KeyContext {
     /// Stores the answer of a key this request claimed, in the caller's transaction.
     pub async fn answer_in(&self, db: impl PgExecutor<'_>, status: StatusCode, body: &[u8]) -> Result<(), sqlx::Error> {
-        let record = self.record(status, body);
-        sqlx::query!(
-            "UPDATE idempotency_keys SET response_status = $3, response_body = $4, instance_id = NULL
-             WHERE scope = $1 AND key = $2",
-            record.scope,
-            record.key,
-            record.status,
-            record.body
-        )
-        .execute(db)
-        .await
-        .map(|_| ())
+        answer_all(db, &[&self.record(status, body)]).await
     }
 
     /// Records where this request got to, in the transaction that got it
@@ -71,6 +60,26 @@ pub async fn insert_answered(
     .fetch_all(db)
     .await?;
     Ok(rows.into_iter().map(|r| (r.scope, r.key)).collect())
+}
+
+/// Stores the answers of claimed keys (a batch's requests'), in the caller's transaction.
+pub async fn answer_all(db: impl PgExecutor<'_>, records: &[&KeyRecord]) -> Result<(), sqlx::Error> {
+    let scopes: Vec<&str> = records.iter().map(|r| r.scope.as_str()).collect();
+    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let statuses: Vec<i16> = records.iter().map(|r| r.status).collect();
+    let bodies: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
+    sqlx::query!(
+        "UPDATE idempotency_keys k SET response_status = a.status, response_body = a.body, instance_id = NULL
+         FROM unnest($1::text[], $2::text[], $3::int2[], $4::bytea[]) AS a(scope, key, status, body)
+         WHERE k.scope = a.scope AND k.key = a.key",
+        &scopes as &[&str],
+        &keys as &[&str],
+        &statuses,
+        &bodies as &[&[u8]],
+    )
+    .execute(db)
+    .await
+    .map(|_| ())
 }
 
 /// Which of these `(scope, key)` pairs exist already.

@@ -54,19 +54,10 @@ impl PaymentService {
         Ok(rows
             .into_iter()
             .map(|row| {
-                let view = PaymentView {
-                    id: row.id,
-                    order_id: row.order_id,
-                    provider: row.provider,
-                    status: row.status,
-                    amount_minor: row.amount_minor,
-                    currency: row.currency.clone(),
-                    client_secret: None,
-                    failure_code: None,
-                };
                 let attempt = Attempt {
                     id: row.id,
                     order_id: row.order_id,
+                    provider: row.provider,
                     status: row.status,
                     provider_ref: None,
                     idempotency_key: row.idempotency_key,
@@ -74,8 +65,11 @@ impl PaymentService {
                     currency: row.currency,
                     payment_method: None,
                     return_url: None,
+                    client_secret: None,
+                    failure_code: None,
                     created_at: row.created_at,
                 };
+                let view = attempt.view(attempt.status);
                 (attempt, view)
             })
             .collect())
@@ -289,6 +283,24 @@ impl PaymentService {
         Ok(view)
     }
 
+    /// Records the provider's success of `attempt`; with `key`, the answer
+    /// its request gets then is stored in the same transaction.
+    async fn record_paid(&self, attempt: &Attempt, key: Option<&KeyContext>) -> ApiResult<PaymentStatus> {
+        let answer = match key {
+            Some(key) => {
+                let body = serde_json::to_vec(&attempt.view(PaymentStatus::Succeeded))
+                    .map_err(|e| ApiError::Internal(e.into()))?;
+                Some(key.record(StatusCode::OK, &body))
+            }
+            None => None,
+        };
+        let status = self.paid.record_answering(attempt.id, answer).await?;
+        if let (Some(key), PaymentStatus::Succeeded) = (key, status) {
+            key.mark_recorded();
+        }
+        Ok(status)
+    }
+
     pub(super) async fn leave_for_reconciler(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
         settle::transition(&self.pool, payment_id, &[PaymentStatus::Created], PaymentStatus::Processing, None, None)
             .await
@@ -296,10 +308,13 @@ impl PaymentService {
 
     /// Confirms an attempt with the buyer's payment method. Answers 200 when
     /// paid, 202 while the outcome is pending, and the refusal as an error.
+    /// With an Idempotency-Key, a success's answer is stored in the
+    /// transaction that records the payment.
     pub async fn confirm_attempt(
         &self,
         attempt: &Attempt,
         method: &PaymentMethod,
+        key: Option<&KeyContext>,
     ) -> ApiResult<(StatusCode, PaymentView)> {
         let payment_id = attempt.id;
         match attempt.status {
@@ -313,26 +328,37 @@ impl PaymentService {
                 ))
             }
         }
-        let intent = match self.ensure_intent(attempt).await {
-            Ok(intent) => intent,
-            Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
-            Err(e) => return Err(buyer_error(e)),
+        // An attempt moves to `processing` before its confirmation is sent, so
+        // a `created` one whose intent exists was never confirmed: its intent
+        // awaits confirmation, and the provider need not be asked first.
+        let awaiting = match (&attempt.provider_ref, attempt.status) {
+            (Some(provider_ref), PaymentStatus::Created) => Ok(provider_ref.clone()),
+            _ => match self.ensure_intent(attempt).await {
+                Ok(intent) if intent.status == IntentStatus::Open => Ok(intent.provider_ref),
+                Ok(settled) => Err(settled),
+                Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
+                Err(e) => return Err(buyer_error(e)),
+            },
         };
-        let answer = if intent.status == IntentStatus::Open {
-            settle::transition(
-                &self.pool,
-                payment_id,
-                &[PaymentStatus::Created],
-                PaymentStatus::Processing,
-                None,
-                None,
-            )
-            .await?;
-            self.gateway.confirm(&intent.provider_ref, &attempt.idempotency_key, method).await
-        } else {
-            Ok(intent)
+        let answer = match awaiting {
+            Ok(provider_ref) => {
+                settle::transition(
+                    &self.pool,
+                    payment_id,
+                    &[PaymentStatus::Created],
+                    PaymentStatus::Processing,
+                    None,
+                    None,
+                )
+                .await?;
+                self.gateway.confirm(&provider_ref, &attempt.idempotency_key, method).await
+            }
+            Err(settled) => Ok(settled),
         };
         let status = match answer {
+            Ok(intent) if intent.status == IntentStatus::Succeeded && !intent.refunded => {
+                self.record_paid(attempt, key).await?
+            }
             Ok(intent) => settle::apply(&self.paid, payment_id, &intent).await?,
             // We do not know whether money moved: the attempt stays open and the
             // reconciler (or the buyer's next look at the order) settles it.
@@ -364,7 +390,10 @@ impl PaymentService {
                 return Err(buyer_error(e));
             }
         };
-        outcome_answer(status, self.view(payment_id).await?)
+        // A success changes nothing else the buyer sees: no need to read the attempt again.
+        let view =
+            if status == PaymentStatus::Succeeded { attempt.view(status) } else { self.view(payment_id).await? };
+        outcome_answer(status, view)
     }
 }
 

@@ -23,6 +23,7 @@ use super::payment_status;
 use crate::batching::{Batches, Member};
 use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::idempotency::{store::answer_all, KeyRecord};
 use crate::mail::outbox::{self, MailKind};
 use crate::sales::order_status::{self, Moved};
 use crate::sales::seats::{self, Move};
@@ -44,7 +45,14 @@ const MAY_SUCCEED: [PaymentStatus; 5] = [
 #[derive(Clone)]
 pub struct PaidBatcher {
     pool: PgPool,
-    batches: Batches<(), Uuid, Option<PaymentStatus>>,
+    batches: Batches<(), Paying, Option<PaymentStatus>>,
+}
+
+/// A successful payment to record, with the answer its request's
+/// Idempotency-Key gets if the payment ends succeeded.
+struct Paying {
+    payment_id: Uuid,
+    answer: Option<KeyRecord>,
 }
 
 impl PaidBatcher {
@@ -62,22 +70,37 @@ impl PaidBatcher {
     /// payment waits for the reconciler to refund it. Answers the payment's
     /// status afterwards.
     pub async fn record(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+        self.record_answering(payment_id, None).await
+    }
+
+    /// As [`record`](Self::record); if the payment ends succeeded, `answer`
+    /// (what its request's Idempotency-Key answers then) is stored in the
+    /// same transaction.
+    pub async fn record_answering(
+        &self,
+        payment_id: Uuid,
+        answer: Option<KeyRecord>,
+    ) -> Result<PaymentStatus, sqlx::Error> {
         let pool = self.pool.clone();
-        let batched = self.batches.join((), payment_id, move |(), members| serve(pool.clone(), members)).await;
+        let paying = Paying { payment_id, answer: answer.clone() };
+        let batched = self.batches.join((), paying, move |(), members| serve(pool.clone(), members)).await;
         if let Some(Some(status)) = batched {
             return Ok(status);
         }
-        record_all(&self.pool, &[payment_id]).await?.remove(&payment_id).ok_or(sqlx::Error::RowNotFound)
+        let answers: Vec<(Uuid, &KeyRecord)> = answer.iter().map(|a| (payment_id, a)).collect();
+        record_all(&self.pool, &[payment_id], &answers).await?.remove(&payment_id).ok_or(sqlx::Error::RowNotFound)
     }
 }
 
-async fn serve(pool: PgPool, members: Vec<Member<Uuid, Option<PaymentStatus>>>) {
-    let mut ids: Vec<Uuid> = members.iter().map(|m| m.item).collect();
+async fn serve(pool: PgPool, members: Vec<Member<Paying, Option<PaymentStatus>>>) {
+    let mut ids: Vec<Uuid> = members.iter().map(|m| m.item.payment_id).collect();
     ids.sort_unstable();
     ids.dedup();
-    match record_all(&pool, &ids).await {
+    let answers: Vec<(Uuid, &KeyRecord)> =
+        members.iter().filter_map(|m| Some((m.item.payment_id, m.item.answer.as_ref()?))).collect();
+    match record_all(&pool, &ids, &answers).await {
         Ok(statuses) => members.into_iter().for_each(|m| {
-            let status = statuses.get(&m.item).copied();
+            let status = statuses.get(&m.item.payment_id).copied();
             m.answer(status)
         }),
         Err(e) => {
@@ -87,9 +110,14 @@ async fn serve(pool: PgPool, members: Vec<Member<Uuid, Option<PaymentStatus>>>) 
     }
 }
 
-/// Records the success of every payment of `ids` in one transaction; answers
-/// the status of each that exists.
-pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, PaymentStatus>, sqlx::Error> {
+/// Records the success of every payment of `ids` in one transaction, with
+/// the `answers` of the payments that end succeeded; answers the status of
+/// each payment that exists.
+pub async fn record_all(
+    pool: &PgPool,
+    ids: &[Uuid],
+    answers: &[(Uuid, &KeyRecord)],
+) -> Result<HashMap<Uuid, PaymentStatus>, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let orders = sqlx::query!(
         r#"SELECT id, status AS "status: OrderStatus" FROM orders
@@ -128,6 +156,14 @@ pub async fn record_all(pool: &PgPool, ids: &[Uuid]) -> Result<HashMap<Uuid, Pay
             PaymentStatus::RefundPending
         };
         statuses.insert(p.id, status);
+    }
+    let answered: Vec<&KeyRecord> = answers
+        .iter()
+        .filter(|(id, _)| statuses.get(id) == Some(&PaymentStatus::Succeeded))
+        .map(|(_, answer)| *answer)
+        .collect();
+    if !answered.is_empty() {
+        answer_all(&mut *tx, &answered).await?;
     }
     if !owed.is_empty() {
         payment_status::transition_all(&mut *tx, &owed, &MAY_SUCCEED, PaymentStatus::RefundPending).await?;

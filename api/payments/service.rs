@@ -50,6 +50,7 @@ pub struct PaymentService {
 pub struct Attempt {
     pub id: Uuid,
     pub order_id: Uuid,
+    pub provider: String,
     pub status: PaymentStatus,
     pub provider_ref: Option<String>,
     pub idempotency_key: String,
@@ -57,10 +58,26 @@ pub struct Attempt {
     pub currency: String,
     pub payment_method: Option<String>,
     pub return_url: Option<String>,
+    pub client_secret: Option<String>,
+    pub failure_code: Option<String>,
     pub created_at: OffsetDateTime,
 }
 
 impl Attempt {
+    /// What the buyer sees of it, as read, in `status`.
+    pub(super) fn view(&self, status: PaymentStatus) -> PaymentView {
+        PaymentView {
+            id: self.id,
+            order_id: self.order_id,
+            provider: self.provider.clone(),
+            status,
+            amount_minor: self.amount_minor,
+            currency: self.currency.clone(),
+            client_secret: self.client_secret.clone(),
+            failure_code: self.failure_code.clone(),
+        }
+    }
+
     pub(super) fn intent_request(&self) -> Result<IntentRequest, GatewayError> {
         let amount = Currency::parse(&self.currency)
             .ok()
@@ -143,8 +160,9 @@ impl PaymentService {
     ) -> Result<Option<Attempt>, sqlx::Error> {
         sqlx::query_as!(
             Attempt,
-            r#"SELECT p.id, p.order_id, p.status AS "status: PaymentStatus", p.provider_ref, p.idempotency_key,
-                      p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url, p.created_at
+            r#"SELECT p.id, p.order_id, p.provider, p.status AS "status: PaymentStatus", p.provider_ref,
+                      p.idempotency_key, p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url,
+                      p.client_secret, p.failure_code, p.created_at
                FROM payments p JOIN orders o ON o.id = p.order_id
                WHERE p.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
             payment_id,

@@ -1,7 +1,7 @@
 //! The buyer's "card" under the simulated gateway: confirm an attempt with the
 //! outcome of your choice. Registered only while the simulated gateway is active.
 
-use actix_web::{post, web, HttpResponse};
+use actix_web::{post, web, HttpRequest, HttpResponse};
 use serde::Deserialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -9,6 +9,7 @@ use uuid::Uuid;
 use super::gateway::PaymentMethod;
 use crate::caller::BuyerSecret;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
 use crate::state::AppState;
 
@@ -45,6 +46,7 @@ pub struct ConfirmRequest {
 )]
 #[post("/payments/simulated/{payment_id}/confirm")]
 pub async fn confirm(
+    req: HttpRequest,
     state: web::Data<AppState>,
     path: web::Path<Uuid>,
     secret: BuyerSecret,
@@ -54,6 +56,7 @@ pub async fn confirm(
     let attempt = state.payments.attempt_of(payment_id, Some(&secret.hash)).await?;
     let attempt = attempt.ok_or(ApiError::NotFound("no such payment"))?;
     let method = PaymentMethod::Simulated { succeed: matches!(body.outcome, SimulatedOutcome::Succeeded) };
-    let (status, view) = state.payments.confirm_attempt(&attempt, &method).await?;
+    let key = KeyContext::of(&req);
+    let (status, view) = state.payments.confirm_attempt(&attempt, &method, key.as_deref()).await?;
     Ok(HttpResponse::build(status).json(view))
 }

@@ -1,11 +1,14 @@
 //! Orders: what a buyer sees after checkout, and the tickets' QR codes.
 
 use actix_web::{get, http::header, web, HttpResponse};
+use serde::Deserialize;
+use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::views::{single_type, OrderView, PaymentView, TicketView};
+use super::views::{single_type, LineView, OrderView, PaymentView, TicketView};
 use crate::caller::BuyerSecret;
+use crate::checkin::codes::EventKey;
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -15,7 +18,6 @@ struct OrderRow {
     status: OrderStatus,
     event_id: Uuid,
     event_name: String,
-    hold_id: Uuid,
     buyer_name: String,
     buyer_email: String,
     quantity: i32,
@@ -30,6 +32,16 @@ struct OrderRow {
     payment_currency: Option<String>,
     payment_client_secret: Option<String>,
     payment_failure_code: Option<String>,
+    event_signing_key: Option<Vec<u8>>,
+    lines: Json<Vec<LineView>>,
+    tickets: Json<Vec<TicketRow>>,
+}
+
+#[derive(Deserialize)]
+struct TicketRow {
+    code: String,
+    ticket_type_id: Uuid,
+    ticket_type_name: String,
 }
 
 impl OrderRow {
@@ -52,21 +64,36 @@ pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Orde
     fetch_order(pool, id, None).await
 }
 
-/// The order with its tickets and latest payment; with `secret_hash`, only if it matches.
+/// The order with its lines, tickets and latest payment; with `secret_hash`,
+/// only if it matches. One statement: a buyer's page polls it, and every
+/// purchase ends with it.
 pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> ApiResult<OrderView> {
     let mut row = sqlx::query_as!(
         OrderRow,
         r#"SELECT o.id, o.status AS "status: OrderStatus", o.event_id, e.name AS event_name,
-                  o.hold_id, o.buyer_name, o.buyer_email,
+                  o.buyer_name, o.buyer_email,
                   o.quantity, o.amount_minor, o.currency AS "currency!", o.expires_at, o.paid_at,
                   p.id AS "payment_id?", p.provider AS "payment_provider?",
                   p.status AS "payment_status?: PaymentStatus", p.amount_minor AS "payment_amount_minor?",
                   p.currency AS "payment_currency?", p.client_secret AS payment_client_secret,
-                  p.failure_code AS payment_failure_code
+                  p.failure_code AS payment_failure_code,
+                  k.secret_key AS "event_signing_key?",
+                  (SELECT COALESCE(json_agg(json_build_object(
+                              'ticket_type_id', l.ticket_type_id, 'ticket_type_name', t.name,
+                              'quantity', l.quantity, 'unit_price_minor', l.unit_price_minor,
+                              'amount_minor', l.unit_price_minor * l.quantity) ORDER BY l.position), '[]')
+                   FROM hold_lines l JOIN ticket_types t ON t.id = l.ticket_type_id
+                   WHERE l.hold_id = o.hold_id) AS "lines!: Json<Vec<LineView>>",
+                  (SELECT COALESCE(json_agg(json_build_object(
+                              'code', c.code, 'ticket_type_id', c.ticket_type_id, 'ticket_type_name', t.name)
+                              ORDER BY c.position), '[]')
+                   FROM tickets c JOIN ticket_types t ON t.id = c.ticket_type_id
+                   WHERE c.order_id = o.id) AS "tickets!: Json<Vec<TicketRow>>"
            FROM orders o
            JOIN events e ON e.id = o.event_id
            LEFT JOIN LATERAL (SELECT * FROM payments WHERE order_id = o.id ORDER BY created_at DESC, id LIMIT 1) p
                   ON true
+           LEFT JOIN checkin_event_keys k ON k.event_id = o.event_id
            WHERE o.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
         id,
         secret_hash
@@ -75,17 +102,24 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     .await?
     .ok_or(ApiError::NotFound("no such order"))?;
     let payment = row.payment();
-    let tickets = crate::checkin::codes::signed_ticket_codes(pool, row.event_id, id)
-        .await?
-        .into_iter()
-        .map(|t| TicketView {
-            code: t.code,
-            signed_code: t.signed,
-            ticket_type_id: t.ticket_type_id,
-            ticket_type_name: t.ticket_type_name,
-        })
-        .collect();
-    let lines = super::lines::of_hold(pool, row.hold_id).await?;
+    let Json(rows) = row.tickets;
+    let tickets = if rows.is_empty() {
+        Vec::new()
+    } else {
+        let key = match row.event_signing_key.as_deref() {
+            Some(stored) => EventKey::from_stored(row.event_id, stored)?,
+            None => EventKey::for_event(pool, row.event_id).await?,
+        };
+        rows.into_iter()
+            .map(|t| TicketView {
+                signed_code: key.signed_code(&t.code),
+                code: t.code,
+                ticket_type_id: t.ticket_type_id,
+                ticket_type_name: t.ticket_type_name,
+            })
+            .collect()
+    };
+    let Json(lines) = row.lines;
     let (ticket_type_id, ticket_type_name) = single_type(&lines);
     Ok(OrderView {
         id: row.id,
@@ -143,8 +177,7 @@ pub async fn ticket_qr(
     .await?
     .ok_or(ApiError::NotFound("no such ticket"))?;
     // The QR carries the signed code, which gates can check offline.
-    let signed =
-        crate::checkin::codes::EventKey::for_event(&state.pool, found.event_id).await?.signed_code(&found.code);
+    let signed = EventKey::for_event(&state.pool, found.event_id).await?.signed_code(&found.code);
     let qr = qrcode::QrCode::new(signed.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let svg = qr.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build();
     Ok(HttpResponse::Ok()

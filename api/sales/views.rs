@@ -1,6 +1,6 @@
 //! The JSON shapes the public API answers with.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
@@ -21,7 +21,7 @@ pub struct TicketTypeView {
 }
 
 /// Seats of one ticket type in a hold or order.
-#[derive(Debug, Clone, Serialize, ToSchema, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema, sqlx::FromRow)]
 pub struct LineView {
     pub ticket_type_id: Uuid,
     pub ticket_type_name: String,

@@ -60,6 +60,31 @@ fn outcomes(result: &OfflineUploadResult) -> Vec<OfflineOutcome> {
 }
 
 #[tokio::test]
+async fn signed_codes_are_the_same_on_every_read_and_admit_before_and_after_the_event_key_existed() {
+    let app = spawn_app().await;
+    let (event, tt) = app.simple_event(10, 4).await;
+    let mut reads = Vec::new();
+    for _ in 0..2 {
+        let c = app.checkout(event, tt, 2).await;
+        let secret = c.order.secret.clone().unwrap();
+        app.confirm(c.payment.unwrap().id, &secret, SimulatedOutcome::Succeeded).await.expect_status(200);
+        // The first read of the event's first order makes the event's key; every later read finds it.
+        let first = app.api().order(c.order.id, &secret).await.unwrap().body;
+        let again = app.api().order(c.order.id, &secret).await.unwrap().body;
+        let codes = |o: &Order| o.tickets.iter().map(|t| t.signed_code.clone()).collect::<Vec<_>>();
+        assert_eq!(codes(&first), codes(&again));
+        reads.push(first);
+    }
+    let gate = device(&app, event, "Gate").await;
+    for order in &reads {
+        for i in 0..2 {
+            let admitted = scan(&app, &gate, &signed(order, i), Uuid::new_v4()).await.unwrap().body;
+            assert_eq!(admitted.ticket, plain(order, i));
+        }
+    }
+}
+
+#[tokio::test]
 async fn devices_are_created_listed_and_revoked_and_can_do_nothing_else() {
     let app = spawn_app().await;
     let api = app.api();

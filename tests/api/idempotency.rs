@@ -286,3 +286,32 @@ async fn a_refused_hold_is_replayed_with_its_refusal_even_after_seats_come_back(
     assert_eq!(replay.headers["idempotent-replayed"], "true");
     assert_eq!(app.sold_and_held(tt).await, (0, 0));
 }
+
+#[tokio::test]
+async fn a_keyed_payment_confirmation_replays_its_answer_and_refuses_another_outcome() {
+    let app = spawn_app().await;
+    let (event, tt) = app.simple_event(50, 4).await;
+    let c = app.checkout(event, tt, 1).await;
+    let secret = c.order.secret.clone().unwrap();
+    let path = format!("/api/v1/payments/simulated/{}/confirm", c.payment.unwrap().id);
+    let keyed = app.api_on(0).with_key("pay");
+    let confirm = |outcome: &'static str| {
+        let keyed = keyed.clone();
+        let (path, secret) = (path.clone(), secret.clone());
+        async move { keyed.send_json(Method::POST, &path, Some(&json!({ "outcome": outcome })), Some(&secret)).await }
+    };
+    let paid = confirm("succeeded").await;
+    assert_eq!(paid.expect(200)["status"], "succeeded");
+    assert!(!paid.headers.contains_key("idempotent-replayed"));
+    // Its answer is stored: nothing is left claimed.
+    let claimed: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM idempotency_keys WHERE response_status IS NULL")
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(claimed, 0);
+    let again = confirm("succeeded").await;
+    assert_eq!(again.expect(200), paid.expect(200));
+    assert_eq!(again.headers["idempotent-replayed"], "true");
+    assert_eq!(confirm("declined").await.code(), "idempotency_key_reused");
+    assert_eq!(app.sold_and_held(tt).await, (1, 0));
+}

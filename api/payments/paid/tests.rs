@@ -78,7 +78,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
     }
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((40, 0), (40, 0)));
     let ids: Vec<Uuid> = orders.iter().map(|(_, p)| p[0]).collect();
-    let statuses = record_all(&db.pool, &ids).await.unwrap();
+    let statuses = record_all(&db.pool, &ids, &[]).await.unwrap();
     assert!(ids.iter().all(|id| statuses[id] == PaymentStatus::Succeeded), "{statuses:?}");
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
     for (i, (order, _)) in orders.iter().enumerate() {
@@ -92,7 +92,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
         .unwrap();
     assert_eq!(mails, 40);
     // Recorded again (a webhook after the buyer's confirmation): nothing moves twice.
-    let again = record_all(&db.pool, &ids).await.unwrap();
+    let again = record_all(&db.pool, &ids, &[]).await.unwrap();
     assert!(ids.iter().all(|id| again[id] == PaymentStatus::Succeeded));
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
     assert_eq!(tickets(&db, orders[0].0).await.len(), 3);
@@ -113,7 +113,7 @@ async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_b
         .unwrap();
     let mut ids = vec![attempts[0], attempts[1], late[0]];
     ids.sort_unstable();
-    let statuses = record_all(&db.pool, &ids).await.unwrap();
+    let statuses = record_all(&db.pool, &ids, &[]).await.unwrap();
     let of_order = [statuses[&attempts[0]], statuses[&attempts[1]]];
     assert!(of_order.contains(&PaymentStatus::Succeeded) && of_order.contains(&PaymentStatus::RefundPending));
     assert_eq!(statuses[&late[0]], PaymentStatus::RefundPending);
@@ -160,4 +160,63 @@ async fn a_batch_that_fails_sends_each_payment_alone() {
     let answers = join_all([good[0], bad[0]].map(|p| batcher.record(p))).await;
     assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
     assert_eq!(seats(&db, tt).await, (0, 2));
+}
+
+/// A claimed Idempotency-Key, as the middleware leaves it before the handler runs.
+async fn claimed_key(db: &TestDb, key: &str) -> KeyRecord {
+    sqlx::query(
+        "INSERT INTO idempotency_keys (scope, key, request_hash, instance_id) VALUES ('confirm', $1, '\\x01', $2)",
+    )
+    .bind(key)
+    .bind(Uuid::new_v4())
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    KeyRecord {
+        scope: "confirm".into(),
+        key: key.into(),
+        request_hash: vec![1],
+        status: 200,
+        body: format!("sealed answer of {key}").into_bytes(),
+    }
+}
+
+/// (status, body, still claimed) of a key's row.
+async fn key_row(db: &TestDb, key: &str) -> (Option<i16>, Option<Vec<u8>>, bool) {
+    sqlx::query_as(
+        "SELECT response_status, response_body, instance_id IS NOT NULL FROM idempotency_keys WHERE key = $1",
+    )
+    .bind(key)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_commits_none() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(10, 10, 3600.0).await;
+    let (_, paying) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (expired, late) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+        .bind(expired)
+        .bind(OrderStatus::Expired)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let (paid_answer, owed_answer) = (claimed_key(&db, "paid").await, claimed_key(&db, "owed").await);
+    let mut ids = vec![paying[0], late[0]];
+    ids.sort_unstable();
+    let statuses = record_all(&db.pool, &ids, &[(paying[0], &paid_answer), (late[0], &owed_answer)]).await.unwrap();
+    assert_eq!((statuses[&paying[0]], statuses[&late[0]]), (PaymentStatus::Succeeded, PaymentStatus::RefundPending));
+    assert_eq!(key_row(&db, "paid").await, (Some(200), Some(paid_answer.body), false));
+    // Its request answers something else (a 409), stored by the middleware.
+    assert_eq!(key_row(&db, "owed").await, (None, None, true));
+
+    // Through the queue, as a buyer's confirmation goes.
+    let (_, queued) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let answer = claimed_key(&db, "queued").await;
+    let batcher = PaidBatcher::new(db.pool.clone());
+    assert_eq!(batcher.record_answering(queued[0], Some(answer.clone())).await.unwrap(), PaymentStatus::Succeeded);
+    assert_eq!(key_row(&db, "queued").await, (Some(200), Some(answer.body), false));
 }
