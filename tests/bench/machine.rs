@@ -28,6 +28,63 @@ pub fn load_average() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
+/// How fast this host is right now: one core's time for a fixed piece of
+/// arithmetic, and for a fixed walk through memory larger than the caches
+/// (random reads, each waiting for the last). Taken before and after each
+/// mode. On a shared host both move with the neighbours' load (a fixed
+/// Python loop, which is mostly memory traffic, took anywhere from 150 to
+/// 620 ms on one idle machine within an hour): only runs with similar probes
+/// compare.
+pub struct SpeedProbe {
+    arithmetic: Duration,
+    memory: Duration,
+}
+
+impl SpeedProbe {
+    pub fn take() -> Self {
+        let start = std::time::Instant::now();
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        for _ in 0..20_000_000 {
+            x = xorshift(x);
+        }
+        std::hint::black_box(x);
+        let arithmetic = start.elapsed();
+
+        // One cycle through every slot of 64 MiB, in a random order (Sattolo's shuffle).
+        const SLOTS: usize = 16 << 20;
+        let mut next: Vec<u32> = (0..SLOTS as u32).collect();
+        for i in (1..SLOTS).rev() {
+            x = xorshift(x);
+            next.swap(i, (x % i as u64) as usize);
+        }
+        let start = std::time::Instant::now();
+        let mut at = 0u32;
+        for _ in 0..2_000_000 {
+            at = next[at as usize];
+        }
+        std::hint::black_box(at);
+        SpeedProbe { arithmetic, memory: start.elapsed() }
+    }
+}
+
+fn xorshift(mut x: u64) -> u64 {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    x
+}
+
+impl fmt::Display for SpeedProbe {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "arithmetic {:.0} ms, memory {:.0} ms",
+            self.arithmetic.as_secs_f64() * 1e3,
+            self.memory.as_secs_f64() * 1e3
+        )
+    }
+}
+
 /// CPU used so far: the whole machine, the servers, and this process.
 pub struct CpuSnapshot {
     machine_busy: u64,

@@ -387,6 +387,7 @@ async fn measure(
         Some(pid) => vec![pid],
         None => instances.iter().map(server::Instance::pid).collect(),
     };
+    let probe_before = machine::SpeedProbe::take();
     let plan = Arc::new(Plan {
         mode,
         event_id,
@@ -415,6 +416,7 @@ async fn measure(
     let answered: u64 = tally.answers.values().sum();
     let cpu = machine::CpuSnapshot::take(&server_pids).since(&cpu_before, elapsed, answered);
     let peak_rss: Option<u64> = server_pids.iter().filter_map(|&p| server::peak_rss(p)).max();
+    println!("host speed probe (lower is faster): {probe_before} before; {} after", machine::SpeedProbe::take());
 
     let secs = elapsed.as_secs_f64().max(1e-9);
     let holds_per_s = tally.holds.len() as f64 / secs;
