@@ -44,6 +44,19 @@ async fn order(db: &TestDb, event: Uuid, lines: &[(Uuid, i32)], attempts: &[Paym
     (order, ids)
 }
 
+/// An order of one seat of `tt` that expired unpaid, its one attempt still
+/// processing; answers (order, attempts).
+async fn expired_order(db: &TestDb, event: Uuid, tt: Uuid) -> (Uuid, Vec<Uuid>) {
+    let (expired, attempts) = order(db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
+        .bind(expired)
+        .bind(OrderStatus::Expired)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    (expired, attempts)
+}
+
 /// (held, sold) of a ticket type.
 async fn seats(db: &TestDb, ticket_type: Uuid) -> (i32, i32) {
     sqlx::query_as("SELECT held, sold FROM ticket_types WHERE id = $1")
@@ -104,13 +117,7 @@ async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_b
     let (event, tt) = db.event(10, 10, 3600.0).await;
     let (order_id, attempts) =
         order(&db, event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
-    let (expired, late) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
-    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
-        .bind(expired)
-        .bind(OrderStatus::Expired)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (expired, late) = expired_order(&db, event, tt).await;
     let mut ids = vec![attempts[0], attempts[1], late[0]];
     ids.sort_unstable();
     let statuses = record_all(&db.pool, &ids, &[]).await.unwrap();
@@ -197,13 +204,7 @@ async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_c
     let db = TestDb::new().await;
     let (event, tt) = db.event(10, 10, 3600.0).await;
     let (_, paying) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
-    let (expired, late) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
-    sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
-        .bind(expired)
-        .bind(OrderStatus::Expired)
-        .execute(&db.pool)
-        .await
-        .unwrap();
+    let (_, late) = expired_order(&db, event, tt).await;
     let (paid_answer, owed_answer) = (claimed_key(&db, "paid").await, claimed_key(&db, "owed").await);
     let mut ids = vec![paying[0], late[0]];
     ids.sort_unstable();
