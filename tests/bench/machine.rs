@@ -31,10 +31,9 @@ pub fn load_average() -> String {
 /// How fast this host is right now: one core's time for a fixed piece of
 /// arithmetic, and for a fixed walk through memory larger than the caches
 /// (random reads, each waiting for the last). Taken before and after each
-/// mode. On a shared host both move with the neighbours' load (a fixed
-/// Python loop, which is mostly memory traffic, took anywhere from 150 to
-/// 620 ms on one idle machine within an hour): only runs with similar probes
-/// compare.
+/// mode. On a shared host both can move with the neighbours' load (a fixed
+/// Python loop took anywhere from 150 to 620 ms on one idle machine within
+/// an hour): only runs with similar probes compare.
 pub struct SpeedProbe {
     arithmetic: Duration,
     memory: Duration,
