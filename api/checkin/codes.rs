@@ -123,43 +123,6 @@ pub fn encode_key(public_key: &[u8; 32]) -> String {
     URL_SAFE_NO_PAD.encode(public_key)
 }
 
-/// One of an order's tickets, with its signed code.
-pub struct SignedTicket {
-    pub code: String,
-    pub signed: String,
-    pub ticket_type_id: Uuid,
-    pub ticket_type_name: String,
-}
-
-/// The codes of an order's tickets in their order, each with its signed form and ticket type.
-pub async fn signed_ticket_codes(
-    pool: &PgPool,
-    event_id: Uuid,
-    order_id: Uuid,
-) -> Result<Vec<SignedTicket>, sqlx::Error> {
-    let rows = sqlx::query!(
-        r#"SELECT k.code, k.ticket_type_id, t.name AS ticket_type_name
-           FROM tickets k JOIN ticket_types t ON t.id = k.ticket_type_id
-           WHERE k.order_id = $1 ORDER BY k.position"#,
-        order_id
-    )
-    .fetch_all(pool)
-    .await?;
-    if rows.is_empty() {
-        return Ok(Vec::new());
-    }
-    let key = EventKey::for_event(pool, event_id).await?;
-    Ok(rows
-        .into_iter()
-        .map(|r| SignedTicket {
-            signed: key.signed_code(&r.code),
-            code: r.code,
-            ticket_type_id: r.ticket_type_id,
-            ticket_type_name: r.ticket_type_name,
-        })
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

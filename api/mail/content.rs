@@ -5,9 +5,9 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::links::{self, LinkKey};
-use crate::checkin::codes::signed_ticket_codes;
 use crate::domain::money::Money;
 use crate::domain::status::OrderStatus;
+use crate::sales::orders;
 
 #[derive(Debug, Clone)]
 pub struct OrderMail {
@@ -35,26 +35,10 @@ pub async fn load(
     public_url: Option<&str>,
     key: Option<&LinkKey>,
 ) -> Result<Option<OrderMail>, sqlx::Error> {
-    let Some(row) = sqlx::query!(
-        r#"SELECT o.status AS "status: OrderStatus", o.buyer_name, o.event_id, e.name AS event_name, e.venue,
-                  e.starts_at, o.hold_id, o.amount_minor, o.currency AS "currency!"
-           FROM orders o JOIN events e ON e.id = o.event_id
-           WHERE o.id = $1"#,
-        order_id
-    )
-    .fetch_optional(pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let codes: Vec<String> =
-        signed_ticket_codes(pool, row.event_id, order_id).await?.into_iter().map(|t| t.signed).collect();
-    let lines = crate::sales::lines::of_hold(pool, row.hold_id)
-        .await?
-        .into_iter()
-        .map(|l| (l.ticket_type_name, l.quantity))
-        .collect();
-    let amount = Money::stored(row.amount_minor, &row.currency)?;
+    let Some(order) = orders::read(pool, order_id, None).await? else { return Ok(None) };
+    let event =
+        sqlx::query!("SELECT venue, starts_at FROM events WHERE id = $1", order.event_id).fetch_one(pool).await?;
+    let amount = Money::stored(order.amount_minor, &order.currency)?;
     let link = match public_url {
         Some(base) => links::recall(pool, key, order_id)
             .await?
@@ -63,14 +47,14 @@ pub async fn load(
     };
     Ok(Some(OrderMail {
         order_id,
-        status: row.status,
-        buyer_name: row.buyer_name,
-        event_name: row.event_name,
-        venue: row.venue,
-        starts_at: row.starts_at,
-        lines,
+        status: order.status,
+        buyer_name: order.name,
+        event_name: order.event_name,
+        venue: event.venue,
+        starts_at: event.starts_at,
+        lines: order.lines.into_iter().map(|l| (l.ticket_type_name, l.quantity)).collect(),
         amount: amount.to_string(),
-        codes,
+        codes: order.tickets.into_iter().map(|t| t.signed_code).collect(),
         link,
     }))
 }

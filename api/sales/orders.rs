@@ -65,10 +65,21 @@ pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<Orde
 }
 
 /// The order with its lines, tickets and latest payment; with `secret_hash`,
-/// only if it matches. One statement: a buyer's page polls it, and every
-/// purchase ends with it.
+/// only if it matches.
 pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> ApiResult<OrderView> {
-    let mut row = sqlx::query_as!(
+    read(pool, id, secret_hash).await?.ok_or(ApiError::NotFound("no such order"))
+}
+
+/// The order with its lines, tickets (with their signed codes) and latest
+/// payment, if it exists (and, with `secret_hash`, if that is its buyer's).
+/// One statement: a buyer's page polls it, every purchase ends with it, and
+/// every e-mail about an order is written from it.
+pub(crate) async fn read(
+    pool: &PgPool,
+    id: Uuid,
+    secret_hash: Option<&[u8]>,
+) -> Result<Option<OrderView>, sqlx::Error> {
+    let row = sqlx::query_as!(
         OrderRow,
         r#"SELECT o.id, o.status AS "status: OrderStatus", o.event_id, e.name AS event_name,
                   o.buyer_name, o.buyer_email,
@@ -99,8 +110,8 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
         secret_hash
     )
     .fetch_optional(pool)
-    .await?
-    .ok_or(ApiError::NotFound("no such order"))?;
+    .await?;
+    let Some(mut row) = row else { return Ok(None) };
     let payment = row.payment();
     let Json(rows) = row.tickets;
     let tickets = if rows.is_empty() {
@@ -121,7 +132,7 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
     };
     let Json(lines) = row.lines;
     let (ticket_type_id, ticket_type_name) = single_type(&lines);
-    Ok(OrderView {
+    Ok(Some(OrderView {
         id: row.id,
         secret: None,
         status: row.status,
@@ -139,7 +150,7 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
         tickets,
         payment,
         lines,
-    })
+    }))
 }
 
 /// The QR code of one ticket, as SVG.
