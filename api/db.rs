@@ -63,12 +63,29 @@ fn connect_options(url: &str, variable: &str) -> anyhow::Result<PgConnectOptions
         .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500)))
 }
 
+/// A pooled connection idle for longer is pinged before it is handed out.
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
+
 async fn pool(options: PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPool> {
     let pool = PgPoolOptions::new()
         .max_connections(pool_size)
         .min_connections(1)
         .acquire_timeout(Duration::from_secs(3))
         .idle_timeout(Duration::from_secs(300))
+        // sqlx pings every connection it hands out: a round trip before each
+        // transaction, in line with the hold batches'. As pgxpool and HikariCP
+        // do, only a connection idle for a while is pinged; a connection that
+        // broke since is found by its next statement, whose request fails
+        // like any other the database cut off.
+        .test_before_acquire(false)
+        .before_acquire(|conn, meta| {
+            Box::pin(async move {
+                if meta.idle_for > PING_IF_IDLE_FOR {
+                    conn.ping().await?;
+                }
+                Ok(true)
+            })
+        })
         .connect_with(options)
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
@@ -96,3 +113,6 @@ async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Resul
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests;

@@ -45,7 +45,7 @@ use sealer::Sealer;
 mod sealer;
 pub mod store;
 
-pub use store::{existing, insert_answered};
+pub use store::insert_answered;
 
 pub const HEADER: &str = "Idempotency-Key";
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";

@@ -82,21 +82,6 @@ pub async fn answer_all(db: impl PgExecutor<'_>, records: &[&KeyRecord]) -> Resu
     .map(|_| ())
 }
 
-/// Which of these `(scope, key)` pairs exist already.
-pub async fn existing(db: impl PgExecutor<'_>, pairs: &[(&str, &str)]) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let scopes: Vec<&str> = pairs.iter().map(|p| p.0).collect();
-    let keys: Vec<&str> = pairs.iter().map(|p| p.1).collect();
-    let rows = sqlx::query!(
-        r#"SELECT k.scope, k.key FROM idempotency_keys k
-           JOIN unnest($1::text[], $2::text[]) AS p(scope, key) ON k.scope = p.scope AND k.key = p.key"#,
-        &scopes as &[&str],
-        &keys as &[&str],
-    )
-    .fetch_all(db)
-    .await?;
-    Ok(rows.into_iter().map(|r| (r.scope, r.key)).collect())
-}
-
 pub enum Claim {
     Ours { recovery_point: Option<Uuid> },
     Replay { status: i16, body: Vec<u8> },

@@ -244,26 +244,15 @@ enum Flushed {
     KeysTaken(std::collections::HashSet<Uuid>),
 }
 
-/// In one transaction: leaves out requests whose key is stored already, takes
-/// seats for the requests that may have them and fit (in arrival order,
-/// after holds past their deadline gave theirs back), and stores the keyed
-/// requests' answers.
+/// In one transaction: takes seats for the requests that may have them and
+/// fit (in arrival order, after holds past their deadline gave theirs back),
+/// and stores the keyed requests' answers. A request whose key is stored
+/// already shows only then, when its answer is not stored: nothing commits,
+/// and the flush is made again without it (a retry is rare; asking for every
+/// key first cost every keyed flush a statement and a round trip).
 async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Seats]) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
-    if !keyed.is_empty() {
-        let pairs: Vec<(&str, &str)> = keyed.iter().map(|(_, k)| (k.context.scope(), k.context.key())).collect();
-        let stored = idempotency::existing(&mut *tx, &pairs).await?;
-        if !stored.is_empty() {
-            return Ok(Flushed::KeysTaken(
-                keyed
-                    .iter()
-                    .filter(|(_, k)| stored.iter().any(|(s, key)| s == k.context.scope() && key == k.context.key()))
-                    .map(|(s, _)| s.id)
-                    .collect(),
-            ));
-        }
-    }
     let (granted, refused) = grant(&mut tx, caps, event_id, requests).await?;
     let mut outcomes: HashMap<Uuid, Outcome> = granted.into_iter().map(|(id, t)| (id, Outcome::Held(t))).collect();
     outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
@@ -277,7 +266,8 @@ async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Se
             .collect();
         let stored = idempotency::insert_answered(&mut *tx, &records).await?;
         if stored.len() != records.len() {
-            // A twin on another instance committed first: without these requests.
+            // Stored already (a retry), or by a twin on another instance that
+            // committed first: without these requests.
             return Ok(Flushed::KeysTaken(
                 keyed
                     .iter()

@@ -29,14 +29,14 @@ impl TransactionManager for PgTransactionManager {
                 None => begin_ansi_transaction_sql(depth),
             };
 
-            let rollback = Rollback::new(conn);
-            rollback.conn.queue_simple_query(&statement)?;
-            rollback.conn.wait_until_ready().await?;
-            if !rollback.conn.in_transaction() {
-                return Err(Error::BeginFailed);
-            }
-            rollback.conn.inner.transaction_depth += 1;
-            rollback.defuse();
+            // nts patch: the BEGIN is only queued, on a connection that owes
+            // no other answer (an earlier error is this call's, as before);
+            // it goes out with the transaction's first statement, in one
+            // round trip (see `PgConnection::run`).
+            conn.wait_until_ready().await?;
+            conn.queue_simple_query(&statement)?;
+            conn.inner.begin_queued = true;
+            conn.inner.transaction_depth += 1;
 
             Ok(())
         })

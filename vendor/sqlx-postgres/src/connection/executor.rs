@@ -173,14 +173,19 @@ impl PgConnection {
         // optional metadata that was provided by the user, this means they are reusing
         // a statement object
         metadata: Option<Arc<PgStatementMetadata>>,
-    ) -> Result<(StatementId, Arc<PgStatementMetadata>), Error> {
+    ) -> Result<(StatementId, Arc<PgStatementMetadata>, bool), Error> {
         if let Some(statement) = self.inner.cache_statement.get_mut(sql) {
-            return Ok((*statement).clone());
+            let (id, metadata) = (*statement).clone();
+            return Ok((id, metadata, false));
         }
 
         let statement = prepare(self, sql, parameters, metadata, persistent).await?;
 
-        if persistent && self.inner.cache_statement.is_enabled() {
+        // nts patch: a statement that is not persistent is unnamed, so the
+        // server keeps nothing of it, but its description is cached too: its
+        // next executions are parsed again in the batch of their Bind, one
+        // round trip instead of two (a Parse/Describe, then a Bind/Execute).
+        if self.inner.cache_statement.is_enabled() {
             if let Some((id, _)) = self
                 .inner
                 .cache_statement
@@ -197,7 +202,7 @@ impl PgConnection {
             }
         }
 
-        Ok(statement)
+        Ok((statement.0, statement.1, true))
     }
 
     pub(crate) async fn run<'e, 'c: 'e, 'q: 'e>(
@@ -210,9 +215,18 @@ impl PgConnection {
         let mut logger = QueryLogger::new(query, self.inner.log_settings.clone());
 
         // before we continue, wait until we are "ready" to accept more queries
-        self.wait_until_ready().await?;
+        // nts patch: unless only a queued BEGIN is owed an answer, which then
+        // goes out with this statement's messages
+        let pipelined = self.only_begin_queued();
+        self.inner.begin_queued = false;
+        if !pipelined {
+            self.wait_until_ready().await?;
+        }
 
         let mut metadata: Arc<PgStatementMetadata>;
+        // nts patch: answers owed to what went out before this statement's
+        // messages (a queued BEGIN), read first once they are all sent
+        let earlier: usize;
 
         let format = if let Some(mut arguments) = arguments {
             // Check this before we write anything to the stream.
@@ -230,7 +244,7 @@ impl PgConnection {
 
             // prepare the statement if this our first time executing it
             // always return the statement ID here
-            let (statement, metadata_) = self
+            let (statement, metadata_, prepared_now) = self
                 .get_or_prepare(query, &arguments.types, persistent, metadata_opt)
                 .await?;
 
@@ -240,8 +254,11 @@ impl PgConnection {
             arguments.apply_patches(self, &metadata.parameters).await?;
 
             // nts patch: the unnamed statement is parsed again right before its
-            // Bind, in the same batch (see `PgConnectOptions::unnamed_statements`).
-            let reparse = if statement == StatementId::UNNAMED && self.inner.unnamed_statements {
+            // Bind, in the same batch: always with `unnamed_statements` (see
+            // there), else unless it was parsed just now.
+            let reparse = if statement == StatementId::UNNAMED
+                && (self.inner.unnamed_statements || !prepared_now)
+            {
                 let mut param_types = Vec::with_capacity(arguments.types.len());
                 for ty in &arguments.types {
                     param_types.push(self.resolve_type_id(&ty.0).await?);
@@ -252,7 +269,11 @@ impl PgConnection {
             };
 
             // consume messages till `ReadyForQuery` before bind and execute
-            self.wait_until_ready().await?;
+            // nts patch: but for a queued BEGIN's
+            if !pipelined {
+                self.wait_until_ready().await?;
+            }
+            earlier = self.inner.pending_ready_for_query_count;
 
             if let Some(param_types) = &reparse {
                 self.inner.stream.write_msg(Parse {
@@ -303,6 +324,7 @@ impl PgConnection {
             // prepared statements are binary
             PgValueFormat::Binary
         } else {
+            earlier = self.inner.pending_ready_for_query_count;
             // Query will trigger a ReadyForQuery
             self.inner.stream.write_msg(Query(query))?;
             self.inner.pending_ready_for_query_count += 1;
@@ -315,6 +337,7 @@ impl PgConnection {
         };
 
         self.inner.stream.flush().await?;
+        self.wait_for_earlier(earlier).await?;
 
         Ok(try_stream! {
             loop {
@@ -478,7 +501,7 @@ impl<'c> Executor<'c> for &'c mut PgConnection {
         Box::pin(async move {
             self.wait_until_ready().await?;
 
-            let (_, metadata) = self.get_or_prepare(sql, parameters, true, None).await?;
+            let (_, metadata, _) = self.get_or_prepare(sql, parameters, true, None).await?;
 
             Ok(PgStatement {
                 sql: Cow::Borrowed(sql),
@@ -497,7 +520,7 @@ impl<'c> Executor<'c> for &'c mut PgConnection {
         Box::pin(async move {
             self.wait_until_ready().await?;
 
-            let (stmt_id, metadata) = self.get_or_prepare(sql, &[], true, None).await?;
+            let (stmt_id, metadata, _) = self.get_or_prepare(sql, &[], true, None).await?;
 
             let nullable = self.get_nullable_for_columns(stmt_id, &metadata).await?;
 

@@ -75,6 +75,10 @@ pub struct PgConnectionInner {
     transaction_status: TransactionStatus,
     pub(crate) transaction_depth: usize,
 
+    // nts patch: a BEGIN is queued, not sent, on a connection that owed no
+    // other answer (see `PgTransactionManager::begin`)
+    pub(crate) begin_queued: bool,
+
     log_settings: LogSettings,
 }
 
@@ -95,6 +99,30 @@ impl PgConnection {
 
             if let BackendMessageFormat::ReadyForQuery = message.format {
                 self.handle_ready_for_query(message)?;
+            }
+        }
+
+        Ok(())
+    }
+
+    /// nts patch: whether the only messages owed an answer are a queued
+    /// BEGIN's, which may then go out with the next statement's messages.
+    pub(crate) fn only_begin_queued(&mut self) -> bool {
+        self.inner.begin_queued
+            && self.inner.pending_ready_for_query_count == 1
+            && !self.inner.stream.write_buffer_mut().is_empty()
+    }
+
+    /// nts patch: reads and drops the answers to the messages sent before
+    /// the last ones, which owed `earlier` ReadyForQuery messages.
+    pub(crate) async fn wait_for_earlier(&mut self, earlier: usize) -> Result<(), Error> {
+        let mut owed = earlier;
+        while owed > 0 {
+            let message = self.inner.stream.recv().await?;
+
+            if let BackendMessageFormat::ReadyForQuery = message.format {
+                self.handle_ready_for_query(message)?;
+                owed -= 1;
             }
         }
 
