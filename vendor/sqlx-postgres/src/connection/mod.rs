@@ -90,6 +90,8 @@ impl PgConnection {
 
     // will return when the connection is ready for another query
     pub(crate) async fn wait_until_ready(&mut self) -> Result<(), Error> {
+        // nts patch: a queued BEGIN goes out now, on its own
+        self.inner.begin_queued = false;
         if !self.inner.stream.write_buffer_mut().is_empty() {
             self.inner.stream.flush().await?;
         }
