@@ -201,6 +201,33 @@ async fn a_batch_of_several_types_grants_whole_requests_first_fit_in_arrival_ord
     assert_eq!((db.counters(adult).await, db.counters(child).await), ((4, 2), (1, 1)));
 }
 
+/// `seats` with an Idempotency-Key whose answer reads the same for every outcome.
+fn keyed(event_id: Uuid, ticket_type_id: Uuid, key: &str) -> Seats {
+    let render: Arc<Render> = Arc::new(|outcome: &Outcome| match outcome {
+        Outcome::Held(_) | Outcome::Refused(_) => Some((actix_web::http::StatusCode::CREATED, b"{}".to_vec())),
+        _ => None,
+    });
+    let context = Arc::new(KeyContext::new("holds".into(), key, vec![1], Uuid::new_v4()));
+    Seats { keyed: Some(Keyed { context, render }), ..seats(event_id, ticket_type_id, 1) }
+}
+
+#[tokio::test]
+async fn a_key_stored_already_leaves_its_batch_for_a_replay_and_the_others_commit() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(10, 4, 3600.0).await;
+    let batcher = HoldBatcher::new(db.pool.clone());
+    assert!(held(&batcher.take(keyed(event, tt, "first")).await));
+    // One batch: the retry of a stored key, a new key, no key.
+    let outcomes =
+        join_all([keyed(event, tt, "first"), keyed(event, tt, "second"), seats(event, tt, 1)].map(|s| batcher.take(s)))
+            .await;
+    assert!(matches!(outcomes[0], Outcome::KeyTaken), "{outcomes:?}");
+    assert!(held(&outcomes[1]) && held(&outcomes[2]), "{outcomes:?}");
+    assert_eq!(db.counters(tt).await, (3, 3), "the retry took no seat");
+    let keys: i64 = sqlx::query_scalar("SELECT count(*) FROM idempotency_keys").fetch_one(&db.pool).await.unwrap();
+    assert_eq!(keys, 2);
+}
+
 #[tokio::test]
 async fn an_unreachable_database_fails_the_request_at_once() {
     let db = TestDb::new().await;
