@@ -182,16 +182,25 @@ async fn a_batch_of_several_types_grants_whole_requests_first_fit_in_arrival_ord
     let (event, adult) = db.event(4, 10, 3600.0).await;
     let child = db.ticket_type(event, 1, 1).await;
     let batcher = HoldBatcher::new(db.pool.clone());
-    let outcomes = join_all(
+    let mut outcomes = join_all(
         [
             lines(event, &[(adult, 2), (child, 2)]), // child does not fit: nothing for it
             lines(event, &[(adult, 3), (child, 1)]),
-            lines(event, &[(adult, 2)]), // 1 adult left
-            lines(event, &[(adult, 1)]),
         ]
         .map(|s| batcher.take(s)),
     )
     .await;
+    // Holds of one type queue on their own: after the first batch, not beside it.
+    outcomes.extend(
+        join_all(
+            [
+                lines(event, &[(adult, 2)]), // 1 adult left
+                lines(event, &[(adult, 1)]),
+            ]
+            .map(|s| batcher.take(s)),
+        )
+        .await,
+    );
     let Outcome::Refused(Refusal::SoldOut(short)) = &outcomes[0] else { panic!("{outcomes:?}") };
     assert_eq!(short, &[Shortfall { ticket_type_id: child, requested: 2, available: 1 }]);
     let Outcome::Held(taken) = &outcomes[1] else { panic!("{outcomes:?}") };
