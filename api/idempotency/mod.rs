@@ -52,8 +52,7 @@ pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 /// One keyed request, as its handler sees it (from the request's extensions).
 pub struct KeyContext {
-    scope: String,
-    key: String,
+    id: KeyId,
     request_hash: Vec<u8>,
     sealer: Sealer,
     instance: Uuid,
@@ -71,11 +70,14 @@ pub enum KeyState {
     Taken,
 }
 
-/// A key and its answer, ready to be stored: `(scope, key, request_hash, status, sealed body)`.
+/// What the table knows a key by: a digest of its scope and of the key, so
+/// neither the key nor its scope (which names the credential) is stored.
+pub type KeyId = [u8; 32];
+
+/// A key and its answer, ready to be stored: `(id, request_hash, status, sealed body)`.
 #[derive(Clone)]
 pub struct KeyRecord {
-    pub scope: String,
-    pub key: String,
+    pub id: KeyId,
     pub request_hash: Vec<u8>,
     pub status: i16,
     pub body: Vec<u8>,
@@ -86,9 +88,8 @@ impl KeyContext {
     /// and answers sealed with a key derived from it.
     pub fn new(scope: String, secret_key: &str, request_hash: Vec<u8>, instance: Uuid) -> Self {
         KeyContext {
-            key: hex::encode(Sha256::digest(secret_key.as_bytes())),
+            id: key_id(&scope, secret_key),
             sealer: Sealer::new(&scope, secret_key),
-            scope,
             request_hash,
             instance,
             recovery_point: None,
@@ -101,12 +102,8 @@ impl KeyContext {
         req.extensions().get::<Arc<KeyContext>>().cloned()
     }
 
-    pub fn scope(&self) -> &str {
-        &self.scope
-    }
-
-    pub fn key(&self) -> &str {
-        &self.key
+    pub fn id(&self) -> &KeyId {
+        &self.id
     }
 
     /// What an earlier request with this key, whose instance died, got to.
@@ -117,8 +114,7 @@ impl KeyContext {
     /// The answer to store with this key.
     pub fn record(&self, status: StatusCode, body: &[u8]) -> KeyRecord {
         KeyRecord {
-            scope: self.scope.clone(),
-            key: self.key.clone(),
+            id: self.id,
             request_hash: self.request_hash.clone(),
             status: status.as_u16() as i16,
             body: self.sealer.seal(body),
@@ -156,6 +152,13 @@ impl KeyContext {
     }
 }
 
+/// The digest of the scope (a hex digest itself) and the key's own hex
+/// digest, as migration 20261206000000 made it of the columns it replaced.
+fn key_id(scope: &str, secret_key: &str) -> KeyId {
+    let key = hex::encode(Sha256::digest(secret_key.as_bytes()));
+    Sha256::new().chain_update(scope).chain_update(key).finalize().into()
+}
+
 /// Debug builds only: `NTS_DEBUG_STALL_AFTER=<point>` makes requests stop for
 /// an hour at that point (after their effect committed, before they answer),
 /// so tests can kill the process there.
@@ -173,4 +176,24 @@ pub fn in_use() -> ApiError {
         ErrorCode::IdempotencyKeyInUse,
         format!("a request with this {HEADER} is still being processed; retry shortly"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use sha2::{Digest, Sha256};
+
+    use crate::test_db::TestDb;
+
+    #[tokio::test]
+    async fn a_key_id_is_the_digest_the_migration_made_of_the_old_columns() {
+        let db = TestDb::new().await;
+        let (scope, secret) = (hex::encode(Sha256::digest(b"POST /api/v1/events/{id}/holds")), "a-client-key");
+        let migrated: Vec<u8> = sqlx::query_scalar("SELECT sha256(convert_to($1 || $2, 'UTF8'))")
+            .bind(&scope)
+            .bind(hex::encode(Sha256::digest(secret.as_bytes())))
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+        assert_eq!(migrated, super::key_id(&scope, secret));
+    }
 }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use sqlx::{PgExecutor, PgPool};
 use uuid::Uuid;
 
-use super::{KeyContext, KeyRecord};
+use super::{KeyContext, KeyId, KeyRecord};
 use crate::instance::LEASE;
 
 impl KeyContext {
@@ -19,9 +19,8 @@ impl KeyContext {
     /// taken for dead), and the transaction must then not commit.
     pub async fn set_recovery_point(&self, db: impl PgExecutor<'_>, point: Uuid) -> Result<bool, sqlx::Error> {
         let updated = sqlx::query!(
-            "UPDATE idempotency_keys SET recovery_point = $3 WHERE scope = $1 AND key = $2 AND instance_id = $4",
-            self.scope,
-            self.key,
+            "UPDATE idempotency_keys SET recovery_point = $2 WHERE id = $1 AND instance_id = $3",
+            &self.id[..],
             point,
             self.instance
         )
@@ -31,49 +30,42 @@ impl KeyContext {
     }
 }
 
-/// Stores many answered keys at once (a batch's); answers the `(scope, key)`
-/// pairs that were stored: a missing pair existed already. Keys go in in
-/// their sort order, so two batches that share keys (a client's retries sent
-/// to two instances) wait for each other's in one order and cannot deadlock.
-pub async fn insert_answered(
-    db: impl PgExecutor<'_>,
-    records: &[KeyRecord],
-) -> Result<Vec<(String, String)>, sqlx::Error> {
-    let scopes: Vec<&str> = records.iter().map(|r| r.scope.as_str()).collect();
-    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+/// Stores many answered keys at once (a batch's); answers the ids that were
+/// stored: a missing one existed already. Keys go in in their sort order, so
+/// two batches that share keys (a client's retries sent to two instances)
+/// wait for each other's in one order and cannot deadlock.
+pub async fn insert_answered(db: impl PgExecutor<'_>, records: &[KeyRecord]) -> Result<Vec<KeyId>, sqlx::Error> {
+    let ids: Vec<&[u8]> = records.iter().map(|r| &r.id[..]).collect();
     let hashes: Vec<&[u8]> = records.iter().map(|r| r.request_hash.as_slice()).collect();
     let statuses: Vec<i16> = records.iter().map(|r| r.status).collect();
     let bodies: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
-    let rows = sqlx::query!(
-        r#"INSERT INTO idempotency_keys (scope, key, request_hash, response_status, response_body)
-           SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::bytea[])
-                         AS r(scope, key, request_hash, response_status, response_body)
-           ORDER BY scope, key
+    let rows = sqlx::query_scalar!(
+        r#"INSERT INTO idempotency_keys (id, request_hash, response_status, response_body)
+           SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::bytea[])
+                         AS r(id, request_hash, response_status, response_body)
+           ORDER BY id
            ON CONFLICT DO NOTHING
-           RETURNING scope, key"#,
-        &scopes as &[&str],
-        &keys as &[&str],
+           RETURNING id"#,
+        &ids as &[&[u8]],
         &hashes as &[&[u8]],
         &statuses,
         &bodies as &[&[u8]],
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().map(|r| (r.scope, r.key)).collect())
+    Ok(rows.into_iter().filter_map(|id| id.try_into().ok()).collect())
 }
 
 /// Stores the answers of claimed keys (a batch's requests'), in the caller's transaction.
 pub async fn answer_all(db: impl PgExecutor<'_>, records: &[&KeyRecord]) -> Result<(), sqlx::Error> {
-    let scopes: Vec<&str> = records.iter().map(|r| r.scope.as_str()).collect();
-    let keys: Vec<&str> = records.iter().map(|r| r.key.as_str()).collect();
+    let ids: Vec<&[u8]> = records.iter().map(|r| &r.id[..]).collect();
     let statuses: Vec<i16> = records.iter().map(|r| r.status).collect();
     let bodies: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
     sqlx::query!(
         "UPDATE idempotency_keys k SET response_status = a.status, response_body = a.body, instance_id = NULL
-         FROM unnest($1::text[], $2::text[], $3::int2[], $4::bytea[]) AS a(scope, key, status, body)
-         WHERE k.scope = a.scope AND k.key = a.key",
-        &scopes as &[&str],
-        &keys as &[&str],
+         FROM unnest($1::bytea[], $2::int2[], $3::bytea[]) AS a(id, status, body)
+         WHERE k.id = a.id",
+        &ids as &[&[u8]],
         &statuses,
         &bodies as &[&[u8]],
     )
@@ -94,10 +86,8 @@ pub enum Claim {
 pub async fn claim(pool: &PgPool, ctx: &KeyContext) -> Result<Claim, sqlx::Error> {
     for _ in 0..3 {
         let inserted = sqlx::query!(
-            "INSERT INTO idempotency_keys (scope, key, request_hash, instance_id) VALUES ($1, $2, $3, $4)
-             ON CONFLICT DO NOTHING",
-            ctx.scope,
-            ctx.key,
+            "INSERT INTO idempotency_keys (id, request_hash, instance_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+            &ctx.id[..],
             ctx.request_hash,
             ctx.instance
         )
@@ -120,11 +110,10 @@ pub async fn claim(pool: &PgPool, ctx: &KeyContext) -> Result<Claim, sqlx::Error
             return Ok(Claim::InFlight);
         }
         let taken = sqlx::query_scalar!(
-            "UPDATE idempotency_keys SET instance_id = $3, created_at = now()
-             WHERE scope = $1 AND key = $2 AND response_status IS NULL AND instance_id IS NOT DISTINCT FROM $4
+            "UPDATE idempotency_keys SET instance_id = $2, created_at = now()
+             WHERE id = $1 AND response_status IS NULL AND instance_id IS NOT DISTINCT FROM $3
              RETURNING recovery_point",
-            ctx.scope,
-            ctx.key,
+            &ctx.id[..],
             ctx.instance,
             row.instance_id
         )
@@ -157,11 +146,10 @@ async fn find(pool: &PgPool, ctx: &KeyContext) -> Result<Option<Found>, sqlx::Er
         Found,
         r#"SELECT k.request_hash, k.response_status, k.response_body, k.instance_id,
                   (CASE WHEN i.id IS NOT NULL THEN i.lease_until < clock_timestamp()
-                        ELSE k.created_at < clock_timestamp() - make_interval(secs => $3) END) AS "abandoned!"
+                        ELSE k.created_at < clock_timestamp() - make_interval(secs => $2) END) AS "abandoned!"
            FROM idempotency_keys k LEFT JOIN instances i ON i.id = k.instance_id
-           WHERE k.scope = $1 AND k.key = $2"#,
-        ctx.scope,
-        ctx.key,
+           WHERE k.id = $1"#,
+        &ctx.id[..],
         LEASE.as_secs_f64()
     )
     .fetch_optional(pool)
@@ -178,9 +166,8 @@ pub async fn lookup(pool: &PgPool, ctx: &KeyContext) -> Result<Claim, sqlx::Erro
         Some(row) if row.abandoned => {
             sqlx::query!(
                 "DELETE FROM idempotency_keys
-                 WHERE scope = $1 AND key = $2 AND response_status IS NULL AND instance_id IS NOT DISTINCT FROM $3",
-                ctx.scope,
-                ctx.key,
+                 WHERE id = $1 AND response_status IS NULL AND instance_id IS NOT DISTINCT FROM $2",
+                &ctx.id[..],
                 row.instance_id
             )
             .execute(pool)
@@ -195,9 +182,8 @@ pub async fn lookup(pool: &PgPool, ctx: &KeyContext) -> Result<Claim, sqlx::Erro
 pub async fn release(pool: &PgPool, ctx: &KeyContext) -> Result<(), sqlx::Error> {
     sqlx::query!(
         "UPDATE idempotency_keys SET instance_id = NULL, created_at = now() - interval '1 hour'
-         WHERE scope = $1 AND key = $2 AND response_status IS NULL AND instance_id = $3",
-        ctx.scope,
-        ctx.key,
+         WHERE id = $1 AND response_status IS NULL AND instance_id = $2",
+        &ctx.id[..],
         ctx.instance
     )
     .execute(pool)

@@ -186,7 +186,7 @@ impl CheckoutBatcher {
                 drop(tx);
                 let mut outcomes: Vec<Outcome> = checkouts.iter().map(|_| Outcome::Again).collect();
                 for (i, record) in keyed.into_iter().zip(&records) {
-                    if !stored.iter().any(|(scope, key)| *scope == record.scope && *key == record.key) {
+                    if !stored.contains(&record.id) {
                         outcomes[i] = Outcome::KeyTaken;
                     }
                 }

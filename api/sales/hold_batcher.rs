@@ -220,7 +220,7 @@ async fn flush_pending(pool: &PgPool, caps: HoldCaps, event_id: Uuid, mut pendin
 fn split_twins(batch: Vec<Waiting>) -> (Vec<Waiting>, Vec<Waiting>) {
     let mut seen = std::collections::HashSet::new();
     batch.into_iter().partition(|w| match &w.item.keyed {
-        Some(k) => seen.insert((k.context.scope().to_owned(), k.context.key().to_owned())),
+        Some(k) => seen.insert(*k.context.id()),
         None => true,
     })
 }
@@ -269,11 +269,7 @@ async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Se
             // Stored already (a retry), or by a twin on another instance that
             // committed first: without these requests.
             return Ok(Flushed::KeysTaken(
-                keyed
-                    .iter()
-                    .filter(|(_, k)| !stored.iter().any(|(s, key)| s == k.context.scope() && key == k.context.key()))
-                    .map(|(s, _)| s.id)
-                    .collect(),
+                keyed.iter().filter(|(_, k)| !stored.contains(k.context.id())).map(|(s, _)| s.id).collect(),
             ));
         }
     }

@@ -1,6 +1,7 @@
 //! The group commit of paid orders against a real database.
 
 use futures_util::future::join_all;
+use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::*;
@@ -171,32 +172,23 @@ async fn a_batch_that_fails_sends_each_payment_alone() {
 
 /// A claimed Idempotency-Key, as the middleware leaves it before the handler runs.
 async fn claimed_key(db: &TestDb, key: &str) -> KeyRecord {
-    sqlx::query(
-        "INSERT INTO idempotency_keys (scope, key, request_hash, instance_id) VALUES ('confirm', $1, '\\x01', $2)",
-    )
-    .bind(key)
-    .bind(Uuid::new_v4())
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    KeyRecord {
-        scope: "confirm".into(),
-        key: key.into(),
-        request_hash: vec![1],
-        status: 200,
-        body: format!("sealed answer of {key}").into_bytes(),
-    }
+    let id: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+    sqlx::query("INSERT INTO idempotency_keys (id, request_hash, instance_id) VALUES ($1, '\\x01', $2)")
+        .bind(&id[..])
+        .bind(Uuid::new_v4())
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    KeyRecord { id, request_hash: vec![1], status: 200, body: format!("sealed answer of {key}").into_bytes() }
 }
 
 /// (status, body, still claimed) of a key's row.
 async fn key_row(db: &TestDb, key: &str) -> (Option<i16>, Option<Vec<u8>>, bool) {
-    sqlx::query_as(
-        "SELECT response_status, response_body, instance_id IS NOT NULL FROM idempotency_keys WHERE key = $1",
-    )
-    .bind(key)
-    .fetch_one(&db.pool)
-    .await
-    .unwrap()
+    sqlx::query_as("SELECT response_status, response_body, instance_id IS NOT NULL FROM idempotency_keys WHERE id = $1")
+        .bind(&Sha256::digest(key.as_bytes())[..])
+        .fetch_one(&db.pool)
+        .await
+        .unwrap()
 }
 
 #[tokio::test]
