@@ -25,8 +25,9 @@
 //!   the recovery point instead of starting over.
 //!
 //! A stored answer may carry a buyer secret (a new hold's, a new order's), so
-//! the table keeps only a hash of each key and the answer encrypted with a key
-//! derived from the Idempotency-Key itself: a database dump alone replays nothing.
+//! the table keeps only a digest of each key with its scope, and the answer
+//! encrypted with a key derived from the Idempotency-Key itself: a database
+//! dump alone replays nothing.
 //!
 //! This module is what the sale's transactions and the middleware share: the
 //! key of a request ([`KeyContext`]) and the table ([`store`]). The middleware
@@ -84,8 +85,8 @@ pub struct KeyRecord {
 }
 
 impl KeyContext {
-    /// A request's key in its scope. The table keeps only a hash of the key,
-    /// and answers sealed with a key derived from it.
+    /// A request's key in its scope. The table keeps only a digest of the
+    /// two, and answers sealed with a key derived from them.
     pub fn new(scope: String, secret_key: &str, request_hash: Vec<u8>, instance: Uuid) -> Self {
         KeyContext {
             id: key_id(&scope, secret_key),
