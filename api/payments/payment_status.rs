@@ -16,6 +16,10 @@ pub struct Also<'a> {
     pub check_in_secs: Option<f64>,
     /// A new refund under the next refund key: the last refund's reference and failure are cleared.
     pub new_refund: bool,
+    /// Moves only while the payment follows this refund (`Some(None)`: none
+    /// yet). News of a refund read before an admin asked for a new one must
+    /// not move the payment that now follows the new one.
+    pub following: Option<Option<&'a str>>,
 }
 
 /// Moves the payment to `to` if it is in one of `from`; answers the new status, or `None` if it was not moved.
@@ -34,7 +38,7 @@ pub async fn transition(
                   refund_failure = CASE WHEN $9 THEN NULL ELSE COALESCE($7, refund_failure) END,
                   refund_key_seq = refund_key_seq + CASE WHEN $9 THEN 1 ELSE 0 END,
                   next_check_at = COALESCE(now() + make_interval(secs => $8), next_check_at)
-           WHERE id = $1 AND status = ANY($2)
+           WHERE id = $1 AND status = ANY($2) AND (NOT $10 OR refund_ref IS NOT DISTINCT FROM $11)
            RETURNING status AS "status: PaymentStatus""#,
         payment_id,
         from as &[PaymentStatus],
@@ -45,6 +49,8 @@ pub async fn transition(
         also.refund_failure,
         also.check_in_secs,
         also.new_refund,
+        also.following.is_some(),
+        also.following.flatten(),
     )
     .fetch_optional(db)
     .await

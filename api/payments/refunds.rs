@@ -76,17 +76,27 @@ pub async fn refund_payment(payments: &PaymentService, payment_id: Uuid) -> Resu
                 Some(refund) => refund,
                 None => {
                     let reason = format!("{code}: {message}");
-                    return settle::record_refund_failed(pool, payment_id, None, &reason).await.map_err(recorded);
+                    return settle::record_refund_failed(pool, payment_id, None, None, &reason).await.map_err(recorded);
                 }
             },
             Err(e) => return Err(e),
         },
     };
-    apply_refund(pool, payment_id, &refund).await.map_err(recorded)
+    apply_refund(pool, payment_id, row.refund_ref.as_deref(), &refund).await.map_err(recorded)
 }
 
-/// Records what the provider says about one of our refunds.
-pub async fn apply_refund(pool: &PgPool, payment_id: Uuid, refund: &Refund) -> Result<PaymentStatus, sqlx::Error> {
+/// Records what the provider says about one of our refunds, read while the
+/// payment followed the refund `following` (`None`: none yet, `refund` is the
+/// provider's answer to our request). A payment that follows another refund
+/// by now (an admin asked again after a failure) is left alone: a failure or
+/// a pending refund is news of the old one. Money back is recorded whatever
+/// the payment follows.
+pub async fn apply_refund(
+    pool: &PgPool,
+    payment_id: Uuid,
+    following: Option<&str>,
+    refund: &Refund,
+) -> Result<PaymentStatus, sqlx::Error> {
     match refund.status {
         RefundStatus::Succeeded => {
             tracing::info!(%payment_id, refund_ref = %refund.provider_ref, "refunded");
@@ -94,14 +104,17 @@ pub async fn apply_refund(pool: &PgPool, payment_id: Uuid, refund: &Refund) -> R
         }
         RefundStatus::Failed => {
             let reason = refund.failure_reason.as_deref().unwrap_or("failed");
-            settle::record_refund_failed(pool, payment_id, Some(&refund.provider_ref), reason).await
+            settle::record_refund_failed(pool, payment_id, following, Some(&refund.provider_ref), reason).await
         }
         RefundStatus::Pending => {
             sqlx::query_scalar!(
-                r#"UPDATE payments SET refund_ref = COALESCE(refund_ref, $2) WHERE id = $1
-               RETURNING status AS "status: PaymentStatus""#,
+                r#"WITH followed AS (
+                     UPDATE payments SET refund_ref = COALESCE(refund_ref, $2)
+                     WHERE id = $1 AND refund_ref IS NOT DISTINCT FROM $3)
+                   SELECT status AS "status: PaymentStatus" FROM payments WHERE id = $1"#,
                 payment_id,
-                refund.provider_ref
+                refund.provider_ref,
+                following
             )
             .fetch_one(pool)
             .await
@@ -259,3 +272,6 @@ async fn lock_order(tx: &mut sqlx::PgConnection, order_id: Uuid) -> ApiResult<Lo
     .await?
     .ok_or(ApiError::NotFound("no such order"))
 }
+
+#[cfg(test)]
+mod tests;

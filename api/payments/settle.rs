@@ -99,14 +99,17 @@ async fn lock_order_then_payment(
 }
 
 /// The provider could not give the money back: the buyer is still owed it,
-/// which the organiser sees (admin refunds list, payments audit).
+/// which the organiser sees (admin refunds list, payments audit). Only while
+/// the payment follows the refund `following` (`None`: none yet); `refund_ref`
+/// is the refund that failed, if the provider made one.
 pub async fn record_refund_failed(
     pool: &PgPool,
     payment_id: Uuid,
+    following: Option<&str>,
     refund_ref: Option<&str>,
     reason: &str,
 ) -> Result<PaymentStatus, sqlx::Error> {
-    let also = Also { refund_ref, refund_failure: Some(reason), ..Also::default() };
+    let also = Also { refund_ref, refund_failure: Some(reason), following: Some(following), ..Also::default() };
     let moved = payment_status::transition(
         pool,
         payment_id,

@@ -185,7 +185,8 @@ async fn perform(payments: &PaymentService, event: &Event, action: Action) -> Ap
             .fetch_optional(&payments.pool)
             .await?;
             if let Some(payment_id) = ours {
-                let status = refunds::apply_refund(&payments.pool, payment_id, &refund).await?;
+                let status =
+                    refunds::apply_refund(&payments.pool, payment_id, Some(&refund.provider_ref), &refund).await?;
                 tracing::info!(event_id = %event.id, event = %event.kind, %payment_id, ?status, "webhook applied");
                 return Ok(());
             }
