@@ -76,12 +76,15 @@ async fn pool(options: PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPoo
         // transaction, in line with the hold batches'. As pgxpool and HikariCP
         // do, only a connection idle for a while is pinged; a connection that
         // broke since is found by its next statement, whose request fails
-        // like any other the database cut off.
+        // like any other the database cut off. (The vendored sqlx-postgres
+        // makes `ping` free on a connection that owes nothing, for the ping
+        // sqlx sends when a connection is released; this one must reach the
+        // server.)
         .test_before_acquire(false)
         .before_acquire(|conn, meta| {
             Box::pin(async move {
                 if meta.idle_for > PING_IF_IDLE_FOR {
-                    conn.ping().await?;
+                    reach_server(conn).await?;
                 }
                 Ok(true)
             })
@@ -90,6 +93,11 @@ async fn pool(options: PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPoo
         .await
         .context("connecting to PostgreSQL (DATABASE_URL)")?;
     Ok(pool)
+}
+
+/// One round trip: an empty query, answered empty.
+fn reach_server(conn: &mut sqlx::PgConnection) -> futures_util::future::BoxFuture<'_, Result<(), sqlx::Error>> {
+    Box::pin(async move { sqlx::Executor::execute(conn, "").await.map(drop) })
 }
 
 async fn create_database_if_missing(options: &PgConnectOptions) -> anyhow::Result<()> {

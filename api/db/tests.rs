@@ -1,7 +1,8 @@
 //! The pool and the vendored sqlx-postgres patch (vendor/README.md) against a
 //! real database: a queued `BEGIN` still makes one transaction of what
 //! follows, statements planned at every execution answer for their own
-//! parameters, and a connection cut while idle is replaced before use.
+//! parameters, a connection released owing nothing is not pinged, and a
+//! connection cut while idle is replaced before use.
 
 use std::time::Duration;
 
@@ -92,4 +93,48 @@ async fn a_connection_cut_while_idle_is_replaced_before_it_is_used() {
     tokio::time::sleep(super::PING_IF_IDLE_FOR + Duration::from_millis(300)).await;
     let after: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&pool).await.expect("a new connection");
     assert_ne!(after, before);
+}
+
+/// `pg_stat_activity`'s state of a backend, `None` once it is gone.
+async fn backend_state(db: &TestDb, pid: i32) -> Option<String> {
+    sqlx::query_scalar("SELECT state FROM pg_stat_activity WHERE pid = $1")
+        .bind(pid)
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
+        .flatten()
+}
+
+#[tokio::test]
+async fn a_ping_flushes_what_a_connection_owes_and_makes_no_round_trip_when_it_owes_nothing() {
+    let db = TestDb::new().await;
+    let pool = one_connection(&db).await;
+    let mut conn = pool.acquire().await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut *conn).await.unwrap();
+    let mut tx = conn.begin().await.unwrap();
+    sqlx::query("INSERT INTO notes VALUES (1)").execute(&mut *tx).await.unwrap();
+    drop(tx);
+    assert_eq!(backend_state(&db, pid).await.as_deref(), Some("idle in transaction"), "its ROLLBACK is only queued");
+    // The ping sqlx sends when the connection goes back to the pool.
+    drop(conn);
+    for _ in 0..100 {
+        if backend_state(&db, pid).await.as_deref() == Some("idle") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(backend_state(&db, pid).await.as_deref(), Some("idle"), "the release's ping sent the ROLLBACK");
+    assert_eq!(notes(&db).await, Vec::<i32>::new());
+
+    let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut conn).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)").bind(pid).execute(&db.pool).await.unwrap();
+    for _ in 0..100 {
+        if backend_state(&db, pid).await.is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    conn.ping().await.expect("a connection in step with its server is not asked");
+    assert!(super::reach_server(&mut conn).await.is_err(), "the idle check does reach the server");
 }

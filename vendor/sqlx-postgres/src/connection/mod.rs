@@ -212,6 +212,15 @@ impl Connection for PgConnection {
         // self.execute("/* SQLx ping */").map_ok(|_| ()).boxed()
 
         Box::pin(async move {
+            // nts patch: a connection that owes no answer and has nothing
+            // queued is in step with the server, and sqlx-core pings every
+            // connection returned to its pool (to flush a dropped
+            // transaction's ROLLBACK): a round trip after every use for
+            // nothing. A check that the server is still there is
+            // `sqlx::raw_sql("")` (one Query, EmptyQueryResponse).
+            if self.inner.pending_ready_for_query_count == 0 && self.inner.stream.write_buffer_mut().is_empty() {
+                return Ok(());
+            }
             // The simplest call-and-response that's possible.
             self.write_sync();
             self.wait_until_ready().await
