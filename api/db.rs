@@ -95,7 +95,8 @@ async fn pool(options: PgConnectOptions, pool_size: u32) -> anyhow::Result<PgPoo
     Ok(pool)
 }
 
-/// One round trip: an empty query, answered empty.
+/// One round trip: an empty query, answered empty. (Boxed: `before_acquire`
+/// needs a future valid for any lifetime of its connection.)
 fn reach_server(conn: &mut sqlx::PgConnection) -> futures_util::future::BoxFuture<'_, Result<(), sqlx::Error>> {
     Box::pin(async move { sqlx::Executor::execute(conn, "").await.map(drop) })
 }

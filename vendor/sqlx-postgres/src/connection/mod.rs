@@ -216,8 +216,9 @@ impl Connection for PgConnection {
             // queued is in step with the server, and sqlx-core pings every
             // connection returned to its pool (to flush a dropped
             // transaction's ROLLBACK): a round trip after every use for
-            // nothing. A check that the server is still there is
-            // `sqlx::raw_sql("")` (one Query, EmptyQueryResponse).
+            // nothing. A check that the server is still there is an empty
+            // simple query (`conn.execute("")`: one Query, answered
+            // EmptyQueryResponse).
             if self.inner.pending_ready_for_query_count == 0 && self.inner.stream.write_buffer_mut().is_empty() {
                 return Ok(());
             }
