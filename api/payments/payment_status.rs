@@ -5,7 +5,8 @@ use uuid::Uuid;
 
 use crate::domain::status::{checked, PaymentStatus};
 
-/// Columns a transition may set with the status; `None` keeps what is stored.
+/// Columns a transition may set with the status (`None` keeps what is
+/// stored), and the refund it must still be following.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Also<'a> {
     pub failure_code: Option<&'a str>,
