@@ -14,7 +14,10 @@
 //! are under the lock; each request is checked against them (its event and
 //! ticket types exist, each line within `max_per_order`, the order within the
 //! event's `max_tickets_per_order`, sales open); one ([`seats::store`]) writes
-//! the granted holds, their lines and the counters.
+//! the granted holds, their lines, the counters and the keyed requests'
+//! answers. Its round trips are the batch's critical path (the next batch
+//! waits for this one's commit), so a keyed batch makes three: the lock (with
+//! the `BEGIN`), the store and the `COMMIT`.
 //!
 //! Nothing is given up:
 //! - the row locks and the CHECK on `ticket_types` still decide, so any
@@ -31,8 +34,9 @@
 //!   `sold_out` (naming the lines that did not fit) and a later, smaller one
 //!   that fits still gets its seats — exactly what one transaction per
 //!   request, run in arrival order, would answer;
-//! - a hold's deadline counts from the moment its row is written (after the
-//!   counters' locks are had), not from the transaction's start.
+//! - a hold's deadline counts from the moment the counters' locks were had,
+//!   not from the transaction's start (after a long wait for a lock, a hold
+//!   still lives its whole time).
 //!
 //! If a flush fails because the database cannot be reached, its requests get
 //! that error at once. If it fails otherwise, they are answered
@@ -49,7 +53,7 @@ use super::hold_rules::refusal;
 pub use super::hold_rules::Refusal;
 use super::hold_rules::{first_fit, Lines};
 pub use super::seats::Taken;
-use super::seats::{self, Claim};
+use super::seats::{self, Claim, Priced};
 use crate::batching::{Batches, Member};
 use crate::config::HoldCaps;
 use crate::error::{ApiError, ErrorCode};
@@ -231,9 +235,6 @@ fn answer_all(waiting: Vec<Waiting>, outcome: impl Fn() -> Outcome) {
     }
 }
 
-/// Holds stored by one transaction, by hold id.
-type Granted = HashMap<Uuid, Taken>;
-
 /// Requests refused for a reason other than availability, by hold id.
 type Refused = HashMap<Uuid, Refusal>;
 
@@ -246,52 +247,67 @@ enum Flushed {
 
 /// In one transaction: takes seats for the requests that may have them and
 /// fit (in arrival order, after holds past their deadline gave theirs back),
-/// and stores the keyed requests' answers. A request whose key is stored
-/// already shows only then, when its answer is not stored: nothing commits,
-/// and the flush is made again without it (a retry is rare; asking for every
-/// key first cost every keyed flush a statement and a round trip).
+/// and stores the keyed requests' answers with them. A request whose key is
+/// stored already shows only then, when its answer is not stored: nothing
+/// commits, and the flush is made again without it (a retry is rare; asking
+/// for every key first cost every keyed flush a statement and a round trip).
 async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Seats]) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
-    let (granted, refused) = grant(&mut tx, caps, event_id, requests).await?;
-    let mut outcomes: HashMap<Uuid, Outcome> = granted.into_iter().map(|(id, t)| (id, Outcome::Held(t))).collect();
+    let Granting { granted, claims, refused } = grant(&mut tx, caps, event_id, requests).await?;
+    let mut outcomes: HashMap<Uuid, Outcome> =
+        claims.iter().zip(granted.holds()).map(|(c, t)| (c.id, Outcome::Held(t.clone()))).collect();
     outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
     for s in requests {
         outcomes.entry(s.id).or_insert(Outcome::Refused(Refusal::SoldOut(Vec::new())));
     }
-    if !keyed.is_empty() {
-        let records: Vec<KeyRecord> = keyed
-            .iter()
-            .filter_map(|(s, k)| (k.render)(&outcomes[&s.id]).map(|(st, body)| k.context.record(st, &body)))
-            .collect();
-        let stored = idempotency::insert_answered(&mut *tx, &records).await?;
-        if stored.len() != records.len() {
-            // Stored already (a retry), or by a twin on another instance that
-            // committed first: without these requests.
-            return Ok(Flushed::KeysTaken(
-                keyed.iter().filter(|(_, k)| !stored.contains(k.context.id())).map(|(s, _)| s.id).collect(),
-            ));
-        }
+    let keyed: Vec<(&Seats, &Keyed)> = requests.iter().filter_map(|s| s.keyed.as_ref().map(|k| (*s, k))).collect();
+    let records: Vec<KeyRecord> = keyed
+        .iter()
+        .filter_map(|(s, k)| (k.render)(&outcomes[&s.id]).map(|(st, body)| k.context.record(st, &body)))
+        .collect();
+    let stored = if !claims.is_empty() {
+        seats::store(&mut *tx, event_id, &claims, &granted, &records).await?
+    } else if !records.is_empty() {
+        idempotency::insert_answered(&mut *tx, &records).await?
+    } else {
+        Vec::new()
+    };
+    if stored.len() != records.len() {
+        // Stored already (a retry), or by a twin on another instance that
+        // committed first: without these requests.
+        return Ok(Flushed::KeysTaken(
+            keyed.iter().filter(|(_, k)| !stored.contains(k.context.id())).map(|(s, _)| s.id).collect(),
+        ));
     }
     tx.commit().await?;
     Ok(Flushed::Done(outcomes))
 }
 
-/// Takes seats in `tx` for the requests that may have them and fit; answers
-/// what was stored and what was refused (for availability or another reason).
-async fn grant(
+/// What one transaction grants, before anything is stored.
+struct Granting<'a> {
+    /// The holds granted, one per claim.
+    granted: Priced,
+    claims: Vec<Claim<'a>>,
+    refused: Refused,
+}
+
+/// Locks the counters in `tx` and decides which requests may have seats and
+/// fit; answers those holds priced (not stored yet), and what was refused
+/// (for availability or another reason).
+async fn grant<'a>(
     tx: &mut PgConnection,
     caps: HoldCaps,
     event_id: Uuid,
-    all: &[&Seats],
-) -> Result<(Granted, Refused), sqlx::Error> {
+    all: &[&'a Seats],
+) -> Result<Granting<'a>, sqlx::Error> {
     let claimants: Vec<Claimant> =
         all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
     let mut refused: Refused =
         over_caps(tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
+    let nothing = |refused| Ok(Granting { granted: Priced::none(), claims: Vec::new(), refused });
     let all: Vec<&Seats> = all.iter().copied().filter(|s| !refused.contains_key(&s.id)).collect();
     if all.is_empty() {
-        return Ok((Granted::new(), refused));
+        return nothing(refused);
     }
     // Holds past their deadline give their seats back first, so that first
     // fit in arrival order sees every free seat.
@@ -308,35 +324,28 @@ async fn grant(
             None => valid.push(seats),
         }
     }
-    let Some(facts) = locked.facts() else { return Ok((Granted::new(), refused)) };
+    let Some(facts) = locked.facts() else { return nothing(refused) };
     let mut free: HashMap<Uuid, i32> = facts.types.iter().map(|(id, t)| (*id, t.free)).collect();
     let fits = first_fit(&mut free, valid.iter().map(|s| s.lines.as_slice()));
-    let mut granted = Vec::new();
+    let mut claims = Vec::new();
     for (seats, fit) in valid.into_iter().zip(fits) {
         match fit {
-            Ok(()) => granted.push(seats),
+            Ok(()) => claims.push(Claim {
+                id: seats.id,
+                secret_hash: &seats.secret_hash,
+                name: &seats.name,
+                email: &seats.email,
+                lines: seats.lines.as_slice(),
+                hold_seconds: seats.hold_seconds,
+                address: seats.address.as_deref(),
+            }),
             Err(short) => {
                 refused.insert(seats.id, Refusal::SoldOut(short));
             }
         }
     }
-    if granted.is_empty() {
-        return Ok((Granted::new(), refused));
-    }
-    let claims: Vec<Claim> = granted
-        .iter()
-        .map(|s| Claim {
-            id: s.id,
-            secret_hash: &s.secret_hash,
-            name: &s.name,
-            email: &s.email,
-            lines: s.lines.as_slice(),
-            hold_seconds: s.hold_seconds,
-            address: s.address.as_deref(),
-        })
-        .collect();
-    let stored = seats::store(&mut *tx, &locked, event_id, &claims).await?;
-    Ok((stored, refused))
+    let granted = seats::price(&locked, &claims)?;
+    Ok(Granting { granted, claims, refused })
 }
 
 #[cfg(test)]

@@ -2,8 +2,8 @@
 //! is made here. A hold's seats are its lines (`hold_lines`, one per ticket
 //! type); the order made from a hold keeps them.
 //!
-//! - take: [`lock`] the counters a batch of holds needs, then [`store`] the
-//!   holds granted under those locks;
+//! - take: [`lock`] the counters a batch of holds needs, [`price`] the holds
+//!   granted under those locks, then [`store`] them;
 //! - give back: `held` seats of a hold released or expired, or of an order
 //!   that expired unpaid, go back on sale;
 //! - sell: the `held` seats of an order that was paid become `sold`;
@@ -25,12 +25,15 @@ use super::hold_rules::{Facts, Line, TypeFacts};
 use super::views::LineView;
 use crate::domain::status::{checked, HoldStatus};
 use crate::domain::Money;
+use crate::idempotency::{KeyId, KeyRecord};
 
 /// The counters of an event's ticket types, locked by this transaction, as
-/// they were when locked; only [`lock`] makes one, and [`store`] needs one.
+/// they were when locked; only [`lock`] makes one, and [`price`] needs one.
 pub struct Locked {
     facts: Option<Facts>,
     swept: u64,
+    /// The database's clock once every lock was had: holds count from it.
+    at: OffsetDateTime,
 }
 
 impl Locked {
@@ -47,7 +50,12 @@ impl Locked {
     /// Facts read WITHOUT the locks: only the deliberately broken mode of the torture test.
     #[cfg(feature = "broken-oversell")]
     pub fn unlocked(facts: Facts) -> Self {
-        Locked { facts: Some(facts), swept: 0 }
+        let now = OffsetDateTime::now_utc();
+        Locked {
+            facts: Some(facts),
+            swept: 0,
+            at: now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now),
+        }
     }
 }
 
@@ -56,7 +64,8 @@ impl Locked {
 /// other's) and gives their seats back; locks, in id order, the counters of
 /// `ticket_types` and of the expired holds; answers the event and those of
 /// `ticket_types` that are its own, with the seats the expired holds gave back
-/// counted free.
+/// counted free, and the clock once every lock was had (after a long wait for
+/// a lock, a hold still lives its whole time).
 ///
 /// Planned afresh at every execution, with the clock read once (an
 /// `InitPlan`, not a volatile call per row): only a plan that knows the status
@@ -103,7 +112,8 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
          SELECT e.name AS event_name, e.currency::text AS currency, e.starts_at > now() AS on_sale,
                 e.max_tickets_per_order, k.id AS ticket_type_id, k.name AS ticket_type_name,
                 k.price_minor, k.max_per_order, (k.free + COALESCE(back.q, 0))::int AS free,
-                (SELECT COUNT(*) FROM expired) AS swept
+                (SELECT COUNT(*) FROM expired) AS swept,
+                (SELECT clock_timestamp() FROM (SELECT COUNT(*) FROM locked) every_lock) AS locked_at
          FROM events e
          LEFT JOIN (locked k LEFT JOIN back ON back.ticket_type_id = k.id) ON k.id = ANY($2)
          WHERE e.id = $1",
@@ -115,7 +125,9 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
     .persistent(false)
     .fetch_all(db)
     .await?;
-    let Some(first) = rows.first() else { return Ok(Locked { facts: None, swept: 0 }) };
+    let Some(first) = rows.first() else {
+        return Ok(Locked { facts: None, swept: 0, at: OffsetDateTime::now_utc() });
+    };
     let mut facts = Facts {
         event_name: first.event_name.clone(),
         currency: first.currency.clone(),
@@ -123,7 +135,7 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
         max_tickets_per_order: first.max_tickets_per_order,
         types: HashMap::new(),
     };
-    let swept = first.swept as u64;
+    let (swept, at) = (first.swept as u64, first.locked_at);
     for r in rows {
         if let (Some(id), Some(name), Some(price_minor), Some(max_per_order), Some(free)) =
             (r.ticket_type_id, r.ticket_type_name, r.price_minor, r.max_per_order, r.free)
@@ -131,7 +143,7 @@ pub async fn lock(db: impl PgExecutor<'_>, event_id: Uuid, ticket_types: &[Uuid]
             facts.types.insert(id, TypeFacts { name, price_minor, max_per_order, free });
         }
     }
-    Ok(Locked { facts: Some(facts), swept })
+    Ok(Locked { facts: Some(facts), swept, at })
 }
 
 /// A row of [`lock`]'s answer: the event, and one of its locked ticket types (if any).
@@ -147,6 +159,7 @@ struct LockRow {
     max_per_order: Option<i32>,
     free: Option<i32>,
     swept: i64,
+    locked_at: OffsetDateTime,
 }
 
 /// One hold to store: who asks, for which lines, for how long.
@@ -161,7 +174,7 @@ pub struct Claim<'a> {
     pub address: Option<&'a str>,
 }
 
-/// A stored hold, priced by the ticket types' prices.
+/// A hold priced by the ticket types' prices, dated from the locks.
 #[derive(Debug, Clone)]
 pub struct Taken {
     pub amount: Money,
@@ -170,64 +183,112 @@ pub struct Taken {
     pub lines: Vec<LineView>,
 }
 
-/// Stores `claims` and adds their lines to the counters `locked` holds, in
-/// one statement. The caller has checked that they may be held and fit:
-/// every ticket type of their lines is in `locked`.
+/// Holds priced and dated under the counters' locks, one per claim; only
+/// [`price`] makes one, and [`store`] needs one.
+pub struct Priced(Vec<Taken>);
+
+impl Priced {
+    pub(super) fn none() -> Self {
+        Priced(Vec::new())
+    }
+
+    pub fn holds(&self) -> &[Taken] {
+        &self.0
+    }
+}
+
+/// Prices and dates `claims` by the counters `locked` holds. The caller has
+/// checked that they may be held and fit: every ticket type of their lines
+/// is in `locked`.
+pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Error> {
+    let facts = locked.facts.as_ref().ok_or_else(|| unpriced("no such event"))?;
+    claims
+        .iter()
+        .map(|c| {
+            let mut lines = Vec::with_capacity(c.lines.len());
+            let mut amount = 0i64;
+            for line in c.lines {
+                let t = facts.types.get(&line.ticket_type_id).ok_or_else(|| unpriced("a line's type is not locked"))?;
+                let quantity = line.quantity.get();
+                let line_amount =
+                    t.price_minor.checked_mul(quantity.into()).ok_or_else(|| unpriced("amount overflow"))?;
+                amount = amount.checked_add(line_amount).ok_or_else(|| unpriced("amount overflow"))?;
+                lines.push(LineView {
+                    ticket_type_id: line.ticket_type_id,
+                    ticket_type_name: t.name.clone(),
+                    quantity,
+                    unit_price_minor: t.price_minor,
+                    amount_minor: line_amount,
+                });
+            }
+            // Whole microseconds, as the database stores it, so the answer shows what is stored.
+            let expires_at = locked.at + time::Duration::seconds_f64(c.hold_seconds);
+            let expires_at = expires_at.replace_nanosecond(expires_at.nanosecond() / 1000 * 1000).unwrap_or(expires_at);
+            Ok(Taken {
+                amount: Money::stored(amount, &facts.currency)?,
+                expires_at,
+                event_name: facts.event_name.clone(),
+                lines,
+            })
+        })
+        .collect::<Result<_, _>>()
+        .map(Priced)
+}
+
+/// Stores `claims` as [`price`] made them, adds their
+/// lines to the counters `locked` holds, and stores `keys` (Idempotency-Keys
+/// with their answers), in one statement. Answers the keys stored: a missing
+/// one was stored already, and the transaction must then not commit. Keys go
+/// in in their sort order, as [`crate::idempotency::insert_answered`] puts them.
 pub async fn store(
     db: impl PgExecutor<'_>,
-    locked: &Locked,
     event_id: Uuid,
     claims: &[Claim<'_>],
-) -> Result<HashMap<Uuid, Taken>, sqlx::Error> {
-    let facts = locked.facts.as_ref().ok_or_else(|| unpriced("no such event"))?;
-    let mut priced = Vec::with_capacity(claims.len());
+    priced: &Priced,
+    keys: &[KeyRecord],
+) -> Result<Vec<KeyId>, sqlx::Error> {
     let (mut line_holds, mut line_types, mut line_positions, mut line_quantities, mut line_prices) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut added: HashMap<Uuid, i32> = HashMap::new();
-    for c in claims {
-        let mut views = Vec::with_capacity(c.lines.len());
-        let mut amount = 0i64;
-        for (position, line) in c.lines.iter().enumerate() {
-            let t = facts.types.get(&line.ticket_type_id).ok_or_else(|| unpriced("a line's type is not locked"))?;
-            let quantity = line.quantity.get();
-            let line_amount = t.price_minor.checked_mul(quantity.into()).ok_or_else(|| unpriced("amount overflow"))?;
-            amount = amount.checked_add(line_amount).ok_or_else(|| unpriced("amount overflow"))?;
-            *added.entry(line.ticket_type_id).or_insert(0) += quantity;
+    let taken = priced.holds();
+    if taken.len() != claims.len() {
+        return Err(unpriced("not every claim is priced"));
+    }
+    for (c, t) in claims.iter().zip(taken) {
+        for (position, line) in t.lines.iter().enumerate() {
+            *added.entry(line.ticket_type_id).or_insert(0) += line.quantity;
             line_holds.push(c.id);
             line_types.push(line.ticket_type_id);
             line_positions.push(position as i32);
-            line_quantities.push(quantity);
-            line_prices.push(t.price_minor);
-            views.push(LineView {
-                ticket_type_id: line.ticket_type_id,
-                ticket_type_name: t.name.clone(),
-                quantity,
-                unit_price_minor: t.price_minor,
-                amount_minor: line_amount,
-            });
+            line_quantities.push(line.quantity);
+            line_prices.push(line.unit_price_minor);
         }
-        priced.push((amount, views));
     }
     let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
-    let hashes: Vec<Vec<u8>> = claims.iter().map(|c| c.secret_hash.to_vec()).collect();
-    let names: Vec<String> = claims.iter().map(|c| c.name.to_owned()).collect();
-    let emails: Vec<String> = claims.iter().map(|c| c.email.to_owned()).collect();
-    let totals: Vec<i32> = claims.iter().map(|c| c.lines.iter().map(|l| l.quantity.get()).sum()).collect();
-    let amounts: Vec<i64> = priced.iter().map(|(a, _)| *a).collect();
-    let seconds: Vec<f64> = claims.iter().map(|c| c.hold_seconds).collect();
-    let addresses: Vec<Option<String>> = claims.iter().map(|c| c.address.map(str::to_owned)).collect();
+    let hashes: Vec<&[u8]> = claims.iter().map(|c| c.secret_hash).collect();
+    let names: Vec<&str> = claims.iter().map(|c| c.name).collect();
+    let emails: Vec<&str> = claims.iter().map(|c| c.email).collect();
+    let totals: Vec<i32> = taken.iter().map(|t| t.lines.iter().map(|l| l.quantity).sum()).collect();
+    let amounts: Vec<i64> = taken.iter().map(|t| t.amount.minor()).collect();
+    let expiries: Vec<OffsetDateTime> = taken.iter().map(|t| t.expires_at).collect();
+    let addresses: Vec<Option<&str>> = claims.iter().map(|c| c.address).collect();
     let (types, adds): (Vec<Uuid>, Vec<i32>) = added.into_iter().unzip();
-    let rows = sqlx::query!(
+    let key_ids: Vec<&[u8]> = keys.iter().map(|k| &k.id[..]).collect();
+    let key_hashes: Vec<&[u8]> = keys.iter().map(|k| k.request_hash.as_slice()).collect();
+    let key_statuses: Vec<i16> = keys.iter().map(|k| k.status).collect();
+    let key_bodies: Vec<&[u8]> = keys.iter().map(|k| k.body.as_slice()).collect();
+    let row = sqlx::query!(
         r#"WITH ins AS (
                INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor,
                                   currency, expires_at, client_address)
-               SELECT r.id, r.secret_hash, e.id, r.name, r.email, r.quantity, r.amount, e.currency,
-                      clock_timestamp() + make_interval(secs => r.secs), r.address
+               SELECT r.id, r.secret_hash, e.id, r.name, r.email, r.quantity, r.amount, e.currency, r.expires_at,
+                      r.address
                FROM events e,
-                    unnest($2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::int4[], $7::int8[], $8::float8[],
-                           $9::text[]) AS r(id, secret_hash, name, email, quantity, amount, secs, address)
+                    unnest($2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::int4[], $7::int8[],
+                           $8::timestamptz[], $9::text[])
+                      AS r(id, secret_hash, name, email, quantity, amount, expires_at, address)
                WHERE e.id = $1
-               RETURNING id, expires_at
+               RETURNING 1
            ), lines AS (
                INSERT INTO hold_lines (hold_id, ticket_type_id, position, quantity, unit_price_minor)
                SELECT * FROM unnest($10::uuid[], $11::uuid[], $12::int4[], $13::int4[], $14::int8[])
@@ -235,17 +296,24 @@ pub async fn store(
                UPDATE ticket_types t SET held = t.held + a.n
                FROM unnest($15::uuid[], $16::int4[]) AS a(id, n)
                WHERE t.id = a.id AND t.event_id = $1
+           ), keys AS (
+               INSERT INTO idempotency_keys (id, request_hash, response_status, response_body)
+               SELECT * FROM unnest($17::bytea[], $18::bytea[], $19::int2[], $20::bytea[])
+                             AS k(id, request_hash, response_status, response_body)
+               ORDER BY id
+               ON CONFLICT DO NOTHING
+               RETURNING id
            )
-           SELECT id, expires_at FROM ins"#,
+           SELECT (SELECT COUNT(*) FROM ins) AS "holds!", ARRAY(SELECT id FROM keys) AS "keys!""#,
         event_id,
         &ids,
-        &hashes,
-        &names,
-        &emails,
+        &hashes as &[&[u8]],
+        &names as &[&str],
+        &emails as &[&str],
         &totals,
         &amounts,
-        &seconds,
-        &addresses as &[Option<String>],
+        &expiries,
+        &addresses as &[Option<&str>],
         &line_holds,
         &line_types,
         &line_positions,
@@ -253,19 +321,17 @@ pub async fn store(
         &line_prices,
         &types,
         &adds,
+        &key_ids as &[&[u8]],
+        &key_hashes as &[&[u8]],
+        &key_statuses,
+        &key_bodies as &[&[u8]],
     )
-    .fetch_all(db)
+    .fetch_one(db)
     .await?;
-    let expiry: HashMap<Uuid, OffsetDateTime> = rows.into_iter().map(|r| (r.id, r.expires_at)).collect();
-    claims
-        .iter()
-        .zip(priced)
-        .map(|(c, (amount, lines))| {
-            let expires_at = *expiry.get(&c.id).ok_or_else(|| unpriced("a hold was not stored"))?;
-            let amount = Money::stored(amount, &facts.currency)?;
-            Ok((c.id, Taken { amount, expires_at, event_name: facts.event_name.clone(), lines }))
-        })
-        .collect()
+    if row.holds != claims.len() as i64 {
+        return Err(unpriced("a hold was not stored"));
+    }
+    Ok(row.keys.into_iter().filter_map(|id| id.try_into().ok()).collect())
 }
 
 fn unpriced(why: &str) -> sqlx::Error {

@@ -78,10 +78,10 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         hold_seconds: hold_seconds as f64,
         address: None,
     };
-    let r = seats::store(pool, &Locked::unlocked(facts), hold.event_id, &[claim])
-        .await?
-        .remove(&id)
-        .ok_or_else(ApiError::sold_out)?;
+    let claims = [claim];
+    let priced = seats::price(&Locked::unlocked(facts), &claims)?;
+    seats::store(pool, hold.event_id, &claims, &priced, &[]).await?;
+    let r = priced.holds().first().cloned().ok_or_else(ApiError::sold_out)?;
     let (ticket_type_id, ticket_type_name) = single_type(&r.lines);
     Ok(HoldView {
         id,

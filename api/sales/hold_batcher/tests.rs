@@ -137,6 +137,32 @@ async fn expired_seats_come_back_before_first_fit_so_arrival_order_holds() {
 }
 
 #[tokio::test]
+async fn a_hold_that_waited_for_the_counters_lives_its_whole_time_from_then_and_answers_what_is_stored() {
+    let db = TestDb::new().await;
+    let (event, tt) = db.event(5, 5, 3600.0).await;
+    let batcher = HoldBatcher::new(db.pool.clone());
+    let mut blocker = db.pool.begin().await.unwrap();
+    sqlx::query!("SELECT id FROM ticket_types WHERE id = $1 FOR UPDATE", tt).fetch_one(&mut *blocker).await.unwrap();
+    let mut request = seats(event, tt, 1);
+    request.hold_seconds = 1.0;
+    let id = request.id;
+    let waiting = tokio::spawn(async move { batcher.take(request).await });
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let released_at =
+        sqlx::query_scalar!(r#"SELECT clock_timestamp() AS "t!""#).fetch_one(&mut *blocker).await.unwrap();
+    blocker.commit().await.unwrap();
+    let Outcome::Held(taken) = waiting.await.unwrap() else { panic!("not held") };
+    assert!(
+        taken.expires_at >= released_at + time::Duration::seconds(1),
+        "born {} before the lock was had",
+        released_at + time::Duration::seconds(1) - taken.expires_at
+    );
+    let stored =
+        sqlx::query_scalar!("SELECT expires_at FROM holds WHERE id = $1", id).fetch_one(&db.pool).await.unwrap();
+    assert_eq!(stored, taken.expires_at, "the answer shows the stored deadline");
+}
+
+#[tokio::test]
 async fn one_batch_sweeps_many_stale_holds_of_several_types_and_only_its_events() {
     let db = TestDb::new().await;
     let (event, adult) = db.event(100, 10, 3600.0).await;
