@@ -50,12 +50,7 @@ impl Locked {
     /// Facts read WITHOUT the locks: only the deliberately broken mode of the torture test.
     #[cfg(feature = "broken-oversell")]
     pub fn unlocked(facts: Facts) -> Self {
-        let now = OffsetDateTime::now_utc();
-        Locked {
-            facts: Some(facts),
-            swept: 0,
-            at: now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now),
-        }
+        Locked { facts: Some(facts), swept: 0, at: whole_microseconds(OffsetDateTime::now_utc()) }
     }
 }
 
@@ -221,12 +216,9 @@ pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Erro
                     amount_minor: line_amount,
                 });
             }
-            // Whole microseconds, as the database stores it, so the answer shows what is stored.
-            let expires_at = locked.at + time::Duration::seconds_f64(c.hold_seconds);
-            let expires_at = expires_at.replace_nanosecond(expires_at.nanosecond() / 1000 * 1000).unwrap_or(expires_at);
             Ok(Taken {
                 amount: Money::stored(amount, &facts.currency)?,
-                expires_at,
+                expires_at: whole_microseconds(locked.at + time::Duration::seconds_f64(c.hold_seconds)),
                 event_name: facts.event_name.clone(),
                 lines,
             })
@@ -235,11 +227,12 @@ pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Erro
         .map(Priced)
 }
 
-/// Stores `claims` as [`price`] made them, adds their
-/// lines to the counters `locked` holds, and stores `keys` (Idempotency-Keys
-/// with their answers), in one statement. Answers the keys stored: a missing
-/// one was stored already, and the transaction must then not commit. Keys go
-/// in in their sort order, as [`crate::idempotency::insert_answered`] puts them.
+/// Stores `claims` as [`price`] made them, adds their lines to the counters
+/// (whose locks the priced holds were decided under), and stores `keys`
+/// (Idempotency-Keys with their answers), in one statement. Answers the keys
+/// stored: a missing one was stored already, and the transaction must then
+/// not commit. Keys go in in their sort order, as
+/// [`crate::idempotency::insert_answered`] puts them.
 pub async fn store(
     db: impl PgExecutor<'_>,
     event_id: Uuid,
@@ -332,6 +325,11 @@ pub async fn store(
         return Err(unpriced("a hold was not stored"));
     }
     Ok(row.keys.into_iter().filter_map(|id| id.try_into().ok()).collect())
+}
+
+/// As the database stores a time, so that an answer shows what is stored.
+fn whole_microseconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(t.nanosecond() / 1000 * 1000).unwrap_or(t)
 }
 
 fn unpriced(why: &str) -> sqlx::Error {
