@@ -30,15 +30,39 @@ impl KeyContext {
     }
 }
 
+/// Answered keys as the columns of an `unnest`, for the statements that store them.
+pub struct KeyColumns<'a> {
+    pub ids: Vec<&'a [u8]>,
+    pub request_hashes: Vec<&'a [u8]>,
+    pub statuses: Vec<i16>,
+    pub bodies: Vec<&'a [u8]>,
+}
+
+impl<'a> KeyColumns<'a> {
+    pub fn of(records: impl IntoIterator<Item = &'a KeyRecord>) -> Self {
+        let mut columns =
+            KeyColumns { ids: Vec::new(), request_hashes: Vec::new(), statuses: Vec::new(), bodies: Vec::new() };
+        for r in records {
+            columns.ids.push(&r.id[..]);
+            columns.request_hashes.push(&r.request_hash);
+            columns.statuses.push(r.status);
+            columns.bodies.push(&r.body);
+        }
+        columns
+    }
+}
+
+/// The key ids an insert's `RETURNING id` answered (every id is a digest).
+pub fn stored_ids(returned: Vec<Vec<u8>>) -> Vec<KeyId> {
+    returned.into_iter().filter_map(|id| id.try_into().ok()).collect()
+}
+
 /// Stores many answered keys at once (a batch's); answers the ids that were
 /// stored: a missing one existed already. Keys go in in their sort order, so
 /// two batches that share keys (a client's retries sent to two instances)
 /// wait for each other's in one order and cannot deadlock.
 pub async fn insert_answered(db: impl PgExecutor<'_>, records: &[KeyRecord]) -> Result<Vec<KeyId>, sqlx::Error> {
-    let ids: Vec<&[u8]> = records.iter().map(|r| &r.id[..]).collect();
-    let hashes: Vec<&[u8]> = records.iter().map(|r| r.request_hash.as_slice()).collect();
-    let statuses: Vec<i16> = records.iter().map(|r| r.status).collect();
-    let bodies: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
+    let KeyColumns { ids, request_hashes, statuses, bodies } = KeyColumns::of(records);
     let rows = sqlx::query_scalar!(
         r#"INSERT INTO idempotency_keys (id, request_hash, response_status, response_body)
            SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::int2[], $4::bytea[])
@@ -47,20 +71,18 @@ pub async fn insert_answered(db: impl PgExecutor<'_>, records: &[KeyRecord]) -> 
            ON CONFLICT DO NOTHING
            RETURNING id"#,
         &ids as &[&[u8]],
-        &hashes as &[&[u8]],
+        &request_hashes as &[&[u8]],
         &statuses,
         &bodies as &[&[u8]],
     )
     .fetch_all(db)
     .await?;
-    Ok(rows.into_iter().filter_map(|id| id.try_into().ok()).collect())
+    Ok(stored_ids(rows))
 }
 
 /// Stores the answers of claimed keys (a batch's requests'), in the caller's transaction.
 pub async fn answer_all(db: impl PgExecutor<'_>, records: &[&KeyRecord]) -> Result<(), sqlx::Error> {
-    let ids: Vec<&[u8]> = records.iter().map(|r| &r.id[..]).collect();
-    let statuses: Vec<i16> = records.iter().map(|r| r.status).collect();
-    let bodies: Vec<&[u8]> = records.iter().map(|r| r.body.as_slice()).collect();
+    let KeyColumns { ids, statuses, bodies, .. } = KeyColumns::of(records.iter().copied());
     sqlx::query!(
         "UPDATE idempotency_keys k SET response_status = a.status, response_body = a.body, instance_id = NULL
          FROM unnest($1::bytea[], $2::int2[], $3::bytea[]) AS a(id, status, body)

@@ -253,9 +253,8 @@ enum Flushed {
 /// for every key first cost every keyed flush a statement and a round trip).
 async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Seats]) -> Result<Flushed, sqlx::Error> {
     let mut tx = pool.begin().await?;
-    let Granting { granted, claims, refused } = grant(&mut tx, caps, event_id, requests).await?;
-    let mut outcomes: HashMap<Uuid, Outcome> =
-        claims.iter().zip(granted.holds()).map(|(c, t)| (c.id, Outcome::Held(t.clone()))).collect();
+    let (granted, refused) = grant(&mut tx, caps, event_id, requests).await?;
+    let mut outcomes: HashMap<Uuid, Outcome> = granted.holds().map(|(id, t)| (id, Outcome::Held(t.clone()))).collect();
     outcomes.extend(refused.into_iter().map(|(id, why)| (id, Outcome::Refused(why))));
     for s in requests {
         outcomes.entry(s.id).or_insert(Outcome::Refused(Refusal::SoldOut(Vec::new())));
@@ -265,8 +264,8 @@ async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Se
         .iter()
         .filter_map(|(s, k)| (k.render)(&outcomes[&s.id]).map(|(st, body)| k.context.record(st, &body)))
         .collect();
-    let stored = if !claims.is_empty() {
-        seats::store(&mut *tx, event_id, &claims, &granted, &records).await?
+    let stored = if !granted.is_empty() {
+        seats::store(&mut *tx, event_id, &granted, &records).await?
     } else if !records.is_empty() {
         idempotency::insert_answered(&mut *tx, &records).await?
     } else {
@@ -283,14 +282,6 @@ async fn take_for(pool: &PgPool, caps: HoldCaps, event_id: Uuid, requests: &[&Se
     Ok(Flushed::Done(outcomes))
 }
 
-/// What one transaction grants, before anything is stored.
-struct Granting<'a> {
-    /// The holds granted, one per claim.
-    granted: Priced,
-    claims: Vec<Claim<'a>>,
-    refused: Refused,
-}
-
 /// Locks the counters in `tx` and decides which requests may have seats and
 /// fit; answers those holds priced (not stored yet), and what was refused
 /// (for availability or another reason).
@@ -299,12 +290,12 @@ async fn grant<'a>(
     caps: HoldCaps,
     event_id: Uuid,
     all: &[&'a Seats],
-) -> Result<Granting<'a>, sqlx::Error> {
+) -> Result<(Priced<'a>, Refused), sqlx::Error> {
     let claimants: Vec<Claimant> =
         all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
     let mut refused: Refused =
         over_caps(tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
-    let nothing = |refused| Ok(Granting { granted: Priced::none(), claims: Vec::new(), refused });
+    let nothing = |refused| Ok((Priced::none(), refused));
     let all: Vec<&Seats> = all.iter().copied().filter(|s| !refused.contains_key(&s.id)).collect();
     if all.is_empty() {
         return nothing(refused);
@@ -344,8 +335,7 @@ async fn grant<'a>(
             }
         }
     }
-    let granted = seats::price(&locked, &claims)?;
-    Ok(Granting { granted, claims, refused })
+    Ok((seats::price(&locked, claims)?, refused))
 }
 
 #[cfg(test)]

@@ -25,6 +25,7 @@ use super::hold_rules::{Facts, Line, TypeFacts};
 use super::views::LineView;
 use crate::domain::status::{checked, HoldStatus};
 use crate::domain::Money;
+use crate::idempotency::store::{stored_ids, KeyColumns};
 use crate::idempotency::{KeyId, KeyRecord};
 
 /// The counters of an event's ticket types, locked by this transaction, as
@@ -178,26 +179,34 @@ pub struct Taken {
     pub lines: Vec<LineView>,
 }
 
-/// Holds priced and dated under the counters' locks, one per claim; only
-/// [`price`] makes one, and [`store`] needs one.
-pub struct Priced(Vec<Taken>);
+/// Claims priced and dated under the counters' locks; only [`price`] makes
+/// one, and [`store`] needs one.
+pub struct Priced<'a> {
+    claims: Vec<Claim<'a>>,
+    holds: Vec<Taken>,
+}
 
-impl Priced {
+impl<'a> Priced<'a> {
     pub(super) fn none() -> Self {
-        Priced(Vec::new())
+        Priced { claims: Vec::new(), holds: Vec::new() }
     }
 
-    pub fn holds(&self) -> &[Taken] {
-        &self.0
+    pub fn is_empty(&self) -> bool {
+        self.claims.is_empty()
+    }
+
+    /// Each claim's hold id and its hold.
+    pub fn holds(&self) -> impl Iterator<Item = (Uuid, &Taken)> {
+        self.claims.iter().map(|c| c.id).zip(&self.holds)
     }
 }
 
 /// Prices and dates `claims` by the counters `locked` holds. The caller has
 /// checked that they may be held and fit: every ticket type of their lines
 /// is in `locked`.
-pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Error> {
+pub fn price<'a>(locked: &Locked, claims: Vec<Claim<'a>>) -> Result<Priced<'a>, sqlx::Error> {
     let facts = locked.facts.as_ref().ok_or_else(|| unpriced("no such event"))?;
-    claims
+    let holds = claims
         .iter()
         .map(|c| {
             let mut lines = Vec::with_capacity(c.lines.len());
@@ -223,11 +232,11 @@ pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Erro
                 lines,
             })
         })
-        .collect::<Result<_, _>>()
-        .map(Priced)
+        .collect::<Result<_, sqlx::Error>>()?;
+    Ok(Priced { claims, holds })
 }
 
-/// Stores `claims` as [`price`] made them, adds their lines to the counters
+/// Stores the claims as [`price`] made them, adds their lines to the counters
 /// (whose locks the priced holds were decided under), and stores `keys`
 /// (Idempotency-Keys with their answers), in one statement. Answers the keys
 /// stored: a missing one was stored already, and the transaction must then
@@ -236,17 +245,13 @@ pub fn price(locked: &Locked, claims: &[Claim<'_>]) -> Result<Priced, sqlx::Erro
 pub async fn store(
     db: impl PgExecutor<'_>,
     event_id: Uuid,
-    claims: &[Claim<'_>],
-    priced: &Priced,
+    priced: &Priced<'_>,
     keys: &[KeyRecord],
 ) -> Result<Vec<KeyId>, sqlx::Error> {
     let (mut line_holds, mut line_types, mut line_positions, mut line_quantities, mut line_prices) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut added: HashMap<Uuid, i32> = HashMap::new();
-    let taken = priced.holds();
-    if taken.len() != claims.len() {
-        return Err(unpriced("not every claim is priced"));
-    }
+    let (claims, taken) = (&priced.claims, &priced.holds);
     for (c, t) in claims.iter().zip(taken) {
         for (position, line) in t.lines.iter().enumerate() {
             *added.entry(line.ticket_type_id).or_insert(0) += line.quantity;
@@ -266,10 +271,7 @@ pub async fn store(
     let expiries: Vec<OffsetDateTime> = taken.iter().map(|t| t.expires_at).collect();
     let addresses: Vec<Option<&str>> = claims.iter().map(|c| c.address).collect();
     let (types, adds): (Vec<Uuid>, Vec<i32>) = added.into_iter().unzip();
-    let key_ids: Vec<&[u8]> = keys.iter().map(|k| &k.id[..]).collect();
-    let key_hashes: Vec<&[u8]> = keys.iter().map(|k| k.request_hash.as_slice()).collect();
-    let key_statuses: Vec<i16> = keys.iter().map(|k| k.status).collect();
-    let key_bodies: Vec<&[u8]> = keys.iter().map(|k| k.body.as_slice()).collect();
+    let key = KeyColumns::of(keys);
     let row = sqlx::query!(
         r#"WITH ins AS (
                INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor,
@@ -314,17 +316,17 @@ pub async fn store(
         &line_prices,
         &types,
         &adds,
-        &key_ids as &[&[u8]],
-        &key_hashes as &[&[u8]],
-        &key_statuses,
-        &key_bodies as &[&[u8]],
+        &key.ids as &[&[u8]],
+        &key.request_hashes as &[&[u8]],
+        &key.statuses,
+        &key.bodies as &[&[u8]],
     )
     .fetch_one(db)
     .await?;
     if row.holds != claims.len() as i64 {
         return Err(unpriced("a hold was not stored"));
     }
-    Ok(row.keys.into_iter().filter_map(|id| id.try_into().ok()).collect())
+    Ok(stored_ids(row.keys))
 }
 
 /// As the database stores a time, so that an answer shows what is stored.

@@ -78,10 +78,10 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         hold_seconds: hold_seconds as f64,
         address: None,
     };
-    let claims = [claim];
-    let priced = seats::price(&Locked::unlocked(facts), &claims)?;
-    seats::store(pool, hold.event_id, &claims, &priced, &[]).await?;
-    let r = priced.holds().first().cloned().ok_or_else(ApiError::sold_out)?;
+    let priced = seats::price(&Locked::unlocked(facts), vec![claim])?;
+    seats::store(pool, hold.event_id, &priced, &[]).await?;
+    let (_, r) = priced.holds().next().ok_or_else(ApiError::sold_out)?;
+    let r = r.clone();
     let (ticket_type_id, ticket_type_name) = single_type(&r.lines);
     Ok(HoldView {
         id,
