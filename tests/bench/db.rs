@@ -56,13 +56,35 @@ pub async fn vacuum_analyze(pool: &PgPool) -> anyhow::Result<()> {
 /// after 50 rows and then every 10 % of growth) would analyze them again and
 /// again: so the first analyses come after 0.1 s, 0.2 s, 0.4 s, …, up to one
 /// every `every`.
+///
+/// Each time, only the tables that rule picks, as autovacuum would: a bare
+/// `ANALYZE` also reads every system catalog of the database (80–100 ms on
+/// an idle machine, a quarter to a third of each analysis in a purchase run),
+/// work no sale causes and no production server does while one runs.
 pub async fn analyze_every(pool: PgPool, every: Duration) {
     let mut wait = Duration::from_millis(100).min(every);
     loop {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(every);
-        if let Err(e) = sqlx::raw_sql("ANALYZE").execute(&pool).await {
-            eprintln!("nts-bench: ANALYZE failed: {e}");
+        if let Err(e) = analyze_changed(&pool).await {
+            eprintln!("nts-bench: ANALYZE failed: {e:#}");
         }
     }
+}
+
+/// `ANALYZE` of the user tables changed by more than autovacuum's threshold
+/// (its defaults: 50 rows plus 10 % of the rows at the last analysis).
+async fn analyze_changed(pool: &PgPool) -> anyhow::Result<()> {
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT format('%I.%I', s.schemaname, s.relname)
+         FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
+         WHERE s.n_mod_since_analyze > 50 + 0.1 * GREATEST(c.reltuples, 0)",
+    )
+    .fetch_all(pool)
+    .await
+    .context("tables to analyze")?;
+    if !tables.is_empty() {
+        sqlx::raw_sql(&format!("ANALYZE {}", tables.join(", "))).execute(pool).await.context("ANALYZE")?;
+    }
+    Ok(())
 }

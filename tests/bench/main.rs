@@ -54,9 +54,10 @@ USAGE: nts-bench [OPTIONS]
   --hold-secs S        holds expire after S seconds, so that seats come back during the
                        run, as in a sale where buyers give up; the checks then count the
                        seats of expired holds as given back [holds outlive the run]
-  --analyze-every S    ANALYZE the database while a mode runs, after 0.1 s, 0.2 s, 0.4 s, ...
-                       and then every S seconds, standing in for autovacuum, which this
-                       machine's PostgreSQL may have off; 0: never [5]
+  --analyze-every S    while a mode runs, ANALYZE the tables autovacuum's rule picks (changed
+                       by 50 rows + 10 %), after 0.1 s, 0.2 s, 0.4 s, ... and then every S
+                       seconds, standing in for autovacuum, which this machine's PostgreSQL
+                       may have off; 0: never [5]
   --baseline-secs S    seconds per pgbench run [10]
   --no-baseline        skip pgbench
   --keep-db            keep the databases of the run
