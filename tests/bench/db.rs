@@ -58,9 +58,9 @@ pub async fn vacuum_analyze(pool: &PgPool) -> anyhow::Result<()> {
 /// every `every`.
 ///
 /// Each time, only the tables that rule picks, as autovacuum would: a bare
-/// `ANALYZE` also reads every system catalog of the database (80–100 ms on
-/// an idle machine, a quarter to a third of each analysis in a purchase run),
-/// work no sale causes and no production server does while one runs.
+/// `ANALYZE` also reads every system catalog of the database (80–100 ms each
+/// time on an idle machine), work no sale causes and no production server
+/// does while one runs.
 pub async fn analyze_every(pool: PgPool, every: Duration) {
     let mut wait = Duration::from_millis(100).min(every);
     loop {
