@@ -181,23 +181,20 @@ pub struct Taken {
 
 /// Claims priced and dated under the counters' locks; only [`price`] makes
 /// one, and [`store`] needs one.
-pub struct Priced<'a> {
-    claims: Vec<Claim<'a>>,
-    holds: Vec<Taken>,
-}
+pub struct Priced<'a>(Vec<(Claim<'a>, Taken)>);
 
 impl<'a> Priced<'a> {
     pub(super) fn none() -> Self {
-        Priced { claims: Vec::new(), holds: Vec::new() }
+        Priced(Vec::new())
     }
 
     pub fn is_empty(&self) -> bool {
-        self.claims.is_empty()
+        self.0.is_empty()
     }
 
     /// Each claim's hold id and its hold.
     pub fn holds(&self) -> impl Iterator<Item = (Uuid, &Taken)> {
-        self.claims.iter().map(|c| c.id).zip(&self.holds)
+        self.0.iter().map(|(c, t)| (c.id, t))
     }
 }
 
@@ -206,8 +203,8 @@ impl<'a> Priced<'a> {
 /// is in `locked`.
 pub fn price<'a>(locked: &Locked, claims: Vec<Claim<'a>>) -> Result<Priced<'a>, sqlx::Error> {
     let facts = locked.facts.as_ref().ok_or_else(|| unpriced("no such event"))?;
-    let holds = claims
-        .iter()
+    let priced = claims
+        .into_iter()
         .map(|c| {
             let mut lines = Vec::with_capacity(c.lines.len());
             let mut amount = 0i64;
@@ -225,15 +222,16 @@ pub fn price<'a>(locked: &Locked, claims: Vec<Claim<'a>>) -> Result<Priced<'a>, 
                     amount_minor: line_amount,
                 });
             }
-            Ok(Taken {
+            let taken = Taken {
                 amount: Money::stored(amount, &facts.currency)?,
                 expires_at: whole_microseconds(locked.at + time::Duration::seconds_f64(c.hold_seconds)),
                 event_name: facts.event_name.clone(),
                 lines,
-            })
+            };
+            Ok((c, taken))
         })
         .collect::<Result<_, sqlx::Error>>()?;
-    Ok(Priced { claims, holds })
+    Ok(Priced(priced))
 }
 
 /// Stores the claims as [`price`] made them, adds their lines to the counters
@@ -251,8 +249,8 @@ pub async fn store(
     let (mut line_holds, mut line_types, mut line_positions, mut line_quantities, mut line_prices) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut added: HashMap<Uuid, i32> = HashMap::new();
-    let (claims, taken) = (&priced.claims, &priced.holds);
-    for (c, t) in claims.iter().zip(taken) {
+    let held = &priced.0;
+    for (c, t) in held {
         for (position, line) in t.lines.iter().enumerate() {
             *added.entry(line.ticket_type_id).or_insert(0) += line.quantity;
             line_holds.push(c.id);
@@ -262,14 +260,14 @@ pub async fn store(
             line_prices.push(line.unit_price_minor);
         }
     }
-    let ids: Vec<Uuid> = claims.iter().map(|c| c.id).collect();
-    let hashes: Vec<&[u8]> = claims.iter().map(|c| c.secret_hash).collect();
-    let names: Vec<&str> = claims.iter().map(|c| c.name).collect();
-    let emails: Vec<&str> = claims.iter().map(|c| c.email).collect();
-    let totals: Vec<i32> = taken.iter().map(|t| t.lines.iter().map(|l| l.quantity).sum()).collect();
-    let amounts: Vec<i64> = taken.iter().map(|t| t.amount.minor()).collect();
-    let expiries: Vec<OffsetDateTime> = taken.iter().map(|t| t.expires_at).collect();
-    let addresses: Vec<Option<&str>> = claims.iter().map(|c| c.address).collect();
+    let ids: Vec<Uuid> = held.iter().map(|(c, _)| c.id).collect();
+    let hashes: Vec<&[u8]> = held.iter().map(|(c, _)| c.secret_hash).collect();
+    let names: Vec<&str> = held.iter().map(|(c, _)| c.name).collect();
+    let emails: Vec<&str> = held.iter().map(|(c, _)| c.email).collect();
+    let totals: Vec<i32> = held.iter().map(|(_, t)| t.lines.iter().map(|l| l.quantity).sum()).collect();
+    let amounts: Vec<i64> = held.iter().map(|(_, t)| t.amount.minor()).collect();
+    let expiries: Vec<OffsetDateTime> = held.iter().map(|(_, t)| t.expires_at).collect();
+    let addresses: Vec<Option<&str>> = held.iter().map(|(c, _)| c.address).collect();
     let (types, adds): (Vec<Uuid>, Vec<i32>) = added.into_iter().unzip();
     let key = KeyColumns::of(keys);
     let row = sqlx::query!(
@@ -323,7 +321,7 @@ pub async fn store(
     )
     .fetch_one(db)
     .await?;
-    if row.holds != claims.len() as i64 {
+    if row.holds != held.len() as i64 {
         return Err(unpriced("a hold was not stored"));
     }
     Ok(stored_ids(row.keys))
