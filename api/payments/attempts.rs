@@ -20,7 +20,7 @@ impl PaymentService {
     /// new order of `orders` (id and amount), in the checkout's transaction,
     /// so the buyer can press "pay". Under Stripe the first attempt comes
     /// with the card, and this adds nothing. Answers each attempt (for
-    /// [`send_first_attempt`](Self::send_first_attempt) once the transaction
+    /// [`send_first_attempts`](Self::send_first_attempts) once the transaction
     /// committed) and its view.
     pub async fn first_attempts_in(
         &self,
@@ -75,12 +75,39 @@ impl PaymentService {
             .collect())
     }
 
-    /// Creates the provider object of a first attempt whose transaction
-    /// committed. Whatever goes wrong, the attempt stays `created` and the
-    /// reconciler repeats the call.
-    pub async fn send_first_attempt(&self, attempt: &Attempt) {
-        if let Err(e) = self.ensure_intent(attempt).await {
-            tracing::warn!(payment_id = %attempt.id, error = %e, "creating the payment intent failed; the reconciler will retry");
+    /// Creates the provider objects of first attempts whose transaction
+    /// committed, in one call, and records them in one statement. Whatever
+    /// goes wrong, an attempt stays `created` and the reconciler repeats the
+    /// call.
+    pub async fn send_first_attempts(&self, attempts: &[&Attempt]) {
+        let (mut ids, mut reqs) = (Vec::with_capacity(attempts.len()), Vec::with_capacity(attempts.len()));
+        for attempt in attempts {
+            match attempt.intent_request() {
+                Ok(req) => {
+                    ids.push(attempt.id);
+                    reqs.push(req);
+                }
+                Err(e) => tracing::warn!(payment_id = %attempt.id, error = %e, "the attempt cannot be sent"),
+            }
+        }
+        if reqs.is_empty() {
+            return;
+        }
+        let answers = self.gateway.create_intents(&reqs).await;
+        let mut made = Vec::with_capacity(answers.len());
+        for (payment_id, answer) in ids.into_iter().zip(&answers) {
+            match answer {
+                Ok(intent) => made.push((payment_id, intent)),
+                Err(e) => {
+                    tracing::warn!(%payment_id, error = %e, "creating the payment intent failed; the reconciler will retry")
+                }
+            }
+        }
+        if made.is_empty() {
+            return;
+        }
+        if let Err(e) = self.record_refs(&made).await {
+            tracing::warn!(error = %e, attempts = made.len(), "recording the payment intents failed; the reconciler will");
         }
     }
 

@@ -17,7 +17,9 @@
 //! - if a batch fails otherwise, each request checks out alone; a hold
 //!   checked out already answers its existing order, so nothing is made twice.
 //!
-//! The provider is called after the commit, by each request, as before.
+//! The provider is called after the commit, once for the batch's first
+//! attempts (see [`PaymentService::send_first_attempts`]), outside the queue's
+//! turn: the next batch does not wait for it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -53,7 +55,8 @@ pub struct Checkout {
 /// What became of one checkout.
 pub enum Outcome {
     /// The order was made: the answer's JSON body (stored with the key, if
-    /// any), and the first attempt, to be sent to the provider now.
+    /// any), and its first attempt, which [`CheckoutBatcher::checkout`] has
+    /// sent to the provider ([`CheckoutBatcher::checkout_all`] leaves that to its caller).
     Created { body: Vec<u8>, first: Option<Box<Attempt>> },
     /// The hold was not checked out by this request: it is not active, not
     /// live, not this buyer's, or was checked out already (maybe by a twin
@@ -105,14 +108,20 @@ impl CheckoutBatcher {
             Some(Served::Done(outcome)) => return Ok(outcome),
             Some(Served::Unavailable(code, message)) => return Err(ApiError::Unavailable { code, message }),
         }
-        let mut alone = self.checkout_all(std::slice::from_ref(checkout)).await?;
-        Ok(alone.pop().unwrap_or(Outcome::NotTaken))
+        let alone = self.checkout_all(std::slice::from_ref(checkout)).await?;
+        self.send_firsts(&alone).await;
+        Ok(alone.into_iter().next().unwrap_or(Outcome::NotTaken))
     }
 
     async fn serve(self, members: Vec<Member<Checkout, Served>>) {
         let checkouts: Vec<Checkout> = members.iter().map(|m| m.item.clone()).collect();
         match self.checkout_all(&checkouts).await {
-            Ok(outcomes) => members.into_iter().zip(outcomes).for_each(|(m, o)| m.answer(Served::Done(o))),
+            Ok(outcomes) => {
+                tokio::spawn(async move {
+                    self.send_firsts(&outcomes).await;
+                    members.into_iter().zip(outcomes).for_each(|(m, o)| m.answer(Served::Done(o)));
+                });
+            }
             Err(e) => {
                 tracing::warn!(error = %e, checkouts = checkouts.len(), "a batch of checkouts failed; each goes alone");
                 let unavailable = match ApiError::from(e) {
@@ -126,6 +135,20 @@ impl CheckoutBatcher {
                     })
                 });
             }
+        }
+    }
+
+    /// Sends the first attempts of the orders made to the provider.
+    async fn send_firsts(&self, outcomes: &[Outcome]) {
+        let firsts: Vec<&Attempt> = outcomes
+            .iter()
+            .filter_map(|o| match o {
+                Outcome::Created { first: Some(attempt), .. } => Some(&**attempt),
+                _ => None,
+            })
+            .collect();
+        if !firsts.is_empty() {
+            self.payments.send_first_attempts(&firsts).await;
         }
     }
 

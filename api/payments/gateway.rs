@@ -131,6 +131,13 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// created with the same idempotency key.
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError>;
 
+    /// [`create_intent`](Self::create_intent) for each of `reqs`, answered in
+    /// their order. By default each is its own call, all at once; a provider
+    /// that can take several in one request overrides it.
+    async fn create_intents(&self, reqs: &[IntentRequest]) -> Vec<Result<Intent, GatewayError>> {
+        futures_util::future::join_all(reqs.iter().map(|req| self.create_intent(req))).await
+    }
+
     async fn confirm(
         &self,
         provider_ref: &str,

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -27,18 +27,28 @@ impl Metered {
         operation: &'static str,
         call: impl Future<Output = Result<T, GatewayError>>,
     ) -> Result<T, GatewayError> {
-        let provider = self.0.provider().as_str();
         let started = Instant::now();
         let result = call.await;
-        let elapsed = started.elapsed();
+        self.observe(operation, started.elapsed(), &result);
+        result
+    }
+
+    fn observe<T>(&self, operation: &'static str, elapsed: Duration, result: &Result<T, GatewayError>) {
+        let provider = self.0.provider().as_str();
         let error = result.as_ref().err().map(error_kind);
         metrics::record_provider_call(provider, operation, error, elapsed);
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        match &result {
+        match result {
             Ok(_) => tracing::info!(provider, operation, duration_ms, "provider call"),
             Err(e) => tracing::warn!(provider, operation, duration_ms, error = %e, "provider call failed"),
         }
-        result
+    }
+
+    /// An intent created with the buyer's payment method is confirmed in the same call.
+    fn count_attempt(&self, req: &IntentRequest, result: &Result<Intent, GatewayError>) {
+        if req.payment_method.is_some() {
+            metrics::record_payment_attempt(self.0.provider().as_str(), attempt_outcome(result));
+        }
     }
 }
 
@@ -76,11 +86,20 @@ impl PaymentGateway for Metered {
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
         let result = self.call("create_intent", self.0.create_intent(req)).await;
-        // An intent created with the buyer's payment method is confirmed in the same call.
-        if req.payment_method.is_some() {
-            metrics::record_payment_attempt(self.0.provider().as_str(), attempt_outcome(&result));
-        }
+        self.count_attempt(req, &result);
         result
+    }
+
+    /// Each creation is counted and logged as one call, taking as long as the batch.
+    async fn create_intents(&self, reqs: &[IntentRequest]) -> Vec<Result<Intent, GatewayError>> {
+        let started = Instant::now();
+        let results = self.0.create_intents(reqs).await;
+        let elapsed = started.elapsed();
+        for (req, result) in reqs.iter().zip(&results) {
+            self.observe("create_intent", elapsed, result);
+            self.count_attempt(req, result);
+        }
+        results
     }
 
     async fn confirm(

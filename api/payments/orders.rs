@@ -53,14 +53,11 @@ pub async fn checkout(
         key: key.clone(),
     };
     // The order, its first attempt (simulated gateway) and the key with its
-    // answer commit together, in this instance's group commit of checkouts.
-    // The provider is called after that, as a retry or the reconciler would.
+    // answer commit together, in this instance's group commit of checkouts;
+    // the batch's first attempts go to the provider after that.
     match state.checkouts.checkout(&checkout).await? {
-        Outcome::Created { body, first } => {
+        Outcome::Created { body, .. } => {
             idempotency::debug_stall("checkout").await;
-            if let Some(attempt) = &first {
-                state.payments.send_first_attempt(attempt).await;
-            }
             Ok(HttpResponse::Created().content_type("application/json").body(body))
         }
         Outcome::KeyTaken => Err(key.map_or_else(idempotency::in_use, |k| k.taken())),

@@ -68,12 +68,22 @@ impl PaymentService {
     }
 
     pub(super) async fn record_ref(&self, payment_id: Uuid, intent: &Intent) -> Result<(), GatewayError> {
+        self.record_refs(&[(payment_id, intent)]).await
+    }
+
+    /// Records the provider object of each attempt that has none recorded yet.
+    pub(super) async fn record_refs(&self, made: &[(Uuid, &Intent)]) -> Result<(), GatewayError> {
+        let ids: Vec<Uuid> = made.iter().map(|(id, _)| *id).collect();
+        let refs: Vec<&str> = made.iter().map(|(_, i)| i.provider_ref.as_str()).collect();
+        let secrets: Vec<Option<&str>> = made.iter().map(|(_, i)| i.client_secret.as_deref()).collect();
         sqlx::query!(
-            "UPDATE payments SET provider_ref = $2, client_secret = COALESCE(client_secret, $3), updated_at = now()
-             WHERE id = $1 AND provider_ref IS NULL",
-            payment_id,
-            intent.provider_ref,
-            intent.client_secret,
+            "UPDATE payments p SET provider_ref = r.provider_ref,
+                    client_secret = COALESCE(p.client_secret, r.client_secret), updated_at = now()
+             FROM unnest($1::uuid[], $2::text[], $3::text[]) AS r(id, provider_ref, client_secret)
+             WHERE p.id = r.id AND p.provider_ref IS NULL",
+            &ids,
+            &refs as &[&str],
+            &secrets as &[Option<&str>],
         )
         .execute(&self.pool)
         .await

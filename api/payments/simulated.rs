@@ -2,6 +2,8 @@
 //! (`simulated_intents`) and honours idempotency keys like a real provider, and
 //! can misbehave on purpose: decline, lose responses, answer slowly.
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use sqlx::PgPool;
 use time::OffsetDateTime;
@@ -82,6 +84,18 @@ impl SimulatedGateway {
         .map(Intent::from)
         .ok_or_else(|| missing(provider_ref))
     }
+
+    async fn by_key(&self, idempotency_key: &str) -> Result<Row, GatewayError> {
+        sqlx::query_as!(
+            Row,
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
+               FROM simulated_intents WHERE idempotency_key = $1"#,
+            idempotency_key
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(unavailable)
+    }
 }
 
 fn refund_of(provider_ref: &str) -> Refund {
@@ -105,7 +119,11 @@ fn method_unsupported() -> GatewayError {
 }
 
 fn unavailable(e: sqlx::Error) -> GatewayError {
-    GatewayError::Unknown(format!("simulated provider storage: {e}"))
+    GatewayError::Unknown(storage_failed(&e))
+}
+
+fn storage_failed(e: &sqlx::Error) -> String {
+    format!("simulated provider storage: {e}")
 }
 
 #[async_trait]
@@ -115,53 +133,87 @@ impl PaymentGateway for SimulatedGateway {
     }
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
-        if req.payment_method.is_some() {
-            return Err(method_unsupported());
-        }
+        let mut answers = self.create_intents(std::slice::from_ref(req)).await;
+        answers.pop().expect("one answer per request")
+    }
+
+    /// One statement for all of them: each new intent, or the one its key
+    /// created before.
+    async fn create_intents(&self, reqs: &[IntentRequest]) -> Vec<Result<Intent, GatewayError>> {
         self.before_call().await;
-        let id = format!("sim_pi_{}", random_token(12));
-        let currency = req.amount.currency();
-        // One statement: the new intent, or the one this key created before.
-        // A concurrent creation under the same key that committed after this
-        // statement's snapshot is in neither half: read it again.
-        let created = sqlx::query_as!(
-            Row,
-            r#"WITH ins AS (
+        let sendable: Vec<&IntentRequest> = reqs.iter().filter(|r| r.payment_method.is_none()).collect();
+        let ids: Vec<String> = sendable.iter().map(|_| format!("sim_pi_{}", random_token(12))).collect();
+        let keys: Vec<&str> = sendable.iter().map(|r| r.idempotency_key.as_str()).collect();
+        let order_ids: Vec<Uuid> = sendable.iter().map(|r| r.order_id).collect();
+        let payment_ids: Vec<Uuid> = sendable.iter().map(|r| r.payment_id).collect();
+        let amounts: Vec<i64> = sendable.iter().map(|r| r.amount.minor()).collect();
+        let currencies: Vec<String> = sendable.iter().map(|r| r.amount.currency().as_str().to_owned()).collect();
+        // An intent that a concurrent creation under the same key committed
+        // after this statement's snapshot is in neither half: read again below.
+        let rows = sqlx::query!(
+            r#"WITH req AS (
+                   SELECT * FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[], $5::int8[], $6::text[])
+                                 AS r(id, idempotency_key, order_id, payment_id, amount_minor, currency)
+               ), ins AS (
                    INSERT INTO simulated_intents (id, idempotency_key, order_id, payment_id, amount_minor, currency,
                                                   status)
-                   VALUES ($1, $2, $3, $4, $5, $6, 'requires_confirmation')
+                   SELECT id, idempotency_key, order_id, payment_id, amount_minor, currency, 'requires_confirmation'
+                   FROM req
                    ON CONFLICT (idempotency_key) DO NOTHING
-                   RETURNING id, status, amount_minor, currency, refunded, order_id, payment_id
+                   RETURNING id, idempotency_key, status, amount_minor, currency, refunded, order_id, payment_id
                )
-               SELECT id AS "id!", status AS "status!", amount_minor AS "amount_minor!", currency AS "currency!",
-                      refunded AS "refunded!", order_id AS "order_id!", payment_id AS "payment_id!"
+               SELECT id AS "id!", idempotency_key AS "idempotency_key!", status AS "status!",
+                      amount_minor AS "amount_minor!", currency AS "currency!", refunded AS "refunded!",
+                      order_id AS "order_id!", payment_id AS "payment_id!"
                FROM ins
                UNION ALL
-               SELECT id, status, amount_minor, currency, refunded, order_id, payment_id
-               FROM simulated_intents WHERE idempotency_key = $2 AND NOT EXISTS (SELECT 1 FROM ins)"#,
-            id,
-            req.idempotency_key,
-            req.order_id,
-            req.payment_id,
-            req.amount.minor(),
-            currency.as_str(),
+               SELECT s.id, s.idempotency_key, s.status, s.amount_minor, s.currency, s.refunded, s.order_id,
+                      s.payment_id
+               FROM simulated_intents s JOIN req ON req.idempotency_key = s.idempotency_key
+               WHERE NOT EXISTS (SELECT 1 FROM ins WHERE ins.idempotency_key = s.idempotency_key)"#,
+            &ids,
+            &keys as &[&str],
+            &order_ids,
+            &payment_ids,
+            &amounts,
+            &currencies,
         )
-        .fetch_optional(&self.pool)
-        .await
-        .map_err(unavailable)?;
-        let row = match created {
-            Some(row) => row,
-            None => sqlx::query_as!(
-                Row,
-                r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id
-                   FROM simulated_intents WHERE idempotency_key = $1"#,
-                req.idempotency_key
-            )
-            .fetch_one(&self.pool)
-            .await
-            .map_err(unavailable)?,
+        .fetch_all(&self.pool)
+        .await;
+        let mut found: HashMap<String, Row> = match rows {
+            Ok(rows) => rows
+                .into_iter()
+                .map(|r| {
+                    let row = Row {
+                        id: r.id,
+                        status: r.status,
+                        amount_minor: r.amount_minor,
+                        currency: r.currency,
+                        refunded: r.refunded,
+                        order_id: r.order_id,
+                        payment_id: r.payment_id,
+                    };
+                    (r.idempotency_key, row)
+                })
+                .collect(),
+            Err(e) => {
+                let detail = storage_failed(&e);
+                return reqs.iter().map(|_| Err(GatewayError::Unknown(detail.clone()))).collect();
+            }
         };
-        self.deliver(row.into())
+        let mut answers = Vec::with_capacity(reqs.len());
+        for req in reqs {
+            if req.payment_method.is_some() {
+                answers.push(Err(method_unsupported()));
+                continue;
+            }
+            let row = match found.remove(&req.idempotency_key) {
+                Some(row) => Ok(row),
+                None => self.by_key(&req.idempotency_key).await,
+            };
+            answers.push(row.and_then(|row| self.deliver(row.into())));
+        }
+        answers
     }
 
     async fn confirm(&self, provider_ref: &str, _key: &str, method: &PaymentMethod) -> Result<Intent, GatewayError> {
@@ -276,3 +328,6 @@ impl PaymentGateway for SimulatedGateway {
         Ok(rows.into_iter().map(Intent::from).collect())
     }
 }
+
+#[cfg(test)]
+mod tests;

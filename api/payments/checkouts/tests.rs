@@ -157,6 +157,17 @@ async fn concurrent_checkouts_share_transactions_and_make_one_order_per_hold() {
     // One transaction per checkout without the group commit.
     let transactions = count(&db, "SELECT COUNT(DISTINCT xmin::text) FROM orders").await;
     assert!(transactions < 75, "{transactions} transactions for 150 checkouts");
+    // Every first attempt's intent was made and recorded before its checkout
+    // answered, for a whole batch at a time.
+    let recorded = count(
+        &db,
+        "SELECT COUNT(*) FROM payments p JOIN simulated_intents s ON s.id = p.provider_ref AND s.payment_id = p.id",
+    )
+    .await;
+    assert_eq!((recorded, count(&db, "SELECT COUNT(*) FROM simulated_intents").await), (150, 150));
+    let creations = count(&db, "SELECT COUNT(DISTINCT xmin::text) FROM simulated_intents").await;
+    let recordings = count(&db, "SELECT COUNT(DISTINCT xmin::text) FROM payments").await;
+    assert!(creations < 75 && recordings < 75, "{creations} creations and {recordings} recordings for 150");
 }
 
 #[tokio::test]
