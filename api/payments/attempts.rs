@@ -5,10 +5,11 @@ use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
 use super::gateway::{GatewayError, IntentStatus, PaymentMethod, Provider};
 use super::guard::backoff;
-use super::service::{buyer_error, declined, outcome_answer, Attempt, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
-use super::settle;
+use super::service::{buyer_error, declined, outcome_answer, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
+use super::{payment_status, settle};
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::domain::Money;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -333,17 +334,21 @@ impl PaymentService {
             .await
     }
 
-    /// Confirms an attempt with the buyer's payment method. Answers 200 when
+    /// Confirms the attempt `payment_id` with the buyer's payment method, if
+    /// `order_secret_hash` is its order's (otherwise 404). Answers 200 when
     /// paid, 202 while the outcome is pending, and the refusal as an error.
     /// With an Idempotency-Key, a success's answer is stored in the
     /// transaction that records the payment.
     pub async fn confirm_attempt(
         &self,
-        attempt: &Attempt,
+        payment_id: Uuid,
+        order_secret_hash: &[u8],
         method: &PaymentMethod,
         key: Option<&KeyContext>,
     ) -> ApiResult<(StatusCode, PaymentView)> {
-        let payment_id = attempt.id;
+        let attempt = payment_status::begin_confirmation(&self.pool, payment_id, order_secret_hash)
+            .await?
+            .ok_or(ApiError::NotFound("no such payment"))?;
         match attempt.status {
             PaymentStatus::Created | PaymentStatus::Processing | PaymentStatus::RequiresAction => {}
             PaymentStatus::Succeeded => return Ok((StatusCode::OK, self.view(payment_id).await?)),
@@ -357,34 +362,35 @@ impl PaymentService {
         }
         // An attempt moves to `processing` before its confirmation is sent, so
         // a `created` one whose intent exists was never confirmed: its intent
-        // awaits confirmation, and the provider need not be asked first.
+        // awaits confirmation (the read above moved it), and the provider need
+        // not be asked first.
         let awaiting = match (&attempt.provider_ref, attempt.status) {
             (Some(provider_ref), PaymentStatus::Created) => Ok(provider_ref.clone()),
-            _ => match self.ensure_intent(attempt).await {
-                Ok(intent) if intent.status == IntentStatus::Open => Ok(intent.provider_ref),
+            _ => match self.ensure_intent(&attempt).await {
+                Ok(intent) if intent.status == IntentStatus::Open => {
+                    settle::transition(
+                        &self.pool,
+                        payment_id,
+                        &[PaymentStatus::Created],
+                        PaymentStatus::Processing,
+                        None,
+                        None,
+                    )
+                    .await?;
+                    Ok(intent.provider_ref)
+                }
                 Ok(settled) => Err(settled),
                 Err(GatewayError::Unknown(_)) => return Ok((StatusCode::ACCEPTED, self.view(payment_id).await?)),
                 Err(e) => return Err(buyer_error(e)),
             },
         };
         let answer = match awaiting {
-            Ok(provider_ref) => {
-                settle::transition(
-                    &self.pool,
-                    payment_id,
-                    &[PaymentStatus::Created],
-                    PaymentStatus::Processing,
-                    None,
-                    None,
-                )
-                .await?;
-                self.gateway.confirm(&provider_ref, &attempt.idempotency_key, method).await
-            }
+            Ok(provider_ref) => self.gateway.confirm(&provider_ref, &attempt.idempotency_key, method).await,
             Err(settled) => Ok(settled),
         };
         let status = match answer {
             Ok(intent) if intent.status == IntentStatus::Succeeded && !intent.refunded => {
-                self.record_paid(attempt, key).await?
+                self.record_paid(&attempt, key).await?
             }
             Ok(intent) => settle::apply(&self.paid, payment_id, &intent).await?,
             // We do not know whether money moved: the attempt stays open and the

@@ -28,7 +28,8 @@ use actix_web::http::StatusCode;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::service::{Attempt, PaymentService};
+use super::attempt::Attempt;
+use super::service::PaymentService;
 use crate::batching::{Batches, Member};
 use crate::domain::secret::hash_secret;
 use crate::domain::Money;

@@ -3,6 +3,7 @@
 //! a provider call, apply every provider answer as a guarded transition, cancel
 //! at the provider before releasing seats, refund what cannot be honoured.
 
+pub mod attempt;
 pub mod attempts;
 pub mod audit;
 pub mod checkouts;

@@ -3,6 +3,7 @@
 use sqlx::PgExecutor;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
 use crate::domain::status::{checked, PaymentStatus};
 
 /// Columns a transition may set with the status (`None` keeps what is
@@ -75,3 +76,42 @@ pub async fn transition_all(
     .fetch_all(db)
     .await
 }
+
+/// The attempt `payment_id`, read for its buyer's confirmation (only if
+/// `order_secret_hash` is its order's), as it was before this statement; if
+/// it awaits confirmation at the provider (`created`, its provider object
+/// recorded), the same statement moves it to `processing`, since the
+/// confirmation is sent next. One statement on every purchase's path.
+pub async fn begin_confirmation(
+    db: impl PgExecutor<'_>,
+    payment_id: Uuid,
+    order_secret_hash: &[u8],
+) -> Result<Option<Attempt>, sqlx::Error> {
+    let (from, to) = checked(&[PaymentStatus::Created], PaymentStatus::Processing);
+    // The main query reads the statement's snapshot, which the CTE's update
+    // is not in: the attempt as it was.
+    sqlx::query_as!(
+        Attempt,
+        r#"WITH moved AS (
+               UPDATE payments p SET status = $4, updated_at = now()
+               FROM orders o
+               WHERE p.id = $1 AND o.id = p.order_id AND o.secret_hash = $2
+                 AND p.status = ANY($3) AND p.provider_ref IS NOT NULL
+               RETURNING p.id
+           )
+           SELECT p.id, p.order_id, p.provider, p.status AS "status: PaymentStatus", p.provider_ref,
+                  p.idempotency_key, p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url,
+                  p.client_secret, p.failure_code, p.created_at
+           FROM payments p JOIN orders o ON o.id = p.order_id
+           WHERE p.id = $1 AND o.secret_hash = $2"#,
+        payment_id,
+        order_secret_hash,
+        from as &[PaymentStatus],
+        to as PaymentStatus,
+    )
+    .fetch_optional(db)
+    .await
+}
+
+#[cfg(test)]
+mod tests;

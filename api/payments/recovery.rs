@@ -5,8 +5,9 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::attempt::Attempt;
 use super::gateway::{GatewayError, Intent, IntentStatus};
-use super::service::{buyer_error, Attempt, PaymentService, MAY_STILL_BE_SENT, PROVIDER_ERROR};
+use super::service::{buyer_error, PaymentService, MAY_STILL_BE_SENT, PROVIDER_ERROR};
 use super::settle;
 use crate::domain::status::PaymentStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};

@@ -9,25 +9,17 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use sqlx::PgPool;
-use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::gateway::{GatewayError, IntentRequest, PaymentGateway, Provider};
+use super::attempt::Attempt;
+use super::gateway::{GatewayError, PaymentGateway, Provider};
 use super::paid::PaidBatcher;
 use crate::domain::status::PaymentStatus;
-use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::views::PaymentView;
 
 /// How many times one request asks the provider for an answer it did not get.
 pub(super) const CREATE_TRIES: u32 = 3;
-
-/// Stripe keeps the answer to a request with an idempotency key for at least
-/// 24 hours and may prune it afterwards: a creation re-sent after that is a
-/// brand-new charge, a day late. nts re-sends a creation only while its
-/// attempt is younger than this, far inside those 24 hours and far beyond
-/// any request still in flight; an older attempt is looked up instead.
-pub const RESEND_CREATE_WITHIN: time::Duration = time::Duration::hours(1);
 
 /// How long after an attempt was recorded its creation may still reach the
 /// provider: the buyer's request tries a few times, and the reconciler
@@ -44,65 +36,6 @@ pub struct PaymentService {
     pub gateway: Arc<dyn PaymentGateway>,
     /// Successes of concurrent requests, recorded together.
     pub paid: PaidBatcher,
-}
-
-/// One attempt as stored, with what the provider needs to find it again.
-pub struct Attempt {
-    pub id: Uuid,
-    pub order_id: Uuid,
-    pub provider: String,
-    pub status: PaymentStatus,
-    pub provider_ref: Option<String>,
-    pub idempotency_key: String,
-    pub amount_minor: i64,
-    pub currency: String,
-    pub payment_method: Option<String>,
-    pub return_url: Option<String>,
-    pub client_secret: Option<String>,
-    pub failure_code: Option<String>,
-    pub created_at: OffsetDateTime,
-}
-
-impl Attempt {
-    /// What the buyer sees of it, as read, in `status`.
-    pub(super) fn view(&self, status: PaymentStatus) -> PaymentView {
-        PaymentView {
-            id: self.id,
-            order_id: self.order_id,
-            provider: self.provider.clone(),
-            status,
-            amount_minor: self.amount_minor,
-            currency: self.currency.clone(),
-            client_secret: self.client_secret.clone(),
-            failure_code: self.failure_code.clone(),
-        }
-    }
-
-    pub(super) fn intent_request(&self) -> Result<IntentRequest, GatewayError> {
-        let amount = Currency::parse(&self.currency)
-            .ok()
-            .and_then(|c| Money::new(self.amount_minor, c).ok())
-            .ok_or_else(|| GatewayError::Refused {
-                code: "invalid_amount".into(),
-                message: format!("{} {} is not an amount nts can charge", self.amount_minor, self.currency),
-            })?;
-        Ok(IntentRequest {
-            idempotency_key: self.idempotency_key.clone(),
-            order_id: self.order_id,
-            payment_id: self.id,
-            amount,
-            payment_method: self.payment_method.clone(),
-            return_url: self.return_url.clone(),
-        })
-    }
-
-    /// May its creation be sent (again) with its key? Only while the
-    /// provider surely still holds the key's first answer.
-    pub(super) fn may_send_create(&self, now: OffsetDateTime) -> bool {
-        self.provider_ref.is_none()
-            && matches!(self.status, PaymentStatus::Created | PaymentStatus::Processing)
-            && now - self.created_at < RESEND_CREATE_WITHIN
-    }
 }
 
 /// What a buyer is told when the provider did not take their payment. Only
@@ -145,28 +78,13 @@ impl PaymentService {
     }
 
     pub async fn attempt(&self, payment_id: Uuid) -> Result<Option<Attempt>, sqlx::Error> {
-        self.attempt_of(payment_id, None).await
-    }
-
-    /// The attempt, with `order_secret_hash` only if it is its order's buyer's.
-    ///
-    /// A join, not `$2 IS NULL OR EXISTS (…)`: an `EXISTS` under an `OR`
-    /// cannot become a join, and PostgreSQL may run it as a hashed subplan
-    /// that reads every order with that secret's hash.
-    pub async fn attempt_of(
-        &self,
-        payment_id: Uuid,
-        order_secret_hash: Option<&[u8]>,
-    ) -> Result<Option<Attempt>, sqlx::Error> {
         sqlx::query_as!(
             Attempt,
-            r#"SELECT p.id, p.order_id, p.provider, p.status AS "status: PaymentStatus", p.provider_ref,
-                      p.idempotency_key, p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url,
-                      p.client_secret, p.failure_code, p.created_at
-               FROM payments p JOIN orders o ON o.id = p.order_id
-               WHERE p.id = $1 AND ($2::bytea IS NULL OR o.secret_hash = $2)"#,
-            payment_id,
-            order_secret_hash
+            r#"SELECT id, order_id, provider, status AS "status: PaymentStatus", provider_ref, idempotency_key,
+                      amount_minor, currency AS "currency!", payment_method, return_url, client_secret,
+                      failure_code, created_at
+               FROM payments WHERE id = $1"#,
+            payment_id
         )
         .fetch_optional(&self.pool)
         .await

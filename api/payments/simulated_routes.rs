@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::gateway::PaymentMethod;
 use crate::caller::BuyerSecret;
-use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
+use crate::error::{ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::KeyContext;
 use crate::sales::views::PaymentView;
 use crate::state::AppState;
@@ -52,11 +52,9 @@ pub async fn confirm(
     secret: BuyerSecret,
     body: web::Json<ConfirmRequest>,
 ) -> ApiResult<HttpResponse> {
-    let payment_id = path.into_inner();
-    let attempt = state.payments.attempt_of(payment_id, Some(&secret.hash)).await?;
-    let attempt = attempt.ok_or(ApiError::NotFound("no such payment"))?;
     let method = PaymentMethod::Simulated { succeed: matches!(body.outcome, SimulatedOutcome::Succeeded) };
     let key = KeyContext::of(&req);
-    let (status, view) = state.payments.confirm_attempt(&attempt, &method, key.as_deref()).await?;
+    let (status, view) =
+        state.payments.confirm_attempt(path.into_inner(), &secret.hash, &method, key.as_deref()).await?;
     Ok(HttpResponse::build(status).json(view))
 }

@@ -41,11 +41,12 @@ async fn several_intents_are_made_at_once_and_a_key_made_before_answers_its_own(
     assert_eq!((b.amount_minor, b.payment_id), (200, Some(reqs[3].payment_id)));
     assert_ne!(a.provider_ref, b.provider_ref);
     assert_eq!(intents(&db).await, 3, "the earlier one, a and b");
-    let made_together: i64 =
-        sqlx::query_scalar("SELECT COUNT(DISTINCT xmin::text) FROM simulated_intents WHERE idempotency_key IN ('key-a', 'key-b')")
-            .fetch_one(&db.pool)
-            .await
-            .unwrap();
+    let made_together: i64 = sqlx::query_scalar(
+        "SELECT COUNT(DISTINCT xmin::text) FROM simulated_intents WHERE idempotency_key IN ('key-a', 'key-b')",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
     assert_eq!(made_together, 1, "one statement made both");
 }
 
