@@ -3,7 +3,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use crate::domain::status::HoldStatus;
+use crate::domain::status::{HoldStatus, PaymentStatus};
 
 pub struct TestDb {
     pub url: String,
@@ -125,6 +125,44 @@ impl TestDb {
                 .unwrap();
         }
         id
+    }
+
+    /// An order awaiting payment of `lines`, opened by the secret hash
+    /// `\x01` (its hold's seats counted as held), with one attempt per status
+    /// of `attempts`; answers (order, attempts).
+    pub async fn order(&self, event: Uuid, lines: &[(Uuid, i32)], attempts: &[PaymentStatus]) -> (Uuid, Vec<Uuid>) {
+        let order = Uuid::new_v4();
+        let hold = self.hold(event, lines, 0, HoldStatus::CheckedOut, 3600.0, b"\0").await;
+        let total: i32 = lines.iter().map(|(_, q)| q).sum();
+        sqlx::query(
+            "INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity, amount_minor,
+                                 currency, expires_at)
+             VALUES ($1, '\\x01', $2, $3, 'Ada', 'ada@example.com', $4, 0, 'GBP', now() + interval '1 hour')",
+        )
+        .bind(order)
+        .bind(hold)
+        .bind(event)
+        .bind(total)
+        .execute(&self.pool)
+        .await
+        .unwrap();
+        let mut ids = Vec::new();
+        for status in attempts {
+            let id = Uuid::new_v4();
+            sqlx::query(
+                "INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, status)
+                 VALUES ($1, $2, 'simulated', $3, 0, 'GBP', $4)",
+            )
+            .bind(id)
+            .bind(order)
+            .bind(format!("nts-pay-{id}"))
+            .bind(*status)
+            .execute(&self.pool)
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        (order, ids)
     }
 
     /// From now on, a statement that `operation`s (`INSERT`, `UPDATE`) more

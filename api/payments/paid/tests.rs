@@ -5,50 +5,12 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::*;
-use crate::domain::status::HoldStatus;
 use crate::test_db::TestDb;
-
-/// An order awaiting payment of `lines` (its hold's seats counted as held),
-/// with one attempt per status of `attempts`; answers (order, attempts).
-async fn order(db: &TestDb, event: Uuid, lines: &[(Uuid, i32)], attempts: &[PaymentStatus]) -> (Uuid, Vec<Uuid>) {
-    let order = Uuid::new_v4();
-    let hold = db.hold(event, lines, 0, HoldStatus::CheckedOut, 3600.0, b"\0").await;
-    let total: i32 = lines.iter().map(|(_, q)| q).sum();
-    sqlx::query(
-        "INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity, amount_minor,
-                             currency, expires_at)
-         VALUES ($1, '\\x01', $2, $3, 'Ada', 'ada@example.com', $4, 0, 'GBP', now() + interval '1 hour')",
-    )
-    .bind(order)
-    .bind(hold)
-    .bind(event)
-    .bind(total)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    let mut ids = Vec::new();
-    for status in attempts {
-        let id = Uuid::new_v4();
-        sqlx::query(
-            "INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, status)
-             VALUES ($1, $2, 'simulated', $3, 0, 'GBP', $4)",
-        )
-        .bind(id)
-        .bind(order)
-        .bind(format!("nts-pay-{id}"))
-        .bind(*status)
-        .execute(&db.pool)
-        .await
-        .unwrap();
-        ids.push(id);
-    }
-    (order, ids)
-}
 
 /// An order of one seat of `tt` that expired unpaid, its one attempt still
 /// processing; answers (order, attempts).
 async fn expired_order(db: &TestDb, event: Uuid, tt: Uuid) -> (Uuid, Vec<Uuid>) {
-    let (expired, attempts) = order(db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (expired, attempts) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     sqlx::query("UPDATE orders SET status = $2 WHERE id = $1")
         .bind(expired)
         .bind(OrderStatus::Expired)
@@ -88,7 +50,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
     let mut orders = Vec::new();
     for i in 0..40 {
         let lines: Vec<(Uuid, i32)> = if i % 2 == 0 { vec![(adult, 2), (child, 1)] } else { vec![(child, 1)] };
-        orders.push(order(&db, event, &lines, &[PaymentStatus::Processing]).await);
+        orders.push(db.order(event, &lines, &[PaymentStatus::Processing]).await);
     }
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((40, 0), (40, 0)));
     let ids: Vec<Uuid> = orders.iter().map(|(_, p)| p[0]).collect();
@@ -116,8 +78,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
 async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_back() {
     let db = TestDb::new().await;
     let (event, tt) = db.event(10, 10, 3600.0).await;
-    let (order_id, attempts) =
-        order(&db, event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
+    let (order_id, attempts) = db.order(event, &[(tt, 2)], &[PaymentStatus::Processing, PaymentStatus::Canceled]).await;
     let (expired, late) = expired_order(&db, event, tt).await;
     let mut ids = vec![attempts[0], attempts[1], late[0]];
     ids.sort_unstable();
@@ -140,7 +101,7 @@ async fn concurrent_successes_share_transactions_and_each_gets_its_answer() {
     let (event, tt) = db.event(500, 10, 3600.0).await;
     let mut payments = Vec::new();
     for _ in 0..200 {
-        payments.push(order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await.1[0]);
+        payments.push(db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await.1[0]);
     }
     let batcher = PaidBatcher::new(db.pool.clone());
     // Every payment twice at once (the buyer's confirmation and a webhook).
@@ -159,8 +120,8 @@ async fn concurrent_successes_share_transactions_and_each_gets_its_answer() {
 async fn a_batch_that_fails_sends_each_payment_alone() {
     let db = TestDb::new().await;
     let (event, tt) = db.event(10, 10, 3600.0).await;
-    let (_, good) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
-    let (_, bad) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (_, good) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (_, bad) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     // A ticket code already taken by another order's ticket would fail the
     // batch's insert; here a trigger fails every batch of more than one.
     db.refuse_batches("orders", "UPDATE").await;
@@ -195,7 +156,7 @@ async fn key_row(db: &TestDb, key: &str) -> (Option<i16>, Option<Vec<u8>>, bool)
 async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_commits_none() {
     let db = TestDb::new().await;
     let (event, tt) = db.event(10, 10, 3600.0).await;
-    let (_, paying) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (_, paying) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     let (_, late) = expired_order(&db, event, tt).await;
     let (paid_answer, owed_answer) = (claimed_key(&db, "paid").await, claimed_key(&db, "owed").await);
     let mut ids = vec![paying[0], late[0]];
@@ -207,7 +168,7 @@ async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_c
     assert_eq!(key_row(&db, "owed").await, (None, None, true));
 
     // Through the queue, as a buyer's confirmation goes.
-    let (_, queued) = order(&db, event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
+    let (_, queued) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     let answer = claimed_key(&db, "queued").await;
     let batcher = PaidBatcher::new(db.pool.clone());
     assert_eq!(batcher.record_answering(queued[0], Some(answer.clone())).await.unwrap(), PaymentStatus::Succeeded);

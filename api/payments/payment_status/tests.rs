@@ -1,38 +1,19 @@
 //! Status changes against a real database.
 
 use super::*;
-use crate::domain::status::HoldStatus;
 use crate::test_db::TestDb;
 
-/// An order whose secret hashes to `\x01`, with one attempt in `status`
-/// (its provider object recorded if `provider_ref`); answers the attempt.
+/// An attempt in `status`, its provider object recorded if `provider_ref`,
+/// of an order whose secret hashes to `\x01`.
 async fn attempt(db: &TestDb, status: PaymentStatus, provider_ref: Option<&str>) -> Uuid {
     let (event, tt) = db.event(10, 4, 3600.0).await;
-    let hold = db.hold(event, &[(tt, 1)], 0, HoldStatus::CheckedOut, 3600.0, b"\0").await;
-    let (order, payment) = (Uuid::new_v4(), Uuid::new_v4());
-    sqlx::query(
-        "INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity, amount_minor,
-                             currency, expires_at)
-         VALUES ($1, '\\x01', $2, $3, 'Ada', 'ada@example.com', 1, 0, 'GBP', now() + interval '1 hour')",
-    )
-    .bind(order)
-    .bind(hold)
-    .bind(event)
-    .execute(&db.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO payments (id, order_id, provider, idempotency_key, provider_ref, amount_minor, currency, status)
-         VALUES ($1, $2, 'simulated', $3, $4, 0, 'GBP', $5)",
-    )
-    .bind(payment)
-    .bind(order)
-    .bind(format!("nts-pay-{payment}"))
-    .bind(provider_ref)
-    .bind(status)
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let payment = db.order(event, &[(tt, 1)], &[status]).await.1[0];
+    sqlx::query("UPDATE payments SET provider_ref = $2 WHERE id = $1")
+        .bind(payment)
+        .bind(provider_ref)
+        .execute(&db.pool)
+        .await
+        .unwrap();
     payment
 }
 
