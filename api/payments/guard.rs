@@ -26,6 +26,7 @@ pub enum Calls {
     /// Retrievals and listings (each page one call).
     Reads,
 }
+
 /// Consecutive 429 / 5xx answers that open the circuit.
 const TRIP_AFTER: u32 = 5;
 
