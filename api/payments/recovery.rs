@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::attempt::Attempt;
 use super::gateway::{GatewayError, Intent, IntentStatus};
-use super::service::{buyer_error, PaymentService, MAY_STILL_BE_SENT, PROVIDER_ERROR};
+use super::service::{buyer_error, failure_code, PaymentService, MAY_STILL_BE_SENT, PROVIDER_ERROR};
 use super::settle;
 use crate::domain::status::PaymentStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -182,16 +182,13 @@ impl PaymentService {
             }
             Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
                 tracing::warn!(payment_id = %attempt.id, error = %e, "the provider refused the attempt");
-                let code = match &e {
-                    GatewayError::Declined { code, .. } => code.as_str(),
-                    _ => PROVIDER_ERROR,
-                };
+                let code = failure_code(&e);
                 settle::transition(
                     &self.pool,
                     attempt.id,
                     &PaymentStatus::OPEN,
                     PaymentStatus::Failed,
-                    Some(code),
+                    Some(&code),
                     None,
                 )
                 .await
