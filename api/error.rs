@@ -80,6 +80,10 @@ pub enum ErrorCode {
     // 422
     ValidationFailed,
     CurrencyNotChargeable,
+    AmountBelowProviderMinimum,
+    AmountAboveProviderMaximum,
+    AmountTooSmall,
+    AmountTooLarge,
     PaymentMethodRequired,
     InvalidEmail,
     OtherEvent,
@@ -96,7 +100,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 48] = [
+    pub const ALL: [ErrorCode; 52] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidIdempotencyKey,
@@ -135,6 +139,10 @@ impl ErrorCode {
         ErrorCode::UnsupportedContentType,
         ErrorCode::ValidationFailed,
         ErrorCode::CurrencyNotChargeable,
+        ErrorCode::AmountBelowProviderMinimum,
+        ErrorCode::AmountAboveProviderMaximum,
+        ErrorCode::AmountTooSmall,
+        ErrorCode::AmountTooLarge,
         ErrorCode::PaymentMethodRequired,
         ErrorCode::InvalidEmail,
         ErrorCode::OtherEvent,
@@ -188,6 +196,10 @@ impl ErrorCode {
             ErrorCode::UnsupportedContentType => "unsupported_content_type",
             ErrorCode::ValidationFailed => "validation_failed",
             ErrorCode::CurrencyNotChargeable => "currency_not_chargeable",
+            ErrorCode::AmountBelowProviderMinimum => "amount_below_provider_minimum",
+            ErrorCode::AmountAboveProviderMaximum => "amount_above_provider_maximum",
+            ErrorCode::AmountTooSmall => "amount_too_small",
+            ErrorCode::AmountTooLarge => "amount_too_large",
             ErrorCode::PaymentMethodRequired => "payment_method_required",
             ErrorCode::InvalidEmail => "invalid_email",
             ErrorCode::OtherEvent => "other_event",

@@ -471,6 +471,7 @@
 
   function refundOutcome(done) {
     const seats = done.seats_released ? ' The seats are back on sale.' : ' The seats stay sold.';
+    if (!done.payment_id) return `The free order was refunded; no payment was involved.${seats}`;
     if (done.payment_status === 'refunded') return `The order was refunded.${seats}`;
     if (done.payment_status === 'refund_failed') return `The provider could not refund the order; see Refunds below.${seats}`;
     return `The refund is pending at the payment provider; it shows under Refunds until the provider confirms it.${seats}`;

@@ -158,6 +158,8 @@
     hold_checked_out: 'These tickets have already gone to checkout.',
     hold_not_active: 'This hold is no longer active.',
     card_declined: 'Your card was declined. No money was taken.',
+    amount_too_small: 'The payment provider cannot take an amount this small, so this order cannot be paid online. No money was taken; the organiser has been told.',
+    amount_too_large: 'The payment provider cannot take an amount this large in one payment. No money was taken; try an order with fewer tickets.',
     not_found: 'We could not find that. The link may be incomplete or out of date.',
     unauthorized: 'Please enter the admin token.',
     forbidden: 'That admin token is not accepted.',

@@ -8,6 +8,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::caller::Admin;
+use crate::domain::money::StripeLimit;
 use crate::domain::status::OrderStatus;
 use crate::domain::{Currency, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
@@ -112,7 +113,7 @@ fn bounded(field: &str, value: i64, min: i64, max: i64) -> ApiResult<i64> {
         (status = 201, description = "Created", body = AdminEventView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
-        (status = 422, description = format!("Invalid event; `{}` when the payment provider cannot charge a price exactly", ErrorCode::CurrencyNotChargeable), body = ErrorBody),
+        (status = 422, description = format!("Invalid event; under Stripe `{}` when it cannot charge a price exactly, `{}` when a non-zero price is under its minimum charge, `{}` when the largest order a buyer can make is over its largest charge", ErrorCode::CurrencyNotChargeable, ErrorCode::AmountBelowProviderMinimum, ErrorCode::AmountAboveProviderMaximum), body = ErrorBody),
     )
 )]
 #[post("/admin/events")]
@@ -130,18 +131,70 @@ pub async fn create_event(
     Ok(HttpResponse::Created().json(admin_event(&state.pool, id).await?))
 }
 
-/// Every price must be an amount Stripe charges exactly (domain/money.rs):
-/// an event nobody can pay for correctly is refused before it exists.
+/// Every price must be an amount Stripe charges exactly (domain/money.rs),
+/// every non-zero price at least Stripe's minimum charge in the currency,
+/// and the largest order a buyer can make at most Stripe's largest charge:
+/// an event nobody can pay for correctly is refused before it exists. Values
+/// out of their ranges are left to `insert_event` to refuse.
 fn chargeable_through_stripe(e: &NewEvent) -> ApiResult<()> {
     let Ok(currency) = Currency::parse(&e.currency) else { return Ok(()) };
-    for t in &e.ticket_types {
-        if let Ok(price) = Money::new(t.price_minor, currency) {
-            price
-                .check_stripe()
-                .map_err(|e| ApiError::Validation { code: ErrorCode::CurrencyNotChargeable, message: e.to_string() })?;
+    let in_range = |t: &&NewTicketType| {
+        (0..=MAX_PRICE_MINOR).contains(&t.price_minor)
+            && (0..=MAX_CAPACITY).contains(&t.capacity)
+            && (1..=MAX_PER_ORDER).contains(&t.max_per_order)
+    };
+    let types: Vec<&NewTicketType> = e.ticket_types.iter().filter(in_range).collect();
+    for t in &types {
+        let price = Money::new(t.price_minor, currency).map_err(|e| ApiError::validation(e.to_string()))?;
+        price
+            .check_stripe()
+            .map_err(|e| ApiError::Validation { code: ErrorCode::CurrencyNotChargeable, message: e.to_string() })?;
+        if let (true, Err(StripeLimit::BelowMinimum(minimum))) = (t.price_minor > 0, price.check_stripe_limits()) {
+            return Err(ApiError::Validation {
+                code: ErrorCode::AmountBelowProviderMinimum,
+                message: format!(
+                    "ticket type {:?} costs {price}, under Stripe's minimum charge of {minimum}; \
+                     make it free (0) or at least {minimum}",
+                    t.name.trim()
+                ),
+            });
         }
     }
+    let per_order = e.max_tickets_per_order.filter(|n| (1..=MAX_TICKETS_PER_ORDER).contains(n));
+    let (total, lines) = largest_order(&types, per_order);
+    let total = Money::new(total, currency).map_err(|e| ApiError::validation(e.to_string()))?;
+    if let Err(StripeLimit::AboveMaximum(largest)) = total.check_stripe_limits() {
+        let lines: Vec<String> = lines.iter().map(|(t, n)| format!("{n} × {:?}", t.name.trim())).collect();
+        return Err(ApiError::Validation {
+            code: ErrorCode::AmountAboveProviderMaximum,
+            message: format!(
+                "the largest order a buyer can make ({}) costs {total}, over Stripe's largest charge of {largest}; \
+                 lower the prices, max_per_order or max_tickets_per_order",
+                lines.join(" + ")
+            ),
+        });
+    }
     Ok(())
+}
+
+/// The dearest order a buyer can make, and its lines: each type at most its
+/// `max_per_order` and its capacity (a hold never takes more), all together
+/// at most `per_order` tickets. Every ticket weighs one against that cap, so
+/// taking the dearest types first is the best there is.
+fn largest_order<'a>(types: &[&'a NewTicketType], per_order: Option<i64>) -> (i64, Vec<(&'a NewTicketType, i64)>) {
+    let mut dearest_first = types.to_vec();
+    dearest_first.sort_by_key(|t| std::cmp::Reverse(t.price_minor));
+    let mut room = per_order.unwrap_or(i64::MAX);
+    let (mut total, mut lines) = (0i64, Vec::new());
+    for t in dearest_first {
+        let n = t.max_per_order.min(t.capacity).min(room);
+        if n > 0 && t.price_minor > 0 {
+            total = total.saturating_add(t.price_minor.saturating_mul(n));
+            lines.push((t, n));
+            room -= n;
+        }
+    }
+    (total, lines)
 }
 
 /// Validates and inserts an event; the caller commits.
@@ -266,4 +319,26 @@ pub async fn list_events(state: web::Data<AppState>, _admin: Admin) -> ApiResult
     let rows = fetch_rows(&state.pool, None, None).await?;
     let revenue = revenue_by_type(&state.pool, None).await?;
     Ok(HttpResponse::Ok().json(group(rows, |r| admin_view(r, &revenue))))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tt(name: &str, price_minor: i64, capacity: i64, max_per_order: i64) -> NewTicketType {
+        NewTicketType { name: name.into(), price_minor, capacity, max_per_order }
+    }
+
+    #[test]
+    fn the_largest_order_takes_the_dearest_seats_first_within_every_cap() {
+        let (vip, seat, free, few) =
+            (tt("VIP", 500, 1000, 10), tt("Seat", 100, 1000, 100), tt("Free", 0, 100, 5), tt("Few", 300, 2, 50));
+        let types = [&vip, &seat, &free, &few];
+        let total = |per_order| largest_order(&types, per_order).0;
+        // No event cap: every type's own cap (Few has 2 seats in all).
+        assert_eq!(total(None), 10 * 500 + 2 * 300 + 100 * 100);
+        // 15 tickets at most: 10 VIP, 2 Few, 3 Seat.
+        assert_eq!(total(Some(15)), 10 * 500 + 2 * 300 + 3 * 100);
+        assert_eq!(total(Some(4)), 4 * 500);
+    }
 }

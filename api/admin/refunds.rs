@@ -21,21 +21,22 @@ pub struct RefundRequest {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundView {
     pub order_id: Uuid,
-    pub payment_id: Uuid,
+    /// `null` for a free order: it has no payment, and the provider is not called.
+    pub payment_id: Option<Uuid>,
     /// `refund_pending` until the provider says the money went back
-    /// (`refunded`), or `refund_failed` if it could not.
-    pub payment_status: PaymentStatus,
+    /// (`refunded`), or `refund_failed` if it could not; `null` for a free order.
+    pub payment_status: Option<PaymentStatus>,
     pub seats_released: bool,
 }
 
-/// Refund a paid order in full; the order becomes `refunded`.
+/// Refund a paid order in full; the order becomes `refunded` (a free order too, without the provider).
 #[utoipa::path(
     tag = "admin",
     params(("order_id" = Uuid, Path, description = "Order id")),
     request_body = RefundRequest,
     security(("admin" = [])),
     responses(
-        (status = 200, description = "Refunded at the provider", body = RefundView),
+        (status = 200, description = "Refunded at the provider, or a free order refunded (no payment)", body = RefundView),
         (status = 202, description = "Recorded; the provider's refund is pending (or failed: `refund_failed`)", body = RefundView),
         (status = 401, description = "No admin token", body = ErrorBody),
         (status = 403, description = "Wrong admin token", body = ErrorBody),
@@ -63,7 +64,7 @@ fn refund_answer(order_id: Uuid, done: OrderRefund) -> HttpResponse {
         seats_released: done.seats_released,
     };
     match view.payment_status {
-        PaymentStatus::Refunded => HttpResponse::Ok().json(view),
+        Some(PaymentStatus::Refunded) | None => HttpResponse::Ok().json(view),
         _ => HttpResponse::Accepted().json(view),
     }
 }

@@ -115,6 +115,82 @@ impl Money {
     }
 }
 
+/// Stripe's largest `amount`: eight digits, in Stripe's own units.
+pub const STRIPE_MAX_AMOUNT: i64 = 99_999_999;
+
+/// Stripe's minimum charge per presentment currency, in Stripe's own units
+/// (what `stripe_amount` sends), from the table "Minimum and maximum charge
+/// amounts" of Stripe's "Supported currencies" page (docs.stripe.com/currencies).
+/// A first filter only: Stripe applies its minimum after converting the
+/// charge to the account's settlement currency, so a price above these may
+/// still be refused (`amount_too_small`), and currencies missing here have a
+/// minimum nts cannot know in advance.
+const STRIPE_MINIMUMS: &[(&str, i64)] = &[
+    ("USD", 50),
+    ("AED", 200),
+    ("AUD", 50),
+    ("BGN", 100),
+    ("BRL", 50),
+    ("CAD", 50),
+    ("CHF", 50),
+    ("CZK", 1500),
+    ("DKK", 250),
+    ("EUR", 50),
+    ("GBP", 30),
+    ("HKD", 400),
+    ("HUF", 17500),
+    ("INR", 50),
+    ("JPY", 50),
+    ("MXN", 1000),
+    ("MYR", 200),
+    ("NOK", 300),
+    ("NZD", 50),
+    ("PLN", 200),
+    ("RON", 200),
+    ("SEK", 300),
+    ("SGD", 50),
+    ("THB", 1000),
+];
+
+impl Currency {
+    /// Stripe's documented minimum charge in this currency, as a `Money`
+    /// (`None`: Stripe's table does not list the currency).
+    pub fn stripe_minimum(self) -> Option<Money> {
+        let (_, amount) = STRIPE_MINIMUMS.iter().find(|(code, _)| *code == self.as_str())?;
+        Money::from_stripe(*amount, self).ok()
+    }
+}
+
+/// Why Stripe would refuse to charge an amount, whatever the card.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StripeLimit {
+    /// Under the currency's minimum charge (which it carries).
+    BelowMinimum(Money),
+    /// Over Stripe's largest `amount` (the largest chargeable `Money` in that currency).
+    AboveMaximum(Money),
+}
+
+impl Money {
+    /// Whether Stripe's documented limits let it charge this (non-zero)
+    /// amount; see [`STRIPE_MINIMUMS`] for why this is a first filter only.
+    pub fn check_stripe_limits(self) -> Result<(), StripeLimit> {
+        let amount = self.stripe_amount().unwrap_or(i64::MAX);
+        if amount > STRIPE_MAX_AMOUNT {
+            // The largest amount chargeable exactly: whole units where Stripe wants them.
+            let largest = [STRIPE_MAX_AMOUNT, STRIPE_MAX_AMOUNT - STRIPE_MAX_AMOUNT % 100]
+                .into_iter()
+                .filter_map(|amount| Money::from_stripe(amount, self.currency).ok())
+                .find(|m| m.check_stripe().is_ok())
+                .unwrap_or(self);
+            return Err(StripeLimit::AboveMaximum(largest));
+        }
+        match self.currency.stripe_minimum() {
+            Some(minimum) if self.minor < minimum.minor => Err(StripeLimit::BelowMinimum(minimum)),
+            _ => Ok(()),
+        }
+    }
+}
+
 impl fmt::Display for Money {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.currency.exponent() {
@@ -186,6 +262,65 @@ mod tests {
     fn ugx_is_refused_rather_than_guessed() {
         assert!(matches!(money(5000, "UGX").stripe_amount(), Err(MoneyError::CurrencyNotChargeable(_))));
         assert_eq!(money(5000, "UGX").to_string(), "UGX 5000");
+    }
+
+    #[test]
+    fn stripe_minimums_are_pinned_to_stripes_table() {
+        let shown: Vec<String> = STRIPE_MINIMUMS
+            .iter()
+            .filter_map(|(code, _)| Currency::parse(code).ok()?.stripe_minimum().map(|m| m.to_string()))
+            .collect();
+        // The currencies nts accepts, as Stripe's table shows their minimums.
+        assert_eq!(
+            shown,
+            [
+                "USD 0.50",
+                "AUD 0.50",
+                "BRL 0.50",
+                "CAD 0.50",
+                "CHF 0.50",
+                "CZK 15.00",
+                "DKK 2.50",
+                "EUR 0.50",
+                "GBP 0.30",
+                "HKD 4.00",
+                "HUF 175.00",
+                "INR 0.50",
+                "JPY 50",
+                "MXN 10.00",
+                "NOK 3.00",
+                "NZD 0.50",
+                "PLN 2.00",
+                "SEK 3.00",
+                "SGD 0.50",
+            ]
+        );
+        assert_eq!(
+            STRIPE_MINIMUMS.iter().map(|(c, _)| *c).filter(|c| Currency::parse(c).is_err()).collect::<Vec<_>>(),
+            ["AED", "BGN", "MYR", "RON", "THB"],
+            "listed for when nts accepts them"
+        );
+        assert_eq!(STRIPE_MAX_AMOUNT, 99_999_999);
+    }
+
+    #[test]
+    fn stripe_limits_compare_in_stripes_own_units() {
+        assert_eq!(money(30, "GBP").check_stripe_limits(), Ok(()));
+        assert_eq!(money(29, "GBP").check_stripe_limits(), Err(StripeLimit::BelowMinimum(money(30, "GBP"))));
+        assert_eq!(money(49, "JPY").check_stripe_limits(), Err(StripeLimit::BelowMinimum(money(50, "JPY"))));
+        assert_eq!(money(17_500, "HUF").check_stripe_limits(), Ok(()));
+        assert!(money(1, "ISK").check_stripe_limits().is_ok(), "no documented ISK minimum");
+        assert_eq!(money(99_999_999, "GBP").check_stripe_limits(), Ok(()));
+        assert_eq!(
+            money(100_000_000, "GBP").check_stripe_limits(),
+            Err(StripeLimit::AboveMaximum(money(99_999_999, "GBP")))
+        );
+        // ISK goes to Stripe ×100: 999,999 kr is 99,999,900, one more króna is over.
+        assert_eq!(money(999_999, "ISK").check_stripe_limits(), Ok(()));
+        assert_eq!(
+            money(1_000_000, "ISK").check_stripe_limits(),
+            Err(StripeLimit::AboveMaximum(money(999_999, "ISK")))
+        );
     }
 
     #[test]

@@ -8,7 +8,9 @@ use uuid::Uuid;
 use super::attempt::{Attempt, IN_FLIGHT_UNTIL};
 use super::gateway::{GatewayError, IntentStatus, PaymentMethod, Provider};
 use super::guard::backoff;
-use super::service::{buyer_error, declined, outcome_answer, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
+use super::service::{
+    buyer_error, declined, failure_code, outcome_answer, PaymentService, CREATE_TRIES, PROVIDER_ERROR,
+};
 use super::{payment_status, settle};
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::domain::Money;
@@ -289,10 +291,7 @@ impl PaymentService {
             // Nothing was sent, or the provider refused the request itself:
             // no money can move under this attempt.
             Err(e) if !maybe_sent || matches!(e, GatewayError::Declined { .. } | GatewayError::Refused { .. }) => {
-                let code = match &e {
-                    GatewayError::Declined { code, .. } => code.clone(),
-                    _ => PROVIDER_ERROR.to_owned(),
-                };
+                let code = failure_code(&e);
                 settle::transition(
                     &self.pool,
                     attempt.id,

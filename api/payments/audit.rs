@@ -39,6 +39,10 @@ pub enum MismatchKind {
     AmountMismatch,
     /// The provider could not give the money back: the buyer is still owed it.
     RefundFailed,
+    /// The provider refuses to charge the order's amount at all (under its
+    /// minimum charge after conversion, or over its maximum): nobody can pay
+    /// for it until its prices change.
+    AmountNotChargeable,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -62,13 +66,15 @@ pub struct OurPayment {
     pub order_status: OrderStatus,
     pub created_at: time::OffsetDateTime,
     pub refund_failure: Option<String>,
+    pub failure_code: Option<String>,
 }
 
 pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     let ours = sqlx::query_as!(
         OurPayment,
         r#"SELECT p.id, p.order_id, p.status AS "status: PaymentStatus", p.provider_ref, p.amount_minor,
-                  p.currency AS "currency!", o.status AS "order_status: OrderStatus", p.created_at, p.refund_failure
+                  p.currency AS "currency!", o.status AS "order_status: OrderStatus", p.created_at, p.refund_failure,
+                  p.failure_code
            FROM payments p JOIN orders o ON o.id = p.order_id
            WHERE p.provider = $1
            ORDER BY p.created_at, p.id"#,
@@ -76,8 +82,9 @@ pub async fn run(payments: &PaymentService) -> ApiResult<AuditReport> {
     )
     .fetch_all(&payments.pool)
     .await?;
+    // A free order (total zero) is paid without a payment: nothing to find at the provider.
     let paid_without_success = sqlx::query_scalar!(
-        "SELECT o.id FROM orders o WHERE o.status = $1
+        "SELECT o.id FROM orders o WHERE o.status = $1 AND o.amount_minor > 0
            AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status = $2)",
         OrderStatus::Paid as OrderStatus,
         PaymentStatus::Succeeded as PaymentStatus,
@@ -180,6 +187,26 @@ pub fn compare(ours: &[OurPayment], theirs: &[Intent]) -> Vec<Mismatch> {
             detail: format!("the refund failed: {}", p.refund_failure.as_deref().unwrap_or("no reason given")),
         });
     }
+    let amount_refused = |p: &&OurPayment| {
+        p.status == PaymentStatus::Failed
+            && [ErrorCode::AmountTooSmall, ErrorCode::AmountTooLarge]
+                .iter()
+                .any(|c| p.failure_code.as_deref() == Some(c.as_str()))
+    };
+    for p in ours.iter().filter(amount_refused) {
+        out.push(Mismatch {
+            kind: MismatchKind::AmountNotChargeable,
+            order_id: Some(p.order_id),
+            payment_id: Some(p.id),
+            provider_ref: p.provider_ref.clone(),
+            detail: format!(
+                "the provider refused to charge {} {} ({}); the event's prices need changing",
+                p.amount_minor,
+                p.currency,
+                p.failure_code.as_deref().unwrap_or_default()
+            ),
+        });
+    }
     for p in ours.iter().filter(|p| !seen.contains(&p.id)) {
         let kind = match p.status {
             PaymentStatus::Succeeded => MismatchKind::PaidOrderWithoutMoney,
@@ -221,6 +248,7 @@ mod tests {
             order_status,
             created_at: time::OffsetDateTime::UNIX_EPOCH,
             refund_failure: None,
+            failure_code: None,
         }
     }
 
@@ -298,5 +326,16 @@ mod tests {
         let mut intent = theirs("pi_1", Some(1), IntentStatus::Succeeded, false);
         intent.amount_minor = 1;
         assert_eq!(kinds(&compare(&mine, &[intent])), [MismatchKind::AmountMismatch]);
+    }
+
+    #[test]
+    fn an_amount_the_provider_refuses_is_shown_to_the_organiser() {
+        let mut refused = ours(1, PaymentStatus::Failed, None, OrderStatus::AwaitingPayment);
+        refused.failure_code = Some("amount_too_small".into());
+        let mut declined = ours(2, PaymentStatus::Failed, None, OrderStatus::AwaitingPayment);
+        declined.failure_code = Some("card_declined".into());
+        let found = compare(&[refused, declined], &[]);
+        assert_eq!(kinds(&found), [MismatchKind::AmountNotChargeable]);
+        assert_eq!(found[0].payment_id, Some(Uuid::from_u128(1)));
     }
 }

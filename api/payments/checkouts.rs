@@ -26,18 +26,22 @@ use std::sync::Arc;
 
 use actix_web::http::StatusCode;
 use sqlx::PgPool;
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::attempt::Attempt;
+use super::paid::make_paid;
 use super::service::PaymentService;
 use crate::batching::{Batches, Member};
+use crate::checkin::codes::EventKey;
 use crate::domain::secret::hash_secret;
+use crate::domain::status::OrderStatus;
 use crate::domain::Money;
 use crate::error::{ApiError, ErrorCode};
 use crate::idempotency::{self, KeyContext};
 use crate::mail::links::{self, LinkKey};
 use crate::sales::checkout::{take_over_all, TakeOver};
-use crate::sales::views::{CheckoutView, OrderView};
+use crate::sales::views::{CheckoutView, OrderView, TicketView};
 
 /// Most checkouts in one transaction; more wait for the next one.
 const MAX_BATCH: usize = 200;
@@ -175,8 +179,10 @@ impl CheckoutBatcher {
         // The orders made, with the index of the request that made each, in the requests' order.
         let created: Vec<(usize, OrderView)> =
             order_ids.iter().enumerate().filter_map(|(i, id)| Some((i, made.remove(id)?))).collect();
+        // A free order (total zero) has nothing to pay: no attempt, paid below.
         let amounts = created
             .iter()
+            .filter(|(_, o)| o.amount_minor > 0)
             .map(|(_, o)| Ok((o.id, Money::stored(o.amount_minor, &o.currency)?)))
             .collect::<Result<Vec<_>, sqlx::Error>>()?;
         let mut firsts: HashMap<Uuid, _> = self
@@ -189,6 +195,12 @@ impl CheckoutBatcher {
         let links: Vec<(Uuid, &str)> =
             created.iter().map(|(i, o)| (o.id, checkouts[*i].order_secret.as_str())).collect();
         links::remember_all(&mut *tx, self.link_key.as_ref(), &links).await?;
+        // Free orders are paid at once, through the one function that makes
+        // orders paid. This moves their counters before the keys are stored:
+        // a key conflicts only with a twin request for the same hold, whose
+        // lock this transaction took first, so no lock waits in a circle.
+        let free: Vec<&OrderView> = created.iter().filter(|(_, o)| o.amount_minor == 0).map(|(_, o)| o).collect();
+        let mut paid = if free.is_empty() { HashMap::new() } else { self.paid_free(&mut tx, &free).await? };
 
         let mut outcomes: Vec<Outcome> = checkouts.iter().map(|_| Outcome::NotTaken).collect();
         let (mut records, mut keyed) = (Vec::new(), Vec::new());
@@ -196,6 +208,11 @@ impl CheckoutBatcher {
             let first = firsts.remove(&order.id);
             order.secret = Some(checkouts[i].order_secret.clone());
             order.payment = first.as_ref().map(|(_, view)| view.clone());
+            if let Some((paid_at, tickets)) = paid.remove(&order.id) {
+                order.status = OrderStatus::Paid;
+                order.paid_at = paid_at;
+                order.tickets = tickets;
+            }
             let view = CheckoutView { payment: order.payment.clone(), order };
             let body = serde_json::to_vec(&view).expect("a view serialises");
             if let Some(key) = &checkouts[i].key {
@@ -224,6 +241,41 @@ impl CheckoutBatcher {
             }
         }
         Ok(outcomes)
+    }
+
+    /// Makes the free orders of `orders`, made by this transaction, paid
+    /// ([`make_paid`]); answers when and their tickets, as their buyers see them.
+    async fn paid_free(
+        &self,
+        tx: &mut sqlx::PgConnection,
+        orders: &[&OrderView],
+    ) -> Result<HashMap<Uuid, (Option<OffsetDateTime>, Vec<TicketView>)>, sqlx::Error> {
+        // The events' signing keys first: the counters' locks are not held over it.
+        let mut keys: HashMap<Uuid, EventKey> = HashMap::new();
+        for order in orders {
+            if !keys.contains_key(&order.event_id) {
+                keys.insert(order.event_id, EventKey::for_event(&self.pool, order.event_id).await?);
+            }
+        }
+        let order_ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
+        let (moved, issued) = make_paid(tx, &order_ids).await?;
+        let by_id: HashMap<Uuid, &OrderView> = orders.iter().map(|o| (o.id, *o)).collect();
+        let mut paid: HashMap<Uuid, (Option<OffsetDateTime>, Vec<TicketView>)> =
+            moved.into_iter().map(|m| (m.id, (m.paid_at, Vec::new()))).collect();
+        for ticket in issued {
+            let (Some(order), Some((_, tickets))) = (by_id.get(&ticket.order_id), paid.get_mut(&ticket.order_id))
+            else {
+                continue;
+            };
+            let name = order.lines.iter().find(|l| l.ticket_type_id == ticket.ticket_type_id);
+            tickets.push(TicketView {
+                signed_code: keys[&order.event_id].signed_code(&ticket.code),
+                code: ticket.code,
+                ticket_type_name: name.map(|l| l.ticket_type_name.clone()).unwrap_or_default(),
+                ticket_type_id: ticket.ticket_type_id,
+            });
+        }
+        Ok(paid)
     }
 }
 

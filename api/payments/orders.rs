@@ -22,7 +22,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     cfg.service(checkout).service(get_order).service(create_payment);
 }
 
-/// Turn a live hold into an order awaiting payment; the order takes over the seats.
+/// Turn a live hold into an order awaiting payment (paid at once if free); the order takes over the seats.
 #[utoipa::path(
     tag = "holds",
     params(
@@ -30,7 +30,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
     ),
     security(("buyer" = [])),
     responses(
-        (status = 201, description = "Order created (or, if this hold was already checked out, the same order again); keep its secret", body = CheckoutView),
+        (status = 201, description = "Order created (or, if this hold was already checked out, the same order again); keep its secret. An order of total zero (free tickets) is `paid` at once, with its tickets and no payment", body = CheckoutView),
         (status = 404, description = "No such hold, or not your secret", body = ErrorBody),
         (status = 409, description = format!("`{}` or `{}`", ErrorCode::HoldExpired, ErrorCode::HoldReleased), body = ErrorBody),
         (status = 503, description = format!("`{}`: the provider did not answer; retry", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
@@ -120,7 +120,7 @@ pub struct PaymentRequest {
         (status = 402, description = format!("`{}`: the provider refused the card; the order still awaits payment", ErrorCode::CardDeclined), body = ErrorBody),
         (status = 404, description = "No such order, or not your secret", body = ErrorBody),
         (status = 409, description = format!("`{}`, `{}`, `{}`, `{}` or `{}`", ErrorCode::OrderNotAwaitingPayment, ErrorCode::OrderExpired, ErrorCode::OrderAlreadyPaid, ErrorCode::PaymentInProgress, ErrorCode::PaymentCanceled), body = ErrorBody),
-        (status = 422, description = format!("`{}` (Stripe) or an invalid `payment_method`", ErrorCode::PaymentMethodRequired), body = ErrorBody),
+        (status = 422, description = format!("`{}` (Stripe) or an invalid `payment_method`; `{}` or `{}` when the provider will not charge the order's amount at all (the attempt failed with that code)", ErrorCode::PaymentMethodRequired, ErrorCode::AmountTooSmall, ErrorCode::AmountTooLarge), body = ErrorBody),
         (status = 503, description = format!("`{}`: retry with the same Idempotency-Key", ErrorCode::PaymentProviderUnavailable), body = ErrorBody),
     )
 )]

@@ -171,22 +171,47 @@ pub async fn record_all(
     if !paying.is_empty() {
         payment_status::transition_all(&mut *tx, &paying, &MAY_SUCCEED, PaymentStatus::Succeeded).await?;
         let order_ids: Vec<Uuid> = paid_orders.into_iter().collect();
-        let moved =
-            order_status::transition_all(&mut *tx, &order_ids, &[OrderStatus::AwaitingPayment], OrderStatus::Paid)
-                .await?;
-        issue_tickets(&mut tx, &moved).await?;
-        outbox::enqueue_all(&mut tx, &order_ids, MailKind::OrderPaid).await?;
-        let hold_ids: Vec<Uuid> = moved.iter().map(|m| m.hold_id).collect();
-        // Last before the commit: the counter rows are every sale's, so their locks are held as briefly as can be.
-        seats::move_seats_of(&mut *tx, &hold_ids, Move::Sell).await?;
+        // Last before the commit: it moves the counters, every sale's rows, whose locks are held as briefly as can be.
+        make_paid(&mut tx, &order_ids).await?;
     }
     tx.commit().await?;
     Ok(statuses)
 }
 
+/// A ticket [`make_paid`] issued.
+pub struct Issued {
+    pub order_id: Uuid,
+    pub code: String,
+    pub ticket_type_id: Uuid,
+}
+
+/// The one place an order becomes paid: each order of `order_ids` still
+/// awaiting payment (locked by the caller, or made by its transaction) moves
+/// to `paid`, gets its tickets and its e-mail, and its seats move from held
+/// to sold, last (the counter rows are every sale's). The caller decides what
+/// pays it: a succeeded payment ([`record_all`]), or nothing for an order of
+/// total zero (a free order, at its checkout). Answers the orders that moved
+/// and their tickets.
+pub async fn make_paid(
+    tx: &mut sqlx::PgConnection,
+    order_ids: &[Uuid],
+) -> Result<(Vec<Moved>, Vec<Issued>), sqlx::Error> {
+    let moved =
+        order_status::transition_all(&mut *tx, order_ids, &[OrderStatus::AwaitingPayment], OrderStatus::Paid).await?;
+    if moved.is_empty() {
+        return Ok((moved, Vec::new()));
+    }
+    let issued = issue_tickets(&mut *tx, &moved).await?;
+    let paid: Vec<Uuid> = moved.iter().map(|m| m.id).collect();
+    outbox::enqueue_all(&mut *tx, &paid, MailKind::OrderPaid).await?;
+    let hold_ids: Vec<Uuid> = moved.iter().map(|m| m.hold_id).collect();
+    seats::move_seats_of(&mut *tx, &hold_ids, Move::Sell).await?;
+    Ok((moved, issued))
+}
+
 /// One ticket per seat of each paid order's lines, numbered from 1 within
 /// its order in the lines' order.
-async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<(), sqlx::Error> {
+async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<Vec<Issued>, sqlx::Error> {
     let hold_ids: Vec<Uuid> = orders.iter().map(|o| o.hold_id).collect();
     // Planned afresh at every execution, as `lines::of_holds` (see there why).
     let lines: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
@@ -220,7 +245,12 @@ async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<
     )
     .execute(&mut *tx)
     .await?;
-    Ok(())
+    Ok(codes
+        .into_iter()
+        .zip(order_ids)
+        .zip(types)
+        .map(|((code, order_id), ticket_type_id)| Issued { order_id, code, ticket_type_id })
+        .collect())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use uuid::Uuid;
 use super::attempt::{Attempt, LOOK_FOR};
 use super::gateway::{GatewayError, Intent, IntentStatus};
 use super::guard::backoff;
-use super::service::{buyer_error, PaymentService, PROVIDER_ERROR};
+use super::service::{buyer_error, failure_code, PaymentService, PROVIDER_ERROR};
 use super::settle;
 use crate::domain::status::PaymentStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
@@ -264,17 +264,14 @@ impl PaymentService {
             }
             Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
                 tracing::warn!(payment_id = %attempt.id, error = %e, "the provider refused the attempt");
-                let code = match &e {
-                    GatewayError::Declined { code, .. } => code.as_str(),
-                    _ => PROVIDER_ERROR,
-                };
+                let code = failure_code(&e);
                 answered(
                     settle::transition(
                         &self.pool,
                         attempt.id,
                         &PaymentStatus::OPEN,
                         PaymentStatus::Failed,
-                        Some(code),
+                        Some(&code),
                         None,
                     )
                     .await,

@@ -122,21 +122,29 @@ pub async fn apply_refund(
     }
 }
 
-/// What an admin's refund did.
+/// What an admin's refund did. A free order has no payment: nothing went
+/// back through the provider.
 pub struct OrderRefund {
-    pub payment_id: Uuid,
-    pub payment_status: PaymentStatus,
+    pub payment_id: Option<Uuid>,
+    pub payment_status: Option<PaymentStatus>,
     pub seats_released: bool,
 }
 
 /// Refunds a paid order in full: in one transaction the order becomes
 /// `refunded`, its payment `refund_pending` and (if asked) its seats go back
-/// on sale; then the provider is asked. A second call finds the order
-/// refunded already and changes nothing.
+/// on sale; then the provider is asked. A free order (paid with no payment)
+/// is only marked refunded: the provider is not called. A second call finds
+/// the order refunded already and changes nothing.
 pub async fn refund_order(payments: &PaymentService, order_id: Uuid, release_seats: bool) -> ApiResult<OrderRefund> {
-    let payment_id = mark_refunded(&payments.pool, order_id, release_seats).await?;
+    let Some(payment_id) = mark_refunded(&payments.pool, order_id, release_seats).await? else {
+        return Ok(OrderRefund { payment_id: None, payment_status: None, seats_released: release_seats });
+    };
     let payment_status = ask_now(payments, payment_id).await;
-    Ok(OrderRefund { payment_id, payment_status, seats_released: release_seats })
+    Ok(OrderRefund {
+        payment_id: Some(payment_id),
+        payment_status: Some(payment_status),
+        seats_released: release_seats,
+    })
 }
 
 /// The admin's request asks the provider itself; if that fails, the reconciler asks later.
@@ -147,7 +155,8 @@ async fn ask_now(payments: &PaymentService, payment_id: Uuid) -> PaymentStatus {
     })
 }
 
-async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> ApiResult<Uuid> {
+/// Answers the payment whose money is to go back; `None` for a free order.
+async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> ApiResult<Option<Uuid>> {
     let mut tx = pool.begin().await?;
     let order = lock_order(&mut tx, order_id).await?;
     match order.status {
@@ -160,17 +169,30 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
     // The request asks the provider itself right after this commit; the
     // reconciler leaves the payment to it for a few seconds, so the refund is
     // not usually asked for twice at once (if it is, both carry the same key).
-    let payment_id = payment_of(&mut tx, order_id, PaymentStatus::Succeeded).await?.ok_or(sqlx::Error::RowNotFound)?;
-    let also = Also { check_in_secs: Some(ASKED_NOW_SECS), ..Also::default() };
-    payment_status::transition(&mut *tx, payment_id, &[PaymentStatus::Succeeded], PaymentStatus::RefundPending, also)
-        .await?;
+    let payment_id = match payment_of(&mut tx, order_id, PaymentStatus::Succeeded).await? {
+        Some(payment_id) => {
+            let also = Also { check_in_secs: Some(ASKED_NOW_SECS), ..Also::default() };
+            payment_status::transition(
+                &mut *tx,
+                payment_id,
+                &[PaymentStatus::Succeeded],
+                PaymentStatus::RefundPending,
+                also,
+            )
+            .await?;
+            Some(payment_id)
+        }
+        // Free: paid with no payment, nothing to give back.
+        None if order.amount_minor == 0 => None,
+        None => return Err(sqlx::Error::RowNotFound.into()),
+    };
     order_status::transition(&mut *tx, order_id, &[OrderStatus::Paid], OrderStatus::Refunded).await?;
     crate::mail::outbox::enqueue(&mut tx, order_id, crate::mail::outbox::MailKind::OrderRefunded).await?;
     if release_seats {
         release(&mut tx, order_id, order.hold_id).await?;
     }
     tx.commit().await?;
-    tracing::info!(%order_id, %payment_id, release_seats, "order refunded by an admin");
+    tracing::info!(%order_id, ?payment_id, release_seats, "order refunded by an admin");
     Ok(payment_id)
 }
 
@@ -196,7 +218,11 @@ pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResul
     tx.commit().await?;
     tracing::info!(%order_id, %payment_id, "an admin asked for a failed refund again");
     let payment_status = ask_now(payments, payment_id).await;
-    Ok(OrderRefund { payment_id, payment_status, seats_released: order.seats_released })
+    Ok(OrderRefund {
+        payment_id: Some(payment_id),
+        payment_status: Some(payment_status),
+        seats_released: order.seats_released,
+    })
 }
 
 /// How long the reconciler leaves a refund the admin's request asks for itself.
@@ -256,6 +282,7 @@ pub async fn release_seats(pool: &PgPool, order_id: Uuid) -> ApiResult<()> {
 /// An order's row, locked for the rest of the transaction (orders are always locked before their payments).
 struct LockedOrder {
     status: OrderStatus,
+    amount_minor: i64,
     hold_id: Uuid,
     seats_released: bool,
 }
@@ -263,7 +290,7 @@ struct LockedOrder {
 async fn lock_order(tx: &mut sqlx::PgConnection, order_id: Uuid) -> ApiResult<LockedOrder> {
     sqlx::query_as!(
         LockedOrder,
-        r#"SELECT status AS "status: OrderStatus", hold_id,
+        r#"SELECT status AS "status: OrderStatus", amount_minor, hold_id,
                   seats_released_at IS NOT NULL AS "seats_released!"
            FROM orders WHERE id = $1 FOR UPDATE"#,
         order_id

@@ -35,16 +35,52 @@ pub struct PaymentService {
     pub paid: PaidBatcher,
 }
 
+/// The provider's refusals of an amount itself (Stripe's error codes on a
+/// PaymentIntent's creation): permanent for the order whatever the card, so
+/// its attempt fails with the code and the buyer is told, never "retry".
+const AMOUNT_REFUSALS: [ErrorCode; 2] = [ErrorCode::AmountTooSmall, ErrorCode::AmountTooLarge];
+
+fn amount_refusal(code: &str) -> Option<ErrorCode> {
+    AMOUNT_REFUSALS.into_iter().find(|c| c.as_str() == code)
+}
+
+/// The failure code an attempt the provider refused is recorded with: a
+/// decline's code, the amount refusal's code, else [`PROVIDER_ERROR`]
+/// (nothing charged, a new attempt may go through).
+pub fn failure_code(e: &GatewayError) -> String {
+    match e {
+        GatewayError::Declined { code, .. } => code.clone(),
+        GatewayError::Refused { code, .. } if amount_refusal(code).is_some() => code.clone(),
+        _ => PROVIDER_ERROR.to_owned(),
+    }
+}
+
+/// The buyer's 422 for an order whose amount the provider will not charge.
+fn amount_refused(code: ErrorCode) -> ApiError {
+    let message = match code {
+        ErrorCode::AmountTooSmall => {
+            "the payment provider cannot charge an amount this small; the organiser has been told"
+        }
+        _ => "the payment provider cannot charge an amount this large; the organiser has been told",
+    };
+    ApiError::Validation { code, message: message.into() }
+}
+
 /// What a buyer is told when the provider did not take their payment. Only
-/// declines are meant for buyers; anything else (no answer, a stored error,
-/// a wrong API key, the rate limit, an invalid request) is the operator's
-/// problem: logged in full, and the buyer gets a 503 to retry later.
+/// declines and refusals of the amount are meant for buyers; anything else
+/// (no answer, a stored error, a wrong API key, the rate limit, an invalid
+/// request) is the operator's problem: logged in full, and the buyer gets a
+/// 503 to retry later.
 pub fn buyer_error(e: GatewayError) -> ApiError {
     match e {
         GatewayError::Declined { code, message } => {
             let message =
                 if message.is_empty() { "the card was declined; you can try another card".into() } else { message };
             ApiError::PaymentRefused { code, message }
+        }
+        GatewayError::Refused { code, message } if amount_refusal(&code).is_some() => {
+            tracing::error!(%code, %message, "the payment provider refuses to charge this order's amount");
+            amount_refused(amount_refusal(&code).expect("checked"))
         }
         GatewayError::Unknown(detail) => {
             tracing::warn!(%detail, "payment provider did not answer");
@@ -121,6 +157,9 @@ pub(super) fn outcome_answer(status: PaymentStatus, view: PaymentView) -> ApiRes
 pub(super) fn declined(view: &PaymentView) -> ApiError {
     if view.failure_code.as_deref() == Some(PROVIDER_ERROR) {
         return unavailable();
+    }
+    if let Some(code) = view.failure_code.as_deref().and_then(amount_refusal) {
+        return amount_refused(code);
     }
     let code = view.failure_code.clone().unwrap_or_else(|| ErrorCode::CardDeclined.as_str().into());
     ApiError::PaymentRefused { code, message: "the card was declined; you can try again with another card".into() }

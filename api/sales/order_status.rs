@@ -9,6 +9,8 @@ use crate::domain::status::{checked, OrderStatus};
 pub struct Moved {
     pub id: Uuid,
     pub hold_id: Uuid,
+    /// Set once it became paid.
+    pub paid_at: Option<time::OffsetDateTime>,
 }
 
 /// Moves the order to `to` if it is in one of `from` and answers its seats;
@@ -35,7 +37,7 @@ pub async fn transition_all(
         Moved,
         r#"UPDATE orders SET status = $3, finished_at = now(), paid_at = CASE WHEN $4 THEN now() ELSE paid_at END
            WHERE id = ANY($1) AND status = ANY($2)
-           RETURNING id, hold_id"#,
+           RETURNING id, hold_id, paid_at"#,
         ids,
         from as &[OrderStatus],
         to as OrderStatus,

@@ -16,6 +16,7 @@ mod mail_server;
 mod metrics;
 mod ops;
 mod orders;
+mod provider_limits;
 mod refunds;
 mod resilience;
 mod startup;

@@ -68,6 +68,33 @@ ls.PaymentIntent._export = _export_payment_intent
 # the older payment_method_types and refuses unknown parameters.
 _payment_intent_init = ls.PaymentIntent.__init__
 
+# Stripe refuses a PaymentIntent under the currency's minimum charge
+# (amount_too_small) or over eight digits (amount_too_large), with a 400
+# invalid_request_error; localstripe takes any positive amount. Minimums in
+# Stripe's units, from "Minimum and maximum charge amounts" of Stripe's
+# currencies page (Stripe converts to the settlement currency first; this
+# account settles in each presentment currency).
+STRIPE_MINIMUMS = {
+    'usd': 50, 'aed': 200, 'aud': 50, 'bgn': 100, 'brl': 50, 'cad': 50, 'chf': 50, 'czk': 1500, 'dkk': 250,
+    'eur': 50, 'gbp': 30, 'hkd': 400, 'huf': 17500, 'inr': 50, 'jpy': 50, 'mxn': 1000, 'myr': 200, 'nok': 300,
+    'nzd': 50, 'pln': 200, 'ron': 200, 'sek': 300, 'sgd': 50, 'thb': 1000,
+}
+
+
+def _check_charge_limits(amount, currency):
+    try:
+        amount = int(amount)
+    except (TypeError, ValueError):
+        return  # localstripe refuses it itself
+    minimum = STRIPE_MINIMUMS.get(str(currency).lower(), 1)
+    if amount < minimum:
+        raise UserError(400, f'Amount must be at least {minimum} {currency} (in minor units)',
+                        {'code': 'amount_too_small', 'param': 'amount'})
+    if amount > 99999999:
+        raise UserError(400, 'Amount must be no more than 99999999 (in minor units)',
+                        {'code': 'amount_too_large', 'param': 'amount'})
+
+
 
 def _init_payment_intent(self, allowed_payment_method_types=None, use_stripe_sdk=None, return_url=None, **kwargs):
     if allowed_payment_method_types is not None:
@@ -77,6 +104,7 @@ def _init_payment_intent(self, allowed_payment_method_types=None, use_stripe_sdk
         raise UserError(400, 'Invalid URL: return_url', {'code': 'url_invalid', 'param': 'return_url'})
     if use_stripe_sdk not in (None, 'true', 'false'):
         raise UserError(400, 'Invalid boolean: use_stripe_sdk', {'param': 'use_stripe_sdk'})
+    _check_charge_limits(kwargs.get('amount'), kwargs.get('currency'))
     _payment_intent_init(self, **kwargs)
     self.__dict__['_return_url'] = return_url
 

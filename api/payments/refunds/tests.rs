@@ -73,7 +73,7 @@ async fn news_of_a_failed_refund_does_not_fail_the_refund_asked_for_after_it() {
     // The provider knows no such intent: the new refund is not sent yet and the reconciler will ask.
     let gateway = Arc::new(SimulatedGateway::new(db.pool.clone(), SimulatedFaults::default()));
     let asked = retry_refund(&PaymentService::new(db.pool.clone(), gateway), order).await.unwrap();
-    assert_eq!(asked.payment_status, PaymentStatus::RefundPending);
+    assert_eq!(asked.payment_status, Some(PaymentStatus::RefundPending));
     assert_eq!(payment(&db, id).await, (PaymentStatus::RefundPending, None, 1));
 
     let late = apply_refund(&db.pool, id, Some("re_first"), &failed).await.unwrap();

@@ -65,8 +65,11 @@ pub struct RefundRequest {
 #[serde(deny_unknown_fields)]
 pub struct Refund {
     pub order_id: Uuid,
-    pub payment_id: Uuid,
-    pub payment_status: PaymentStatus,
+    /// `None` for a free order (no payment).
+    #[serde(deserialize_with = "nullable")]
+    pub payment_id: Option<Uuid>,
+    #[serde(deserialize_with = "nullable")]
+    pub payment_status: Option<PaymentStatus>,
     pub seats_released: bool,
 }
 
@@ -106,6 +109,7 @@ pub enum MismatchKind {
     RefundNotReflected,
     AmountMismatch,
     RefundFailed,
+    AmountNotChargeable,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
