@@ -119,7 +119,7 @@ test('a card that needs 3-D Secure: the challenge is completed and the order is 
   }
 });
 
-test('a reload mid-challenge shows the challenge of the same PaymentIntent again, not the card form', async () => {
+test('a reload or a redirect back mid-challenge shows the challenge of the same PaymentIntent again, not the card form', async () => {
   const order = await newOrder(1);
   const s = await openOrder(order);
   const { page, requests } = s;
@@ -135,7 +135,17 @@ test('a reload mid-challenge shows the challenge of the same PaymentIntent again
     assert.equal(again.intent, first.intent, 'the same PaymentIntent');
     assert.match(await page.locator('#o-status').innerText(), /Confirm with your bank/);
     await h.screenshot(page, 'stripe-3ds-reloaded-challenge');
-    await again.frame.getByRole('button', { name: 'Complete authentication' }).click();
+
+    // Back through Stripe's redirect to the return_url, which adds the intent
+    // and its client secret to the query: the same challenge again, and the
+    // client secret leaves the address bar.
+    const [pi] = await stripe.paymentIntentsOf(order.id);
+    const query = new URLSearchParams({ payment_intent: pi.id, payment_intent_client_secret: pi.client_secret });
+    await page.goto(`${server.base}/order.html?${query}#id=${order.id}`);
+    const redirected = await challengeShown(page);
+    assert.equal(redirected.intent, first.intent, 'the same PaymentIntent after the redirect');
+    assert.equal(new URL(page.url()).search, '', 'no client secret left in the address');
+    await redirected.frame.getByRole('button', { name: 'Complete authentication' }).click();
 
     await paidWithTickets(page, 1);
     const intents = await stripe.paymentIntentsOf(order.id);
