@@ -24,6 +24,10 @@
   if (id && params.get('secret')) {
     localStorage.setItem(storeKey, secret); // so the buyer can come back to the tickets
     scrubFragment(id);
+  } else if (id && location.search) {
+    // Back from the bank through Stripe's return_url, which adds the
+    // PaymentIntent's client secret to the query: keep it out of the history.
+    scrubFragment(id);
   }
 
   const simPay = $('#sim-pay');
@@ -39,6 +43,10 @@
   let ticketsShown = false;
   let windowClosed = false;
   let stripeReady = null;
+  // 3-D Secure: the attempt whose challenge is open ({id, done}), and how each
+  // challenge this page showed ended ('passed' or 'failed'), by payment id.
+  let challenge = null;
+  const challenged = new Map();
   const simAction = new Action();
   const stripeAction = new Action();
 
@@ -112,24 +120,34 @@
     $('#o-email').textContent = order.email;
     const total = formatMoney(order.amount_minor, order.currency);
 
+    const awaiting = order.status === 'awaiting_payment';
+    const p = order.payment;
+    const gateway = config ? config.gateway : null;
+    // The buyer's bank wants the buyer to confirm the latest attempt (3-D
+    // Secure): show that challenge again (after a reload, a redirect back, a
+    // trip to the banking app) rather than the card form, which would start a
+    // second payment. Once the challenge failed here, the buyer may use another card.
+    const action = awaiting && p && p.status === 'requires_action' && p.client_secret && gateway === 'stripe'
+      ? challenged.get(p.id) || 'pending' : null;
+
     const pill = $('#o-status');
     let label = STATUS_TEXT[order.status] || order.status;
-    const p = order.payment;
-    if (order.status === 'awaiting_payment' && p && (p.status === 'processing' || p.status === 'succeeded')) {
+    if (awaiting && p && (p.status === 'processing' || p.status === 'succeeded' || action === 'passed')) {
       label = 'Payment processing';
+    } else if (action === 'pending') {
+      label = 'Confirm with your bank';
     }
     pill.textContent = label;
     pill.className = `pill${order.status === 'paid' ? ' paid' : ''}${['expired', 'canceled', 'refunded'].includes(order.status) ? ' bad' : ''}`;
 
-    const awaiting = order.status === 'awaiting_payment';
-    // No second attempt while the provider is still working on one.
-    const inFlight = Boolean(p && (p.status === 'processing' || p.status === 'succeeded'));
-    const canPay = awaiting && !windowClosed && !inFlight;
-    const gateway = config ? config.gateway : null;
+    // No second attempt while the provider is still working on one, or the buyer's bank on it.
+    const inFlight = Boolean(p && (p.status === 'processing' || p.status === 'succeeded')) || action === 'passed';
+    const canPay = awaiting && !windowClosed && !inFlight && action !== 'pending';
     $('#pay-simulated').hidden = !(canPay && gateway === 'simulated');
     $('#pay-stripe').hidden = !(canPay && gateway === 'stripe');
     simPay.textContent = `Pay ${total} (simulated)`;
     if (canPay && gateway === 'stripe') setUpStripe();
+    if (action === 'pending' && !windowClosed) authenticate(p);
 
     if (awaiting) {
       $('#title').textContent = 'Pay for your tickets';
@@ -283,6 +301,42 @@
     return stripeReady;
   }
 
+  // 3-D Secure for attempt `payment` (requires_action): Stripe.js shows the
+  // bank's challenge; then the order tells how the payment ended. One
+  // challenge at a time: a poll that sees the same attempt joins it.
+  function authenticate(payment) {
+    if (challenge) return challenge.done;
+    const run = (async () => {
+      say('Your bank asks you to confirm this payment. Follow the steps in the window that opened.');
+      let outcome;
+      try {
+        const { stripe } = await setUpStripe();
+        outcome = await stripe.handleNextAction({ clientSecret: payment.client_secret });
+      } catch (err) {
+        // Stripe.js did not load, or the attempt no longer waits for the bank
+        // (it ended meanwhile): the order says what happened.
+        outcome = { thrown: err };
+      }
+      challenged.set(payment.id, outcome.paymentIntent ? 'passed' : 'failed');
+      challenge = null;
+      if (outcome.paymentIntent) {
+        showError('');
+        say('Confirmed by your bank. Waiting for the payment to complete…');
+      } else if (outcome.error) {
+        say('');
+        showError(`${NTS.sentence(outcome.error.message) || 'Your bank did not confirm the payment.'} `
+          + 'No money was taken.');
+      } else {
+        say('');
+        showError('Your bank\'s confirmation could not be shown. Checking the payment…');
+      }
+      if (order) render();
+      schedulePoll(0);
+    })();
+    challenge = { id: payment.id, done: run };
+    return run;
+  }
+
   $('#stripe-form').addEventListener('submit', (e) => {
     e.preventDefault();
     const btn = $('#stripe-pay');
@@ -317,14 +371,11 @@
         });
         stripeAction.finish();
         stripeAction.pm = null;
-        if (payment.status === 'requires_action') {
-          const { error } = await stripe.handleNextAction({ clientSecret: payment.client_secret });
-          if (error) {
-            say('');
-            showError(error.message || 'Your card was not confirmed.');
-            schedulePoll(0);
-            return;
-          }
+        if (payment.status === 'requires_action' && payment.client_secret) {
+          order = { ...order, payment };
+          render(); // hides the card form and opens the challenge
+          await authenticate(payment);
+          return;
         }
         say('Payment sent. Waiting for confirmation…');
         schedulePoll(0);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::parse::{parse, parse_origin};
+use super::parse::parse;
 use super::{ConfigError, MIN_ADMIN_TOKEN_LEN};
 
 /// E-mail to buyers (`NTS_SMTP_URL`, `NTS_MAIL_*`). Without SMTP the outbox
@@ -12,7 +12,7 @@ pub struct MailSettings {
     /// For lettre: `smtp://` made STARTTLS-required unless `?tls=` says otherwise.
     pub smtp_url: Option<String>,
     pub from: Option<lettre::message::Mailbox>,
-    /// Where buyers open the shop, without trailing `/` (`https://tickets.example.com`).
+    /// For the order links: `Config::public_url`.
     pub public_url: Option<String>,
     /// Seals order secrets for the links in e-mails (`NTS_MAIL_KEY`, else derived from `NTS_ADMIN_TOKEN`).
     pub link_key: Option<crate::mail::links::LinkKey>,
@@ -41,6 +41,7 @@ impl std::fmt::Debug for MailSettings {
 pub(super) fn mail_settings(
     get: impl Fn(&'static str) -> Option<String> + Copy,
     admin_token: Option<&str>,
+    public_url: Option<&str>,
 ) -> Result<MailSettings, ConfigError> {
     let problem = |variable, problem: String| ConfigError { variable, problem };
     let smtp_url = get("NTS_SMTP_URL")
@@ -54,18 +55,6 @@ pub(super) fn mail_settings(
                     format!("expected an address such as Tickets <tickets@example.com>, got {raw:?}"),
                 )
             })
-        })
-        .transpose()?;
-    let public_url = get("NTS_PUBLIC_URL")
-        .map(|raw| {
-            let url = raw.trim().trim_end_matches('/').to_owned();
-            match parse_origin(&url) {
-                Ok(_) => Ok(url),
-                Err(_) => Err(problem(
-                    "NTS_PUBLIC_URL",
-                    format!("expected the shop's origin such as https://tickets.example.com, got {raw:?}"),
-                )),
-            }
         })
         .transpose()?;
     if smtp_url.is_some() {
@@ -89,7 +78,7 @@ pub(super) fn mail_settings(
     Ok(MailSettings {
         smtp_url,
         from,
-        public_url,
+        public_url: public_url.map(str::to_owned),
         link_key,
         lease: Duration::from_secs(parse(get, "NTS_MAIL_LEASE_SECONDS", 120u64, 2..=86_400)?),
         retry_first,

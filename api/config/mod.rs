@@ -35,6 +35,10 @@ pub struct Config {
     pub payments: Payments,
     /// Opens `GET /metrics`; without it that route answers 404.
     pub metrics_token: Option<crate::metrics::MetricsToken>,
+    /// Where buyers open the shop, without trailing `/` (`https://tickets.example.com`,
+    /// `NTS_PUBLIC_URL`): e-mail links, and where Stripe sends a buyer back after
+    /// authenticating a payment. Never taken from a request's headers, which anyone can set.
+    pub public_url: Option<String>,
     pub mail: MailSettings,
 }
 
@@ -151,7 +155,17 @@ impl Config {
                     .into(),
             });
         }
-        let mail = mail_settings(get, (!admin_token.generated).then_some(admin_token.value.as_str()))?;
+        let public_url = public_url(get)?;
+        if public_url.is_none() && !simulated {
+            return Err(ConfigError {
+                variable: "NTS_PUBLIC_URL",
+                problem: "missing: Stripe needs the shop's origin, such as https://tickets.example.com, to send \
+                          buyers back to their order page after 3-D Secure"
+                    .into(),
+            });
+        }
+        let mail =
+            mail_settings(get, (!admin_token.generated).then_some(admin_token.value.as_str()), public_url.as_deref())?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -183,7 +197,21 @@ impl Config {
                 }
                 value => value.map(|v| crate::metrics::MetricsToken(v.trim().to_owned())),
             },
+            public_url,
             mail,
         })
+    }
+}
+
+/// `NTS_PUBLIC_URL`: an origin, kept without its trailing `/`.
+fn public_url(get: impl Fn(&'static str) -> Option<String>) -> Result<Option<String>, ConfigError> {
+    let Some(raw) = get("NTS_PUBLIC_URL") else { return Ok(None) };
+    let url = raw.trim().trim_end_matches('/').to_owned();
+    match parse_origin(&url) {
+        Ok(_) => Ok(Some(url)),
+        Err(_) => Err(ConfigError {
+            variable: "NTS_PUBLIC_URL",
+            problem: format!("expected the shop's origin such as https://tickets.example.com, got {raw:?}"),
+        }),
     }
 }

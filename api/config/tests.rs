@@ -67,7 +67,7 @@ fn simulated_payments_and_stripe_keys_do_not_mix() {
 
 #[test]
 fn the_demo_and_the_fault_knobs_exist_only_with_simulated_payments() {
-    let c = exactly(&STRIPE).unwrap();
+    let c = exactly(&[&STRIPE[..], &[PUBLIC_URL]].concat()).unwrap();
     assert!(!c.demo && c.simulated().is_none() && c.stripe().is_some());
     let mut vars = STRIPE.to_vec();
     vars.push(("NTS_DEMO", "true"));
@@ -136,6 +136,7 @@ const STRIPE: [(&str, &str); 3] = [
     ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_public"),
     ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_hook"),
 ];
+const PUBLIC_URL: (&str, &str) = ("NTS_PUBLIC_URL", "https://tickets.example.com/");
 
 #[test]
 fn stripe_is_off_without_its_settings() {
@@ -144,7 +145,9 @@ fn stripe_is_off_without_its_settings() {
 
 #[test]
 fn stripe_with_its_keys_uses_stripe_defaults() {
-    let s = exactly(&STRIPE).unwrap().stripe().unwrap().clone();
+    let c = exactly(&[&STRIPE[..], &[PUBLIC_URL]].concat()).unwrap();
+    assert_eq!(c.public_url.as_deref(), Some("https://tickets.example.com"));
+    let s = c.stripe().unwrap().clone();
     assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
     assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
     assert_eq!(s.timeout, Duration::from_secs(20));
@@ -156,7 +159,7 @@ fn stripe_with_its_keys_uses_stripe_defaults() {
 fn the_api_base_gets_its_trailing_slash() {
     for base in ["http://127.0.0.1:12111", "http://127.0.0.1:12111/"] {
         let mut vars = STRIPE.to_vec();
-        vars.push(("NTS_STRIPE_API_BASE", base));
+        vars.extend([("NTS_STRIPE_API_BASE", base), PUBLIC_URL]);
         assert_eq!(exactly(&vars).unwrap().stripe().unwrap().api_base, "http://127.0.0.1:12111/");
     }
 }
@@ -186,4 +189,14 @@ fn malformed_stripe_settings_name_their_variable() {
         vars.push((variable, value));
         assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
     }
+}
+
+#[test]
+fn stripe_needs_the_public_url_the_simulated_gateway_does_not() {
+    let err = exactly(&STRIPE).err().unwrap();
+    assert_eq!(err.variable, "NTS_PUBLIC_URL");
+    assert!(err.problem.contains("3-D Secure"), "{err}");
+    let err = exactly(&[&STRIPE[..], &[("NTS_PUBLIC_URL", "tickets.example.com")]].concat()).err().unwrap();
+    assert_eq!(err.variable, "NTS_PUBLIC_URL");
+    assert!(config(&[]).unwrap().public_url.is_none());
 }

@@ -142,11 +142,9 @@ pub async fn create_payment(
     fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;
     let method = method.map(PaymentMethod::Provider);
     // Where Stripe sends the buyer back if authenticating needs a redirect:
-    // this order's page, on the address the buyer used.
-    let return_url = {
-        let conn = req.connection_info();
-        format!("{}://{}/order.html#id={order_id}", conn.scheme(), conn.host())
-    };
+    // this order's page at the configured origin (required with Stripe), never
+    // at the Host or X-Forwarded-Host the request claims.
+    let return_url = state.config.public_url.as_ref().map(|origin| format!("{origin}/order.html#id={order_id}"));
     let key = KeyContext::of(&req);
     // An earlier request with this key started an attempt and never answered: carry on with it.
     let resumed = match key.as_ref().and_then(|k| k.recovery_point()) {
@@ -155,7 +153,7 @@ pub async fn create_payment(
     };
     let payment = match resumed {
         Some(payment) => payment,
-        None => state.payments.start_attempt(order_id, method, Some(return_url), key.as_deref()).await?,
+        None => state.payments.start_attempt(order_id, method, return_url, key.as_deref()).await?,
     };
     idempotency::debug_stall("payment").await;
     Ok(HttpResponse::Created().json(payment))

@@ -18,6 +18,8 @@ use nts_testkit::{new_app, ApiResult, Expect, TestApp};
 use uuid::Uuid;
 
 pub const WEBHOOK_SECRET: &str = "whsec_nts_test_secret";
+/// The shop's origin the Stripe instances are configured with (`NTS_PUBLIC_URL`).
+pub const PUBLIC_URL: &str = "https://tickets.nts.test";
 const ROOT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
 
 pub struct Emulator {
@@ -213,6 +215,7 @@ pub async fn spawn_stripe_app(settings: &[(&str, &str)], webhooks: bool) -> (Tes
         ("NTS_STRIPE_API_BASE", emulator.proxy_url.as_str()),
         ("NTS_STRIPE_JS_URL", js.as_str()),
         ("NTS_STRIPE_TIMEOUT_MS", "1500"),
+        ("NTS_PUBLIC_URL", PUBLIC_URL),
     ];
     all.extend_from_slice(settings);
     let mut app = new_app(&all).await;

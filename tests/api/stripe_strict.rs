@@ -233,6 +233,7 @@ async fn a_webhook_interrupted_by_a_crash_is_applied_when_delivered_again() {
             ("NTS_STRIPE_API_BASE", stripe.proxy_url.as_str()),
             ("NTS_STRIPE_TIMEOUT_MS", "10000"),
             ("NTS_RECONCILE_MS", "600000"),
+            ("NTS_PUBLIC_URL", PUBLIC_URL),
         ],
     );
     // The effect asks Stripe for the PaymentIntent; that answer is slow, and
@@ -513,12 +514,33 @@ async fn a_failed_authentication_cancels_the_payment_intent() {
     let form = form_decode(create["body"].as_str().unwrap());
     let field = |name: &str| form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str());
     assert_eq!(field("use_stripe_sdk"), Some("true"), "{form:?}");
-    let return_url = field("return_url").unwrap();
-    assert!(return_url.starts_with("http://127.0.0.1:") && return_url.ends_with(&format!("/order.html#id={order}")));
+    assert_eq!(field("return_url"), Some(format!("{PUBLIC_URL}/order.html#id={order}").as_str()));
     assert_eq!(field("metadata[nts_order_id]"), Some(order.to_string().as_str()));
     assert_eq!(field("metadata[nts_payment_id]"), Some(payment.id.to_string().as_str()));
     assert_eq!(field("metadata[order_id]"), None, "generic keys would be mistaken for another integration's");
     settled_and_audited(&app).await;
+}
+
+// Where Stripe sends the buyer back after authenticating is the configured
+// NTS_PUBLIC_URL: a request's Host and X-Forwarded-Host headers, which anyone
+// can set, would let a link or a proxy send buyers to another site.
+#[tokio::test]
+async fn the_return_url_is_the_configured_origin_whatever_the_request_claims() {
+    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let (order, secret, _) = stripe_order(&app, 1).await;
+    let card = stripe.card("4000002760003184").await;
+    let forged = app.api_on(0).with_header("Host", "evil.example").with_header("X-Forwarded-Host", "evil.example");
+    let forged = forged.with_header("X-Forwarded-Proto", "https").with_header("Forwarded", "host=evil.example");
+    let request = PaymentRequest { payment_method: Some(card) };
+    let payment = forged.create_payment(order, &secret, &request).await.expect_status(201);
+    assert_eq!(payment.status, PaymentStatus::RequiresAction);
+
+    let create =
+        stripe.calls().await.into_iter().find(|c| c["path"] == "/v1/payment_intents" && c["method"] == "POST").unwrap();
+    let form = form_decode(create["body"].as_str().unwrap());
+    let return_url = form.iter().find(|(k, _)| k == "return_url").map(|(_, v)| v.as_str());
+    assert_eq!(return_url, Some(format!("{PUBLIC_URL}/order.html#id={order}").as_str()), "{form:?}");
+    assert!(!create["body"].as_str().unwrap().contains("evil"));
 }
 
 // 1. Listing the account's PaymentIntents grows with its history and may take

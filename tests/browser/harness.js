@@ -53,7 +53,85 @@ function dropDatabase(db) {
   if (r.status !== 0) console.error(`could not drop ${db}: ${r.stderr || r.error}`);
 }
 
-// Start `nts` with its own database. Options: holdSeconds, demo (default false), env.
+// ---------- Stripe emulator ----------
+
+const STRIPE_DIR = path.join(REPO, 'tests', 'stripe');
+const STRIPE_WEBHOOK_SECRET = 'whsec_nts_browser_test';
+
+// localstripe and the strict proxy in front of it (tests/stripe/emulator.py),
+// as the Rust Stripe tests start them; installs localstripe first if missing.
+// nts talks to the proxy; the pages load the emulated Stripe.js from, and
+// talk to, localstripe itself (as browsers talk to js.stripe.com and api.stripe.com).
+async function startStripeEmulator(name) {
+  const setup = spawnSync('bash', [path.join(STRIPE_DIR, 'setup.sh')], { encoding: 'utf8' });
+  if (setup.status !== 0) {
+    throw new Error(`tests/stripe/setup.sh failed (localstripe is needed):\n${setup.stdout}${setup.stderr}`);
+  }
+  fs.mkdirSync(ARTIFACTS, { recursive: true });
+  const logPath = path.join(ARTIFACTS, `${name}.stripe.log`);
+  const log = fs.openSync(logPath, 'w');
+  const child = spawn(path.join(STRIPE_DIR, '.venv', 'bin', 'python'), [path.join(STRIPE_DIR, 'emulator.py')], {
+    cwd: STRIPE_DIR,
+    stdio: ['pipe', 'pipe', log],
+  });
+  fs.closeSync(log);
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+  const ports = await new Promise((resolve, reject) => {
+    let out = '';
+    const timer = setTimeout(() => reject(new Error(`the Stripe emulator did not start; see ${logPath}`)), 30000);
+    child.stdout.on('data', (chunk) => {
+      out += chunk;
+      const nl = out.indexOf('\n');
+      if (nl >= 0) {
+        clearTimeout(timer);
+        try {
+          resolve(JSON.parse(out.slice(0, nl)));
+        } catch (e) {
+          reject(new Error(`the Stripe emulator said ${JSON.stringify(out)}; see ${logPath}`));
+        }
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`the Stripe emulator exited (${code}); see ${logPath}`));
+    });
+  });
+  const stripeUrl = `http://127.0.0.1:${ports.stripe}`;
+  const proxyUrl = `http://127.0.0.1:${ports.proxy}`;
+  const getJson = async (url) => {
+    const res = await fetch(url, { headers: { Authorization: 'Bearer sk_test_browser' } });
+    assert.equal(res.status, 200, `GET ${url}: HTTP ${res.status}`);
+    return res.json();
+  };
+  return {
+    stripeUrl,
+    proxyUrl,
+    webhookSecret: STRIPE_WEBHOOK_SECRET,
+    // The calls nts made to "Stripe" (through the proxy): method, path, key, body, status.
+    calls: () => getJson(`${proxyUrl}/_proxy/calls`),
+    // The PaymentIntents Stripe holds for an order (nts names its orders in their metadata).
+    async paymentIntentsOf(orderId) {
+      const all = await getJson(`${stripeUrl}/v1/payment_intents?limit=100`);
+      return all.data.filter((pi) => pi.metadata && pi.metadata.nts_order_id === orderId);
+    },
+    async registerWebhook(id, url) {
+      const res = await fetch(`${stripeUrl}/_config/webhooks/${id}`, {
+        method: 'POST',
+        body: new URLSearchParams({ url, secret: STRIPE_WEBHOOK_SECRET }),
+      });
+      assert.equal(res.status, 200, 'register the webhook');
+    },
+    async stop() {
+      child.stdin.end();
+      child.kill('SIGTERM');
+    },
+  };
+}
+
+// Start `nts` with its own database. Options: holdSeconds, demo (default false), env;
+// stripe: an emulator from startStripeEmulator, to take payments through it
+// (nts's webhook is registered with it; NTS_PUBLIC_URL is the server's address).
 async function startServer(name, opts = {}) {
   if (!fs.existsSync(BIN)) {
     throw new Error(`nts binary not found at ${BIN}: build it with \`cargo build --bin nts\` or set NTS_BIN`);
@@ -78,6 +156,15 @@ async function startServer(name, opts = {}) {
     NTS_STATIC_DIR: path.join(REPO, 'static'),
     RUST_LOG: process.env.RUST_LOG || 'info',
     ...(opts.holdSeconds ? { NTS_HOLD_SECONDS: String(opts.holdSeconds) } : {}),
+    ...(opts.stripe ? {
+      NTS_PAYMENTS: 'stripe',
+      NTS_STRIPE_SECRET_KEY: 'sk_test_nts',
+      NTS_STRIPE_PUBLISHABLE_KEY: 'pk_test_nts',
+      NTS_STRIPE_WEBHOOK_SECRET: opts.stripe.webhookSecret,
+      NTS_STRIPE_API_BASE: opts.stripe.proxyUrl,
+      NTS_STRIPE_JS_URL: `${opts.stripe.stripeUrl}/js.stripe.com/v3/`,
+      NTS_PUBLIC_URL: base,
+    } : {}),
     ...(opts.env || {}),
   };
   const child = spawn(BIN, [], { cwd: REPO, env, stdio: ['ignore', log, log] });
@@ -127,6 +214,7 @@ async function startServer(name, opts = {}) {
     }
     await new Promise((r) => setTimeout(r, 200));
   }
+  if (opts.stripe) await opts.stripe.registerWebhook(name, `${base}/api/v1/payments/stripe/webhook`);
   return server;
 }
 
@@ -350,6 +438,7 @@ function posts(requests, re) {
 module.exports = {
   ARTIFACTS,
   startServer,
+  startStripeEmulator,
   call,
   expectStatus,
   createEvent,

@@ -13,6 +13,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import random
 import re
 import sys
@@ -24,7 +25,7 @@ from aiohttp import web
 
 import localstripe.resources as ls
 from localstripe.errors import UserError
-from localstripe.server import app as localstripe_app
+from localstripe.server import app as localstripe_app, get_api_key, get_post_data, json_response
 import localstripe.webhooks as ls_webhooks
 from localstripe.webhooks import schedule_webhook
 
@@ -293,6 +294,70 @@ ls_webhooks._send_webhook = _send_webhook
 async def _configure_webhooks(request):
     webhook_settings.update(await request.json())
     return web.json_response(webhook_settings)
+
+
+# Stripe.js, for the browser tests: localstripe's own has no createPaymentMethod
+# and no handleNextAction. stripe_js/v3.js is served in its place at
+# /js.stripe.com/v3/, with the frames it opens (the card fields, the 3-D Secure
+# challenge) beside it. What Stripe.js asks with the publishable key, Stripe
+# answers: creating a PaymentMethod, and reading a PaymentIntent given its
+# client secret; localstripe wants the secret key for both.
+STRIPE_JS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'stripe_js')
+STRIPE_JS_FILES = {
+    'v3.js': 'application/javascript',
+    'elements-card.html': 'text/html',
+    'elements-card.js': 'application/javascript',
+    'three-d-secure.html': 'text/html',
+    'three-d-secure.js': 'application/javascript',
+    'frames.css': 'text/css',
+}
+# What a publishable key may read of a PaymentIntent.
+PUBLISHABLE_INTENT_FIELDS = (
+    'id', 'object', 'amount', 'currency', 'status', 'client_secret', 'next_action', 'last_payment_error',
+    'payment_method', 'payment_method_types', 'capture_method', 'confirmation_method', 'created', 'livemode',
+    'canceled_at', 'cancellation_reason', 'description')
+
+
+def _stripe_js_file(name):
+    with open(os.path.join(STRIPE_JS_DIR, name), 'rb') as f:
+        return web.Response(body=f.read(), content_type=STRIPE_JS_FILES[name], headers={'Cache-Control': 'no-store'})
+
+
+def _publishable(key):
+    return isinstance(key, str) and key.startswith('pk_') and len(key) > 3
+
+
+@web.middleware
+async def _stripe_js(request, handler):
+    path = request.path
+    if request.method == 'GET' and path == '/js.stripe.com/v3/':
+        return _stripe_js_file('v3.js')
+    if request.method == 'GET' and path.startswith('/js.stripe.com/v3/') and path[18:] in STRIPE_JS_FILES:
+        return _stripe_js_file(path[18:])
+    if get_api_key(request) is not None:
+        return await handler(request)
+    if request.method == 'POST' and path == '/v1/payment_methods':
+        data = await get_post_data(request, remove_auth=False) or {}
+        if not _publishable(data.pop('key', None)):
+            raise UserError(401, 'Unauthorized')
+        data.pop('payment_user_agent', None)
+        return json_response(ls.PaymentMethod._api_create(**data)._export())
+    match = re.fullmatch(r'/v1/payment_intents/(pi_\w+)', path)
+    if request.method == 'GET' and match:
+        if not _publishable(request.query.get('key')):
+            raise UserError(401, 'Unauthorized')
+        intent = ls.PaymentIntent._api_retrieve(match.group(1))
+        if request.query.get('client_secret') != intent.client_secret:
+            raise UserError(400, 'The client_secret provided does not match the client_secret associated with '
+                                 'the PaymentIntent.', {'code': 'payment_intent_invalid_parameter'})
+        obj = intent._export()
+        return json_response({k: obj.get(k) for k in PUBLISHABLE_INTENT_FIELDS})
+    return await handler(request)
+
+
+# Inside localstripe's error middleware (which turns a UserError into Stripe's
+# error answer), before its authentication.
+localstripe_app.middlewares.insert(1, _stripe_js)
 
 
 async def _serve(app):

@@ -266,6 +266,7 @@ fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option
             ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_torture".into()),
             ("NTS_STRIPE_WEBHOOK_SECRET", stripe::WEBHOOK_SECRET.into()),
             ("NTS_STRIPE_API_BASE", api.into()),
+            ("NTS_PUBLIC_URL", "http://shop.nts.torture".into()),
             // Longer than a buyer waits, shorter than the proxy's late answers.
             ("NTS_STRIPE_TIMEOUT_MS", (s.faults.slow_ms / 2).max(500).to_string()),
         ],
