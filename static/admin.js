@@ -197,6 +197,7 @@
     };
     const maxTickets = $('#ev-max-tickets');
     if (maxTickets.value.trim()) body.max_tickets_per_order = wholeNumber(maxTickets, 'Max tickets per order');
+    body.dispute_policy = $('#ev-dispute-policy').value;
     return body;
   }
 
@@ -205,6 +206,7 @@
     $('#ev-venue').value = '';
     $('#ev-starts').value = '';
     $('#ev-max-tickets').value = '';
+    $('#ev-dispute-policy').value = 'admit';
     typesEl.replaceChildren();
     addTypeRow();
   }
@@ -299,7 +301,8 @@
           h('div', {},
             h('h3', { id: headId }, ev.name),
             h('p', { class: 'meta' }, formatDate(ev.starts_at), ' · ', ev.venue, ' · ', ev.currency,
-              ev.max_tickets_per_order ? ` · at most ${ev.max_tickets_per_order} tickets per order` : '')),
+              ev.max_tickets_per_order ? ` · at most ${ev.max_tickets_per_order} tickets per order` : '',
+              ev.dispute_policy === 'refuse_while_disputed' ? ' · charged-back tickets refused at the door' : '')),
           h('div', { class: 'actions' }, guestsBtn, csvBtn, checkinBtn)),
         h('div', { class: 'table-scroll' },
           h('table', { class: 'sales' },
@@ -441,10 +444,16 @@
 
   // ---------- refunds and the payments audit ----------
 
-  const PAYMENT_STATUS = {
-    refund_pending: 'Pending at the provider',
-    refund_failed: 'Failed — the buyer is still owed the money',
-    refunded: 'Refunded',
+  const REFUND_STATUS = {
+    pending: 'Pending at the provider',
+    failed: 'Failed — the buyer is still owed the money',
+    canceled: 'Canceled at the provider',
+    succeeded: 'Refunded',
+  };
+  const REFUND_REASON = {
+    requested_by_organiser: '',
+    order_cannot_take_payment: 'money the order could not take',
+    outside_nts: 'made outside nts (the provider\'s dashboard)',
   };
   const refundActions = new Map();
 
@@ -551,14 +560,16 @@
         h('th', { scope: 'col', class: 'num' }, 'Amount'),
         h('th', { scope: 'col' }, 'Status'),
         h('th', { scope: 'col' }, 'Seats'))),
-      h('tbody', {}, rows.map((r) => h('tr', { 'data-order-id': r.order_id, 'data-status': r.payment_status },
+      h('tbody', {}, rows.map((r) => h('tr', { 'data-order-id': r.order_id, 'data-refund-id': r.refund_id, 'data-status': r.status },
         h('td', { class: 'codes' }, r.order_id),
         h('td', {}, r.event_name),
         h('td', {}, r.buyer_email),
-        h('td', { class: 'num' }, formatMoney(r.amount_minor, r.currency)),
-        h('td', {}, PAYMENT_STATUS[r.payment_status] || r.payment_status,
-          r.refund_failure ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : '',
-          r.payment_status === 'refund_failed' ? retryRefundButton(r.order_id) : ''),
+        h('td', { class: 'num' }, formatMoney(r.amount_minor, r.currency),
+          r.amount_minor !== r.payment_amount_minor ? ` of ${formatMoney(r.payment_amount_minor, r.currency)}` : ''),
+        h('td', {}, REFUND_STATUS[r.status] || r.status,
+          REFUND_REASON[r.reason] ? h('span', { class: 'hint' }, ` (${REFUND_REASON[r.reason]})`) : '',
+          r.refund_failure && r.status !== 'succeeded' ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : '',
+          r.payment_status === 'refund_failed' && r.status === 'failed' ? retryRefundButton(r.order_id) : ''),
         h('td', {}, seatsCell(r))))))));
   }
 
@@ -604,6 +615,50 @@
     } catch (err) {
       if (!tokenRejected(err)) $('#admin-refunds').replaceChildren(h('p', { class: 'notice error' }, `Refunds could not be loaded: ${adminError(err)}`));
     }
+    await refreshDisputes();
+  }
+
+  const DISPUTE_STATUS = {
+    warning_needs_response: 'Inquiry — needs a response',
+    warning_under_review: 'Inquiry — under review',
+    warning_closed: 'Inquiry closed',
+    needs_response: 'Charged back — needs a response',
+    under_review: 'Charged back — under review',
+    won: 'Won',
+    lost: 'Lost',
+  };
+
+  function renderDisputes(rows) {
+    const el = $('#admin-disputes');
+    if (!rows.length) {
+      el.replaceChildren(h('p', { class: 'empty' }, 'No disputes.'));
+      return;
+    }
+    el.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'disputes' },
+      h('caption', { class: 'visually-hidden' }, 'Disputes'),
+      h('thead', {}, h('tr', {},
+        h('th', { scope: 'col' }, 'Order'),
+        h('th', { scope: 'col' }, 'Event'),
+        h('th', { scope: 'col' }, 'Buyer'),
+        h('th', { scope: 'col', class: 'num' }, 'Amount'),
+        h('th', { scope: 'col' }, 'Status'),
+        h('th', { scope: 'col' }, 'Reason'))),
+      h('tbody', {}, rows.map((d) => h('tr', { 'data-order-id': d.order_id, 'data-status': d.status },
+        h('td', { class: 'codes' }, d.order_id),
+        h('td', {}, d.event_name),
+        h('td', {}, d.buyer_email),
+        h('td', { class: 'num' }, formatMoney(d.amount_minor, d.currency)),
+        h('td', {}, DISPUTE_STATUS[d.status] || d.status,
+          d.funds_withdrawn ? h('span', { class: 'hint' }, ' (funds withdrawn)') : ''),
+        h('td', {}, d.reason)))))));
+  }
+
+  async function refreshDisputes() {
+    try {
+      renderDisputes(await api('/api/v1/admin/disputes', { token }));
+    } catch (err) {
+      if (!tokenRejected(err)) $('#admin-disputes').replaceChildren(h('p', { class: 'notice error' }, `Disputes could not be loaded: ${adminError(err)}`));
+    }
   }
 
   const MISMATCH = {
@@ -613,6 +668,7 @@
     refund_not_reflected: 'Refund on one side only',
     amount_mismatch: 'Different amount',
     refund_failed: 'Refund failed',
+    partial_refund: 'Partly refunded outside nts',
   };
 
   $('#run-audit').addEventListener('click', (e) => withBusy(e.currentTarget, async () => {

@@ -24,6 +24,7 @@ fn demo_event() -> NewEvent {
             NewTicketType { name: "Child (under 16)".into(), price_minor: 499, capacity: 10, max_per_order: 4 },
         ],
         max_tickets_per_order: Some(6),
+        dispute_policy: Default::default(),
     }
 }
 

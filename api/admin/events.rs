@@ -10,7 +10,7 @@ use uuid::Uuid;
 use crate::caller::Admin;
 use crate::domain::money::StripeLimit;
 use crate::domain::status::OrderStatus;
-use crate::domain::{Currency, Money};
+use crate::domain::{Currency, DisputePolicy, Money};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::Provider;
 use crate::sales::event_rows::{fetch_rows, group, EventRow};
@@ -57,6 +57,11 @@ pub struct NewEvent {
     #[schema(minimum = 1, maximum = 2000)]
     #[serde(default)]
     pub max_tickets_per_order: Option<i64>,
+    /// Tickets of an order whose payment is disputed: `admit` (the default)
+    /// or `refuse_while_disputed` (refused at the door while a chargeback is
+    /// open or after it was lost; an inquiry never refuses anyone).
+    #[serde(default)]
+    pub dispute_policy: DisputePolicy,
 }
 
 /// An event as the organiser sees it: with sales figures.
@@ -69,6 +74,7 @@ pub struct AdminEventView {
     pub starts_at: OffsetDateTime,
     pub currency: String,
     pub max_tickets_per_order: Option<i32>,
+    pub dispute_policy: DisputePolicy,
     pub ticket_types: Vec<AdminTicketTypeView>,
     /// Money taken for paid orders, minor units.
     pub revenue_minor: i64,
@@ -218,15 +224,16 @@ pub async fn insert_event(tx: &mut Transaction<'_, Postgres>, e: &NewEvent, is_d
         .transpose()?;
     let id = Uuid::new_v4();
     sqlx::query!(
-        "INSERT INTO events (id, name, venue, starts_at, currency, is_demo, max_tickets_per_order)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        "INSERT INTO events (id, name, venue, starts_at, currency, is_demo, max_tickets_per_order, dispute_policy)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
         id,
         name,
         venue,
         e.starts_at,
         currency.as_str(),
         is_demo,
-        max_tickets_per_order
+        max_tickets_per_order,
+        e.dispute_policy as DisputePolicy
     )
     .execute(&mut **tx)
     .await?;
@@ -266,7 +273,18 @@ async fn revenue_by_type(pool: &PgPool, event_id: Option<Uuid>) -> Result<Vec<(U
     Ok(rows.into_iter().map(|r| (r.ticket_type_id, r.revenue)).collect())
 }
 
-fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)]) -> AdminEventView {
+/// Each event's dispute policy (of one event, or all).
+async fn dispute_policies(pool: &PgPool, event_id: Option<Uuid>) -> Result<Vec<(Uuid, DisputePolicy)>, sqlx::Error> {
+    let rows = sqlx::query!(
+        r#"SELECT id, dispute_policy AS "dispute_policy: DisputePolicy" FROM events WHERE $1::uuid IS NULL OR id = $1"#,
+        event_id
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(rows.into_iter().map(|r| (r.id, r.dispute_policy)).collect())
+}
+
+fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)], policies: &[(Uuid, DisputePolicy)]) -> AdminEventView {
     let first = &rows[0];
     let ticket_types: Vec<AdminTicketTypeView> = rows
         .iter()
@@ -290,6 +308,10 @@ fn admin_view(rows: &[EventRow], revenue: &[(Uuid, i64)]) -> AdminEventView {
         starts_at: first.starts_at,
         currency: first.currency.clone(),
         max_tickets_per_order: first.max_tickets_per_order,
+        dispute_policy: policies
+            .iter()
+            .find(|(id, _)| *id == first.event_id)
+            .map_or_else(DisputePolicy::default, |p| p.1),
         revenue_minor: ticket_types.iter().map(|t| t.revenue_minor).sum(),
         ticket_types,
     }
@@ -300,7 +322,7 @@ pub async fn admin_event(pool: &PgPool, id: Uuid) -> ApiResult<AdminEventView> {
     if rows.is_empty() {
         return Err(ApiError::NotFound("no such event"));
     }
-    Ok(admin_view(&rows, &revenue_by_type(pool, Some(id)).await?))
+    Ok(admin_view(&rows, &revenue_by_type(pool, Some(id)).await?, &dispute_policies(pool, Some(id)).await?))
 }
 
 /// Every event (past ones too) with its sales.
@@ -318,7 +340,8 @@ pub async fn admin_event(pool: &PgPool, id: Uuid) -> ApiResult<AdminEventView> {
 pub async fn list_events(state: web::Data<AppState>, _admin: Admin) -> ApiResult<HttpResponse> {
     let rows = fetch_rows(&state.pool, None, None).await?;
     let revenue = revenue_by_type(&state.pool, None).await?;
-    Ok(HttpResponse::Ok().json(group(rows, |r| admin_view(r, &revenue))))
+    let policies = dispute_policies(&state.pool, None).await?;
+    Ok(HttpResponse::Ok().json(group(rows, |r| admin_view(r, &revenue, &policies))))
 }
 
 #[cfg(test)]

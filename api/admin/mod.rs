@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod demo;
+pub mod disputes;
 pub mod events;
 pub mod guests;
 pub mod refunds;
@@ -16,7 +17,8 @@ pub fn routes(cfg: &mut web::ServiceConfig, demo_enabled: bool) {
         .service(refunds::retry_refund)
         .service(refunds::list_refunds)
         .service(refunds::release_seats)
-        .service(audit::payments_audit);
+        .service(audit::payments_audit)
+        .service(disputes::list_disputes);
     if demo_enabled {
         cfg.service(demo::reset);
     }

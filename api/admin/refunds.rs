@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::caller::Admin;
-use crate::domain::status::{OrderStatus, PaymentStatus};
+use crate::domain::status::{OrderStatus, PaymentStatus, RefundStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::payments::refunds::{self, refund_order, OrderRefund};
 use crate::state::AppState;
@@ -89,21 +89,34 @@ pub async fn retry_refund(state: web::Data<AppState>, _admin: Admin, path: web::
     Ok(refund_answer(order_id, refunds::retry_refund(&state.payments, order_id).await?))
 }
 
-/// A payment whose money is owed back or went back, for the organiser.
+/// One refund at the provider, for the organiser: asked by nts (an admin's
+/// refund, money an order could not take) or made outside nts (Stripe's
+/// dashboard, in whole or in part).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct RefundRow {
+    pub refund_id: Uuid,
     pub order_id: Uuid,
     pub payment_id: Uuid,
     pub event_name: String,
     pub buyer_email: String,
+    /// This refund's amount, in minor units of `currency`.
     pub amount_minor: i64,
+    /// The payment's amount.
+    pub payment_amount_minor: i64,
     pub currency: String,
-    /// `refund_pending` (asked, not yet confirmed by the provider), `refund_failed` or `refunded`.
+    /// `pending` (asked, not yet confirmed by the provider), `succeeded`,
+    /// `failed` (the buyer is still owed the money) or `canceled`.
+    pub status: RefundStatus,
+    /// `requested_by_organiser`, `order_cannot_take_payment`, or `outside_nts`
+    /// (made at the provider without nts).
+    pub reason: String,
+    /// The payment's status: `refund_pending`, `refund_failed`, `refunded`,
+    /// or `succeeded` for a payment refunded only in part.
     pub payment_status: PaymentStatus,
     pub order_status: OrderStatus,
     /// The provider's refund, once it exists.
     pub refund_ref: Option<String>,
-    /// Why the provider could not refund.
+    /// Why the provider could not refund (or refused to: `charge_disputed`, say).
     pub refund_failure: Option<String>,
     /// The seats are back on sale; otherwise `POST .../release-seats` puts them back.
     pub seats_released: bool,
@@ -114,7 +127,7 @@ pub struct RefundRow {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RefundFilter {
-    /// Only `pending`, `failed` or `refunded`; all when absent.
+    /// Only `pending`, `failed` (failed or canceled) or `refunded` (succeeded); all when absent.
     pub status: Option<String>,
 }
 
@@ -137,23 +150,26 @@ pub async fn list_refunds(
     _admin: Admin,
     filter: web::Query<RefundFilter>,
 ) -> ApiResult<HttpResponse> {
-    let wanted: Vec<PaymentStatus> = match filter.status.as_deref() {
-        None => vec![PaymentStatus::RefundPending, PaymentStatus::RefundFailed, PaymentStatus::Refunded],
-        Some("pending") => vec![PaymentStatus::RefundPending],
-        Some("failed") => vec![PaymentStatus::RefundFailed],
-        Some("refunded") => vec![PaymentStatus::Refunded],
+    use RefundStatus::*;
+    let wanted: Vec<RefundStatus> = match filter.status.as_deref() {
+        None => vec![Pending, Succeeded, Failed, Canceled],
+        Some("pending") => vec![Pending],
+        Some("failed") => vec![Failed, Canceled],
+        Some("refunded") => vec![Succeeded],
         Some(_) => return Err(ApiError::validation("status must be pending, failed or refunded")),
     };
     let rows = sqlx::query_as!(
         RefundRow,
-        r#"SELECT p.order_id, p.id AS payment_id, e.name AS event_name, o.buyer_email, p.amount_minor,
-                  p.currency AS "currency!", p.status AS "payment_status: PaymentStatus",
-                  o.status AS "order_status: OrderStatus", p.refund_ref, p.refund_failure,
-                  o.seats_released_at IS NOT NULL AS "seats_released!", p.updated_at
-           FROM payments p JOIN orders o ON o.id = p.order_id JOIN events e ON e.id = o.event_id
-           WHERE p.status = ANY($1)
-           ORDER BY p.updated_at DESC, p.id LIMIT 500"#,
-        &wanted as &[PaymentStatus]
+        r#"SELECT r.id AS refund_id, p.order_id, p.id AS payment_id, e.name AS event_name, o.buyer_email,
+                  r.amount_minor, p.amount_minor AS payment_amount_minor, r.currency AS "currency!",
+                  r.status AS "status: RefundStatus", r.reason, p.status AS "payment_status: PaymentStatus",
+                  o.status AS "order_status: OrderStatus", r.provider_ref AS refund_ref, r.failure AS refund_failure,
+                  o.seats_released_at IS NOT NULL AS "seats_released!", r.updated_at
+           FROM refunds r JOIN payments p ON p.id = r.payment_id JOIN orders o ON o.id = p.order_id
+           JOIN events e ON e.id = r.event_id
+           WHERE r.status = ANY($1)
+           ORDER BY r.updated_at DESC, r.id LIMIT 500"#,
+        &wanted as &[RefundStatus]
     )
     .fetch_all(&state.pool)
     .await?;

@@ -102,6 +102,11 @@ fn refusal(scan: &Scan) -> CheckinRefusal {
                 a.device
             ),
         ),
+        (CheckinOutcome::TicketDisputed, _) => (
+            ErrorCode::TicketNotValid,
+            "this ticket's payment is disputed (charged back); the organiser refuses disputed orders at the door"
+                .to_owned(),
+        ),
         _ => (
             ErrorCode::TicketNotValid,
             "this ticket is no longer valid (its order was refunded or canceled)".to_owned(),
@@ -261,7 +266,7 @@ pub async fn upload_offline(
                     CheckinOutcome::DoubleEntry => OfflineOutcome::DoubleEntry,
                     CheckinOutcome::InvalidEntry => OfflineOutcome::InvalidEntry,
                     CheckinOutcome::AlreadyCheckedIn => OfflineOutcome::AlreadyCheckedIn,
-                    CheckinOutcome::TicketNotValid => OfflineOutcome::TicketNotValid,
+                    CheckinOutcome::TicketNotValid | CheckinOutcome::TicketDisputed => OfflineOutcome::TicketNotValid,
                 },
                 ticket: Some(scan.ticket),
                 name: Some(scan.name),

@@ -13,7 +13,8 @@ use uuid::Uuid;
 
 use super::codes::{EventKey, ScannedCode};
 use super::devices::Device;
-use crate::domain::status::OrderStatus;
+use crate::domain::status::{DisputeStatus, OrderStatus};
+use crate::domain::DisputePolicy;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
 #[sqlx(type_name = "checkin_outcome", rename_all = "snake_case")]
@@ -29,6 +30,9 @@ pub enum CheckinOutcome {
     DoubleEntry,
     /// An offline gate let in a ticket that was no longer valid.
     InvalidEntry,
+    /// Refused online: its order's payment is charged back (a dispute open
+    /// or lost) and the event refuses disputed orders.
+    TicketDisputed,
 }
 
 /// Why a scan was not recorded at all.
@@ -139,14 +143,22 @@ async fn insert(
     let mut tx = pool.begin().await?;
     // Shares the lock a refund takes to change the order: a ticket is never
     // admitted by a scan that read its order as paid while a refund commits.
-    let order = sqlx::query_scalar!(
-        r#"SELECT status AS "status: OrderStatus" FROM orders WHERE id = $1 FOR SHARE"#,
-        ticket.order_id
+    let order = sqlx::query!(
+        r#"SELECT o.status AS "status: OrderStatus",
+                  e.dispute_policy = $2 AND EXISTS (SELECT 1 FROM disputes d WHERE d.order_id = o.id
+                                                                           AND d.status = ANY($3)) AS "disputed!"
+           FROM orders o JOIN events e ON e.id = o.event_id
+           WHERE o.id = $1 FOR SHARE OF o"#,
+        ticket.order_id,
+        DisputePolicy::RefuseWhileDisputed as DisputePolicy,
+        &DisputeStatus::CHARGED_BACK as &[DisputeStatus],
     )
     .fetch_one(&mut *tx)
     .await?;
-    let (outcome, admission) = if order != OrderStatus::Paid {
+    let (outcome, admission) = if order.status != OrderStatus::Paid {
         (if offline { CheckinOutcome::InvalidEntry } else { CheckinOutcome::TicketNotValid }, None)
+    } else if order.disputed {
+        (if offline { CheckinOutcome::InvalidEntry } else { CheckinOutcome::TicketDisputed }, None)
     } else {
         // Conflicts either with the ticket's active admission or with this
         // device's scan_id (a concurrent retry); both leave the row alone.

@@ -264,6 +264,32 @@ mod tests {
         assert_eq!(money(5000, "UGX").to_string(), "UGX 5000");
     }
 
+    /// Stripe's own list (docs.stripe.com/currencies), kept as a fixture: for
+    /// every currency nts accepts, 12 whole units must reach Stripe as Stripe
+    /// reads them. The audit compares Stripe's amounts with ours converted by
+    /// this table, so the table is what must be right.
+    #[test]
+    fn every_known_currency_reaches_stripe_as_stripes_list_says() {
+        let list: serde_json::Value = serde_json::from_str(include_str!("money/stripe_currencies.json")).unwrap();
+        let listed = |key: &str, code: &str| list[key].as_array().unwrap().iter().any(|c| c == code);
+        for code in Currency::KNOWN {
+            let currency = Currency::parse(code).unwrap();
+            let whole = money(12 * 10i64.pow(currency.exponent()), code);
+            let stripe = whole.stripe_amount();
+            match *code {
+                // Two-decimal in Stripe's API whatever people see.
+                "ISK" | "HUF" | "TWD" => assert_eq!(stripe, Ok(1200), "{code}"),
+                "UGX" => assert!(stripe.is_err(), "UGX is ambiguous in Stripe's list"),
+                _ if listed("zero_decimal", code) => {
+                    assert_eq!((currency.exponent(), stripe), (0, Ok(12)), "{code} is zero-decimal at Stripe")
+                }
+                _ if listed("three_decimal", code) => assert_eq!(stripe, Ok(12_000), "{code} is three-decimal"),
+                _ => assert_eq!((currency.exponent(), stripe), (2, Ok(1200)), "{code} is two-decimal at Stripe"),
+            }
+            assert!(list["special_cases"].get(code).is_some() || !matches!(*code, "ISK" | "HUF" | "TWD" | "UGX"));
+        }
+    }
+
     #[test]
     fn stripe_minimums_are_pinned_to_stripes_table() {
         let shown: Vec<String> = STRIPE_MINIMUMS

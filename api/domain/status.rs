@@ -111,6 +111,95 @@ impl PaymentStatus {
         [PaymentStatus::Created, PaymentStatus::Processing, PaymentStatus::RequiresAction];
 }
 
+/// One refund at the provider (a row of `refunds`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "refund_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    /// Recorded before the provider is asked; asked, or the provider's refund is not done yet.
+    Pending,
+    /// The money went back.
+    Succeeded,
+    /// The provider could not give the money back, or refused to try (the charge is disputed, say).
+    Failed,
+    /// Never made (the provider stored an error under its key and has no such
+    /// refund; the next request goes under a new key), or canceled at the provider.
+    Canceled,
+}
+
+impl Transitions for RefundStatus {
+    fn can_become(self, next: RefundStatus) -> bool {
+        use RefundStatus::*;
+        matches!((self, next), (Pending, Succeeded | Failed | Canceled))
+    }
+}
+
+/// A dispute as Stripe names its statuses: an inquiry (`warning_*`), which
+/// takes no money, or a chargeback, which takes the amount until it is won.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ToSchema, sqlx::Type)]
+#[sqlx(type_name = "dispute_status", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
+pub enum DisputeStatus {
+    WarningNeedsResponse,
+    WarningUnderReview,
+    WarningClosed,
+    NeedsResponse,
+    UnderReview,
+    Won,
+    Lost,
+}
+
+impl Transitions for DisputeStatus {
+    /// Forward only, so news that arrives late cannot move a dispute back.
+    fn can_become(self, next: DisputeStatus) -> bool {
+        use DisputeStatus::*;
+        match self {
+            WarningNeedsResponse => {
+                matches!(next, WarningUnderReview | WarningClosed | NeedsResponse | UnderReview | Won | Lost)
+            }
+            WarningUnderReview => matches!(next, WarningClosed | NeedsResponse | UnderReview | Won | Lost),
+            NeedsResponse => matches!(next, UnderReview | Won | Lost),
+            UnderReview => matches!(next, Won | Lost),
+            WarningClosed | Won | Lost => false,
+        }
+    }
+}
+
+impl DisputeStatus {
+    pub const ALL: [DisputeStatus; 7] = [
+        DisputeStatus::WarningNeedsResponse,
+        DisputeStatus::WarningUnderReview,
+        DisputeStatus::WarningClosed,
+        DisputeStatus::NeedsResponse,
+        DisputeStatus::UnderReview,
+        DisputeStatus::Won,
+        DisputeStatus::Lost,
+    ];
+
+    /// A chargeback still open, or lost: the buyer took the money back. An
+    /// inquiry (`warning_*`) never counts: it takes no money.
+    pub const CHARGED_BACK: [DisputeStatus; 3] =
+        [DisputeStatus::NeedsResponse, DisputeStatus::UnderReview, DisputeStatus::Lost];
+
+    /// As Stripe names it.
+    pub fn parse(raw: &str) -> Option<DisputeStatus> {
+        DisputeStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        use DisputeStatus::*;
+        match self {
+            WarningNeedsResponse => "warning_needs_response",
+            WarningUnderReview => "warning_under_review",
+            WarningClosed => "warning_closed",
+            NeedsResponse => "needs_response",
+            UnderReview => "under_review",
+            Won => "won",
+            Lost => "lost",
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +237,30 @@ mod tests {
         assert!(!RefundFailed.can_become(Succeeded));
         assert!(RefundFailed.can_become(RefundPending));
         assert!(PaymentStatus::OPEN.iter().all(|s| s.is_open()));
+    }
+
+    #[test]
+    fn disputes_only_move_forward_and_inquiries_never_count_as_charged_back() {
+        use DisputeStatus::*;
+        assert!(WarningNeedsResponse.can_become(NeedsResponse));
+        assert!(NeedsResponse.can_become(Won) && UnderReview.can_become(Lost));
+        for done in [WarningClosed, Won, Lost] {
+            assert!(DisputeStatus::ALL.iter().all(|s| !done.can_become(*s)), "{done:?} is final");
+        }
+        assert!(!UnderReview.can_become(NeedsResponse), "a late needs_response changes nothing");
+        assert!(DisputeStatus::ALL.iter().all(|s| DisputeStatus::parse(s.as_str()) == Some(*s)));
+        assert!(DisputeStatus::CHARGED_BACK.iter().all(|s| !s.as_str().starts_with("warning_")));
+    }
+
+    #[test]
+    fn refunds_leave_pending_once() {
+        use RefundStatus::*;
+        for done in [Succeeded, Failed, Canceled] {
+            assert!(Pending.can_become(done));
+            for next in [Pending, Succeeded, Failed, Canceled] {
+                assert!(!done.can_become(next), "{done:?} -> {next:?}");
+            }
+        }
     }
 
     /// Every status a table has, as PostgreSQL spells it.

@@ -65,6 +65,7 @@ pub struct ApiDoc;
     admin::refunds::list_refunds,
     admin::refunds::release_seats,
     admin::audit::payments_audit,
+    admin::disputes::list_disputes,
     admin::demo::reset,
     mail::admin::outbox,
     mail::admin::retry,

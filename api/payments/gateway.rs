@@ -75,13 +75,8 @@ pub struct Intent {
     pub payment_id: Option<Uuid>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RefundStatus {
-    Pending,
-    Succeeded,
-    /// The money could not go back (the card was closed, say); it stays with the merchant.
-    Failed,
-}
+/// A refund's status, as nts records it (Stripe's `requires_action` counts as pending).
+pub use crate::domain::status::RefundStatus;
 
 /// A refund as the provider reports it.
 #[derive(Debug, Clone)]
@@ -91,6 +86,16 @@ pub struct Refund {
     /// The PaymentIntent it gives money back for.
     pub payment_ref: Option<String>,
     pub failure_reason: Option<String>,
+    /// In the provider's own units (Stripe's: see `Money::stripe_amount`).
+    pub amount: i64,
+    /// In nts's minor units of `currency` (as the gateway converts it; the
+    /// provider's amount if it does not convert exactly).
+    pub amount_minor: i64,
+    /// ISO 4217, upper case.
+    pub currency: String,
+    /// The idempotency key nts sent with it (kept by the provider with the
+    /// refund): names nts's row even before the answer was recorded.
+    pub key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -174,4 +179,29 @@ pub trait PaymentGateway: Send + Sync + 'static {
     ) -> Result<Option<Intent>, GatewayError> {
         Ok(self.list_intents(Some(window.0)).await?.into_iter().find(|i| i.payment_id == Some(payment_id)))
     }
+
+    /// Every refund of the intent, whoever made it, in any status.
+    async fn refunds_of(&self, provider_ref: &str) -> Result<Vec<Refund>, GatewayError>;
+
+    /// The audit's view of the provider: every intent that carries nts's ids
+    /// and every refund, created within `[since, until]`, with amounts as the
+    /// provider has them (never converted back through nts's currency table).
+    async fn list_window(&self, since: OffsetDateTime, until: OffsetDateTime) -> Result<ProviderWindow, GatewayError>;
+}
+
+/// An intent as the provider lists it, its amount in the provider's units.
+#[derive(Debug, Clone)]
+pub struct ListedIntent {
+    pub intent: Intent,
+    /// As the provider has it (Stripe: ISK ×100, HUF and TWD in whole units).
+    pub raw_amount: i64,
+    /// When the provider made it.
+    pub created: OffsetDateTime,
+}
+
+/// What the provider holds within an audit's window.
+#[derive(Debug, Clone, Default)]
+pub struct ProviderWindow {
+    pub intents: Vec<ListedIntent>,
+    pub refunds: Vec<Refund>,
 }

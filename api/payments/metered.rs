@@ -11,7 +11,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::gateway::{
-    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund,
+    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, ProviderWindow, Refund,
 };
 use crate::metrics;
 
@@ -143,5 +143,13 @@ impl PaymentGateway for Metered {
         window: (OffsetDateTime, OffsetDateTime),
     ) -> Result<Option<Intent>, GatewayError> {
         self.call("find_intent", self.0.find_intent(payment_id, window)).await
+    }
+
+    async fn refunds_of(&self, provider_ref: &str) -> Result<Vec<Refund>, GatewayError> {
+        self.call("refunds_of", self.0.refunds_of(provider_ref)).await
+    }
+
+    async fn list_window(&self, since: OffsetDateTime, until: OffsetDateTime) -> Result<ProviderWindow, GatewayError> {
+        self.call("list_window", self.0.list_window(since, until)).await
     }
 }

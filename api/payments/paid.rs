@@ -20,6 +20,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::payment_status;
+use super::refund_rows::{self, RefundReason};
 use crate::batching::{Batches, Member};
 use crate::domain::secret::new_ticket_code;
 use crate::domain::status::{OrderStatus, PaymentStatus};
@@ -166,7 +167,8 @@ pub async fn record_all(
         answer_all(&mut *tx, &answered).await?;
     }
     if !owed.is_empty() {
-        payment_status::transition_all(&mut *tx, &owed, &MAY_SUCCEED, PaymentStatus::RefundPending).await?;
+        let moved = payment_status::transition_all(&mut *tx, &owed, &MAY_SUCCEED, PaymentStatus::RefundPending).await?;
+        refund_rows::owe_all(&mut tx, &moved, Some(RefundReason::OrderCannotTakePayment)).await?;
     }
     if !paying.is_empty() {
         payment_status::transition_all(&mut *tx, &paying, &MAY_SUCCEED, PaymentStatus::Succeeded).await?;

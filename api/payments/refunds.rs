@@ -1,15 +1,19 @@
-//! Giving money back. The intent is recorded first (`refund_pending`), then
-//! the provider is called with one idempotency key per payment, so the
-//! reconciler, an admin and a retry all ask for the same single refund. A
-//! refund is `refund_pending` until the provider says it succeeded (Stripe's
-//! refunds are pending first, and may fail days later): then `refunded`, or
-//! `refund_failed` for the organiser to see.
+//! Giving money back. Each refund is a row of its own (`refund_rows`),
+//! committed with its idempotency key in the transaction that decides the
+//! money goes back (an admin's refund, a success for an order that cannot
+//! take it), before the provider is called; the reconciler, an admin and a
+//! retry all ask for that one refund with its key. A refund is pending until
+//! the provider says it succeeded (Stripe's refunds are pending first, and
+//! may fail days later); the payment follows its rows (`settle::record_refund_outcome`):
+//! `refunded` when they gave the whole amount back, `refund_failed` for the
+//! organiser to see when nts's refund failed.
 
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::gateway::{GatewayError, Refund, RefundStatus};
 use super::payment_status::{self, Also};
+use super::refund_rows::{self, RefundReason, RefundRow};
 use super::service::PaymentService;
 use super::settle;
 use crate::domain::status::{OrderStatus, PaymentStatus};
@@ -17,109 +21,165 @@ use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::order_status;
 use crate::sales::seats::{self, Move};
 
-/// The provider's idempotency key of a payment's refund. `seq` moves on only
-/// after the provider stored an error under the previous key and has no
-/// refund for the payment (so a new request cannot refund twice).
-pub fn refund_key(payment_id: Uuid, seq: i32) -> String {
-    match seq {
-        0 => format!("nts-refund-{payment_id}"),
-        n => format!("nts-refund-{payment_id}-{n}"),
-    }
-}
-
-/// Moves a `refund_pending` payment on: asks the provider for the refund
-/// (once per key), or how the refund it already has is doing. Answers the
-/// payment's status afterwards: still `refund_pending` while the provider's
-/// refund is pending or its answer is unknown (the reconciler asks again).
+/// Moves a `refund_pending` payment on: asks the provider for nts's pending
+/// refund (once per key), or how the refund it already made is doing.
+/// Answers the payment's status afterwards: still `refund_pending` while a
+/// refund is pending or the provider's answer is unknown (the reconciler asks again).
 pub async fn refund_payment(payments: &PaymentService, payment_id: Uuid) -> Result<PaymentStatus, GatewayError> {
     let pool = &payments.pool;
-    let recorded = |e: sqlx::Error| GatewayError::Unknown(format!("recording the refund: {e}"));
     let row = sqlx::query!(
-        r#"SELECT status AS "status: PaymentStatus", provider_ref, refund_ref, refund_key_seq FROM payments WHERE id = $1"#,
+        r#"SELECT status AS "status: PaymentStatus", provider_ref FROM payments WHERE id = $1"#,
         payment_id
     )
     .fetch_one(pool)
     .await
     .map_err(recorded)?;
-    let Some(provider_ref) = row.provider_ref.filter(|_| row.status == PaymentStatus::RefundPending) else {
+    let Some(payment_ref) = row.provider_ref.filter(|_| row.status == PaymentStatus::RefundPending) else {
         return Ok(row.status);
     };
-    let refund = match &row.refund_ref {
+    let ours = match refund_rows::pending_of(pool, payment_id).await.map_err(recorded)? {
+        Some(ours) => ours,
+        // None pending: what is left is owed under the next key (after a key
+        // whose answer was a stored error), unless refunds made elsewhere
+        // give it back already or are on their way.
+        None => {
+            let mut conn = pool.acquire().await.map_err(recorded)?;
+            refund_rows::owe_all(&mut conn, &[payment_id], None).await.map_err(recorded)?;
+            match refund_rows::pending_of(pool, payment_id).await.map_err(recorded)? {
+                Some(ours) => ours,
+                None => return follow_outside(payments, payment_id).await,
+            }
+        }
+    };
+    let key = ours.idempotency_key.clone().expect("nts's refunds have a key");
+    let news = match &ours.provider_ref {
         Some(refund_ref) => payments.gateway.retrieve_refund(refund_ref).await?,
-        None => match payments.gateway.refund(&provider_ref, &refund_key(payment_id, row.refund_key_seq)).await {
-            Ok(refund) => refund,
-            // The key's answer is a stored error: does Stripe have a refund
-            // for the payment all the same? Adopt it; otherwise the next try
-            // goes out under a new key.
+        None => match payments.gateway.refund(&payment_ref, &key).await {
+            Ok(news) => news,
+            // The key's answer is a stored error: does the provider have the
+            // refund all the same? Otherwise this row was never made, and the
+            // next try goes out under a new key.
             Err(GatewayError::Stored(detail)) => {
-                tracing::warn!(%payment_id, %detail, "Stripe stored an error for the refund; looking for it");
-                match payments.gateway.find_refund(&provider_ref).await? {
-                    Some(refund) => refund,
-                    None => {
-                        sqlx::query!(
-                            "UPDATE payments SET refund_key_seq = refund_key_seq + 1
-                             WHERE id = $1 AND refund_key_seq = $2 AND refund_ref IS NULL",
-                            payment_id,
-                            row.refund_key_seq
-                        )
-                        .execute(pool)
+                tracing::warn!(%payment_id, %detail, "the provider stored an error for the refund; looking for it");
+                if !found_at_provider(payments, &payment_ref, &ours).await? {
+                    refund_rows::transition(
+                        pool,
+                        &ours,
+                        &[RefundStatus::Pending],
+                        RefundStatus::Canceled,
+                        Some(&detail),
+                    )
+                    .await
+                    .map_err(recorded)?;
+                    return Err(GatewayError::Stored(detail));
+                }
+                return settle::record_refund_outcome(pool, payment_id).await.map_err(recorded);
+            }
+            // Refused: for good (the charge is disputed, refunded in full
+            // another way, say). Refunds made elsewhere are recorded first;
+            // this one failed, and the organiser must know.
+            Err(GatewayError::Refused { code, message }) => {
+                if !found_at_provider(payments, &payment_ref, &ours).await? {
+                    let reason = format!("{code}: {message}");
+                    tracing::warn!(%payment_id, %reason, "the provider refused the refund");
+                    refund_rows::transition(pool, &ours, &[RefundStatus::Pending], RefundStatus::Failed, Some(&reason))
                         .await
                         .map_err(recorded)?;
-                        return Err(GatewayError::Stored(detail));
-                    }
                 }
+                return settle::record_refund_outcome(pool, payment_id).await.map_err(recorded);
             }
-            // Refused: maybe it is being (or was) refunded another way
-            // (Stripe's dashboard): that refund is the one to follow.
-            // Otherwise it cannot be refunded, and the organiser must know.
-            Err(GatewayError::Refused { code, message }) => match payments.gateway.find_refund(&provider_ref).await? {
-                Some(refund) => refund,
-                None => {
-                    let reason = format!("{code}: {message}");
-                    return settle::record_refund_failed(pool, payment_id, None, None, &reason).await.map_err(recorded);
-                }
-            },
             Err(e) => return Err(e),
         },
     };
-    apply_refund(pool, payment_id, row.refund_ref.as_deref(), &refund).await.map_err(recorded)
+    let applied = apply_news(pool, &news, Some(&ours)).await.map_err(recorded)?;
+    Ok(applied.map_or(PaymentStatus::RefundPending, |(_, status)| status))
 }
 
-/// Records what the provider says about one of our refunds, read while the
-/// payment followed the refund `following` (`None`: none yet, `refund` is the
-/// provider's answer to our request). A payment that follows another refund
-/// by now (an admin asked again after a failure) is left alone: a failure or
-/// a pending refund is news of the old one. Money back is recorded whatever
-/// the payment follows.
-pub async fn apply_refund(
+fn recorded(e: sqlx::Error) -> GatewayError {
+    GatewayError::Unknown(format!("recording the refund: {e}"))
+}
+
+/// Every refund the provider has for the payment, recorded by its own id;
+/// answers whether `ours` is among them.
+async fn found_at_provider(
+    payments: &PaymentService,
+    payment_ref: &str,
+    ours: &RefundRow,
+) -> Result<bool, GatewayError> {
+    let mut found = false;
+    for news in payments.gateway.refunds_of(payment_ref).await? {
+        let row = apply_news(&payments.pool, &news, None).await.map_err(recorded)?;
+        found |= news.key.is_some() && news.key == ours.idempotency_key;
+        found |= row.is_some_and(|(row, _)| row.id == ours.id);
+    }
+    Ok(found)
+}
+
+/// Nothing of nts's is pending: the payment waits on refunds made elsewhere; asks how they are doing.
+async fn follow_outside(payments: &PaymentService, payment_id: Uuid) -> Result<PaymentStatus, GatewayError> {
+    let pool = &payments.pool;
+    for row in refund_rows::pending_outside(pool, payment_id).await.map_err(recorded)? {
+        let Some(refund_ref) = &row.provider_ref else { continue };
+        let news = payments.gateway.retrieve_refund(refund_ref).await?;
+        apply_news(pool, &news, Some(&row)).await.map_err(recorded)?;
+    }
+    settle::record_refund_outcome(pool, payment_id).await.map_err(recorded)
+}
+
+/// Records what the provider says about one refund: its row is found by the
+/// provider's refund id; else `ours` (the row whose request this answers) or
+/// the row whose key the refund carries gets that id; else it was made
+/// outside nts, and is adopted as a row of the payment of its PaymentIntent.
+/// The row moves as the news says; then the payment follows its rows.
+/// Answers the row and the payment's status, or `None` for a refund of no
+/// payment of nts's.
+pub async fn apply_news(
     pool: &PgPool,
-    payment_id: Uuid,
-    following: Option<&str>,
-    refund: &Refund,
-) -> Result<PaymentStatus, sqlx::Error> {
-    match refund.status {
-        RefundStatus::Succeeded => {
-            tracing::info!(%payment_id, refund_ref = %refund.provider_ref, "refunded");
-            settle::record_refunded(pool, payment_id, Some(&refund.provider_ref)).await
+    news: &Refund,
+    ours: Option<&RefundRow>,
+) -> Result<Option<(RefundRow, PaymentStatus)>, sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let found = refund_rows::by_provider_ref(&mut *conn, &news.provider_ref).await?;
+    let mine = match (ours, &news.key) {
+        (Some(row), _) => Some(row.clone()),
+        (None, Some(key)) => refund_rows::by_key(&mut *conn, key).await?,
+        (None, None) => None,
+    }
+    .filter(|row| row.provider_ref.is_none());
+    let row = match (found, mine) {
+        // Adopted from news that did not name nts's row (a refund asked for
+        // before refunds carried nts's key): it was nts's all along.
+        (Some(found), Some(mine)) if found.idempotency_key.is_none() && found.payment_id == mine.payment_id => {
+            refund_rows::attach(&mut conn, &mine, &news.provider_ref, news.amount_minor).await?;
+            mine
         }
-        RefundStatus::Failed => {
-            let reason = refund.failure_reason.as_deref().unwrap_or("failed");
-            settle::record_refund_failed(pool, payment_id, following, Some(&refund.provider_ref), reason).await
+        (Some(found), _) => found,
+        (None, Some(mine)) => {
+            refund_rows::attach(&mut conn, &mine, &news.provider_ref, news.amount_minor).await?;
+            mine
         }
-        RefundStatus::Pending => {
-            sqlx::query_scalar!(
-                r#"WITH followed AS (
-                     UPDATE payments SET refund_ref = COALESCE(refund_ref, $2)
-                     WHERE id = $1 AND refund_ref IS NOT DISTINCT FROM $3)
-                   SELECT status AS "status: PaymentStatus" FROM payments WHERE id = $1"#,
-                payment_id,
-                refund.provider_ref,
-                following
-            )
-            .fetch_one(pool)
-            .await
+        (None, None) => {
+            let Some(payment_ref) = &news.payment_ref else { return Ok(None) };
+            match refund_rows::adopt(&mut conn, payment_ref, &news.provider_ref, news.amount_minor).await? {
+                Some(row) => row,
+                None => return Ok(None),
+            }
+        }
+    };
+    drop(conn);
+    if news.status != RefundStatus::Pending {
+        let failure = match news.status {
+            RefundStatus::Failed => Some(news.failure_reason.as_deref().unwrap_or("failed")),
+            RefundStatus::Canceled => Some(news.failure_reason.as_deref().unwrap_or("canceled at the provider")),
+            _ => None,
+        };
+        if refund_rows::transition(pool, &row, &[RefundStatus::Pending], news.status, failure).await?.is_some() {
+            tracing::info!(refund_id = %row.id, payment_id = %row.payment_id, refund_ref = %news.provider_ref,
+                status = ?news.status, "refund settled");
         }
     }
+    let status = settle::record_refund_outcome(pool, row.payment_id).await?;
+    Ok(Some((row, status)))
 }
 
 /// What an admin's refund did. A free order has no payment: nothing went
@@ -180,6 +240,7 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
                 also,
             )
             .await?;
+            refund_rows::owe_all(&mut tx, &[payment_id], Some(RefundReason::RequestedByOrganiser)).await?;
             Some(payment_id)
         }
         // Free: paid with no payment, nothing to give back.
@@ -197,8 +258,8 @@ async fn mark_refunded(pool: &PgPool, order_id: Uuid, release_seats: bool) -> Ap
 }
 
 /// Asks the provider again for a refund it could not make (`refund_failed`):
-/// the payment goes back to `refund_pending` under the next refund key, as the
-/// failed refund's key would only replay its failure. Stripe itself refuses a
+/// the payment goes back to `refund_pending` with a new refund row under the
+/// next refund key, as the failed refund's key would only replay its failure. Stripe itself refuses a
 /// refund beyond what the charge still holds, so this cannot give money back twice.
 pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResult<OrderRefund> {
     let mut tx = payments.pool.begin().await?;
@@ -206,7 +267,7 @@ pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResul
     let payment_id = payment_of(&mut tx, order_id, PaymentStatus::RefundFailed)
         .await?
         .ok_or(ApiError::conflict(ErrorCode::RefundNotFailed, "only a failed refund can be asked for again"))?;
-    let also = Also { check_in_secs: Some(ASKED_NOW_SECS), new_refund: true, ..Also::default() };
+    let also = Also { check_in_secs: Some(ASKED_NOW_SECS), ..Also::default() };
     payment_status::transition(
         &mut *tx,
         payment_id,
@@ -215,6 +276,7 @@ pub async fn retry_refund(payments: &PaymentService, order_id: Uuid) -> ApiResul
         also,
     )
     .await?;
+    refund_rows::owe_all(&mut tx, &[payment_id], None).await?;
     tx.commit().await?;
     tracing::info!(%order_id, %payment_id, "an admin asked for a failed refund again");
     let payment_status = ask_now(payments, payment_id).await;

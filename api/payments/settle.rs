@@ -9,7 +9,7 @@ use super::attempt::IN_FLIGHT_UNTIL;
 use super::gateway::{Intent, IntentStatus};
 use super::paid::PaidBatcher;
 use super::payment_status::{self, Also};
-use crate::domain::status::{OrderStatus, PaymentStatus, Transitions};
+use crate::domain::status::{OrderStatus, PaymentStatus, RefundStatus, Transitions};
 use crate::mail::outbox::{self, MailKind};
 use crate::sales::order_status;
 use crate::sales::seats::{self, Move};
@@ -22,7 +22,7 @@ pub async fn apply(paid: &PaidBatcher, payment_id: Uuid, intent: &Intent) -> Res
         IntentStatus::Succeeded => {
             let status = paid.record(payment_id).await?;
             if intent.refunded {
-                return record_refunded(pool, payment_id, None).await;
+                return record_refund_outcome(pool, payment_id).await;
             }
             Ok(status)
         }
@@ -75,6 +75,7 @@ pub async fn transition(
 pub struct LockedPayment {
     pub status: PaymentStatus,
     pub order_id: Uuid,
+    pub amount_minor: i64,
 }
 
 /// Locks a payment's order, then the payment: the one lock order of nts
@@ -92,64 +93,63 @@ async fn lock_order_then_payment(
     .await?;
     sqlx::query_as!(
         LockedPayment,
-        r#"SELECT status AS "status: PaymentStatus", order_id FROM payments WHERE id = $1 FOR UPDATE"#,
+        r#"SELECT status AS "status: PaymentStatus", order_id, amount_minor FROM payments WHERE id = $1 FOR UPDATE"#,
         payment_id
     )
     .fetch_one(&mut **tx)
     .await
 }
 
-/// The provider could not give the money back: the buyer is still owed it,
-/// which the organiser sees (admin refunds list, payments audit). Only while
-/// the payment follows the refund `following` (`None`: none yet); `refund_ref`
-/// is the refund that failed, if the provider made one.
-pub async fn record_refund_failed(
-    pool: &PgPool,
-    payment_id: Uuid,
-    following: Option<&str>,
-    refund_ref: Option<&str>,
-    reason: &str,
-) -> Result<PaymentStatus, sqlx::Error> {
-    let also = Also { refund_ref, refund_failure: Some(reason), following: Some(following), ..Also::default() };
-    let moved = payment_status::transition(
-        pool,
-        payment_id,
-        &[PaymentStatus::RefundPending],
-        PaymentStatus::RefundFailed,
-        also,
-    )
-    .await?;
-    if moved.is_some() {
-        tracing::error!(%payment_id, reason, "the provider could not refund a payment; the organiser must act");
-    }
-    match moved {
-        Some(s) => Ok(s),
-        None => current_status(pool, payment_id).await,
-    }
-}
-
-/// The provider says the money went back. A refunded payment that had paid
-/// its order refunds the order too (a refund made in Stripe's dashboard,
-/// say): its seats stay sold until an admin releases them.
-pub async fn record_refunded(
-    pool: &PgPool,
-    payment_id: Uuid,
-    refund_ref: Option<&str>,
-) -> Result<PaymentStatus, sqlx::Error> {
+/// Moves a payment on from its refund rows (after one of them changed):
+/// - its succeeded refunds give the whole amount back → `refunded`; a payment
+///   that had paid its order refunds the order too (a refund made in Stripe's
+///   dashboard, say): its seats stay sold until an admin releases them;
+/// - owed back (`refund_pending`), nothing pending any more, and nts's
+///   latest refund failed (or the provider canceled it) → `refund_failed`,
+///   for the organiser to see (admin refunds list, payments audit).
+///
+/// A part given back (a partial refund made outside nts) changes no status.
+/// Answers the payment's status afterwards.
+pub async fn record_refund_outcome(pool: &PgPool, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
     let mut tx = pool.begin().await?;
     let payment = lock_order_then_payment(&mut tx, payment_id).await?;
-    if !payment.status.can_become(PaymentStatus::Refunded) {
+    let rows = sqlx::query!(
+        r#"SELECT COALESCE(SUM(amount_minor) FILTER (WHERE status = $2), 0)::int8 AS "back!",
+                  COUNT(*) FILTER (WHERE status = $3) AS "pending!",
+                  (SELECT status = $4 OR (status = $5 AND provider_ref IS NOT NULL)
+                   FROM refunds WHERE payment_id = $1 AND idempotency_key IS NOT NULL
+                   ORDER BY created_at DESC, id DESC LIMIT 1) AS ours_failed,
+                  (SELECT failure FROM refunds WHERE payment_id = $1 AND idempotency_key IS NOT NULL
+                   ORDER BY created_at DESC, id DESC LIMIT 1) AS failure
+           FROM refunds WHERE payment_id = $1"#,
+        payment_id,
+        RefundStatus::Succeeded as RefundStatus,
+        RefundStatus::Pending as RefundStatus,
+        RefundStatus::Failed as RefundStatus,
+        RefundStatus::Canceled as RefundStatus,
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    let all_back = rows.back > 0 && rows.back >= payment.amount_minor;
+    let to = if all_back && payment.status.can_become(PaymentStatus::Refunded) {
+        PaymentStatus::Refunded
+    } else if payment.status == PaymentStatus::RefundPending && rows.pending == 0 && rows.ours_failed == Some(true) {
+        PaymentStatus::RefundFailed
+    } else {
         return Ok(payment.status);
-    }
-    let also = Also { refund_ref, ..Also::default() };
-    payment_status::transition(&mut *tx, payment_id, &[payment.status], PaymentStatus::Refunded, also).await?;
-    if payment.status == PaymentStatus::Succeeded {
+    };
+    payment_status::transition(&mut *tx, payment_id, &[payment.status], to, Also::default()).await?;
+    if to == PaymentStatus::Refunded && payment.status == PaymentStatus::Succeeded {
         tracing::warn!(%payment_id, order_id = %payment.order_id, "a paid order was refunded at the provider");
         order_status::transition(&mut *tx, payment.order_id, &[OrderStatus::Paid], OrderStatus::Refunded).await?;
         outbox::enqueue(&mut tx, payment.order_id, MailKind::OrderRefunded).await?;
     }
     tx.commit().await?;
-    Ok(PaymentStatus::Refunded)
+    if to == PaymentStatus::RefundFailed {
+        let reason = rows.failure.as_deref().unwrap_or("no reason given");
+        tracing::error!(%payment_id, reason, "the provider could not refund a payment; the organiser must act");
+    }
+    Ok(to)
 }
 
 /// Ends an unpaid order whose deadline passed and gives its seats back, but

@@ -10,7 +10,8 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::gateway::{
-    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund, RefundStatus,
+    GatewayError, Intent, IntentRequest, IntentStatus, ListedIntent, PaymentGateway, PaymentMethod, Provider,
+    ProviderWindow, Refund, RefundStatus,
 };
 use crate::config::SimulatedFaults;
 use crate::domain::secret::random_token;
@@ -98,12 +99,17 @@ impl SimulatedGateway {
     }
 }
 
-fn refund_of(provider_ref: &str) -> Refund {
+/// The one refund a simulated intent can have: all of it, at once.
+fn refund_of(intent: &Intent) -> Refund {
     Refund {
-        provider_ref: format!("sim_re_{}", provider_ref.trim_start_matches("sim_pi_")),
+        provider_ref: format!("sim_re_{}", intent.provider_ref.trim_start_matches("sim_pi_")),
         status: RefundStatus::Succeeded,
-        payment_ref: Some(provider_ref.to_owned()),
+        payment_ref: Some(intent.provider_ref.clone()),
         failure_reason: None,
+        amount: intent.amount_minor,
+        amount_minor: intent.amount_minor,
+        currency: intent.currency.clone(),
+        key: None,
     }
 }
 
@@ -294,7 +300,7 @@ impl PaymentGateway for SimulatedGateway {
         if self.faults.roll(self.faults.lost_response_rate) {
             return Err(GatewayError::Unknown("simulated lost response".into()));
         }
-        Ok(refund_of(provider_ref))
+        Ok(refund_of(&intent))
     }
 
     /// Simulated refunds succeed at once.
@@ -307,12 +313,12 @@ impl PaymentGateway for SimulatedGateway {
                 message: format!("no refund {refund_ref}"),
             });
         }
-        Ok(refund_of(&intent.provider_ref))
+        Ok(refund_of(&intent))
     }
 
     async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
         let intent = self.fetch(provider_ref).await?;
-        Ok(intent.refunded.then(|| refund_of(provider_ref)))
+        Ok(intent.refunded.then(|| refund_of(&intent)))
     }
 
     /// Every simulated intent: they share nts's database, so none predates it.
@@ -326,6 +332,45 @@ impl PaymentGateway for SimulatedGateway {
         .await
         .map_err(unavailable)?;
         Ok(rows.into_iter().map(Intent::from).collect())
+    }
+
+    async fn refunds_of(&self, provider_ref: &str) -> Result<Vec<Refund>, GatewayError> {
+        let intent = self.fetch(provider_ref).await?;
+        Ok(intent.refunded.then(|| refund_of(&intent)).into_iter().collect())
+    }
+
+    /// Amounts are kept in nts's minor units here: the simulated provider's units.
+    async fn list_window(&self, since: OffsetDateTime, until: OffsetDateTime) -> Result<ProviderWindow, GatewayError> {
+        let rows = sqlx::query!(
+            r#"SELECT id, status, amount_minor, currency AS "currency!", refunded, order_id, payment_id, created_at
+               FROM simulated_intents WHERE created_at BETWEEN $1 AND $2 ORDER BY created_at, id"#,
+            since,
+            until
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(unavailable)?;
+        let intents: Vec<ListedIntent> = rows
+            .into_iter()
+            .map(|r| {
+                let created = r.created_at;
+                let row = Row {
+                    id: r.id,
+                    status: r.status,
+                    amount_minor: r.amount_minor,
+                    currency: r.currency,
+                    refunded: r.refunded,
+                    order_id: r.order_id,
+                    payment_id: r.payment_id,
+                };
+                let intent = Intent::from(row);
+                ListedIntent { raw_amount: intent.amount_minor, intent, created }
+            })
+            .collect();
+        Ok(ProviderWindow {
+            refunds: intents.iter().filter(|i| i.intent.refunded).map(|i| refund_of(&i.intent)).collect(),
+            intents,
+        })
     }
 }
 

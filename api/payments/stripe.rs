@@ -21,11 +21,14 @@ use stripe_core::PaymentIntent;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::disputes::DisputeNews;
 use super::gateway::{
-    GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund, RefundStatus,
+    GatewayError, Intent, IntentRequest, IntentStatus, ListedIntent, PaymentGateway, PaymentMethod, Provider,
+    ProviderWindow, Refund, RefundStatus,
 };
 use super::guard::{Answer, CallGuard, Calls};
 use crate::config::StripeSettings;
+use crate::domain::status::DisputeStatus;
 use crate::domain::{Currency, Money};
 use crate::error::ErrorCode;
 
@@ -33,6 +36,8 @@ use crate::error::ErrorCode;
 /// may hold other integrations' objects, which must not look like nts's.
 pub const ORDER_KEY: &str = "nts_order_id";
 pub const PAYMENT_KEY: &str = "nts_payment_id";
+/// The metadata key of nts's refunds: the refund's idempotency key, which names its row.
+pub const REFUND_KEY: &str = "nts_refund_key";
 
 pub struct StripeGateway {
     client: Client,
@@ -147,20 +152,72 @@ impl StripeGateway {
 const HELD_BACK: &str = "held back: ";
 
 fn refund_status(refund: &stripe_core::Refund) -> RefundStatus {
-    match refund.status.as_deref() {
+    refund_status_named(refund.status.as_deref())
+}
+
+/// A refund's status as Stripe names it (`pending`, `requires_action`, `succeeded`, `failed`, `canceled`).
+pub fn refund_status_named(status: Option<&str>) -> RefundStatus {
+    match status {
         Some("succeeded") => RefundStatus::Succeeded,
-        Some("failed" | "canceled") => RefundStatus::Failed,
+        Some("failed") => RefundStatus::Failed,
+        Some("canceled") => RefundStatus::Canceled,
         _ => RefundStatus::Pending,
     }
 }
 
 fn refund_from_api(r: &stripe_core::Refund) -> Refund {
-    Refund {
-        provider_ref: r.id.to_string(),
-        status: refund_status(r),
-        payment_ref: r.payment_intent.as_ref().map(|pi| pi.id().to_string()),
+    RefundFacts {
+        id: r.id.to_string(),
+        status: r.status.clone(),
+        payment_intent: r.payment_intent.as_ref().map(|pi| pi.id().to_string()),
         failure_reason: r.failure_reason.clone(),
+        amount: r.amount,
+        currency: r.currency.to_string(),
+        metadata: r.metadata.clone(),
     }
+    .into_refund()
+}
+
+/// What nts reads from a Refund, from an API answer or inside a webhook event.
+#[derive(Debug, Deserialize)]
+pub struct RefundFacts {
+    pub id: String,
+    pub status: Option<String>,
+    pub payment_intent: Option<String>,
+    pub failure_reason: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    pub metadata: Option<HashMap<String, String>>,
+}
+
+impl RefundFacts {
+    pub fn into_refund(self) -> Refund {
+        let currency = self.currency.to_ascii_uppercase();
+        // In nts's minor units; an amount that does not convert exactly stays as Stripe has it.
+        let amount_minor = Currency::parse(&currency)
+            .ok()
+            .and_then(|c| Money::from_stripe(self.amount, c).ok())
+            .map_or(self.amount, Money::minor);
+        Refund {
+            status: refund_status_named(self.status.as_deref()),
+            provider_ref: self.id,
+            payment_ref: self.payment_intent,
+            failure_reason: self.failure_reason,
+            amount: self.amount,
+            amount_minor,
+            currency,
+            key: self.metadata.and_then(|mut m| m.remove(REFUND_KEY)),
+        }
+    }
+}
+
+/// `created` within `[since, until]`, both bounds inclusive.
+fn created_within(since: OffsetDateTime, until: OffsetDateTime) -> stripe_types::RangeQueryTs {
+    stripe_types::RangeQueryTs::Bounds(stripe_types::RangeBoundsTs {
+        gte: Some(since.unix_timestamp()),
+        lte: Some(until.unix_timestamp()),
+        ..Default::default()
+    })
 }
 
 fn once_with(key: &str) -> RequestStrategy {
@@ -252,8 +309,12 @@ impl PaymentGateway for StripeGateway {
         }
     }
 
+    /// The refund carries its key in its metadata (one entry: the same bytes
+    /// every time), so its news names nts's row even before the answer to
+    /// this call is recorded.
     async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<Refund, GatewayError> {
-        let refund = CreateRefund::new().payment_intent(provider_ref);
+        let metadata = HashMap::from([(REFUND_KEY.to_owned(), idempotency_key.to_owned())]);
+        let refund = CreateRefund::new().payment_intent(provider_ref).metadata(metadata);
         let sent = refund.customize().request_strategy(once_with(idempotency_key));
         let refund = self.call(Calls::Moves, sent.send(&self.client)).await.map_err(classify)?;
         Ok(refund_from_api(&refund))
@@ -268,7 +329,11 @@ impl PaymentGateway for StripeGateway {
     async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
         let list = ListRefund::new().payment_intent(provider_ref).limit(100);
         let refunds = self.call(Calls::Reads, list.send(&self.lister)).await.map_err(classify)?;
-        Ok(refunds.data.iter().map(refund_from_api).find(|r| r.status != RefundStatus::Failed))
+        Ok(refunds
+            .data
+            .iter()
+            .map(refund_from_api)
+            .find(|r| !matches!(r.status, RefundStatus::Failed | RefundStatus::Canceled)))
     }
 
     async fn list_intents(&self, since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
@@ -351,6 +416,74 @@ impl PaymentGateway for StripeGateway {
             }
         }
     }
+
+    async fn refunds_of(&self, provider_ref: &str) -> Result<Vec<Refund>, GatewayError> {
+        let mut refunds = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut page = ListRefund::new().payment_intent(provider_ref).limit(100);
+            if let Some(after) = &after {
+                page = page.starting_after(after.as_str());
+            }
+            let listed = self.call(Calls::Reads, page.send(&self.lister)).await.map_err(classify)?;
+            refunds.extend(listed.data.iter().map(refund_from_api));
+            match listed.data.last() {
+                Some(last) if listed.has_more => after = Some(last.id.to_string()),
+                _ => return Ok(refunds),
+            }
+        }
+    }
+
+    /// Each page is a call of its own through the guard: a long window
+    /// spends the budget page by page, and stops when it is spent.
+    async fn list_window(&self, since: OffsetDateTime, until: OffsetDateTime) -> Result<ProviderWindow, GatewayError> {
+        let mut window = ProviderWindow::default();
+        let mut by_charge: HashMap<String, String> = HashMap::new();
+        let mut after: Option<String> = None;
+        loop {
+            let mut page = ListPaymentIntent::new().limit(100).created(created_within(since, until));
+            if let Some(after) = &after {
+                page = page.starting_after(after.as_str());
+            }
+            let listed = self.call(Calls::Reads, page.send(&self.lister)).await.map_err(classify)?;
+            let ours = listed
+                .data
+                .iter()
+                .filter(|pi| pi.metadata.contains_key(PAYMENT_KEY) || pi.metadata.contains_key(ORDER_KEY));
+            by_charge.extend(
+                ours.clone().filter_map(|pi| Some((pi.latest_charge.as_ref()?.id().to_string(), pi.id.to_string()))),
+            );
+            window.intents.extend(ours.map(|pi| {
+                let facts = PaymentIntentFacts::from_api(pi);
+                let raw_amount = facts.amount;
+                let created = OffsetDateTime::from_unix_timestamp(pi.created).unwrap_or(OffsetDateTime::UNIX_EPOCH);
+                ListedIntent { intent: facts.into_intent(false), raw_amount, created }
+            }));
+            match listed.data.last() {
+                Some(last) if listed.has_more => after = Some(last.id.to_string()),
+                _ => break,
+            }
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let mut page = ListRefund::new().limit(100).created(created_within(since, until));
+            if let Some(after) = &after {
+                page = page.starting_after(after.as_str());
+            }
+            let listed = self.call(Calls::Reads, page.send(&self.lister)).await.map_err(classify)?;
+            window.refunds.extend(listed.data.iter().map(|r| {
+                let mut refund = refund_from_api(r);
+                if refund.payment_ref.is_none() {
+                    refund.payment_ref = r.charge.as_ref().and_then(|c| by_charge.get(c.id().as_str()).cloned());
+                }
+                refund
+            }));
+            match listed.data.last() {
+                Some(last) if listed.has_more => after = Some(last.id.to_string()),
+                _ => return Ok(window),
+            }
+        }
+    }
 }
 
 /// What nts reads from a PaymentIntent, whether from an API answer or inside
@@ -427,6 +560,38 @@ impl PaymentIntentFacts {
             order_id: id(ORDER_KEY),
             payment_id: id(PAYMENT_KEY),
         }
+    }
+}
+
+/// What nts reads from a Dispute inside a webhook event.
+#[derive(Debug, Deserialize)]
+pub struct DisputeFacts {
+    pub id: String,
+    pub payment_intent: Option<String>,
+    pub amount: i64,
+    pub currency: String,
+    #[serde(default)]
+    pub reason: String,
+    pub status: String,
+}
+
+impl DisputeFacts {
+    /// `None` for a dispute nts cannot place (no PaymentIntent, or a status Stripe has not documented).
+    pub fn into_news(self, funds_withdrawn: Option<bool>) -> Option<DisputeNews> {
+        let currency = self.currency.to_ascii_uppercase();
+        let amount_minor = Currency::parse(&currency)
+            .ok()
+            .and_then(|c| Money::from_stripe(self.amount, c).ok())
+            .map_or(self.amount, Money::minor);
+        Some(DisputeNews {
+            status: DisputeStatus::parse(&self.status)?,
+            payment_ref: self.payment_intent?,
+            provider_ref: self.id,
+            amount_minor,
+            currency,
+            reason: self.reason,
+            funds_withdrawn,
+        })
     }
 }
 

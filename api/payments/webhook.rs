@@ -12,11 +12,12 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::gateway::{Intent, Refund, RefundStatus};
+use super::disputes::{self, DisputeNews};
+use super::gateway::{Intent, Refund};
 use super::refunds;
 use super::service::{buyer_error, PaymentService};
 use super::signature;
-use super::stripe::PaymentIntentFacts;
+use super::stripe::{DisputeFacts, PaymentIntentFacts, RefundFacts};
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::state::AppState;
 
@@ -38,24 +39,19 @@ struct ChargeFacts {
     payment_intent: Option<String>,
 }
 
-#[derive(Debug, Deserialize)]
-struct RefundFacts {
-    id: String,
-    status: Option<String>,
-    payment_intent: Option<String>,
-    failure_reason: Option<String>,
-}
-
 /// What an event asks of nts.
 enum Action {
     /// The event carries the PaymentIntent as it was.
     Apply(Intent),
-    /// Money went back, or is on its way: the PaymentIntent, asked now, says
-    /// whether it is refunded in full (refunds that succeeded).
-    Refresh(String),
-    /// A refund changed: ours is settled from it; another (made in Stripe's
-    /// dashboard) through its PaymentIntent.
+    /// Money went back, or is on its way: every refund of the PaymentIntent,
+    /// asked now, is recorded by its own id.
+    Refunds(String),
+    /// A refund changed: its row, found by the refund's id (or nts's key it
+    /// carries), moves; a refund made elsewhere (Stripe's dashboard) becomes
+    /// a row of the payment of its PaymentIntent.
     Refund(Refund),
+    /// A dispute of a charge opened, moved or closed: recorded by its own id.
+    Dispute(DisputeNews),
     Ignore,
 }
 
@@ -66,7 +62,7 @@ pub struct WebhookAck {
     pub duplicate: bool,
 }
 
-/// Stripe's events about PaymentIntents and refunds (signed with `NTS_STRIPE_WEBHOOK_SECRET`).
+/// Stripe's events about PaymentIntents, refunds and disputes (signed with `NTS_STRIPE_WEBHOOK_SECRET`).
 #[utoipa::path(
     tag = "payments",
     params(("Stripe-Signature" = String, Header, description = "`t=<unix time>,v1=<HMAC-SHA256 of \"t.body\">`")),
@@ -93,7 +89,7 @@ pub async fn receive(state: web::Data<AppState>, req: HttpRequest, body: web::By
 }
 
 /// The event types nts acts on, as metric labels; anything else is `other`.
-const KNOWN_TYPES: [&str; 8] = [
+const KNOWN_TYPES: [&str; 13] = [
     "payment_intent.succeeded",
     "payment_intent.payment_failed",
     "payment_intent.canceled",
@@ -102,6 +98,11 @@ const KNOWN_TYPES: [&str; 8] = [
     "refund.updated",
     "refund.failed",
     "charge.refund.updated",
+    "charge.dispute.created",
+    "charge.dispute.updated",
+    "charge.dispute.closed",
+    "charge.dispute.funds_withdrawn",
+    "charge.dispute.funds_reinstated",
 ];
 
 /// Answers the response and whether the event was a duplicate; sets `kind` once the event is read.
@@ -154,20 +155,24 @@ fn action(event: &Event) -> ApiResult<Action> {
         }
         "charge.refunded" => {
             let charge: ChargeFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
-            charge.payment_intent.map_or(Action::Ignore, Action::Refresh)
+            charge.payment_intent.map_or(Action::Ignore, Action::Refunds)
         }
         "refund.created" | "refund.updated" | "refund.failed" | "charge.refund.updated" => {
             let r: RefundFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
-            Action::Refund(Refund {
-                provider_ref: r.id,
-                status: match r.status.as_deref() {
-                    Some("succeeded") => RefundStatus::Succeeded,
-                    Some("failed" | "canceled") => RefundStatus::Failed,
-                    _ => RefundStatus::Pending,
-                },
-                payment_ref: r.payment_intent,
-                failure_reason: r.failure_reason,
-            })
+            Action::Refund(r.into_refund())
+        }
+        "charge.dispute.created"
+        | "charge.dispute.updated"
+        | "charge.dispute.closed"
+        | "charge.dispute.funds_withdrawn"
+        | "charge.dispute.funds_reinstated" => {
+            let d: DisputeFacts = serde_json::from_value(event.data.object.clone()).map_err(invalid_event)?;
+            let funds = match event.kind.as_str() {
+                "charge.dispute.funds_withdrawn" => Some(true),
+                "charge.dispute.funds_reinstated" => Some(false),
+                _ => None,
+            };
+            d.into_news(funds).map_or(Action::Ignore, Action::Dispute)
         }
         _ => Action::Ignore,
     })
@@ -176,24 +181,22 @@ fn action(event: &Event) -> ApiResult<Action> {
 async fn perform(payments: &PaymentService, event: &Event, action: Action) -> ApiResult<()> {
     let intent = match action {
         Action::Apply(intent) => intent,
-        Action::Refresh(provider_ref) => retrieve(payments, &provider_ref).await?,
-        Action::Refund(refund) => {
-            let ours = sqlx::query_scalar!(
-                "SELECT id FROM payments WHERE provider = 'stripe' AND refund_ref = $1",
-                refund.provider_ref
-            )
-            .fetch_optional(&payments.pool)
-            .await?;
-            if let Some(payment_id) = ours {
-                let status =
-                    refunds::apply_refund(&payments.pool, payment_id, Some(&refund.provider_ref), &refund).await?;
-                tracing::info!(event_id = %event.id, event = %event.kind, %payment_id, ?status, "webhook applied");
-                return Ok(());
+        Action::Refunds(provider_ref) => {
+            let all = payments.gateway.refunds_of(&provider_ref).await.map_err(buyer_error)?;
+            for news in &all {
+                apply_refund(payments, event, news).await?;
             }
-            // Not (yet) known as ours: made elsewhere, or our refund whose
-            // answer has not been recorded. Its PaymentIntent says whether the money is back.
-            let Some(provider_ref) = refund.payment_ref else { return Ok(()) };
-            retrieve(payments, &provider_ref).await?
+            return Ok(());
+        }
+        Action::Refund(news) => return apply_refund(payments, event, &news).await,
+        Action::Dispute(news) => {
+            match disputes::record(&payments.pool, &news).await? {
+                Some((dispute_id, status)) => tracing::info!(event_id = %event.id, event = %event.kind, %dispute_id,
+                    status = status.as_str(), "webhook applied"),
+                None => tracing::warn!(dispute = %news.provider_ref, event = %event.kind,
+                    "webhook about a dispute of a PaymentIntent nts did not make"),
+            }
+            return Ok(());
         }
         Action::Ignore => return Ok(()),
     };
@@ -207,10 +210,14 @@ async fn perform(payments: &PaymentService, event: &Event, action: Action) -> Ap
     Ok(())
 }
 
-/// The PaymentIntent as it is now; a provider in trouble answers 503 and
-/// Stripe delivers the event again later.
-async fn retrieve(payments: &PaymentService, provider_ref: &str) -> ApiResult<Intent> {
-    payments.gateway.retrieve(provider_ref).await.map_err(buyer_error)
+async fn apply_refund(payments: &PaymentService, event: &Event, news: &Refund) -> ApiResult<()> {
+    match refunds::apply_news(&payments.pool, news, None).await? {
+        Some((row, status)) => tracing::info!(event_id = %event.id, event = %event.kind, refund_id = %row.id,
+            payment_id = %row.payment_id, ?status, "webhook applied"),
+        None => tracing::warn!(refund_ref = %news.provider_ref, event = %event.kind,
+            "webhook about a refund of a PaymentIntent nts did not make"),
+    }
+    Ok(())
 }
 
 /// Our attempt behind a PaymentIntent: by its reference, or by the payment

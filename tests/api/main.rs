@@ -5,6 +5,7 @@ mod admin;
 mod carts;
 mod checkin;
 mod concurrency;
+mod disputes;
 mod events;
 mod hoarding;
 mod holds;

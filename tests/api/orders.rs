@@ -1,6 +1,8 @@
 use std::sync::Arc;
 
-use nts::payments::gateway::{GatewayError, Intent, IntentRequest, PaymentGateway, PaymentMethod, Provider, Refund};
+use nts::payments::gateway::{
+    GatewayError, Intent, IntentRequest, PaymentGateway, PaymentMethod, Provider, ProviderWindow, Refund,
+};
 use nts::payments::simulated::SimulatedGateway;
 use nts_testkit::wire::{HoldStatus, OrderStatus, PaymentRequest, PaymentStatus, SimulatedOutcome};
 use nts_testkit::{spawn_app, spawn_app_with, Expect};
@@ -246,6 +248,16 @@ impl PaymentGateway for LoseConfirmAnswers {
     }
     async fn list_intents(&self, since: Option<time::OffsetDateTime>) -> Result<Vec<Intent>, GatewayError> {
         self.0.list_intents(since).await
+    }
+    async fn refunds_of(&self, r: &str) -> Result<Vec<Refund>, GatewayError> {
+        self.0.refunds_of(r).await
+    }
+    async fn list_window(
+        &self,
+        since: time::OffsetDateTime,
+        until: time::OffsetDateTime,
+    ) -> Result<ProviderWindow, GatewayError> {
+        self.0.list_window(since, until).await
     }
 }
 

@@ -100,3 +100,35 @@ async fn the_audit_finds_money_the_provider_took_behind_our_back() {
     assert_eq!(audit.mismatches[1].provider_ref.as_deref(), Some("sim_pi_stray"));
     assert_eq!(audit.mismatches[1].order_id, Some(order));
 }
+
+#[tokio::test]
+async fn the_audit_covers_one_bounded_window_of_time() {
+    let app = spawn_app().await;
+    let api = app.api();
+    let (event, tt) = app.simple_event(10, 4).await;
+    let c = app.checkout(event, tt, 1).await;
+    app.confirm(c.payment.unwrap().id, c.order.secret.as_deref().unwrap(), SimulatedOutcome::Succeeded)
+        .await
+        .expect_status(200);
+    let day = api.payments_audit().await.unwrap();
+    assert_eq!(day.until - day.since, time::Duration::hours(24), "by default the last 24 hours");
+    assert_eq!((day.checked_payments, day.provider_objects, day.mismatches.len()), (1, 1, 0));
+
+    let at = |t: time::OffsetDateTime| t.format(&time::format_description::well_known::Rfc3339).unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    let before = api
+        .payments_audit_of(&format!(
+            "?since={}&until={}",
+            at(now - time::Duration::days(3)),
+            at(now - time::Duration::days(2))
+        ))
+        .await
+        .unwrap();
+    assert_eq!((before.checked_payments, before.provider_objects), (0, 0), "the sale is outside that window");
+
+    let too_long = format!("?since={}&until={}", at(now - time::Duration::days(40)), at(now));
+    api.payments_audit_of(&too_long).await.expect_error(422, "validation_failed");
+    api.payments_audit_of("?since=yesterday").await.expect_error(422, "validation_failed");
+    let backwards = format!("?since={}&until={}", at(now), at(now - time::Duration::hours(1)));
+    api.payments_audit_of(&backwards).await.expect_error(422, "validation_failed");
+}

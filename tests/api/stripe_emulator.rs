@@ -96,6 +96,29 @@ impl Emulator {
             .unwrap()
     }
 
+    /// A refund of part of a payment (`amount` in Stripe's units), made in Stripe's dashboard.
+    pub async fn dashboard_partial_refund(&self, payment_intent: &str, amount: i64) -> Value {
+        self.http
+            .post(format!("{}/v1/refunds", self.stripe_url))
+            .bearer_auth("sk_test_dashboard")
+            .form(&[("payment_intent", payment_intent), ("amount", &amount.to_string())])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+
+    /// The buyer's bank disputes the payment (or the dispute moves on): the
+    /// charge's dispute gets `status` and Stripe sends `event` (e.g. `charge.dispute.created`).
+    pub async fn dispute(&self, payment_intent: &str, status: &str, event: &str) -> Value {
+        let spec = json!({"payment_intent": payment_intent, "status": status, "type": event, "reason": "fraudulent"});
+        let res = self.http.post(format!("{}/_proxy/disputes", self.proxy_url)).json(&spec).send().await.unwrap();
+        assert!(res.status().is_success(), "dispute: {}", res.status());
+        res.json().await.unwrap()
+    }
+
     /// Every event Stripe made, newest first.
     pub async fn events(&self) -> Vec<Value> {
         let all: Value = self

@@ -100,8 +100,13 @@ test('admin refunds orders, releases seats, sees a failed refund and the audit',
     // A refund the provider could not make (the buyer's card was closed):
     // recorded as Stripe reports it, shown to the organiser and in the audit.
     sql(`UPDATE orders SET status = 'refunded' WHERE id = '${cy.id}';
-         UPDATE payments SET status = 'refund_failed', refund_failure = 'expired_or_canceled_card'
-         WHERE order_id = '${cy.id}' AND status = 'succeeded'`);
+         UPDATE payments SET status = 'refund_failed'
+         WHERE order_id = '${cy.id}' AND status = 'succeeded';
+         INSERT INTO refunds (event_id, id, payment_id, idempotency_key, amount_minor, currency, status, reason, failure)
+         SELECT o.event_id, gen_random_uuid(), p.id, 'nts-refund-' || p.id, p.amount_minor, p.currency, 'failed',
+                'requested_by_organiser', 'expired_or_canceled_card'
+         FROM payments p JOIN orders o ON o.id = p.order_id
+         WHERE p.order_id = '${cy.id}' AND p.status = 'refund_failed'`);
     await page.getByRole('button', { name: 'Refresh' }).last().click();
     const cyRow = page.locator(`table.refunds tr[data-order-id="${cy.id}"]`);
     await cyRow.waitFor();

@@ -221,6 +221,9 @@ def _charge_of(charge=None, payment_intent=None, **_):
 
 def _refund_pending_first(self, *args, **kwargs):
     charge = _charge_of(**kwargs)
+    if charge is not None and charge.id in disputes_by_charge:
+        raise UserError(400, f'Charge {charge.id} has been charged back; cannot issue a refund.',
+                        {'code': 'charge_disputed'})
     if charge is not None and charge.amount_refunded >= charge.amount:
         raise UserError(400, f'Charge {charge.id} has already been refunded.', {'code': 'charge_already_refunded'})
     _refund_init(self, *args, **kwargs)
@@ -252,6 +255,43 @@ ls.Charge.amount_refunded = property(
 async def _configure_refunds(request):
     refund_settings.update(await request.json())
     return web.json_response(refund_settings)
+
+
+# Disputes, which localstripe does not know: `POST /_proxy/disputes`
+# {"payment_intent": "pi_…", "status": "needs_response", "reason": "fraudulent",
+#  "type": "charge.dispute.created"} makes (or, with the same payment_intent,
+# moves) the charge's dispute and sends the event, with the dispute as Stripe
+# renders it. Stripe refuses to refund a disputed charge (`charge_disputed`).
+disputes_by_charge = {}
+
+
+class _Dispute(ls.StripeObject):
+    object = 'dispute'
+    _id_prefix = 'du_'
+
+    def __init__(self, charge, payment_intent, reason):
+        super().__init__()
+        self.charge = charge.id
+        self.payment_intent = payment_intent
+        self.amount = charge.amount
+        self.currency = charge.currency
+        self.reason = reason
+        self.status = 'warning_needs_response'
+        self.metadata = {}
+        self.livemode = False
+
+
+async def _dispute(request):
+    spec = await request.json()
+    pi = ls.PaymentIntent._api_retrieve(spec['payment_intent'])
+    charge = pi.latest_charge
+    dispute = disputes_by_charge.get(charge.id)
+    if dispute is None:
+        dispute = _Dispute(charge, pi.id, spec.get('reason', 'fraudulent'))
+        disputes_by_charge[charge.id] = dispute
+    dispute.status = spec.get('status', 'needs_response')
+    schedule_webhook(ls.Event(spec.get('type', 'charge.dispute.created'), dispute))
+    return web.json_response(dispute._export())
 
 
 # Webhooks, as Stripe delivers them: each delivery signed at its own time,
@@ -372,7 +412,8 @@ async def main():
     _, stripe_port = await _serve(localstripe_app)
     _, proxy_port = await _serve(proxy.make_app(
         f'http://127.0.0.1:{stripe_port}',
-        [('POST', '/_proxy/refunds', _configure_refunds), ('POST', '/_proxy/webhooks', _configure_webhooks)]))
+        [('POST', '/_proxy/refunds', _configure_refunds), ('POST', '/_proxy/webhooks', _configure_webhooks),
+         ('POST', '/_proxy/disputes', _dispute)]))
     print(json.dumps({'stripe': stripe_port, 'proxy': proxy_port}), flush=True)
     loop = asyncio.get_running_loop()
     stdin_closed = loop.create_future()

@@ -98,4 +98,14 @@ impl Client {
     pub async fn payments_audit(&self) -> ApiResult<AuditReport> {
         self.admin_get("/api/v1/admin/payments/audit").await
     }
+
+    /// `query` is e.g. `"?since=2026-12-01T00:00:00Z"` or `""`.
+    pub async fn payments_audit_of(&self, query: &str) -> ApiResult<AuditReport> {
+        self.admin_get(&format!("/api/v1/admin/payments/audit{query}")).await
+    }
+
+    /// `query` is e.g. `"?event_id=…"` or `""`.
+    pub async fn disputes(&self, query: &str) -> ApiResult<Vec<Dispute>> {
+        self.admin_get(&format!("/api/v1/admin/disputes{query}")).await
+    }
 }

@@ -52,6 +52,8 @@ pub struct AdminEvent {
     pub currency: String,
     #[serde(deserialize_with = "super::nullable")]
     pub max_tickets_per_order: Option<i32>,
+    /// `admit` or `refuse_while_disputed`.
+    pub dispute_policy: String,
     pub revenue_minor: i64,
     pub ticket_types: Vec<AdminTicketType>,
 }
@@ -76,12 +78,16 @@ pub struct Refund {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RefundRow {
+    pub refund_id: Uuid,
     pub order_id: Uuid,
     pub payment_id: Uuid,
     pub event_name: String,
     pub buyer_email: String,
     pub amount_minor: i64,
+    pub payment_amount_minor: i64,
     pub currency: String,
+    pub status: RefundStatus,
+    pub reason: String,
     pub order_status: OrderStatus,
     pub payment_status: PaymentStatus,
     pub seats_released: bool,
@@ -102,6 +108,15 @@ pub struct SeatsReleased {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
+pub enum RefundStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Canceled,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum MismatchKind {
     MoneyWithoutPaidOrder,
     PaidOrderWithoutMoney,
@@ -110,6 +125,7 @@ pub enum MismatchKind {
     AmountMismatch,
     RefundFailed,
     AmountNotChargeable,
+    PartialRefund,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -128,9 +144,36 @@ pub struct Mismatch {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AuditReport {
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub until: OffsetDateTime,
     pub checked_payments: i64,
     pub provider_objects: i64,
+    pub provider_refunds: i64,
     pub mismatches: Vec<Mismatch>,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dispute {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event_name: String,
+    pub order_id: Uuid,
+    pub payment_id: Uuid,
+    pub buyer_email: String,
+    pub provider_ref: String,
+    /// As Stripe names it.
+    pub status: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub reason: String,
+    pub funds_withdrawn: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
