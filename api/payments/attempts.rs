@@ -250,8 +250,23 @@ impl PaymentService {
     /// the PaymentIntent is looked up instead. If the outcome stays unknown
     /// the attempt is left `processing` for the reconciler.
     pub(super) async fn create_confirmed(&self, attempt: &Attempt) -> ApiResult<PaymentView> {
+        // Marked sent before it is sent: a send whose answer is lost, or whose
+        // process dies mid-call, leaves the attempt `processing`. So only the
+        // request that sends first may take a refusal of its own send
+        // (nothing executed) for the attempt's truth; a later one cannot
+        // know what an earlier, unanswered send did.
+        let first_send = attempt.provider_ref.is_none()
+            && payment_status::transition(
+                &self.pool,
+                attempt.id,
+                &[PaymentStatus::Created],
+                PaymentStatus::Processing,
+                payment_status::Also::default(),
+            )
+            .await?
+            .is_some();
         let mut tries = 0;
-        let mut maybe_sent = false;
+        let mut maybe_sent = !first_send;
         let outcome = loop {
             tries += 1;
             match self.ensure_intent(attempt).await {
@@ -288,8 +303,9 @@ impl PaymentService {
                 tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; the reconciler will look for it");
                 self.creation_error_stored(attempt.id).await?
             }
-            // Nothing was sent, or the provider refused the request itself:
-            // no money can move under this attempt.
+            // Nothing of this attempt was ever sent (this request sent first,
+            // and its one send was held back or refused before it ran), or the
+            // provider refused the request itself: no money can move under it.
             Err(e) if !maybe_sent || matches!(e, GatewayError::Declined { .. } | GatewayError::Refused { .. }) => {
                 let code = failure_code(&e);
                 settle::transition(

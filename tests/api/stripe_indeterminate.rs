@@ -254,3 +254,29 @@ async fn a_cancel_that_got_no_answer_is_sent_again_until_stripe_cancels() {
     assert!(!owed);
     assert!(!stripe.authenticate(&pi, &client_secret).await, "the buyer's client secret confirms nothing now");
 }
+
+// 1. A creation sent without an answer may have charged the card: a later
+// send of the same attempt (the buyer's retry, on another instance) that
+// meets a 429 says nothing about the first, and must not fail the attempt.
+#[tokio::test]
+async fn a_429_on_a_retried_creation_does_not_fail_an_attempt_an_earlier_send_may_have_charged() {
+    let (app, stripe) = spawn_stripe_app(&[("NTS_RECONCILE_MS", "100")], false).await;
+    let (order, secret, tt) = stripe_order(&app, 1).await;
+    let request = nts_testkit::wire::PaymentRequest { payment_method: Some("pm_card_visa".into()) };
+    let key = Uuid::new_v4().to_string();
+    // Stripe charged; none of the three answers arrived.
+    stripe.fault("POST", "^/v1/payment_intents$", "lose", 3).await;
+    let first = app.api_on(0).with_key(&key).create_payment(order, &secret, &request).await.expect_status(201);
+    assert_eq!(first.status, PaymentStatus::Processing);
+    // The retry with the same key carries on with the same attempt; its send meets a 429.
+    stripe.fault("POST", "^/v1/payment_intents$", "rate_limit", 1).await;
+    let retried = app.api_on(1).with_key(&key).create_payment(order, &secret, &request).await;
+    if let Ok(reply) = &retried {
+        assert_eq!(reply.body.id, first.id, "the same attempt");
+    }
+    assert_ne!(attempt_row(&app, first.id).await.0, "failed", "{retried:?}");
+    app.eventually(30, || async { order_status(&app, order).await == "paid" }).await;
+    assert_eq!(attempt_row(&app, first.id).await.0, "succeeded");
+    assert_eq!(app.sold_and_held(tt).await, (1, 0));
+    assert_eq!(stripe.intents_of(order).await.len(), 1);
+}
