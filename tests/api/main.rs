@@ -21,4 +21,5 @@ mod resilience;
 mod startup;
 mod stripe;
 mod stripe_emulator;
+mod stripe_standin;
 mod stripe_strict;
