@@ -25,7 +25,8 @@ pub struct StripeSettings {
     /// Always ends with `/`.
     pub api_base: String,
     pub js_url: String,
-    /// How long one call to Stripe may take before its outcome counts as unknown.
+    /// How long one call to Stripe may take before its outcome counts as
+    /// unknown; at most 60 s, which `payments::attempt::IN_FLIGHT_UNTIL` counts on.
     pub timeout: Duration,
     /// The same for one page of a listing, which only background work (the
     /// reconciler's look-ups, the audit) asks for and which grows with the
@@ -144,7 +145,7 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
         webhook_secret: required("NTS_STRIPE_WEBHOOK_SECRET", &[])?,
         api_base,
         js_url: url("NTS_STRIPE_JS_URL", DEFAULT_STRIPE_JS_URL)?,
-        timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=600_000)?),
+        timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=60_000)?),
         list_timeout: Duration::from_millis(parse(get, "NTS_STRIPE_LIST_TIMEOUT_MS", 60_000u64, 100..=600_000)?),
     }))
 }

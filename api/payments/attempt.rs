@@ -4,17 +4,33 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::gateway::{GatewayError, IntentRequest};
+use super::gateway::{GatewayError, IntentRequest, CLOCK_MARGIN};
 use crate::domain::status::PaymentStatus;
 use crate::domain::{Currency, Money};
 use crate::sales::views::PaymentView;
 
-/// Stripe keeps the answer to a request with an idempotency key for at least
-/// 24 hours and may prune it afterwards: a creation re-sent after that is a
-/// brand-new charge, a day late. nts re-sends a creation only while its
-/// attempt is younger than this, far inside those 24 hours and far beyond
-/// any request still in flight; an older attempt is looked up instead.
-pub const RESEND_CREATE_WITHIN: time::Duration = time::Duration::hours(1);
+/// An attempt's creation is sent (by its request's tries, then by the
+/// reconciler, always with its key and the same bytes) only this long after
+/// the attempt was recorded. Stripe keeps a key's first answer for at least
+/// 24 hours, so a re-send within this window can never be a second charge;
+/// and since nothing more is sent afterwards, an attempt's PaymentIntent, if
+/// it exists at all, was created in a window nts knows.
+pub const SEND_WITHIN: time::Duration = time::Duration::minutes(2);
+
+/// No creation of an attempt can still be on its way after this: the last
+/// one may start at [`SEND_WITHIN`] and lasts at most the longest provider
+/// call nts allows (`NTS_STRIPE_TIMEOUT_MS`, at most 60 s), with margin.
+/// An attempt older than this whose PaymentIntent nts does not know is
+/// *indeterminate*: it no longer stops its order from taking another
+/// attempt or from expiring, and the reconciler keeps looking for it.
+pub const IN_FLIGHT_UNTIL: time::Duration = time::Duration::minutes(4);
+
+/// How long the reconciler keeps looking for the PaymentIntent of an
+/// indeterminate attempt: Stripe keeps the key's answer (a stored 5xx says
+/// nothing about whether it acted) for 24 hours, and then some. Only a
+/// complete listing of the attempt's creation window made after this, which
+/// still does not have it, lets the attempt fail.
+pub const LOOK_FOR: time::Duration = time::Duration::hours(48);
 
 /// One attempt as stored, with what the provider needs to find it again.
 pub struct Attempt {
@@ -30,6 +46,8 @@ pub struct Attempt {
     pub return_url: Option<String>,
     pub client_secret: Option<String>,
     pub failure_code: Option<String>,
+    /// The provider answered its creation with an error stored under its key.
+    pub create_error_stored: bool,
     pub created_at: OffsetDateTime,
 }
 
@@ -67,10 +85,22 @@ impl Attempt {
     }
 
     /// May its creation be sent (again) with its key? Only while the
-    /// provider surely still holds the key's first answer.
+    /// provider surely still holds the key's first answer, and while
+    /// nothing says the creation may be over.
     pub(super) fn may_send_create(&self, now: OffsetDateTime) -> bool {
         self.provider_ref.is_none()
+            && !self.create_error_stored
             && matches!(self.status, PaymentStatus::Created | PaymentStatus::Processing)
-            && now - self.created_at < RESEND_CREATE_WITHIN
+            && now - self.created_at < SEND_WITHIN
+    }
+
+    /// Open, its PaymentIntent unknown, and no creation of it can still be on its way.
+    pub(super) fn is_indeterminate(&self, now: OffsetDateTime) -> bool {
+        self.provider_ref.is_none() && self.status.is_open() && now - self.created_at >= IN_FLIGHT_UNTIL
+    }
+
+    /// The times between which the provider may have created its PaymentIntent.
+    pub(super) fn creation_window(&self) -> (OffsetDateTime, OffsetDateTime) {
+        (self.created_at - CLOCK_MARGIN, self.created_at + IN_FLIGHT_UNTIL + CLOCK_MARGIN)
     }
 }

@@ -5,7 +5,7 @@ use actix_web::http::StatusCode;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::attempt::Attempt;
+use super::attempt::{Attempt, IN_FLIGHT_UNTIL};
 use super::gateway::{GatewayError, IntentStatus, PaymentMethod, Provider};
 use super::guard::backoff;
 use super::service::{buyer_error, declined, outcome_answer, PaymentService, CREATE_TRIES, PROVIDER_ERROR};
@@ -68,6 +68,7 @@ impl PaymentService {
                     return_url: None,
                     client_secret: None,
                     failure_code: None,
+                    create_error_stored: false,
                     created_at: row.created_at,
                 };
                 let view = attempt.view(attempt.status);
@@ -113,7 +114,9 @@ impl PaymentService {
     }
 
     /// A new attempt for an order awaiting payment. Open attempts are canceled
-    /// at the provider first, so two attempts can never both take money.
+    /// at the provider first, so two attempts can never both take money (an
+    /// indeterminate one, whose PaymentIntent no listing has found, cannot
+    /// be canceled and stops nothing: money found for it later is refunded).
     /// A provider payment method travels with the creation call (Stripe
     /// confirms it there); a simulated attempt is confirmed later with an outcome.
     ///
@@ -168,7 +171,8 @@ impl PaymentService {
             r#"INSERT INTO payments (id, order_id, provider, idempotency_key, amount_minor, currency, payment_method,
                                     return_url)
                SELECT $1, $2, $3, $6, $4, $5, $7, $8
-               WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND status = ANY($9))"#,
+               WHERE NOT EXISTS (SELECT 1 FROM payments WHERE order_id = $2 AND status = ANY($9)
+                                   AND (provider_ref IS NOT NULL OR created_at > now() - make_interval(secs => $10)))"#,
             payment_id,
             order_id,
             self.provider().as_str(),
@@ -178,6 +182,7 @@ impl PaymentService {
             provider_method,
             return_url,
             &PaymentStatus::OPEN as &[PaymentStatus],
+            IN_FLIGHT_UNTIL.as_seconds_f64(),
         )
         .execute(&mut *tx)
         .await?;
@@ -274,15 +279,12 @@ impl PaymentService {
                 )
                 .await?
             }
+            // What Stripe did is unknown, and asking again replays the error:
+            // the reconciler looks for the PaymentIntent (a listing, which no
+            // buyer's request waits for) and settles the attempt from it.
             Err(GatewayError::Stored(detail)) => {
-                tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; looking it up");
-                match self.recover(attempt).await {
-                    Ok(status) => status,
-                    Err(e) => {
-                        self.leave_for_reconciler(attempt.id).await?;
-                        return Err(buyer_error(e));
-                    }
-                }
+                tracing::warn!(payment_id = %attempt.id, %detail, "Stripe stored an error for the payment; the reconciler will look for it");
+                self.creation_error_stored(attempt.id).await?
             }
             // Nothing was sent, or the provider refused the request itself:
             // no money can move under this attempt.
@@ -327,6 +329,15 @@ impl PaymentService {
             key.mark_recorded();
         }
         Ok(status)
+    }
+
+    /// The provider stored an error under the attempt's key: its creation is
+    /// never sent again (it would only replay the error), only looked for.
+    pub(super) async fn creation_error_stored(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {
+        sqlx::query!("UPDATE payments SET create_error_stored = true WHERE id = $1", payment_id)
+            .execute(&self.pool)
+            .await?;
+        self.leave_for_reconciler(payment_id).await
     }
 
     pub(super) async fn leave_for_reconciler(&self, payment_id: Uuid) -> Result<PaymentStatus, sqlx::Error> {

@@ -163,11 +163,15 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// after `since` (the audit looks no further back than nts's first attempt).
     async fn list_intents(&self, since: Option<OffsetDateTime>) -> Result<Vec<Intent>, GatewayError>;
 
-    /// The intent made for `payment_id`, if the provider has one: found by
-    /// listing (a list is consistent at once; a search lags) from a little
-    /// before the attempt was recorded.
-    async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
-        let since = recorded_at - CLOCK_MARGIN;
-        Ok(self.list_intents(Some(since)).await?.into_iter().find(|i| i.payment_id == Some(payment_id)))
+    /// The intent made for `payment_id`, if the provider has one, found
+    /// among those created between the two times of `window` (a list is
+    /// consistent at once; a search lags). `None` is an answer about that
+    /// window only, and only if the whole window was listed.
+    async fn find_intent(
+        &self,
+        payment_id: Uuid,
+        window: (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Option<Intent>, GatewayError> {
+        Ok(self.list_intents(Some(window.0)).await?.into_iter().find(|i| i.payment_id == Some(payment_id)))
     }
 }

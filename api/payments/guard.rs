@@ -1,18 +1,32 @@
 //! How often this instance may call the payment provider. A merchant's rate
 //! limit is shared by every instance and every buyer: one instance that
 //! hammers a failing provider turns every buyer's payment into a 503. So each
-//! instance has a budget of calls (a token bucket), and a circuit breaker
+//! instance has budgets of calls (token buckets), and a circuit breaker
 //! that stops calling for a while after consecutive 429 or 5xx answers, for
-//! longer each time (capped exponential backoff).
+//! longer each time (capped exponential backoff). Calls that move money
+//! (creations, cancels, refunds) and reads (retrievals, each page of a
+//! listing) have budgets apart, so no amount of reading can hold back a payment.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Calls per second this instance may make, and how many may come at once.
-/// Stripe allows 100 per second per account in live mode (25 in test mode);
-/// a few instances at this rate stay well inside it.
-const CALLS_PER_SECOND: f64 = 20.0;
-const BURST: f64 = 40.0;
+/// Calls per second this instance may make of each kind, and how many may
+/// come at once. Stripe allows 100 per second per account in live mode (25
+/// in test mode); a few instances at these rates stay inside it.
+const MOVES_PER_SECOND: f64 = 20.0;
+const MOVES_BURST: f64 = 40.0;
+const READS_PER_SECOND: f64 = 10.0;
+const READS_BURST: f64 = 20.0;
+
+/// What a call does, and so which budget it is charged to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Calls {
+    /// Creations, cancels, refunds: calls that move money or stop it moving.
+    Moves,
+    /// Retrievals and listings (each page one call).
+    Reads,
+}
+
 /// Consecutive 429 / 5xx answers that open the circuit.
 const TRIP_AFTER: u32 = 5;
 
@@ -38,8 +52,8 @@ pub struct CallGuard {
 }
 
 struct State {
-    tokens: f64,
-    refilled: Instant,
+    moves: Bucket,
+    reads: Bucket,
     overloaded_in_a_row: u32,
     open_until: Option<Instant>,
 }
@@ -54,20 +68,20 @@ impl CallGuard {
     pub fn new() -> Self {
         Self {
             state: Mutex::new(State {
-                tokens: BURST,
-                refilled: Instant::now(),
+                moves: Bucket::full(MOVES_PER_SECOND, MOVES_BURST),
+                reads: Bucket::full(READS_PER_SECOND, READS_BURST),
                 overloaded_in_a_row: 0,
                 open_until: None,
             }),
         }
     }
 
-    /// May a call go out now? `Err` says why not (nothing was sent).
-    pub fn admit(&self) -> Result<(), String> {
-        self.admit_at(Instant::now())
+    /// May a call of this kind go out now? `Err` says why not (nothing was sent).
+    pub fn admit(&self, calls: Calls) -> Result<(), String> {
+        self.admit_at(calls, Instant::now())
     }
 
-    fn admit_at(&self, now: Instant) -> Result<(), String> {
+    fn admit_at(&self, calls: Calls, now: Instant) -> Result<(), String> {
         let mut s = self.state.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(until) = s.open_until.filter(|until| *until > now) {
             return Err(format!(
@@ -76,13 +90,16 @@ impl CallGuard {
                 (until - now).as_millis()
             ));
         }
-        let elapsed = now.saturating_duration_since(s.refilled).as_secs_f64();
-        s.tokens = (s.tokens + elapsed * CALLS_PER_SECOND).min(BURST);
-        s.refilled = now;
-        if s.tokens < 1.0 {
-            return Err(format!("this instance's budget of {CALLS_PER_SECOND} provider calls per second is spent"));
+        let bucket = match calls {
+            Calls::Moves => &mut s.moves,
+            Calls::Reads => &mut s.reads,
+        };
+        if !bucket.take(now) {
+            return Err(format!(
+                "this instance's budget of {} provider {calls:?} per second is spent",
+                bucket.per_second
+            ));
         }
-        s.tokens -= 1.0;
         Ok(())
     }
 
@@ -110,6 +127,31 @@ impl CallGuard {
     }
 }
 
+/// A token bucket.
+struct Bucket {
+    per_second: f64,
+    burst: f64,
+    tokens: f64,
+    refilled: Instant,
+}
+
+impl Bucket {
+    fn full(per_second: f64, burst: f64) -> Self {
+        Bucket { per_second, burst, tokens: burst, refilled: Instant::now() }
+    }
+
+    fn take(&mut self, now: Instant) -> bool {
+        let elapsed = now.saturating_duration_since(self.refilled).as_secs_f64();
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
+        self.refilled = now;
+        if self.tokens < 1.0 {
+            return false;
+        }
+        self.tokens -= 1.0;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,11 +169,24 @@ mod tests {
     fn the_budget_allows_a_burst_then_the_steady_rate() {
         let guard = CallGuard::new();
         let t0 = Instant::now();
-        for _ in 0..BURST as usize {
-            guard.admit_at(t0).unwrap();
+        for _ in 0..MOVES_BURST as usize {
+            guard.admit_at(Calls::Moves, t0).unwrap();
         }
-        assert!(guard.admit_at(t0).is_err(), "the burst is spent");
-        assert!(guard.admit_at(t0 + Duration::from_millis(60)).is_ok(), "refilled at the steady rate");
+        assert!(guard.admit_at(Calls::Moves, t0).is_err(), "the burst is spent");
+        assert!(guard.admit_at(Calls::Moves, t0 + Duration::from_millis(60)).is_ok(), "refilled at the steady rate");
+    }
+
+    #[test]
+    fn reads_never_spend_the_budget_of_calls_that_move_money() {
+        let guard = CallGuard::new();
+        let t0 = Instant::now();
+        while guard.admit_at(Calls::Reads, t0).is_ok() {}
+        assert!(guard.admit_at(Calls::Reads, t0).is_err(), "the reads' budget is spent");
+        for _ in 0..MOVES_BURST as usize {
+            guard.admit_at(Calls::Moves, t0).expect("payments still go out");
+        }
+        assert!(guard.admit_at(Calls::Moves, t0).is_err());
+        assert!(guard.admit_at(Calls::Reads, t0 + Duration::from_millis(110)).is_ok(), "reads refill on their own");
     }
 
     #[test]
@@ -141,17 +196,17 @@ mod tests {
         for _ in 0..TRIP_AFTER - 1 {
             guard.record_at(Answer::Overloaded, t0);
         }
-        assert!(guard.admit_at(t0).is_ok(), "not yet tripped");
+        assert!(guard.admit_at(Calls::Moves, t0).is_ok(), "not yet tripped");
         guard.record_at(Answer::Overloaded, t0);
-        assert!(guard.admit_at(t0).is_err(), "tripped");
-        assert!(guard.admit_at(t0 + Duration::from_millis(999)).is_err());
-        assert!(guard.admit_at(t0 + Duration::from_millis(1001)).is_ok(), "half open after 1 s");
+        assert!(guard.admit_at(Calls::Moves, t0).is_err(), "tripped");
+        assert!(guard.admit_at(Calls::Moves, t0 + Duration::from_millis(999)).is_err());
+        assert!(guard.admit_at(Calls::Moves, t0 + Duration::from_millis(1001)).is_ok(), "half open after 1 s");
         let t1 = t0 + Duration::from_millis(1001);
         guard.record_at(Answer::Overloaded, t1);
-        assert!(guard.admit_at(t1 + Duration::from_millis(1500)).is_err(), "open for 2 s this time");
+        assert!(guard.admit_at(Calls::Moves, t1 + Duration::from_millis(1500)).is_err(), "open for 2 s this time");
         guard.record_at(Answer::Answered, t1);
-        assert!(guard.admit_at(t1).is_ok(), "an answer closes it");
+        assert!(guard.admit_at(Calls::Moves, t1).is_ok(), "an answer closes it");
         guard.record_at(Answer::Silent, t1);
-        assert!(guard.admit_at(t1).is_ok());
+        assert!(guard.admit_at(Calls::Moves, t1).is_ok());
     }
 }

@@ -137,7 +137,11 @@ impl PaymentGateway for Metered {
         self.call("list_intents", self.0.list_intents(since)).await
     }
 
-    async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
-        self.call("find_intent", self.0.find_intent(payment_id, recorded_at)).await
+    async fn find_intent(
+        &self,
+        payment_id: Uuid,
+        window: (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Option<Intent>, GatewayError> {
+        self.call("find_intent", self.0.find_intent(payment_id, window)).await
     }
 }

@@ -101,7 +101,7 @@ pub async fn begin_confirmation(
            )
            SELECT p.id, p.order_id, p.provider, p.status AS "status: PaymentStatus", p.provider_ref,
                   p.idempotency_key, p.amount_minor, p.currency AS "currency!", p.payment_method, p.return_url,
-                  p.client_secret, p.failure_code, p.created_at
+                  p.client_secret, p.failure_code, p.create_error_stored, p.created_at
            FROM payments p JOIN orders o ON o.id = p.order_id
            WHERE p.id = $1 AND o.secret_hash = $2"#,
         payment_id,

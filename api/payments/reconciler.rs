@@ -10,6 +10,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::guard::backoff;
+use super::recovery::Checked;
 use super::service::PaymentService;
 use super::{refunds, settle};
 use crate::domain::status::{OrderStatus, PaymentStatus};
@@ -63,16 +64,37 @@ pub async fn reconcile_once(payments: &PaymentService) -> anyhow::Result<Pass> {
     let mut pass = Pass { holds_expired: expire_stale_holds(pool, None).await?, ..Pass::default() };
     for id in claim_stale_payments(pool).await? {
         match settle_stale_payment(payments, id).await {
-            Ok(true) => pass.payments_checked += 1,
-            Ok(false) => {
+            Ok(Some(Checked::Answered(status))) => {
                 pass.payments_checked += 1;
-                back_off(pool, id).await?;
+                if status.is_open() {
+                    back_off(pool, id).await?;
+                }
             }
+            Ok(Some(Checked::NotFound)) => {
+                pass.payments_checked += 1;
+                look_again_later(pool, id).await?;
+            }
+            Ok(None) => {}
             Err(e) => {
                 tracing::debug!(payment_id = %id, error = %e, "provider lookup failed; will retry later");
                 back_off(pool, id).await?;
             }
         }
+    }
+    // Failed attempts whose PaymentIntent is not yet canceled at the provider.
+    let owed: Vec<(Uuid, String)> = sqlx::query!(
+        r#"SELECT id, provider_ref AS "provider_ref!" FROM payments
+           WHERE close_owed AND provider_ref IS NOT NULL AND next_check_at <= now()
+           ORDER BY next_check_at LIMIT $1"#,
+        BATCH,
+    )
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|r| (r.id, r.provider_ref))
+    .collect();
+    for (id, provider_ref) in owed {
+        payments.close(id, &provider_ref).await?;
     }
     let owed: Vec<Uuid> = sqlx::query_scalar!(
         "SELECT id FROM payments WHERE status = $2 AND next_check_at <= now()
@@ -141,6 +163,20 @@ async fn back_off(pool: &PgPool, payment_id: Uuid) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
+/// No PaymentIntent of the attempt was found in its creation window: look
+/// again after a tenth of its age (at most an hour), so an attempt is looked
+/// for often while young and a few dozen times in all until it is given up.
+async fn look_again_later(pool: &PgPool, payment_id: Uuid) -> Result<(), sqlx::Error> {
+    sqlx::query!(
+        "UPDATE payments SET next_check_at = now() + LEAST((now() - created_at) / 10, interval '1 hour')
+         WHERE id = $1",
+        payment_id
+    )
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// Takes a lease on attempts waiting on the provider (by moving their
 /// `updated_at`), so concurrent reconcilers look at different ones.
 async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
@@ -162,15 +198,17 @@ async fn claim_stale_payments(pool: &PgPool) -> Result<Vec<Uuid>, sqlx::Error> {
     .await
 }
 
-/// Answers whether the attempt is settled (no longer waiting on the provider).
-async fn settle_stale_payment(payments: &PaymentService, id: Uuid) -> anyhow::Result<bool> {
-    let Some(attempt) = payments.attempt(id).await? else { return Ok(true) };
+/// What asking the provider came to; `None` if the attempt was settled already.
+async fn settle_stale_payment(payments: &PaymentService, id: Uuid) -> anyhow::Result<Option<Checked>> {
+    let Some(attempt) = payments.attempt(id).await? else { return Ok(None) };
     if !attempt.status.is_open() {
-        return Ok(true);
+        return Ok(None);
     }
-    let status = payments.settle_stale(&attempt).await?;
-    if status != attempt.status {
-        tracing::info!(payment_id = %id, from = ?attempt.status, to = ?status, "reconciler settled a payment");
+    let checked = payments.settle_stale(&attempt).await?;
+    if let Checked::Answered(status) = checked {
+        if status != attempt.status {
+            tracing::info!(payment_id = %id, from = ?attempt.status, to = ?status, "reconciler settled a payment");
+        }
     }
-    Ok(!status.is_open())
+    Ok(Some(checked))
 }

@@ -21,13 +21,10 @@ use crate::sales::views::PaymentView;
 /// How many times one request asks the provider for an answer it did not get.
 pub(super) const CREATE_TRIES: u32 = 3;
 
-/// How long after an attempt was recorded its creation may still reach the
-/// provider: the buyer's request tries a few times, and the reconciler
-/// re-sends an unanswered creation once it is a few seconds old.
-pub(super) const MAY_STILL_BE_SENT: time::Duration = time::Duration::minutes(2);
-
-/// The failure code of an attempt the provider has no trace of after an
-/// error answer: nothing was charged, the buyer may pay with a new attempt.
+/// The failure code of an attempt the provider never made anything of: its
+/// creation was held back or refused before it ran (nothing was sent, or a
+/// 401/403/429), or no listing of its creation window found it for longer
+/// than Stripe keeps a key. Nothing was charged; the buyer may pay again.
 pub const PROVIDER_ERROR: &str = "provider_error";
 
 #[derive(Clone)]
@@ -82,7 +79,7 @@ impl PaymentService {
             Attempt,
             r#"SELECT id, order_id, provider, status AS "status: PaymentStatus", provider_ref, idempotency_key,
                       amount_minor, currency AS "currency!", payment_method, return_url, client_secret,
-                      failure_code, created_at
+                      failure_code, create_error_stored, created_at
                FROM payments WHERE id = $1"#,
             payment_id
         )

@@ -5,6 +5,7 @@
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::attempt::IN_FLIGHT_UNTIL;
 use super::gateway::{Intent, IntentStatus};
 use super::paid::PaidBatcher;
 use super::payment_status::{self, Also};
@@ -152,18 +153,24 @@ pub async fn record_refunded(
 }
 
 /// Ends an unpaid order whose deadline passed and gives its seats back, but
-/// only when no attempt of it could still take money.
+/// only when no attempt of it could still take money without nts knowing
+/// where to look: every open attempt left is indeterminate (no PaymentIntent
+/// known, none can still be created), and money the reconciler finds for one
+/// later is refunded, since the order can no longer take it.
 pub async fn expire_order(pool: &PgPool, order_id: Uuid) -> Result<bool, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // Lock first, then look at the payments in a new statement: its snapshot
     // then sees any attempt committed by a transaction that held the lock.
     sqlx::query!("SELECT id FROM orders WHERE id = $1 FOR UPDATE", order_id).fetch_optional(&mut *tx).await?;
     let due = sqlx::query_scalar!(
-        r#"SELECT o.expires_at <= now() AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id
-                                                          AND p.status = ANY($2)) AS "due!"
+        r#"SELECT o.expires_at <= now()
+                  AND NOT EXISTS (SELECT 1 FROM payments p WHERE p.order_id = o.id AND p.status = ANY($2)
+                                  AND (p.provider_ref IS NOT NULL OR p.created_at > now() - make_interval(secs => $3)))
+                  AS "due!"
            FROM orders o WHERE o.id = $1"#,
         order_id,
-        &PaymentStatus::OPEN as &[PaymentStatus]
+        &PaymentStatus::OPEN as &[PaymentStatus],
+        IN_FLIGHT_UNTIL.as_seconds_f64(),
     )
     .fetch_optional(&mut *tx)
     .await?;

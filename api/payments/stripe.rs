@@ -24,7 +24,7 @@ use uuid::Uuid;
 use super::gateway::{
     GatewayError, Intent, IntentRequest, IntentStatus, PaymentGateway, PaymentMethod, Provider, Refund, RefundStatus,
 };
-use super::guard::{Answer, CallGuard};
+use super::guard::{Answer, CallGuard, Calls};
 use crate::config::StripeSettings;
 use crate::domain::{Currency, Money};
 use crate::error::ErrorCode;
@@ -106,18 +106,23 @@ impl StripeGateway {
         Ok(Self { client: client(settings.timeout)?, lister: client(settings.list_timeout)?, guard: CallGuard::new() })
     }
 
-    /// Every call to Stripe goes through here: admitted by the guard, its
-    /// answer classified and reported back to the guard.
-    async fn call<T, F>(&self, call: F) -> Result<T, StripeError>
+    /// Every call to Stripe goes through here: admitted by the guard
+    /// against the budget of its kind, its answer classified and reported
+    /// back to the guard.
+    async fn call<T, F>(&self, calls: Calls, call: F) -> Result<T, StripeError>
     where
         F: Future<Output = Result<T, StripeError>>,
     {
-        if let Err(why) = self.guard.admit() {
+        if let Err(why) = self.guard.admit(calls) {
             return Err(StripeError::ClientError(format!("{HELD_BACK}{why}")));
         }
         let answer = call.await;
         self.guard.record(match &answer {
             Ok(_) => Answer::Answered,
+            // Another request holds the same object (`lock_timeout`): says nothing of Stripe's load.
+            Err(StripeError::Stripe(err, 429)) if err.code.as_ref().is_some_and(|c| c.as_str() == "lock_timeout") => {
+                Answer::Answered
+            }
             Err(StripeError::Stripe(_, status)) if *status == 429 || *status >= 500 => Answer::Overloaded,
             Err(StripeError::Stripe(..)) => Answer::Answered,
             Err(_) => Answer::Silent,
@@ -127,7 +132,7 @@ impl StripeGateway {
 
     async fn refunded_amount(&self, payment_intent: &str) -> Result<i64, GatewayError> {
         let list = ListRefund::new().payment_intent(payment_intent).limit(100);
-        let refunds = self.call(list.send(&self.client)).await.map_err(classify)?;
+        let refunds = self.call(Calls::Reads, list.send(&self.client)).await.map_err(classify)?;
         Ok(refunds.data.iter().filter(|r| refund_status(r) == RefundStatus::Succeeded).map(|r| r.amount).sum())
     }
 
@@ -198,11 +203,14 @@ impl PaymentGateway for StripeGateway {
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
         let create = CreateIntent::new(req)?;
         let sent = create.customize().request_strategy(once_with(&req.idempotency_key));
-        match self.call(sent.send(&self.client)).await {
-            Ok(pi) => self.intent(&pi).await,
+        // The creation's own answer is all that is needed to record the
+        // PaymentIntent, so no further call stands between it and the record
+        // (a refund of it can only come later, and is learned then).
+        match self.call(Calls::Moves, sent.send(&self.client)).await {
+            Ok(pi) => Ok(PaymentIntentFacts::from_api(&pi).into_intent(false)),
             // A decline still made the PaymentIntent; Stripe sends it with the error.
             Err(StripeError::Stripe(err, 402)) if err.payment_intent.is_some() => {
-                self.intent(err.payment_intent.as_ref().expect("checked")).await
+                Ok(PaymentIntentFacts::from_api(err.payment_intent.as_ref().expect("checked")).into_intent(false))
             }
             Err(e) => Err(classify(e)),
         }
@@ -218,7 +226,10 @@ impl PaymentGateway for StripeGateway {
     }
 
     async fn retrieve(&self, provider_ref: &str) -> Result<Intent, GatewayError> {
-        let pi = self.call(RetrievePaymentIntent::new(provider_ref).send(&self.client)).await.map_err(classify)?;
+        let pi = self
+            .call(Calls::Reads, RetrievePaymentIntent::new(provider_ref).send(&self.client))
+            .await
+            .map_err(classify)?;
         self.intent(&pi).await
     }
 
@@ -229,8 +240,9 @@ impl PaymentGateway for StripeGateway {
         let cancel = CancelPaymentIntent::new(provider_ref);
         let key = format!("{idempotency_key}-{}", Uuid::new_v4().simple());
         let sent = cancel.customize().request_strategy(once_with(&key));
-        match self.call(sent.send(&self.client)).await {
-            Ok(pi) => self.intent(&pi).await,
+        match self.call(Calls::Moves, sent.send(&self.client)).await {
+            // Canceled: no money was taken, so none can have gone back.
+            Ok(pi) => Ok(PaymentIntentFacts::from_api(&pi).into_intent(false)),
             // Refused because it is past canceling (succeeded, say), or a
             // stored error: what is the intent now?
             Err(e) => match classify(e) {
@@ -243,18 +255,19 @@ impl PaymentGateway for StripeGateway {
     async fn refund(&self, provider_ref: &str, idempotency_key: &str) -> Result<Refund, GatewayError> {
         let refund = CreateRefund::new().payment_intent(provider_ref);
         let sent = refund.customize().request_strategy(once_with(idempotency_key));
-        let refund = self.call(sent.send(&self.client)).await.map_err(classify)?;
+        let refund = self.call(Calls::Moves, sent.send(&self.client)).await.map_err(classify)?;
         Ok(refund_from_api(&refund))
     }
 
     async fn retrieve_refund(&self, refund_ref: &str) -> Result<Refund, GatewayError> {
-        let refund = self.call(RetrieveRefund::new(refund_ref).send(&self.client)).await.map_err(classify)?;
+        let refund =
+            self.call(Calls::Reads, RetrieveRefund::new(refund_ref).send(&self.client)).await.map_err(classify)?;
         Ok(refund_from_api(&refund))
     }
 
     async fn find_refund(&self, provider_ref: &str) -> Result<Option<Refund>, GatewayError> {
         let list = ListRefund::new().payment_intent(provider_ref).limit(100);
-        let refunds = self.call(list.send(&self.lister)).await.map_err(classify)?;
+        let refunds = self.call(Calls::Reads, list.send(&self.lister)).await.map_err(classify)?;
         Ok(refunds.data.iter().map(refund_from_api).find(|r| r.status != RefundStatus::Failed))
     }
 
@@ -267,6 +280,7 @@ impl PaymentGateway for StripeGateway {
         // outcome (a 429 or 5xx on any page) still reaches the circuit breaker.
         let ours: Vec<PaymentIntent> = self
             .call(
+                Calls::Reads,
                 list.paginate()
                     .stream(&self.lister)
                     .try_filter(|pi| {
@@ -286,7 +300,7 @@ impl PaymentGateway for StripeGateway {
             refunds = refunds.created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
         }
         let refunds: Vec<stripe_core::Refund> =
-            self.call(refunds.paginate().stream(&self.lister).try_collect()).await.map_err(classify)?;
+            self.call(Calls::Reads, refunds.paginate().stream(&self.lister).try_collect()).await.map_err(classify)?;
         for r in refunds {
             let pi = match (&r.payment_intent, &r.charge) {
                 (Some(pi), _) => Some(pi.id().to_string()),
@@ -307,22 +321,34 @@ impl PaymentGateway for StripeGateway {
             .collect())
     }
 
-    async fn find_intent(&self, payment_id: Uuid, recorded_at: OffsetDateTime) -> Result<Option<Intent>, GatewayError> {
-        let since = recorded_at - super::gateway::CLOCK_MARGIN;
-        let list = ListPaymentIntent::new().limit(100).created(stripe_types::RangeQueryTs::gte(since.unix_timestamp()));
+    /// Lists the window page by page, newest first, each page one call
+    /// against the budget of reads, and stops at the first page that has it.
+    async fn find_intent(
+        &self,
+        payment_id: Uuid,
+        (since, until): (OffsetDateTime, OffsetDateTime),
+    ) -> Result<Option<Intent>, GatewayError> {
+        let window = stripe_types::RangeQueryTs::Bounds(stripe_types::RangeBoundsTs {
+            gte: Some(since.unix_timestamp()),
+            lte: Some(until.unix_timestamp()),
+            ..Default::default()
+        });
         let wanted = payment_id.to_string();
-        let found = self
-            .call(
-                list.paginate()
-                    .stream(&self.lister)
-                    .try_filter(|pi| std::future::ready(pi.metadata.get(PAYMENT_KEY) == Some(&wanted)))
-                    .try_next(),
-            )
-            .await
-            .map_err(classify)?;
-        match found {
-            Some(pi) => Ok(Some(self.intent(&pi).await?)),
-            None => Ok(None),
+        let mut after: Option<String> = None;
+        loop {
+            let mut list = ListPaymentIntent::new().limit(100).created(window);
+            if let Some(last) = &after {
+                list = list.starting_after(last.as_str());
+            }
+            let page = self.call(Calls::Reads, list.send(&self.lister)).await.map_err(classify)?;
+            // The PaymentIntent as listed: recorded before anything else is asked about it.
+            if let Some(pi) = page.data.iter().find(|pi| pi.metadata.get(PAYMENT_KEY) == Some(&wanted)) {
+                return Ok(Some(PaymentIntentFacts::from_api(pi).into_intent(false)));
+            }
+            match page.data.last() {
+                Some(last) if page.has_more => after = Some(last.id.to_string()),
+                _ => return Ok(None),
+            }
         }
     }
 }

@@ -21,5 +21,6 @@ mod resilience;
 mod startup;
 mod stripe;
 mod stripe_emulator;
+mod stripe_indeterminate;
 mod stripe_standin;
 mod stripe_strict;

@@ -55,14 +55,6 @@ async fn payment_row(app: &TestApp, payment: Uuid) -> Value {
     json!({"status": row.0, "provider_ref": row.1, "failure_code": row.2})
 }
 
-async fn latest_payment_id(app: &TestApp, order: Uuid) -> Uuid {
-    sqlx::query_scalar("SELECT id FROM payments WHERE order_id = $1 ORDER BY created_at DESC LIMIT 1")
-        .bind(order)
-        .fetch_one(&app.pool)
-        .await
-        .unwrap()
-}
-
 /// An event in a month, one ticket type "Seat" at `price_minor` in `currency`.
 fn event_in(name: &str, currency: &str, price_minor: i64) -> NewEvent {
     NewEvent {
@@ -86,34 +78,30 @@ async fn order_in(app: &TestApp, currency: &str, price_minor: i64) -> (Uuid, Str
 // 1. A stored 500 is not re-sent for a day: it is looked up by listing.
 #[tokio::test]
 async fn a_stored_500_is_looked_up_by_listing_never_replayed() {
-    let (app, stripe) = spawn_stripe_app(&[], true).await;
+    let (app, stripe) = spawn_stripe_app(&[("NTS_RECONCILE_MS", "100")], false).await;
 
-    // A 500 before Stripe acted, stored under the key: nothing exists at
-    // Stripe, the attempt fails, the buyer is told to retry and pays with a new attempt.
-    let (order, secret, _) = stripe_order(&app, 1).await;
-    stripe.fault("POST", "/v1/payment_intents", "error", 1).await;
-    pay(&app, 0, order, &secret, "pm_card_visa").await.expect_error(503, "payment_provider_unavailable");
-    let failed = latest_payment_id(&app, order).await;
-    assert_eq!(payment_row(&app, failed).await["failure_code"], "provider_error");
-    assert_eq!(order_status(&app, order).await, "awaiting_payment");
-    let paid = pay(&app, 1, order, &secret, "pm_card_visa").await.expect_status(201);
-    assert_eq!(paid.status, PaymentStatus::Succeeded);
-    let calls = stripe.calls().await;
-    assert_eq!(creates_with_key(&calls, &format!("nts-pay-{failed}")).len(), 1, "the stored 500 was not asked again");
-    let lists: Vec<&Value> =
-        calls.iter().filter(|c| c["method"] == "GET" && c["path"] == "/v1/payment_intents").collect();
-    assert!(!lists.is_empty() && lists.iter().all(|c| c["query"].as_str().unwrap().contains("created")), "{lists:?}");
-
-    // A 500 after Stripe charged, stored under the key: the listing finds the PaymentIntent.
+    // A 500 after Stripe charged, stored under the key: the buyer sees the
+    // attempt in flight, and the reconciler's listing finds the PaymentIntent.
     let (order, secret, _) = stripe_order(&app, 1).await;
     stripe.fault("POST", "/v1/payment_intents", "error_after", 1).await;
-    let paid = pay(&app, 0, order, &secret, "pm_card_visa").await.expect_status(201);
-    assert_eq!(paid.status, PaymentStatus::Succeeded);
-    assert_eq!(order_status(&app, order).await, "paid");
+    let sent = pay(&app, 0, order, &secret, "pm_card_visa").await.expect_status(201);
+    assert_eq!(sent.status, PaymentStatus::Processing);
+    app.eventually(20, || async { order_status(&app, order).await == "paid" }).await;
+    assert_eq!(payment_row(&app, sent.id).await["status"], "succeeded");
     let calls = stripe.calls().await;
-    let sent = creates_with_key(&calls, &format!("nts-pay-{}", paid.id));
-    assert_eq!(sent.len(), 1, "{sent:?}");
-    assert_eq!(sent[0]["how"], "forwarded, error stored");
+    let creates = creates_with_key(&calls, &format!("nts-pay-{}", sent.id));
+    assert_eq!(creates.len(), 1, "the stored 500 was not asked again: {creates:?}");
+    assert_eq!(creates[0]["how"], "forwarded, error stored");
+    let lists: Vec<&Value> =
+        calls.iter().filter(|c| c["method"] == "GET" && c["path"] == "/v1/payment_intents").collect();
+    assert!(
+        !lists.is_empty()
+            && lists.iter().all(|c| {
+                let query = c["query"].as_str().unwrap();
+                query.contains("gte") && query.contains("lte")
+            }),
+        "listed by a window bounded on both sides: {lists:?}"
+    );
     settled_and_audited(&app).await;
 }
 
@@ -127,9 +115,9 @@ async fn an_attempt_older_than_the_resend_bound_is_looked_up_not_created_again()
     let payment = pay(&app, 0, order, &secret, "pm_card_visa").await.expect_status(201);
     assert_eq!(payment.status, PaymentStatus::Processing);
     let id = payment.id;
-    // The attempt is two hours old: Stripe's key may be nearer its pruning
-    // than nts can know; a create now could be a second charge.
-    sqlx::query("UPDATE payments SET created_at = now() - interval '2 hours' WHERE id = $1")
+    // The attempt is three minutes old: past the time its creation is sent
+    // in, so it is only looked for (what was sent may still be arriving).
+    sqlx::query("UPDATE payments SET created_at = now() - interval '3 minutes' WHERE id = $1")
         .bind(id)
         .execute(&app.pool)
         .await
@@ -539,16 +527,17 @@ async fn a_failed_authentication_cancels_the_payment_intent() {
 // under a stored 500 instead of timing out and asking again.
 #[tokio::test]
 async fn a_slow_listing_is_waited_for_not_timed_out_and_asked_again() {
-    let (app, stripe) = spawn_stripe_app(&[("NTS_STRIPE_LIST_TIMEOUT_MS", "10000")], true).await;
+    let settings = [("NTS_STRIPE_LIST_TIMEOUT_MS", "10000"), ("NTS_RECONCILE_MS", "100")];
+    let (app, stripe) = spawn_stripe_app(&settings, false).await;
     let (order, secret, _) = stripe_order(&app, 1).await;
     stripe.fault("POST", "/v1/payment_intents", "error_after", 1).await;
     // Answered after 3 s, twice the 1.5 s the tests allow any other call.
     let late = json!({"method": "GET", "path": "/v1/payment_intents", "fault": "timeout", "times": 3, "seconds": 3});
     stripe.configure("faults", late).await;
 
-    let paid = pay(&app, 0, order, &secret, "pm_card_visa").await.expect_status(201);
-    assert_eq!(paid.status, PaymentStatus::Succeeded);
-    assert_eq!(order_status(&app, order).await, "paid");
+    let sent = pay(&app, 0, order, &secret, "pm_card_visa").await.expect_status(201);
+    assert_eq!(sent.status, PaymentStatus::Processing);
+    app.eventually(20, || async { order_status(&app, order).await == "paid" }).await;
     let calls = stripe.calls().await;
     let lists: Vec<&Value> =
         calls.iter().filter(|c| c["method"] == "GET" && c["path"] == "/v1/payment_intents").collect();
