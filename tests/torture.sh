@@ -54,7 +54,7 @@ bash tests/stripe/setup.sh
     ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
 
 echo "== torture: small profile through Stripe without webhooks =="
-"$bin/nts-torture" --profile small --gateway stripe --webhooks off --buyers 150 --duration 20 "${common[@]}" \
+"$bin/nts-torture" --profile small --gateway stripe --webhooks off --buyers 100 --duration 15 "${common[@]}" \
     "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
 
 echo "== torture: a deliberately broken inventory guard must be caught =="
