@@ -5,9 +5,11 @@
 #     every invariant checked from the database afterwards; e-mails go to a
 #     real SMTP server (--smtp, tests/mail) and every paid order's must arrive;
 #  2. the same through Stripe (`--gateway stripe`): localstripe behind the
-#     strict proxy, stored 500s, 429s, duplicate webhooks; the payments audit
-#     must be empty at the end;
-#  3. the same tool against a deliberately broken inventory guard must fail
+#     strict proxy, stored 500s, 429s and 429 storms, Stripe's account rate
+#     limit, duplicate webhooks; the payments audit must be empty at the end;
+#  3. the same with no webhook at all (`--webhooks off`): nts learns every
+#     outcome by asking Stripe;
+#  4. the same tool against a deliberately broken inventory guard must fail
 #     with oversold seats, or the checker proves nothing.
 #
 # Needs: cargo; a PostgreSQL server (NTS_TORTURE_POSTGRES, else DATABASE_URL's
@@ -50,6 +52,10 @@ echo "== torture: small profile through Stripe (localstripe behind the strict pr
 bash tests/stripe/setup.sh
 "$bin/nts-torture" --profile small --gateway stripe --buyers 150 --duration 20 "${common[@]}" "${restart[@]}" \
     ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
+
+echo "== torture: small profile through Stripe without webhooks =="
+"$bin/nts-torture" --profile small --gateway stripe --webhooks off --buyers 100 --duration 15 "${common[@]}" \
+    "${restart[@]}" ${NTS_TORTURE_SEED:+--seed "$NTS_TORTURE_SEED"}
 
 echo "== torture: a deliberately broken inventory guard must be caught =="
 set +e

@@ -24,4 +24,5 @@ mod startup;
 mod stripe;
 mod stripe_emulator;
 mod stripe_indeterminate;
+mod stripe_standin;
 mod stripe_strict;

@@ -319,13 +319,17 @@ async fn an_order_expiring_while_its_buyer_pays_ends_consistent() {
     // Some creations are slow (answered after nts gave up), so the deadline
     // passes while an attempt is in flight and the reconcilers race the buyer.
     stripe.fault("POST", "/v1/payment_intents", "timeout", 3).await;
-    let secure_card = stripe.card("4000002500003155").await;
+    // A PaymentMethod pays once: one for each 3-D Secure buyer.
+    let mut secure_cards = Vec::new();
+    for _ in 8..12 {
+        secure_cards.push(stripe.card("4000002500003155").await);
+    }
     let mut buyers = Vec::new();
     for i in 0..12u64 {
         let checkout = app.checkout(event, tt, 1).await;
         let start = Instant::now();
         let (order, secret) = (checkout.order.id, checkout.order.secret.expect("a new order has its secret"));
-        let (app, stripe, secure_card) = (&app, &stripe, &secure_card);
+        let (app, stripe, secure_card) = (&app, &stripe, &secure_cards[(i as usize).saturating_sub(8).min(3)]);
         buyers.push(async move {
             if i < 8 {
                 // Card payments from 350 ms before the order's 2 s deadline to 70 ms after it.

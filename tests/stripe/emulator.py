@@ -113,6 +113,72 @@ def _init_payment_intent(self, allowed_payment_method_types=None, use_stripe_sdk
 ls.PaymentIntent.__init__ = _init_payment_intent
 
 
+# PaymentMethods are single-use unless attached to a Customer: Stripe refuses
+# to confirm a PaymentIntent with one already used with another PaymentIntent
+# (localstripe lets it pay any number of times). Stripe's test tokens
+# (pm_card_visa, ...) make a fresh PaymentMethod at each use, whose own id the
+# PaymentIntent carries (localstripe keeps the token there), so they stay
+# reusable; PaymentMethods made with `POST /v1/payment_methods` are single-use.
+PM_REUSED = ('The provided PaymentMethod was previously used with a PaymentIntent without Customer '
+             'attachment, shared with a connected account without Customer attachment, or was detached '
+             'from a Customer. It may not be used again. To use a PaymentMethod multiple times, you must '
+             'attach it to a Customer first.')
+_payment_method_create = ls.PaymentMethod._api_create.__func__
+
+
+def _create_single_use_payment_method(cls, **data):
+    pm = _payment_method_create(cls, **data)
+    pm.__dict__['_single_use'] = True
+    return pm
+
+
+ls.PaymentMethod._api_create = classmethod(_create_single_use_payment_method)
+
+
+def _fresh_payment_method(payment_method):
+    """A test token's own PaymentMethod, made now (any other id: itself)."""
+    if isinstance(payment_method, str) and ls.PaymentMethod._try_get_canonical_test_article(payment_method):
+        return ls.PaymentMethod._api_retrieve(payment_method).id
+    return payment_method
+
+
+def _refuse_used_payment_method(payment_method, payment_intent=None):
+    if not (isinstance(payment_method, str) and payment_method.startswith('pm_')):
+        return
+    pm = ls.store.get('payment_method:' + payment_method)
+    if pm is None or not pm.__dict__.get('_single_use') or pm.customer is not None:
+        return
+    used_by = pm.__dict__.get('_used_by')
+    if used_by is not None and used_by != payment_intent:
+        raise UserError(400, PM_REUSED, {'code': 'payment_method_unexpected_state', 'param': 'payment_method'})
+
+
+_payment_intent_create = ls.PaymentIntent._api_create.__func__
+
+
+def _create_payment_intent(cls, confirm=None, **data):
+    if 'payment_method' in data:
+        data['payment_method'] = _fresh_payment_method(data['payment_method'])
+        if ls.try_convert_to_bool(confirm) is True:
+            _refuse_used_payment_method(data['payment_method'])
+    return _payment_intent_create(cls, confirm=confirm, **data)
+
+
+ls.PaymentIntent._api_create = classmethod(_create_payment_intent)
+_payment_intent_confirm = ls.PaymentIntent._confirm
+
+
+def _confirm_payment_intent(self, on_failure_now):
+    _refuse_used_payment_method(self.payment_method, self.id)
+    pm = ls.store.get('payment_method:' + str(self.payment_method))
+    if pm is not None:
+        pm.__dict__['_used_by'] = self.id
+    _payment_intent_confirm(self, on_failure_now)
+
+
+ls.PaymentIntent._confirm = _confirm_payment_intent
+
+
 # Stripe lists newest first and filters by `created` (gt, gte, lt, lte);
 # localstripe's PaymentIntent list knows neither.
 def _list_payment_intents(cls, url, limit=None, starting_after=None, created=None, **kwargs):
@@ -297,8 +363,12 @@ async def _dispute(request):
 # Webhooks, as Stripe delivers them: each delivery signed at its own time,
 # retried with backoff until answered 2xx (Stripe retries for days), and on
 # request `POST /_proxy/webhooks` {"duplicate": true, "max_delay_ms": 2000}
-# delivered twice and each after a random delay, so out of order.
-webhook_settings = {'duplicate': False, 'max_delay_ms': 0, 'retries': 8}
+# delivered twice and each after a random delay, so out of order; with
+# "min_delay_ms" too, every delivery waits at least that long before its
+# first try (minutes-late webhooks). `GET /_proxy/webhooks` answers the
+# settings and how many deliveries are still under way ("pending").
+webhook_settings = {'duplicate': False, 'min_delay_ms': 0, 'max_delay_ms': 0, 'retries': 8}
+webhook_state = {'pending': 0}
 
 
 async def _send_webhook(event):
@@ -312,28 +382,34 @@ async def _send_webhook(event):
 
 
 async def _deliver(hook, payload):
-    for attempt in range(webhook_settings['retries'] + 1):
-        if webhook_settings['max_delay_ms']:
-            await asyncio.sleep(random.uniform(0, webhook_settings['max_delay_ms'] / 1000))
-        t = int(time.time())
-        signature = hmac.new(hook.secret.encode(), b'%d.%s' % (t, payload), hashlib.sha256).hexdigest()
-        headers = {'Content-Type': 'application/json; charset=utf-8', 'Stripe-Signature': f't={t},v1={signature}'}
-        try:
-            async with aiohttp.ClientSession() as session:
-                async with session.post(hook.url, data=payload, headers=headers) as r:
-                    if 200 <= r.status < 300:
-                        return
-        except (aiohttp.ClientError, asyncio.TimeoutError):
-            pass
-        await asyncio.sleep(min(0.5 * 2 ** attempt, 5))
+    webhook_state['pending'] += 1
+    try:
+        low, high = webhook_settings['min_delay_ms'], max(webhook_settings['max_delay_ms'], webhook_settings['min_delay_ms'])
+        if high:
+            await asyncio.sleep(random.uniform(low, high) / 1000)
+        for attempt in range(webhook_settings['retries'] + 1):
+            t = int(time.time())
+            signature = hmac.new(hook.secret.encode(), b'%d.%s' % (t, payload), hashlib.sha256).hexdigest()
+            headers = {'Content-Type': 'application/json; charset=utf-8', 'Stripe-Signature': f't={t},v1={signature}'}
+            try:
+                async with aiohttp.ClientSession() as session:
+                    async with session.post(hook.url, data=payload, headers=headers) as r:
+                        if 200 <= r.status < 300:
+                            return
+            except (aiohttp.ClientError, asyncio.TimeoutError):
+                pass
+            await asyncio.sleep(min(0.5 * 2 ** attempt, 5))
+    finally:
+        webhook_state['pending'] -= 1
 
 
 ls_webhooks._send_webhook = _send_webhook
 
 
 async def _configure_webhooks(request):
-    webhook_settings.update(await request.json())
-    return web.json_response(webhook_settings)
+    if request.method == 'POST':
+        webhook_settings.update(await request.json())
+    return web.json_response(dict(webhook_settings, **webhook_state))
 
 
 # Stripe.js, for the browser tests: localstripe's own has no createPaymentMethod
@@ -413,7 +489,7 @@ async def main():
     _, proxy_port = await _serve(proxy.make_app(
         f'http://127.0.0.1:{stripe_port}',
         [('POST', '/_proxy/refunds', _configure_refunds), ('POST', '/_proxy/webhooks', _configure_webhooks),
-         ('POST', '/_proxy/disputes', _dispute)]))
+         ('GET', '/_proxy/webhooks', _configure_webhooks), ('POST', '/_proxy/disputes', _dispute)]))
     print(json.dumps({'stripe': stripe_port, 'proxy': proxy_port}), flush=True)
     loop = asyncio.get_running_loop()
     stdin_closed = loop.create_future()

@@ -18,9 +18,19 @@ request like a network.
   without answering; `timeout` forwards it and answers only after `seconds`;
   `error` answers 500 without forwarding and stores that 500 under the key;
   `error_after` forwards (Stripe acted) but answers 500, stored under the key;
-  `rate_limit` answers 429 `rate_limit_error`; `auth` answers 401
-  `authentication_error`; `invalid` answers 400 `invalid_request_error`
-  (these three are not stored and not forwarded).
+  `rate_limit` answers 429 `rate_limit`; `lock_timeout` answers 429
+  `lock_timeout` (another request held the object); `auth` answers 401;
+  `invalid` answers 400 `invalid_request_error` (these four are not stored
+  and not forwarded).
+- `Stripe-Should-Retry`, as Stripe sends it: `false` on a rate-limit 429 (the
+  same request at once would only be limited again), `true` on a
+  `lock_timeout` 429 (the object is free again in a moment, and nothing was
+  done).
+- The account's rate limit, `POST /_proxy/ratelimit` {"per_second": 25}
+  (Stripe's test mode; 100 in live mode; 0 or null: off, the default): every
+  call to /v1, from every client, counts; past the limit within any second
+  the call is answered 429 `rate_limit`, not forwarded and not stored under
+  its key.
 - Random faults for torture runs, `POST /_proxy/chaos` {"lose": 0.05, ...}:
   each call to /v1 meets each named fault with that probability.
 - `POST /_proxy/clock` {"advance": seconds} moves the proxy's clock (stored
@@ -29,6 +39,7 @@ request like a network.
 """
 
 import asyncio
+import collections
 import random
 import re
 import time
@@ -38,14 +49,30 @@ from aiohttp import web
 
 HOP_HEADERS = {'host', 'content-length', 'transfer-encoding', 'connection'}
 KEY_LIFETIME = 24 * 3600
-CHAOS_FAULTS = ('lose', 'timeout', 'error', 'error_after', 'rate_limit')
+CHAOS_FAULTS = ('lose', 'timeout', 'error', 'error_after', 'rate_limit', 'lock_timeout')
 
 
-def stripe_error(status, type_, message, code=None):
+def stripe_error(status, type_, message, code=None, should_retry=None):
     error = {'type': type_, 'message': message}
     if code:
         error['code'] = code
-    return status, {'Content-Type': 'application/json'}, web.json_response({'error': error}).body
+    headers = {'Content-Type': 'application/json'}
+    if should_retry is not None:
+        headers['Stripe-Should-Retry'] = 'true' if should_retry else 'false'
+    return status, headers, web.json_response({'error': error}).body
+
+
+# As Stripe answers them today: all are invalid_request_errors.
+REFUSALS = {
+    'rate_limit': (429, 'invalid_request_error', 'Too many requests hit the API too quickly. We recommend an '
+                   'exponential backoff of your requests.', 'rate_limit', False),
+    'lock_timeout': (429, 'invalid_request_error', 'This object cannot be accessed right now because another API '
+                     'request or Stripe process is currently accessing it. If you see this error intermittently, '
+                     'retry the request.', 'lock_timeout', True),
+    'auth': (401, 'invalid_request_error', 'Invalid API Key provided: sk_live_****************nts', None, None),
+    'invalid': (400, 'invalid_request_error', 'Invalid currency: injected by the test proxy',
+                'parameter_invalid_empty', None),
+}
 
 
 def fingerprint(request, body):
@@ -58,6 +85,8 @@ def make_app(upstream, extra_routes=()):
     chaos = {}
     calls = []
     clock = {'offset': 0.0}
+    limit = {'per_second': 0}
+    admitted = collections.deque()  # when (proxy clock) the calls within the last second were admitted
     # key -> {'fingerprint', 'at', 'done': Future of (status, headers, body)}
     keys = {}
     session = None
@@ -91,6 +120,27 @@ def make_app(upstream, extra_routes=()):
         chaos.clear()
         chaos.update(spec)
         return web.json_response(chaos)
+
+    async def set_ratelimit(request):
+        spec = await request.json()
+        per_second = spec.get('per_second') or 0
+        if not isinstance(per_second, int) or per_second < 0:
+            return web.json_response({'error': 'per_second: a whole number, 0 for off'}, status=400)
+        limit['per_second'] = per_second
+        admitted.clear()
+        return web.json_response(limit)
+
+    def over_limit(path):
+        """Counts a call to /v1 against the account's limit; answers whether it is past it."""
+        if not limit['per_second'] or not path.startswith('/v1/'):
+            return False
+        t = time.monotonic()
+        while admitted and t - admitted[0] >= 1.0:
+            admitted.popleft()
+        if len(admitted) >= limit['per_second']:
+            return True
+        admitted.append(t)
+        return False
 
     async def advance_clock(request):
         clock['offset'] += float((await request.json())['advance'])
@@ -133,14 +183,13 @@ def make_app(upstream, extra_routes=()):
         call = {'method': request.method, 'path': request.path, 'query': request.query_string, 'key': key,
                 'body': body.decode('utf-8', 'replace')}
         calls.append(call)
+        if over_limit(request.path):
+            call.update(status=429, how='rate limited')
+            status, headers, payload = stripe_error(*REFUSALS['rate_limit'])
+            return web.Response(status=status, body=payload, headers=headers)
         fault = take_fault(request.method, request.path)
         kind = fault['fault'] if fault else None
-        refused = {
-            # As Stripe answers them today: both are invalid_request_errors.
-            'rate_limit': (429, 'invalid_request_error', 'Too many requests hit the API too quickly.', 'rate_limit'),
-            'auth': (401, 'invalid_request_error', 'Invalid API Key provided: sk_live_****************nts', None),
-            'invalid': (400, 'invalid_request_error', 'Invalid currency: injected by the test proxy', 'parameter_invalid_empty'),
-        }.get(kind)
+        refused = REFUSALS.get(kind)
         if refused:
             call.update(status=refused[0], how=f'injected {kind}')
             status, headers, payload = stripe_error(*refused)
@@ -206,6 +255,7 @@ def make_app(upstream, extra_routes=()):
     app.router.add_post('/_proxy/faults', arm)
     app.router.add_post('/_proxy/chaos', set_chaos)
     app.router.add_post('/_proxy/clock', advance_clock)
+    app.router.add_post('/_proxy/ratelimit', set_ratelimit)
     app.router.add_get('/_proxy/calls', list_calls)
     for method, path, handler in extra_routes:
         app.router.add_route(method, path, handler)

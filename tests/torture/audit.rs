@@ -52,6 +52,8 @@ pub struct Audit {
     pub orders: Vec<(String, i64)>,
     pub payments: Vec<(String, i64)>,
     pub intents: Vec<(String, i64)>,
+    /// `--gateway stripe`: indeterminate attempts, each verified against Stripe.
+    pub indeterminate: Option<i64>,
     pub checks: Vec<Check>,
 }
 
@@ -75,8 +77,19 @@ fn worst_of(name: &str, at_end: i64, peak: &Counter, stats: &Stats) -> Check {
     }
 }
 
-/// Seats, money and steps still in flight: live holds, unpaid orders, open payments.
+/// Seats, money and steps still in flight: live holds, unpaid orders, open
+/// payments (an indeterminate attempt is not in flight: nts has stopped
+/// waiting for it; the Stripe checks verify each).
 pub async fn unsettled(pool: &PgPool) -> Result<(i64, i64, i64), sqlx::Error> {
+    let (h, o, p) = open_rows(pool).await?;
+    let indeterminate: i64 =
+        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM payments WHERE {}", crate::stripe::INDETERMINATE))
+            .fetch_one(pool)
+            .await?;
+    Ok((h, o, p - indeterminate))
+}
+
+async fn open_rows(pool: &PgPool) -> Result<(i64, i64, i64), sqlx::Error> {
     let r = sqlx::query!(
         r#"SELECT (SELECT COUNT(*) FROM holds WHERE status = 'active') AS "holds!",
                   (SELECT COUNT(*) FROM orders WHERE status = 'awaiting_payment') AS "orders!",
@@ -206,6 +219,8 @@ pub async fn audit(
     )
     .fetch_one(pool)
     .await?;
+    let indeterminate = stripe.as_ref().map(|m| m.indeterminate);
+    let indeterminate_at_stripe = stripe.as_ref().map(|m| m.indeterminate_at_stripe);
     let intents = match &stripe {
         Some(m) => {
             money.double_charges = m.double_charges;
@@ -303,8 +318,11 @@ pub async fn audit(
         check("unexpected answers", stats.unexpected.get() as i64),
         check("5xx answers", stats.bad_5xx.get() as i64),
     ];
+    if let Some(found) = indeterminate_at_stripe {
+        checks.push(check("indeterminate, yet found at Stripe", found));
+    }
     if let Some((mismatches, what)) = provider_audit {
         checks.push(Check { name: "payments audit mismatches".into(), value: mismatches, detail: what });
     }
-    Ok(Audit { types, holds, orders, payments, intents, checks })
+    Ok(Audit { types, holds, orders, payments, intents, indeterminate, checks })
 }

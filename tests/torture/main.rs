@@ -106,19 +106,18 @@ async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> any
     let rig = match &s.stripe {
         Some(faults) => {
             let rig = stripe::StripeRig::start(&s.stripe_dir, &logs.join("stripe.log"))?;
-            let lose = s.faults.lost_rate;
-            rig.configure(
-                "chaos",
-                serde_json::json!({
-                    "lose": lose, "timeout": s.faults.slow_rate, "seconds": s.faults.slow_ms as f64 / 1000.0,
-                    "error": faults.stored_error_rate / 2.0, "error_after": faults.stored_error_rate / 2.0,
-                    "rate_limit": faults.rate_limit_rate,
-                }),
-            )
-            .await?;
-            rig.configure("webhooks", serde_json::json!({"duplicate": true, "max_delay_ms": 1500})).await?;
-            println!("  Stripe emulator {} behind the strict proxy {}", rig.stripe_url, rig.proxy_url);
-            Some(rig)
+            rig.configure("chaos", stripe::chaos(&s.faults, faults, false)).await?;
+            if let Some(delivery) = stripe::webhook_delivery(faults.webhooks) {
+                rig.configure("webhooks", delivery).await?;
+            }
+            rig.configure("ratelimit", serde_json::json!({"per_second": faults.account_rate_limit})).await?;
+            println!(
+                "  Stripe emulator {} behind the strict proxy {}; webhooks {}",
+                rig.stripe_url,
+                rig.proxy_url,
+                faults.webhooks.name()
+            );
+            Some(Arc::new(rig))
         }
         None => None,
     };
@@ -132,7 +131,8 @@ async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> any
         env.extend(m.env());
     }
     let cluster = Arc::new(Cluster::new(&s.nts, env, logs, s.instances)?);
-    if let Some(rig) = &rig {
+    let webhooks = s.stripe.as_ref().is_some_and(|f| f.webhooks != settings::Webhooks::Off);
+    if let (Some(rig), true) = (&rig, webhooks) {
         for (i, port) in cluster.ports().iter().enumerate() {
             rig.register_webhook(
                 &format!("nts{i}"),
@@ -164,8 +164,22 @@ async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> any
     };
     let pg_planned = schedule.pg_restart.is_some();
     let chaos = tokio::spawn(chaos::run(cluster.clone(), stats.clone(), schedule, stop_rx.clone()));
-    let monitor = tokio::spawn(monitor::run(db.clone(), event_id, stats.clone(), stop_rx));
+    let monitor = tokio::spawn(monitor::run(db.clone(), event_id, stats.clone(), stop_rx.clone()));
     let progress = tokio::spawn(progress(stats.clone(), cluster.clone(), s.buyers, started));
+    let storms = match (&rig, &s.stripe) {
+        (Some(rig), Some(faults)) => faults.storm_every.map(|every| {
+            tokio::spawn(stripe::storms(
+                rig.clone(),
+                stripe::chaos(&s.faults, faults, false),
+                stripe::chaos(&s.faults, faults, true),
+                every,
+                s.seed,
+                stats.clone(),
+                stop_rx.clone(),
+            ))
+        }),
+        _ => None,
+    };
     let plan = Arc::new(Plan {
         seed: s.seed,
         arrive_within: s.duration,
@@ -185,6 +199,9 @@ async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> any
     let _ = stop.send(true);
     chaos.await?;
     monitor.await?;
+    if let Some(storms) = storms {
+        storms.await?;
+    }
     for i in 0..cluster.len() {
         cluster.ensure_up(i).await?;
     }
@@ -195,7 +212,18 @@ async fn sale(s: &Settings, db: &Arc<TestDb>, pg_cluster: Option<String>) -> any
     if let Some(rig) = &rig {
         rig.configure("chaos", serde_json::json!({})).await?;
     }
-    let settled = audit::settle(&pool, s.settle).await;
+    let mut settled = audit::settle(&pool, s.settle).await;
+    if let (Some(rig), Some(settings::Webhooks::Late)) = (&rig, s.stripe.as_ref().map(|f| f.webhooks)) {
+        // Every late event reaches nts before the checks, which then see what it made of them.
+        match rig.drain_webhooks(Duration::from_secs(400)).await {
+            Some(took) => println!("  the last late webhook was delivered {:.0} s after settling", took.as_secs_f64()),
+            None => println!("  late webhooks still undelivered after 400 s"),
+        }
+        settled = match (settled, audit::settle(&pool, s.settle).await) {
+            (Some(first), Some(again)) => Some(first + again),
+            _ => None,
+        };
+    }
     let money = match &rig {
         Some(rig) => Some(rig.money(&pool).await?),
         None => None,

@@ -60,9 +60,21 @@ pub fn print(r: &Run) {
     if let Some(stripe) = &s.stripe {
         println!(
             "gateway: Stripe (localstripe behind the strict proxy): stored 500s {:.0}% (half after Stripe acted), \
-             429s {:.0}%, lost answers and slow answers as above, webhooks twice and out of order",
+             429s {:.0}% (lock_timeout {:.0}%), storms {}, account limit {}, lost answers and slow answers as above, \
+             webhooks {}",
             stripe.stored_error_rate * 100.0,
             stripe.rate_limit_rate * 100.0,
+            stripe.lock_timeout_rate * 100.0,
+            stripe.storm_every.map_or("off".into(), |e| format!("every ~{} s", e.as_secs_f64())),
+            match stripe.account_rate_limit {
+                0 => "off".to_owned(),
+                n => format!("{n}/s"),
+            },
+            match stripe.webhooks {
+                crate::settings::Webhooks::On => "twice and out of order",
+                crate::settings::Webhooks::Off => "off",
+                crate::settings::Webhooks::Late => "twice, each 60-180 s late",
+            },
         );
     }
     println!("| {:<34} | {:>9} | details", "what", "value");
@@ -88,6 +100,9 @@ pub fn print(r: &Run) {
     row("slowest call (retries included)", format!("{:.1} s", slowest.0.as_secs_f64()), slowest.1);
     row("instance kills (SIGKILL)", st.kills.get().to_string(), format!("restarts {}", st.restarts.get()));
     row("PostgreSQL restarts", st.pg_restarts.get().to_string(), String::new());
+    if s.stripe.is_some() {
+        row("429 storms", st.storms.get().to_string(), String::new());
+    }
     row(
         "buyers' outcomes",
         String::new(),
@@ -126,6 +141,13 @@ pub fn print(r: &Run) {
     }
     row("payment attempts", total(&a.payments).to_string(), list(&a.payments));
     row("provider intents", total(&a.intents).to_string(), list(&a.intents));
+    if let Some(n) = a.indeterminate {
+        row(
+            "indeterminate attempts",
+            n.to_string(),
+            "no PaymentIntent known after 4 min; none at Stripe carries their nts_payment_id (checked below)".into(),
+        );
+    }
     for t in &a.types {
         row(
             &format!("seats sold: {}", t.name),

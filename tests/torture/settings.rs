@@ -23,6 +23,14 @@ fails, 2 if the run itself could not be made.
                             and late answers, duplicate and out-of-order webhooks); set it up with
                             tests/stripe/setup.sh
   --stripe-dir DIR          where emulator.py and its .venv are (default: tests/stripe)
+  --webhooks on|off|late    stripe: webhooks delivered (twice, out of order, within 1.5 s), never (nts learns
+                            everything by asking Stripe), or each 60-180 s late (the run waits for the last
+                            one before its checks) (default on)
+  --account-rate-limit N    stripe: Stripe's account-wide limit of calls per second, all instances together
+                            (25: test mode, 100: live mode; 0: none) (default 25)
+  --storm-every SECS        stripe: mean time between 429 storms, 2 s during which most calls are answered 429
+                            (0: none) (default 10)
+  --lock-timeout-rate F     stripe: fraction of calls answered 429 lock_timeout (another request held the object)
   --smtp                    the instances send their e-mails to a real SMTP server (tests/mail, aiosmtpd;
                             set it up with tests/mail/setup.sh): every paid order's e-mail must arrive
   --smtp-dir DIR            where server.py and its .venv are (default: tests/mail)
@@ -79,6 +87,32 @@ pub struct Settings {
 pub struct StripeFaults {
     pub stored_error_rate: f64,
     pub rate_limit_rate: f64,
+    pub lock_timeout_rate: f64,
+    pub webhooks: Webhooks,
+    /// Stripe's account-wide calls per second (0: no limit).
+    pub account_rate_limit: u32,
+    pub storm_every: Option<Duration>,
+}
+
+/// `--webhooks`: how Stripe's events reach nts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Webhooks {
+    /// Twice each, out of order, within 1.5 s.
+    On,
+    /// Never: no endpoint is registered.
+    Off,
+    /// Twice each, every delivery 60 to 180 s late.
+    Late,
+}
+
+impl Webhooks {
+    pub fn name(self) -> &'static str {
+        match self {
+            Webhooks::On => "on",
+            Webhooks::Off => "off",
+            Webhooks::Late => "late",
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -161,7 +195,15 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
     }
     let profile = flags.iter().rev().find(|(n, _)| n == "profile").map_or("small", |(_, v)| v.as_str());
     let mut s = Settings::profile(profile)?;
-    let mut stripe = StripeFaults { stored_error_rate: 0.03, rate_limit_rate: 0.03 };
+    let mut stripe = StripeFaults {
+        stored_error_rate: 0.03,
+        rate_limit_rate: 0.03,
+        lock_timeout_rate: 0.01,
+        webhooks: Webhooks::On,
+        account_rate_limit: 25,
+        storm_every: Some(Duration::from_secs(10)),
+    };
+    let mut settle_given = false;
     for (name, value) in &flags {
         let v = value.as_str();
         match name.as_str() {
@@ -186,6 +228,20 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
             "smtp-dir" => s.smtp_dir = PathBuf::from(v),
             "stored-error-rate" => stripe.stored_error_rate = fraction(name, v, 1.0)?,
             "rate-limit-rate" => stripe.rate_limit_rate = fraction(name, v, 1.0)?,
+            "lock-timeout-rate" => stripe.lock_timeout_rate = fraction(name, v, 1.0)?,
+            "webhooks" => {
+                stripe.webhooks = match v {
+                    "on" => Webhooks::On,
+                    "off" => Webhooks::Off,
+                    "late" => Webhooks::Late,
+                    other => return Err(format!("--webhooks: expected on, off or late, got {other:?}")),
+                }
+            }
+            "account-rate-limit" => stripe.account_rate_limit = number(name, v)?,
+            "storm-every" => {
+                let secs = fraction(name, v, f64::MAX)?;
+                stripe.storm_every = (secs > 0.0).then(|| Duration::from_secs_f64(secs));
+            }
             "decline-rate" => s.faults.decline_rate = fraction(name, v, 1.0)?,
             "lost-rate" => s.faults.lost_rate = fraction(name, v, 1.0)?,
             "slow-rate" => s.faults.slow_rate = fraction(name, v, 1.0)?,
@@ -194,7 +250,10 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
             "hold-seconds" => s.hold_seconds = number(name, v)?,
             "order-seconds" => s.order_seconds = number(name, v)?,
             "reconcile-ms" => s.reconcile_ms = number(name, v)?,
-            "settle-seconds" => s.settle = Duration::from_secs(number(name, v)?),
+            "settle-seconds" => {
+                s.settle = Duration::from_secs(number(name, v)?);
+                settle_given = true;
+            }
             "nts" => s.nts = PathBuf::from(v),
             "postgres" => s.postgres = v.trim_end_matches('/').to_owned(),
             "keep-db" => s.keep_db = true,
@@ -204,6 +263,12 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
     }
     if let Some(faults) = s.stripe.as_mut() {
         *faults = stripe;
+        // An attempt whose creation Stripe answered with a stored 500 stays in
+        // flight until it is 4 minutes old (then it is indeterminate): the
+        // settling must outlast that.
+        if !settle_given {
+            s.settle = s.settle.max(Duration::from_secs(330));
+        }
     }
     Ok(Some(s))
 }
@@ -258,6 +323,12 @@ mod tests {
         assert_eq!((stripe.stored_error_rate, stripe.rate_limit_rate), (0.1, 0.2));
         assert!(parse_ok(&[]).stripe.is_none());
         assert!(parse(vec!["--gateway".into(), "paypal".into()]).unwrap_err().contains("--gateway"));
+        assert!(parse(vec!["--webhooks".into(), "sometimes".into()]).unwrap_err().contains("--webhooks"));
+        let s =
+            parse_ok(&["--gateway", "stripe", "--webhooks", "late", "--storm-every", "0", "--account-rate-limit=100"]);
+        let stripe = s.stripe.unwrap();
+        assert_eq!((stripe.webhooks, stripe.storm_every, stripe.account_rate_limit), (Webhooks::Late, None, 100));
+        assert!(s.settle >= Duration::from_secs(300));
     }
 
     #[test]

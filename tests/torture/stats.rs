@@ -81,6 +81,8 @@ pub struct Stats {
     pub kills: Counter,
     pub restarts: Counter,
     pub pg_restarts: Counter,
+    /// 429 storms at the Stripe proxy (`--storm-every`).
+    pub storms: Counter,
 }
 
 impl Stats {

@@ -1,20 +1,96 @@
 //! `--gateway stripe`: the nts processes pay through localstripe behind the
 //! strict fault proxy (tests/stripe/emulator.py: answers stored under the
 //! idempotency key for 24 hours, 500s included, keys compared on the raw
-//! body; refunds pending first; webhooks delivered twice, late and out of
-//! order, retried until answered). The proxy loses answers, answers late,
-//! stores 500s and answers 429 at random. The money checks read Stripe's side
+//! body; refunds pending first; single-use PaymentMethods; webhooks delivered
+//! twice, late and out of order, retried until answered, or minutes late, or
+//! never). The proxy loses answers, answers late, stores 500s, answers 429
+//! (rate_limit, lock_timeout) at random and in storms, and holds the whole
+//! account to Stripe's rate limit. The money checks read Stripe's side
 //! straight from localstripe, without the proxy.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::process::Child;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::watch;
 
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use crate::settings::{Faults, StripeFaults, Webhooks};
+use crate::stats::Stats;
+
 pub const WEBHOOK_SECRET: &str = "whsec_nts_torture";
+
+/// Attempts whose creation Stripe may never have acted on (a stored 500,
+/// answers lost), whose PaymentIntent nts does not know, and which are old
+/// enough that no creation of theirs can still be on its way: nts keeps
+/// looking for them (for 48 hours) and they hold nothing back. The checker
+/// verifies each against Stripe itself.
+pub const INDETERMINATE: &str = "provider = 'stripe' AND provider_ref IS NULL \
+     AND status IN ('created', 'processing', 'requires_action') AND created_at <= now() - interval '4 minutes'";
+
+/// How long a 429 storm lasts, and how much of the traffic it refuses.
+const STORM: Duration = Duration::from_secs(2);
+const STORM_RATE_LIMIT: f64 = 0.9;
+
+/// The proxy's random faults, outside and inside a 429 storm.
+pub fn chaos(faults: &Faults, stripe: &StripeFaults, storm: bool) -> Value {
+    json!({
+        "lose": faults.lost_rate, "timeout": faults.slow_rate, "seconds": faults.slow_ms as f64 / 1000.0,
+        "error": stripe.stored_error_rate / 2.0, "error_after": stripe.stored_error_rate / 2.0,
+        "rate_limit": if storm { STORM_RATE_LIMIT } else { stripe.rate_limit_rate },
+        "lock_timeout": stripe.lock_timeout_rate,
+    })
+}
+
+/// How each mode delivers Stripe's events (`None`: no endpoint registered).
+pub fn webhook_delivery(mode: Webhooks) -> Option<Value> {
+    match mode {
+        Webhooks::On => Some(json!({"duplicate": true, "min_delay_ms": 0, "max_delay_ms": 1500})),
+        Webhooks::Late => Some(json!({"duplicate": true, "min_delay_ms": 60_000, "max_delay_ms": 180_000})),
+        Webhooks::Off => None,
+    }
+}
+
+/// 429 storms until `stop`: every ~`every` (from the seed), most calls are
+/// answered 429 `rate_limit` for [`STORM`].
+pub async fn storms(
+    rig: Arc<StripeRig>,
+    base: Value,
+    storm: Value,
+    every: Duration,
+    seed: u64,
+    stats: Arc<Stats>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut rng = StdRng::seed_from_u64(seed ^ 0x0429_5701_2A);
+    loop {
+        let calm = every.mul_f64(rng.gen_range(0.5..1.5));
+        tokio::select! {
+            _ = tokio::time::sleep(calm) => {}
+            _ = stop.changed() => return,
+        }
+        if rig.configure("chaos", storm.clone()).await.is_ok() {
+            stats.storms.bump();
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(STORM) => {}
+            _ = stop.changed() => {}
+        }
+        if let Err(e) = rig.configure("chaos", base.clone()).await {
+            eprintln!("  ! ending a 429 storm: {e:#}");
+        }
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
 
 pub struct StripeRig {
     child: Child,
@@ -32,6 +108,10 @@ pub struct Money {
     pub payments_disagree: i64,
     /// PaymentIntent statuses (and refunds) at Stripe, for the report.
     pub intents: Vec<(String, i64)>,
+    /// Indeterminate attempts (see [`INDETERMINATE`]), and those of them
+    /// Stripe has a PaymentIntent for after all (each one a failure).
+    pub indeterminate: i64,
+    pub indeterminate_at_stripe: i64,
 }
 
 impl StripeRig {
@@ -51,6 +131,33 @@ impl StripeRig {
         let res = self.http.post(format!("{}/_proxy/{what}", self.proxy_url)).json(&spec).send().await?;
         anyhow::ensure!(res.status().is_success(), "configuring the proxy's {what}: {}", res.status());
         Ok(())
+    }
+
+    /// Deliveries of webhooks still under way (waiting, or being retried).
+    pub async fn webhooks_pending(&self) -> anyhow::Result<i64> {
+        let state: Value = self.http.get(format!("{}/_proxy/webhooks", self.proxy_url)).send().await?.json().await?;
+        state["pending"].as_i64().ok_or_else(|| anyhow::anyhow!("the emulator did not say what is pending: {state}"))
+    }
+
+    /// Waits until every webhook delivery is over; answers how long that took, or `None` at the timeout.
+    pub async fn drain_webhooks(&self, timeout: Duration) -> Option<Duration> {
+        let started = Instant::now();
+        let mut last_print = Instant::now();
+        loop {
+            match self.webhooks_pending().await {
+                Ok(0) => return Some(started.elapsed()),
+                Ok(n) if last_print.elapsed() >= Duration::from_secs(15) => {
+                    println!("  waiting for {n} late webhook deliveries");
+                    last_print = Instant::now();
+                }
+                Ok(_) => {}
+                Err(e) => println!("  cannot ask the emulator about its webhooks ({e:#})"),
+            }
+            if started.elapsed() > timeout {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
     }
 
     pub async fn register_webhook(&self, id: &str, url: &str) -> anyhow::Result<()> {
@@ -153,8 +260,13 @@ impl StripeRig {
         )
         .fetch_all(pool)
         .await?;
+        let indeterminate: Vec<Uuid> =
+            sqlx::query_scalar(&format!("SELECT id FROM payments WHERE {INDETERMINATE}")).fetch_all(pool).await?;
+        let indeterminate_at_stripe = indeterminate.iter().filter(|id| by_payment.contains_key(id)).count() as i64;
+        let indeterminate: HashSet<Uuid> = indeterminate.into_iter().collect();
         let payments_disagree = payments
             .iter()
+            .filter(|(id, _, _)| !indeterminate.contains(id))
             .filter(|(id, status, provider_ref)| {
                 let pi = provider_ref.as_ref().and_then(|r| pis.get(r)).or_else(|| by_payment.get(id).copied());
                 let ok = match status.as_str() {
@@ -180,6 +292,8 @@ impl StripeRig {
             wrong_amounts,
             payments_disagree,
             intents,
+            indeterminate: indeterminate.len() as i64,
+            indeterminate_at_stripe,
         })
     }
 }
