@@ -73,7 +73,6 @@ sed -e "s|^nts = host=postgres port=5432 dbname=nts|* = host=${PG_HOST} port=${P
     -e "s|^auth_file = .*|auth_file = ${WORK}/userlist.txt|" \
     -e "s|^logfile =.*|logfile = ${WORK}/pgbouncer.log|" \
     -e "s|^pidfile =.*|pidfile = ${WORK}/pgbouncer.pid|" \
-    -e "s|^admin_users = .*|admin_users = ${PG_USER}|" \
     deploy/pgbouncer/pgbouncer.ini >"$WORK/pgbouncer.ini"
 grep -q "^pool_mode = transaction" "$WORK/pgbouncer.ini"
 printf '"%s" "%s"\n' "$PG_USER" "$BOUNCER_PASSWORD" >"$WORK/userlist.txt"
