@@ -187,3 +187,39 @@ fn malformed_stripe_settings_name_their_variable() {
         assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
     }
 }
+
+#[test]
+fn secrets_lose_surrounding_whitespace_and_refuse_inner_or_only_whitespace() {
+    let token = "x".repeat(40);
+    // A secret file's trailing newline must not lock the admin out.
+    let c =
+        config(&[("NTS_ADMIN_TOKEN", &format!("{token}\n")), ("NTS_METRICS_TOKEN", " 0123456789abcdef\r\n")]).unwrap();
+    assert_eq!(c.admin_token.value, token);
+    assert!(!c.admin_token.generated);
+    assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
+    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN"] {
+        for value in ["\n", "   ", &format!("{token} {token}"), &format!("{token}\t{token}\n")] {
+            let err = config(&[(variable, value)]).err().unwrap();
+            assert_eq!(err.variable, variable, "{variable}={value:?}");
+        }
+    }
+    // Unset stays unset (compose passes `${X:-}` as an empty string).
+    assert!(config(&[("NTS_ADMIN_TOKEN", ""), ("NTS_METRICS_TOKEN", "")]).unwrap().admin_token.generated);
+}
+
+#[test]
+fn stripe_keys_are_trimmed_and_refuse_inner_whitespace() {
+    let vars: Vec<(&str, String)> = STRIPE.iter().map(|(k, v)| (*k, format!("{v}\n"))).collect();
+    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let s = exactly(&vars).unwrap().stripe().unwrap().clone();
+    assert_eq!((s.secret_key.as_str(), s.webhook_secret.as_str()), ("sk_test_secret", "whsec_hook"));
+    for (variable, value) in [
+        ("NTS_STRIPE_SECRET_KEY", "sk_test secret"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test\tpublic"),
+        ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_ hook"),
+    ] {
+        let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+        vars.push((variable, value));
+        assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
+    }
+}
