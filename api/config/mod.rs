@@ -147,7 +147,7 @@ impl Config {
                     .into(),
             });
         }
-        let mail = mail_settings(get, (!admin_token.generated).then_some(admin_token.value.as_str()))?;
+        let mail = mail_settings(get, raw)?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),

@@ -197,7 +197,7 @@ fn secrets_lose_surrounding_whitespace_and_refuse_inner_or_only_whitespace() {
     assert_eq!(c.admin_token.value, token);
     assert!(!c.admin_token.generated);
     assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
-    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN"] {
+    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN", "NTS_MAIL_KEY"] {
         for value in ["\n", "   ", &format!("{token} {token}"), &format!("{token}\t{token}\n")] {
             let err = config(&[(variable, value)]).err().unwrap();
             assert_eq!(err.variable, variable, "{variable}={value:?}");
@@ -221,5 +221,42 @@ fn stripe_keys_are_trimmed_and_refuse_inner_whitespace() {
         let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
         vars.push((variable, value));
         assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
+    }
+}
+
+const SMTP: [(&str, &str); 3] = [
+    ("NTS_SMTP_URL", "smtp://127.0.0.1:2525?tls=none"),
+    ("NTS_MAIL_FROM", "Tickets <tickets@example.com>"),
+    ("NTS_PUBLIC_URL", "https://tickets.example.com"),
+];
+
+#[test]
+fn smtp_needs_its_own_mail_key_not_the_admin_token() {
+    let mut vars = SMTP.to_vec();
+    let token = "y".repeat(40);
+    vars.push(("NTS_ADMIN_TOKEN", &token));
+    let err = config(&vars).err().unwrap();
+    assert_eq!(err.variable, "NTS_MAIL_KEY", "{err}");
+    // Without SMTP nothing is sent, so no key is needed, and none is made up from the admin token.
+    let c = config(&[("NTS_ADMIN_TOKEN", &token)]).unwrap();
+    assert!(c.mail.link_key.is_none());
+    let key = "k".repeat(32);
+    vars.push(("NTS_MAIL_KEY", &key));
+    assert!(config(&vars).unwrap().mail.link_key.is_some());
+}
+
+#[test]
+fn the_mail_key_rotates_newest_first() {
+    const OLD: &str = "an-old-mail-key-of-32-characters-or-more";
+    const NEW: &str = "a-new-mail-key-of-32-characters-or-more";
+    let key = |list: &str| config(&[("NTS_MAIL_KEY", list)]).unwrap().mail.link_key.unwrap();
+    let order = uuid::Uuid::new_v4();
+    let sealed = key(OLD).seal(order, "secret");
+    let rotated = key(&format!(" {NEW} , {OLD}\n"));
+    assert_eq!(rotated.open(order, &sealed).as_deref(), Some("secret"), "a link sealed under the old key opens");
+    assert_eq!(key(OLD).open(order, &rotated.seal(order, "new")), None, "the newest key seals");
+    assert_eq!(key(NEW).open(order, &sealed), None, "a key no longer listed opens nothing");
+    for list in [&format!("{NEW},"), &format!("{NEW},short"), &format!("{NEW},,{OLD}")] {
+        assert_eq!(config(&[("NTS_MAIL_KEY", list)]).err().unwrap().variable, "NTS_MAIL_KEY", "{list}");
     }
 }
