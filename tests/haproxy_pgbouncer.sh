@@ -4,7 +4,8 @@
 # front of PostgreSQL, with the configuration files of deploy/. Then, all
 # through HAProxy (tests/haproxy_pgbouncer.py): 500 concurrent holds on 100
 # seats hold exactly 100; a purchase is paid; the rate limit counts clients by
-# their own address; after one instance is SIGKILLed and HAProxy has noticed,
+# their own address, and one that bypasses HAProxy cannot pose as others with
+# a forged X-Forwarded-For; after one instance is SIGKILLed and HAProxy has noticed,
 # nothing answers 5xx.
 #
 # Needs haproxy, pgbouncer (tests/setup.sh installs them), PostgreSQL at
@@ -119,6 +120,7 @@ python3 tests/haproxy_pgbouncer.py \
     --stats "http://127.0.0.1:${STATS_PORT}/stats;csv" \
     --admin-token "$ADMIN_TOKEN" \
     --database-url "$DIRECT_URL" \
+    --direct "http://127.0.0.1:${NTS_PORTS[0]}" \
     --kill-pid "${NTS_PIDS[1]}" --kill-server nts2
 # Every statement went through PgBouncer in transaction mode and none failed for it.
 if grep -q "prepared statement" "$WORK"/nts*.log; then
