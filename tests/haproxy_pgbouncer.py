@@ -26,9 +26,9 @@ def fail(message):
     sys.exit(1)
 
 
-def call(method, path, body=None, bearer=None, source="127.9.0.1", headers=None, timeout=60):
-    """One request through HAProxy from `source`; answers (status, JSON body or text)."""
-    url = urllib.parse.urlsplit(ARGS.lb)
+def call(method, path, body=None, bearer=None, source="127.9.0.1", headers=None, timeout=60, base=None):
+    """One request through HAProxy (or `base`) from `source`; answers (status, JSON body or text)."""
+    url = urllib.parse.urlsplit(base or ARGS.lb)
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=timeout, source_address=(source, 0))
     all_headers = dict(headers or {})
     data = None
@@ -186,6 +186,20 @@ def rate_limit_by_client_address(event, tt):
     print("haproxy_pgbouncer: the rate limit counts clients by their X-Forwarded-For address", flush=True)
 
 
+def forged_forwarding_from_a_non_proxy(event, tt):
+    """A client that reaches an instance without HAProxy and writes a new X-Forwarded-For
+    each time is still one client: its address, not a trusted proxy's, is what counts."""
+    body = {"ticket_type_id": tt, "quantity": 0, "name": "M", "email": "m@example.com"}
+    path = f"/api/v1/events/{event}/holds"
+    answers = [
+        call("POST", path, body, source="127.6.0.1", base=ARGS.direct, headers={"X-Forwarded-For": f"198.51.100.{i}"})[0]
+        for i in range(1, 31)
+    ]
+    if 429 not in answers:
+        fail(f"30 POSTs straight to an instance, each with a new forged X-Forwarded-For, were never limited: {answers}")
+    print("haproxy_pgbouncer: a forged X-Forwarded-For from a non-proxy address buys no extra budget", flush=True)
+
+
 def survive_a_killed_instance(event, tt):
     os.kill(ARGS.kill_pid, signal.SIGKILL)
     wait_for(f"HAProxy marking {ARGS.kill_server} down", lambda: server_states()[ARGS.kill_server].startswith("DOWN"))
@@ -228,6 +242,7 @@ def main():
     parser.add_argument("--stats", required=True)
     parser.add_argument("--admin-token", required=True)
     parser.add_argument("--database-url", required=True)
+    parser.add_argument("--direct", required=True, help="one instance, bypassing HAProxy")
     parser.add_argument("--kill-pid", type=int, required=True)
     parser.add_argument("--kill-server", required=True)
     ARGS = parser.parse_args()
@@ -236,6 +251,7 @@ def main():
     event, tt = race()
     purchase("127.3.0.1")
     rate_limit_by_client_address(event, tt)
+    forged_forwarding_from_a_non_proxy(event, tt)
     survive_a_killed_instance(event, tt)
     purchase("127.3.0.2")
 

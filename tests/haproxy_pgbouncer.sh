@@ -4,7 +4,8 @@
 # front of PostgreSQL, with the configuration files of deploy/. Then, all
 # through HAProxy (tests/haproxy_pgbouncer.py): 500 concurrent holds on 100
 # seats hold exactly 100; a purchase is paid; the rate limit counts clients by
-# their own address; after one instance is SIGKILLed and HAProxy has noticed,
+# their own address, and one that bypasses HAProxy cannot pose as others with
+# a forged X-Forwarded-For; after one instance is SIGKILLed and HAProxy has noticed,
 # nothing answers 5xx.
 #
 # Needs haproxy, pgbouncer (tests/setup.sh installs them), PostgreSQL at
@@ -73,7 +74,6 @@ sed -e "s|^nts = host=postgres port=5432 dbname=nts|* = host=${PG_HOST} port=${P
     -e "s|^auth_file = .*|auth_file = ${WORK}/userlist.txt|" \
     -e "s|^logfile =.*|logfile = ${WORK}/pgbouncer.log|" \
     -e "s|^pidfile =.*|pidfile = ${WORK}/pgbouncer.pid|" \
-    -e "s|^admin_users = .*|admin_users = ${PG_USER}|" \
     deploy/pgbouncer/pgbouncer.ini >"$WORK/pgbouncer.ini"
 grep -q "^pool_mode = transaction" "$WORK/pgbouncer.ini"
 printf '"%s" "%s"\n' "$PG_USER" "$BOUNCER_PASSWORD" >"$WORK/userlist.txt"
@@ -120,6 +120,7 @@ python3 tests/haproxy_pgbouncer.py \
     --stats "http://127.0.0.1:${STATS_PORT}/stats;csv" \
     --admin-token "$ADMIN_TOKEN" \
     --database-url "$DIRECT_URL" \
+    --direct "http://127.0.0.1:${NTS_PORTS[0]}" \
     --kill-pid "${NTS_PIDS[1]}" --kill-server nts2
 # Every statement went through PgBouncer in transaction mode and none failed for it.
 if grep -q "prepared statement" "$WORK"/nts*.log; then

@@ -26,6 +26,8 @@ suite() {
     fi
 }
 
+# docker-compose.yml: no literal secrets, one trusted proxy address, admin ports on localhost, one public port.
+suite "compose lint" bash tests/compose_lint.sh
 # The service binary (the tests that need a process, and every suite below, run $NTS_BIN),
 # then every crate's unit tests and the integration test binary (real PostgreSQL, real HTTP).
 suite "cargo test" bash -c 'cargo build --locked -p nts --bin nts && cargo test --locked --workspace'

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::parse::parse;
+use super::parse::{check_secret, parse};
 use super::{ConfigError, MIN_ADMIN_TOKEN_LEN};
 
 /// E-mail to buyers (`NTS_SMTP_URL`, `NTS_MAIL_*`). Without SMTP the outbox
@@ -14,7 +14,7 @@ pub struct MailSettings {
     pub from: Option<lettre::message::Mailbox>,
     /// For the order links: `Config::public_url`.
     pub public_url: Option<String>,
-    /// Seals order secrets for the links in e-mails (`NTS_MAIL_KEY`, else derived from `NTS_ADMIN_TOKEN`).
+    /// Seals order secrets for the links in e-mails (`NTS_MAIL_KEY`, newest key first).
     pub link_key: Option<crate::mail::links::LinkKey>,
     /// How long a sender owns a claimed message; a sender that died is replaced after it.
     pub lease: Duration,
@@ -40,7 +40,7 @@ impl std::fmt::Debug for MailSettings {
 
 pub(super) fn mail_settings(
     get: impl Fn(&'static str) -> Option<String> + Copy,
-    admin_token: Option<&str>,
+    raw: impl Fn(&'static str) -> Option<String>,
     public_url: Option<&str>,
 ) -> Result<MailSettings, ConfigError> {
     let problem = |variable, problem: String| ConfigError { variable, problem };
@@ -67,13 +67,16 @@ pub(super) fn mail_settings(
             }
         }
     }
-    let link_key = match get("NTS_MAIL_KEY") {
-        Some(key) if key.chars().count() < MIN_ADMIN_TOKEN_LEN => {
-            return Err(problem("NTS_MAIL_KEY", format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long")))
-        }
-        Some(key) => Some(crate::mail::links::LinkKey::from_secret(&key)),
-        None => admin_token.map(crate::mail::links::LinkKey::from_secret),
-    };
+    let link_key = link_keys(raw)?;
+    if smtp_url.is_some() && link_key.is_none() {
+        return Err(problem(
+            "NTS_MAIL_KEY",
+            format!(
+                "missing: e-mail (NTS_SMTP_URL) needs a key of at least {MIN_ADMIN_TOKEN_LEN} characters to seal the \
+                 order links it sends (several, comma-separated and newest first, while rotating)"
+            ),
+        ));
+    }
     let retry_first = Duration::from_millis(parse(get, "NTS_MAIL_RETRY_MS", 5_000u64, 10..=3_600_000)?);
     Ok(MailSettings {
         smtp_url,
@@ -88,4 +91,20 @@ pub(super) fn mail_settings(
         poll: Duration::from_millis(parse(get, "NTS_MAIL_POLL_MS", 1_000u64, 10..=600_000)?),
         resend_per_hour: parse(get, "NTS_MAIL_RESEND_PER_HOUR", 5u32, 0..=1_000_000)?,
     })
+}
+
+/// `NTS_MAIL_KEY`: comma-separated keys, newest first. New links are sealed
+/// with the first; links sealed with any listed key still open, so a key is
+/// rotated by putting a new one in front and dropping the old one once the
+/// links it sealed no longer matter.
+fn link_keys(raw: impl Fn(&'static str) -> Option<String>) -> Result<Option<crate::mail::links::LinkKey>, ConfigError> {
+    const VARIABLE: &str = "NTS_MAIL_KEY";
+    let Some(list) = raw(VARIABLE) else { return Ok(None) };
+    let keys = list
+        .trim()
+        .split(',')
+        .map(|key| check_secret(key.trim(), MIN_ADMIN_TOKEN_LEN))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|problem| ConfigError { variable: VARIABLE, problem: format!("each key {problem}") })?;
+    Ok(Some(crate::mail::links::LinkKey::from_secrets(&keys)))
 }

@@ -12,7 +12,7 @@ pub use mail::MailSettings;
 pub use payments::{Payments, SimulatedFaults, StripeSettings, DEFAULT_STRIPE_API_BASE, DEFAULT_STRIPE_JS_URL};
 
 use mail::mail_settings;
-use parse::{parse, parse_bool, parse_list, parse_network, parse_origin};
+use parse::{parse, parse_bool, parse_list, parse_network, parse_origin, parse_secret};
 use payments::payments;
 
 #[derive(Clone)]
@@ -126,13 +126,9 @@ impl Config {
     /// Reads settings through `lookup`, so tests can supply their own environment.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &'static str| lookup(name).filter(|v| !v.trim().is_empty());
-        let admin_token = match get("NTS_ADMIN_TOKEN") {
-            Some(value) if value.chars().count() < MIN_ADMIN_TOKEN_LEN => {
-                return Err(ConfigError {
-                    variable: "NTS_ADMIN_TOKEN",
-                    problem: format!("must be at least {MIN_ADMIN_TOKEN_LEN} characters long"),
-                })
-            }
+        // Secrets are read as given (blank only when unset) so that whitespace is refused, not ignored.
+        let raw = |name: &'static str| lookup(name).filter(|v| !v.is_empty());
+        let admin_token = match parse_secret(raw, "NTS_ADMIN_TOKEN", MIN_ADMIN_TOKEN_LEN)? {
             Some(value) => AdminToken { value, generated: false },
             None => AdminToken { value: crate::domain::secret::random_token(32), generated: true },
         };
@@ -164,8 +160,7 @@ impl Config {
                     .into(),
             });
         }
-        let mail =
-            mail_settings(get, (!admin_token.generated).then_some(admin_token.value.as_str()), public_url.as_deref())?;
+        let mail = mail_settings(get, raw, public_url.as_deref())?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -188,15 +183,8 @@ impl Config {
             },
             reconcile_interval: Duration::from_millis(parse(get, "NTS_RECONCILE_MS", 1000u64, 10..=3_600_000)?),
             payments,
-            metrics_token: match get("NTS_METRICS_TOKEN") {
-                Some(value) if value.trim().chars().count() < MIN_METRICS_TOKEN_LEN => {
-                    return Err(ConfigError {
-                        variable: "NTS_METRICS_TOKEN",
-                        problem: format!("must be at least {MIN_METRICS_TOKEN_LEN} characters long"),
-                    })
-                }
-                value => value.map(|v| crate::metrics::MetricsToken(v.trim().to_owned())),
-            },
+            metrics_token: parse_secret(raw, "NTS_METRICS_TOKEN", MIN_METRICS_TOKEN_LEN)?
+                .map(crate::metrics::MetricsToken),
             public_url,
             mail,
         })

@@ -60,6 +60,34 @@ pub(super) fn parse_list<T>(
         .collect()
 }
 
+/// A secret (token, key) from `raw`, which gives `None` only for an unset or
+/// empty variable. Surrounding whitespace (a secret file's trailing newline)
+/// is dropped; whitespace alone or inside, or fewer than `min_chars`
+/// characters, is refused.
+pub(super) fn parse_secret(
+    raw: impl Fn(&'static str) -> Option<String>,
+    variable: &'static str,
+    min_chars: usize,
+) -> Result<Option<String>, ConfigError> {
+    let Some(value) = raw(variable) else { return Ok(None) };
+    check_secret(value.trim(), min_chars)
+        .map(|v| Some(v.to_owned()))
+        .map_err(|problem| ConfigError { variable, problem })
+}
+
+/// One secret, already trimmed.
+pub(super) fn check_secret(value: &str, min_chars: usize) -> Result<&str, String> {
+    if value.is_empty() {
+        Err("is empty (only whitespace)".into())
+    } else if value.chars().any(char::is_whitespace) {
+        Err("contains whitespace; a secret must be a single word".into())
+    } else if value.chars().count() < min_chars {
+        Err(format!("must be at least {min_chars} characters long"))
+    } else {
+        Ok(value)
+    }
+}
+
 /// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
 pub(super) fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
     raw.parse::<ipnet::IpNet>()

@@ -120,6 +120,9 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
             variable,
             problem: "missing: Stripe needs NTS_STRIPE_SECRET_KEY, NTS_STRIPE_PUBLISHABLE_KEY and NTS_STRIPE_WEBHOOK_SECRET together".into(),
         })?;
+        if value.chars().any(char::is_whitespace) {
+            return Err(ConfigError { variable, problem: "contains whitespace; a key must be a single word".into() });
+        }
         if !prefixes.is_empty() && !prefixes.iter().any(|p| value.starts_with(p)) {
             return Err(ConfigError {
                 variable,

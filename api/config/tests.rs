@@ -186,6 +186,7 @@ fn malformed_stripe_settings_name_their_variable() {
     ];
     for (variable, value) in cases {
         let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+        vars.push(("NTS_PUBLIC_URL", "https://tickets.example.com"));
         vars.push((variable, value));
         assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
     }
@@ -199,4 +200,79 @@ fn stripe_needs_the_public_url_the_simulated_gateway_does_not() {
     let err = exactly(&[&STRIPE[..], &[("NTS_PUBLIC_URL", "tickets.example.com")]].concat()).err().unwrap();
     assert_eq!(err.variable, "NTS_PUBLIC_URL");
     assert!(config(&[]).unwrap().public_url.is_none());
+}
+
+#[test]
+fn secrets_lose_surrounding_whitespace_and_refuse_inner_or_only_whitespace() {
+    let token = "x".repeat(40);
+    // A secret file's trailing newline must not lock the admin out.
+    let c =
+        config(&[("NTS_ADMIN_TOKEN", &format!("{token}\n")), ("NTS_METRICS_TOKEN", " 0123456789abcdef\r\n")]).unwrap();
+    assert_eq!(c.admin_token.value, token);
+    assert!(!c.admin_token.generated);
+    assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
+    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN", "NTS_MAIL_KEY"] {
+        for value in ["\n", "   ", &format!("{token} {token}"), &format!("{token}\t{token}\n")] {
+            let err = config(&[(variable, value)]).err().unwrap();
+            assert_eq!(err.variable, variable, "{variable}={value:?}");
+        }
+    }
+    // Unset stays unset (compose passes `${X:-}` as an empty string).
+    assert!(config(&[("NTS_ADMIN_TOKEN", ""), ("NTS_METRICS_TOKEN", "")]).unwrap().admin_token.generated);
+}
+
+#[test]
+fn stripe_keys_are_trimmed_and_refuse_inner_whitespace() {
+    let vars: Vec<(&str, String)> = STRIPE.iter().map(|(k, v)| (*k, format!("{v}\n"))).collect();
+    let mut vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    vars.push(("NTS_PUBLIC_URL", "https://tickets.example.com"));
+    let s = exactly(&vars).unwrap().stripe().unwrap().clone();
+    assert_eq!((s.secret_key.as_str(), s.webhook_secret.as_str()), ("sk_test_secret", "whsec_hook"));
+    for (variable, value) in [
+        ("NTS_STRIPE_SECRET_KEY", "sk_test secret"),
+        ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test\tpublic"),
+        ("NTS_STRIPE_WEBHOOK_SECRET", "whsec_ hook"),
+    ] {
+        let mut vars: Vec<(&str, &str)> = STRIPE.iter().filter(|(k, _)| *k != variable).copied().collect();
+        vars.push(("NTS_PUBLIC_URL", "https://tickets.example.com"));
+        vars.push((variable, value));
+        assert_eq!(exactly(&vars).err().unwrap().variable, variable, "{variable}={value}");
+    }
+}
+
+const SMTP: [(&str, &str); 3] = [
+    ("NTS_SMTP_URL", "smtp://127.0.0.1:2525?tls=none"),
+    ("NTS_MAIL_FROM", "Tickets <tickets@example.com>"),
+    ("NTS_PUBLIC_URL", "https://tickets.example.com"),
+];
+
+#[test]
+fn smtp_needs_its_own_mail_key_not_the_admin_token() {
+    let mut vars = SMTP.to_vec();
+    let token = "y".repeat(40);
+    vars.push(("NTS_ADMIN_TOKEN", &token));
+    let err = config(&vars).err().unwrap();
+    assert_eq!(err.variable, "NTS_MAIL_KEY", "{err}");
+    // Without SMTP nothing is sent, so no key is needed, and none is made up from the admin token.
+    let c = config(&[("NTS_ADMIN_TOKEN", &token)]).unwrap();
+    assert!(c.mail.link_key.is_none());
+    let key = "k".repeat(32);
+    vars.push(("NTS_MAIL_KEY", &key));
+    assert!(config(&vars).unwrap().mail.link_key.is_some());
+}
+
+#[test]
+fn the_mail_key_rotates_newest_first() {
+    const OLD: &str = "an-old-mail-key-of-32-characters-or-more";
+    const NEW: &str = "a-new-mail-key-of-32-characters-or-more";
+    let key = |list: &str| config(&[("NTS_MAIL_KEY", list)]).unwrap().mail.link_key.unwrap();
+    let order = uuid::Uuid::new_v4();
+    let sealed = key(OLD).seal(order, "secret");
+    let rotated = key(&format!(" {NEW} , {OLD}\n"));
+    assert_eq!(rotated.open(order, &sealed).as_deref(), Some("secret"), "a link sealed under the old key opens");
+    assert_eq!(key(OLD).open(order, &rotated.seal(order, "new")), None, "the newest key seals");
+    assert_eq!(key(NEW).open(order, &sealed), None, "a key no longer listed opens nothing");
+    for list in [&format!("{NEW},"), &format!("{NEW},short"), &format!("{NEW},,{OLD}")] {
+        assert_eq!(config(&[("NTS_MAIL_KEY", list)]).err().unwrap().variable, "NTS_MAIL_KEY", "{list}");
+    }
 }

@@ -1,7 +1,8 @@
 //! The order link in an e-mail needs the order's secret, of which the orders
 //! table keeps only a hash. The secret is stored sealed (ChaCha20-Poly1305,
 //! the order id as associated data) with a key the server has from its
-//! settings, not from the database: a dump alone opens no order.
+//! settings, not from the database: a dump alone opens no order. Keys rotate:
+//! the newest seals, every listed one opens.
 
 use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Nonce};
@@ -11,30 +12,43 @@ use uuid::Uuid;
 
 const NONCE_LEN: usize = 12;
 
+/// The keys from `NTS_MAIL_KEY`, newest first: never empty.
 #[derive(Clone)]
-pub struct LinkKey(ChaCha20Poly1305);
+pub struct LinkKey(Vec<ChaCha20Poly1305>);
 
 impl LinkKey {
-    /// A key derived from a server secret (`NTS_MAIL_KEY` or `NTS_ADMIN_TOKEN`).
+    /// A key derived from one server secret.
     pub fn from_secret(secret: &str) -> Self {
-        let key = Sha256::new().chain_update(b"nts-mail-link:v1\0").chain_update(secret.as_bytes()).finalize();
-        LinkKey(ChaCha20Poly1305::new(&key))
+        Self::from_secrets(&[secret])
     }
 
-    fn seal(&self, order_id: Uuid, secret: &str) -> Vec<u8> {
+    /// Keys derived from server secrets, newest first: the first seals, any opens.
+    pub fn from_secrets(secrets: &[&str]) -> Self {
+        assert!(!secrets.is_empty(), "at least one mail key");
+        LinkKey(secrets.iter().map(|secret| Self::cipher(secret)).collect())
+    }
+
+    fn cipher(secret: &str) -> ChaCha20Poly1305 {
+        let key = Sha256::new().chain_update(b"nts-mail-link:v1\0").chain_update(secret.as_bytes()).finalize();
+        ChaCha20Poly1305::new(&key)
+    }
+
+    pub(crate) fn seal(&self, order_id: Uuid, secret: &str) -> Vec<u8> {
         let nonce = ChaCha20Poly1305::generate_nonce(&mut OsRng);
         let payload = Payload { msg: secret.as_bytes(), aad: order_id.as_bytes() };
         let mut out = nonce.to_vec();
-        out.extend(self.0.encrypt(&nonce, payload).expect("encrypting in memory cannot fail"));
+        out.extend(self.0[0].encrypt(&nonce, payload).expect("encrypting in memory cannot fail"));
         out
     }
 
-    fn open(&self, order_id: Uuid, sealed: &[u8]) -> Option<String> {
+    pub(crate) fn open(&self, order_id: Uuid, sealed: &[u8]) -> Option<String> {
         if sealed.len() < NONCE_LEN {
             return None;
         }
         let (nonce, msg) = sealed.split_at(NONCE_LEN);
-        let plain = self.0.decrypt(Nonce::from_slice(nonce), Payload { msg, aad: order_id.as_bytes() }).ok()?;
+        let plain = self.0.iter().find_map(|cipher| {
+            cipher.decrypt(Nonce::from_slice(nonce), Payload { msg, aad: order_id.as_bytes() }).ok()
+        })?;
         String::from_utf8(plain).ok()
     }
 }
@@ -93,5 +107,19 @@ mod tests {
         assert_eq!(key.open(other, &sealed), None, "bound to its order");
         assert_eq!(LinkKey::from_secret("another server secret, quite long").open(order, &sealed), None);
         assert_eq!(key.open(order, &sealed[..5]), None);
+    }
+
+    #[test]
+    fn after_rotation_old_links_open_while_their_key_is_listed() {
+        const OLD: &str = "the key links were sealed with, long enough";
+        const NEW: &str = "the key that replaced it, also long enough";
+        let order = Uuid::new_v4();
+        let sealed = LinkKey::from_secret(OLD).seal(order, "s3cret");
+        let rotated = LinkKey::from_secrets(&[NEW, OLD]);
+        assert_eq!(rotated.open(order, &sealed).as_deref(), Some("s3cret"), "the old key still opens");
+        let fresh = rotated.seal(order, "fresh");
+        assert_eq!(LinkKey::from_secret(NEW).open(order, &fresh).as_deref(), Some("fresh"), "the newest seals");
+        assert_eq!(LinkKey::from_secret(OLD).open(order, &fresh), None);
+        assert_eq!(LinkKey::from_secret(NEW).open(order, &sealed), None, "a key no longer listed opens nothing");
     }
 }

@@ -62,6 +62,7 @@ impl MailServer {
             ("NTS_SMTP_URL", self.smtp_url()),
             ("NTS_MAIL_FROM", "Test Tickets <tickets@nts.test>".into()),
             ("NTS_PUBLIC_URL", "http://shop.nts.test".into()),
+            ("NTS_MAIL_KEY", "test-mail-key-0123456789abcdef0123".into()),
             ("NTS_MAIL_POLL_MS", "100".into()),
             ("NTS_MAIL_RETRY_MS", "100".into()),
             ("NTS_MAIL_RETRY_MAX_MS", "1000".into()),

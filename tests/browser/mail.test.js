@@ -38,6 +38,7 @@ before(async () => {
       NTS_SMTP_URL: `smtp://127.0.0.1:${smtp.smtpPort}?tls=none`,
       NTS_MAIL_FROM: 'Test Tickets <tickets@nts.test>',
       NTS_PUBLIC_URL: 'http://shop.nts.test',
+      NTS_MAIL_KEY: 'test-mail-key-0123456789abcdef0123',
       NTS_MAIL_POLL_MS: '100',
     },
   });

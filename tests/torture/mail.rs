@@ -37,6 +37,7 @@ impl MailRig {
             ("NTS_SMTP_URL", format!("smtp://127.0.0.1:{}?tls=none", self.smtp_port)),
             ("NTS_MAIL_FROM", format!("Torture <tickets@{DOMAIN}>")),
             ("NTS_PUBLIC_URL", "http://shop.nts.torture".into()),
+            ("NTS_MAIL_KEY", "torture-mail-key-0123456789abcdef01".into()),
             ("NTS_MAIL_POLL_MS", "200".into()),
             ("NTS_MAIL_RETRY_MS", "200".into()),
             ("NTS_MAIL_RETRY_MAX_MS", "2000".into()),
