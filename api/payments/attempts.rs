@@ -308,15 +308,7 @@ impl PaymentService {
             // provider refused the request itself: no money can move under it.
             Err(e) if !maybe_sent || matches!(e, GatewayError::Declined { .. } | GatewayError::Refused { .. }) => {
                 let code = failure_code(&e);
-                settle::transition(
-                    &self.pool,
-                    attempt.id,
-                    &PaymentStatus::OPEN,
-                    PaymentStatus::Failed,
-                    Some(&code),
-                    None,
-                )
-                .await?;
+                self.fail(attempt.id, &code).await?;
                 return Err(buyer_error(e));
             }
             Err(e) => {
@@ -430,15 +422,7 @@ impl PaymentService {
                     GatewayError::Declined { code, .. } | GatewayError::Refused { code, .. } => code.clone(),
                     _ => unreachable!(),
                 };
-                settle::transition(
-                    &self.pool,
-                    payment_id,
-                    &PaymentStatus::OPEN,
-                    PaymentStatus::Failed,
-                    Some(&code),
-                    None,
-                )
-                .await?;
+                self.fail(payment_id, &code).await?;
                 return Err(match e {
                     GatewayError::Refused { code, message } => ApiError::PaymentRefused { code, message },
                     other => buyer_error(other),

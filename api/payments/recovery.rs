@@ -78,6 +78,12 @@ impl PaymentService {
         }
     }
 
+    /// The provider refused the attempt, or never made anything of it: it
+    /// fails with `code`. Answers its status afterwards.
+    pub(super) async fn fail(&self, payment_id: Uuid, code: &str) -> Result<PaymentStatus, sqlx::Error> {
+        settle::transition(&self.pool, payment_id, &PaymentStatus::OPEN, PaymentStatus::Failed, Some(code), None).await
+    }
+
     /// An attempt whose creation answer cannot be had (Stripe stored an
     /// error under its key, or it may no longer be sent): its PaymentIntent
     /// is looked for in the window in which it can have been created, and
@@ -96,16 +102,7 @@ impl PaymentService {
         }
         if OffsetDateTime::now_utc() - attempt.created_at >= LOOK_FOR {
             tracing::warn!(payment_id = %attempt.id, "the provider never made a PaymentIntent for this attempt; it failed");
-            settle::transition(
-                &self.pool,
-                attempt.id,
-                &PaymentStatus::OPEN,
-                PaymentStatus::Failed,
-                Some(PROVIDER_ERROR),
-                None,
-            )
-            .await
-            .map_err(recorded)?;
+            self.fail(attempt.id, PROVIDER_ERROR).await.map_err(recorded)?;
             return Ok(Checked::Answered(PaymentStatus::Failed));
         }
         tracing::info!(payment_id = %attempt.id, "no PaymentIntent for this attempt at the provider yet; looking again later");
@@ -265,17 +262,7 @@ impl PaymentService {
             Err(e @ (GatewayError::Refused { .. } | GatewayError::Declined { .. })) => {
                 tracing::warn!(payment_id = %attempt.id, error = %e, "the provider refused the attempt");
                 let code = failure_code(&e);
-                answered(
-                    settle::transition(
-                        &self.pool,
-                        attempt.id,
-                        &PaymentStatus::OPEN,
-                        PaymentStatus::Failed,
-                        Some(&code),
-                        None,
-                    )
-                    .await,
-                )
+                answered(self.fail(attempt.id, &code).await)
             }
             Err(e) => Err(e),
         }
