@@ -151,8 +151,29 @@ fn stripe_with_its_keys_uses_stripe_defaults() {
     assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
     assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
     assert_eq!(s.timeout, Duration::from_secs(20));
+    assert_eq!(s.look_for, Duration::from_secs(48 * 3600));
     let shown = format!("{s:?}");
     assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_hook"), "{shown}");
+}
+
+#[test]
+fn giving_up_on_a_payment_intent_before_48_hours_needs_a_stand_in_for_stripe() {
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = STRIPE.to_vec();
+        vars.push(PUBLIC_URL);
+        vars.extend_from_slice(extra);
+        exactly(&vars)
+    };
+    let err = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "3600")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_STRIPE_LOOK_FOR_SECS");
+    assert!(err.problem.contains("stand-in"), "{}", err.problem);
+    let longer = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "259200")]).unwrap();
+    assert_eq!(longer.stripe().unwrap().look_for, Duration::from_secs(259_200));
+    let stand_in =
+        with(&[("NTS_STRIPE_LOOK_FOR_SECS", "300"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).unwrap();
+    assert_eq!(stand_in.stripe().unwrap().look_for, Duration::from_secs(300));
+    let err = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "60"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_STRIPE_LOOK_FOR_SECS");
 }
 
 #[test]

@@ -132,6 +132,13 @@ pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(10);
 pub trait PaymentGateway: Send + Sync + 'static {
     fn provider(&self) -> Provider;
 
+    /// How long an attempt whose object nts does not know is looked for
+    /// before a listing without it is taken as the provider's word that it
+    /// never made one.
+    fn look_for(&self) -> time::Duration {
+        super::attempt::LOOK_FOR
+    }
+
     /// Creates the provider object for an attempt, or returns the one already
     /// created with the same idempotency key.
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError>;

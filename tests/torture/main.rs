@@ -297,6 +297,7 @@ fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option
             ("NTS_PUBLIC_URL", "http://shop.nts.torture".into()),
             // Longer than a buyer waits, shorter than the proxy's late answers.
             ("NTS_STRIPE_TIMEOUT_MS", (s.faults.slow_ms / 2).max(500).to_string()),
+            ("NTS_STRIPE_LOOK_FOR_SECS", stripe::LOOK_FOR_SECS.to_string()),
         ],
     };
     env.extend(payments.into_iter().map(|(k, v)| (k.to_owned(), v)));
