@@ -43,6 +43,7 @@ pub enum ErrorCode {
     // 401, 403
     Unauthorized,
     Forbidden,
+    DeviceRevoked,
     // 402
     CardDeclined,
     // 404
@@ -100,7 +101,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 52] = [
+    pub const ALL: [ErrorCode; 53] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidIdempotencyKey,
@@ -108,6 +109,7 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::DeviceRevoked,
         ErrorCode::CardDeclined,
         ErrorCode::NotFound,
         ErrorCode::UnknownTicket,
@@ -165,6 +167,7 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::DeviceRevoked => "device_revoked",
             ErrorCode::CardDeclined => "card_declined",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnknownTicket => "unknown_ticket",
@@ -257,6 +260,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("the token is not valid")]
     Forbidden,
+    /// 403 `device_revoked`: the organiser revoked this check-in device.
+    #[error("{0}")]
+    DeviceRevoked(&'static str),
     /// 503: a dependency (database, provider) is unreachable; retrying later is fine.
     #[error("{message}")]
     Unavailable { code: ErrorCode, message: String },
@@ -295,6 +301,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::DeviceRevoked(_) => ErrorCode::DeviceRevoked,
             ApiError::Internal(_) => ErrorCode::InternalError,
         };
         Cow::Borrowed(code.as_str())

@@ -4,6 +4,7 @@
 pub mod codes;
 pub mod devices;
 pub mod door;
+pub mod offline_time;
 pub mod report;
 pub mod scans;
 

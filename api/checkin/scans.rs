@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::codes::{EventKey, ScannedCode};
 use super::devices::Device;
+use super::offline_time::OfflineTime;
 use crate::domain::status::{DisputeStatus, OrderStatus};
 use crate::domain::DisputePolicy;
 
@@ -99,8 +100,9 @@ pub async fn record(
     device: &Device,
     scan_id: Uuid,
     code: &ScannedCode,
-    offline_at: Option<OffsetDateTime>,
+    offline_at: Option<OfflineTime>,
 ) -> Result<Scan, NotRecorded> {
+    let offline_at = offline_at.map(OfflineTime::at);
     if let Some(scan) = find(pool, device.id, scan_id).await? {
         return replay(scan, code);
     }
