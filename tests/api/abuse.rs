@@ -84,7 +84,8 @@ async fn bogus_reads_from_one_client_are_limited_and_never_starve_buyers_elsewhe
     });
     let buyers = (0..20).map(|i| {
         let buyer = app.api().with_header("x-forwarded-for", &format!("203.0.113.{i}"));
-        let body = HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email: "ada@example.com".into() };
+        let email = format!("buyer{i}@example.com");
+        let body = HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email };
         async move { buyer.create_hold(event, &body).await.map_or_else(|e| e.status, |r| r.http_status).as_u16() }
     });
     let (bogus, buyers) = futures_util::future::join(join_all(bogus), join_all(buyers)).await;
