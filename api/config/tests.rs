@@ -191,7 +191,8 @@ fn giving_up_on_a_payment_intent_before_48_hours_needs_a_stand_in_for_stripe() {
     let stand_in =
         with(&[("NTS_STRIPE_LOOK_FOR_SECS", "300"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).unwrap();
     assert_eq!(stand_in.stripe().unwrap().look_for, Duration::from_secs(300));
-    let err = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "60"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).err().unwrap();
+    let err =
+        with(&[("NTS_STRIPE_LOOK_FOR_SECS", "60"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).err().unwrap();
     assert_eq!(err.variable, "NTS_STRIPE_LOOK_FOR_SECS");
 }
 

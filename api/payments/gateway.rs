@@ -124,6 +124,14 @@ pub enum GatewayError {
     Refused { code: String, message: String },
 }
 
+/// How long the reconciler keeps looking for the PaymentIntent of an
+/// indeterminate attempt, by default (see [`PaymentGateway::look_for`]):
+/// Stripe keeps the key's answer (a stored 5xx says nothing about whether it
+/// acted) for 24 hours, and then some. Only a complete listing of the
+/// attempt's creation window made after this, which still does not have it,
+/// lets the attempt fail.
+pub const LOOK_FOR: time::Duration = time::Duration::hours(48);
+
 /// How far nts's clock and the provider's may disagree, when nts asks for
 /// objects created after one of its own timestamps.
 pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(10);
@@ -136,7 +144,7 @@ pub trait PaymentGateway: Send + Sync + 'static {
     /// before a listing without it is taken as the provider's word that it
     /// never made one.
     fn look_for(&self) -> time::Duration {
-        super::attempt::LOOK_FOR
+        LOOK_FOR
     }
 
     /// Creates the provider object for an attempt, or returns the one already
