@@ -7,6 +7,7 @@ mod parse;
 mod payments;
 #[cfg(test)]
 mod tests;
+mod tickets;
 
 pub use mail::MailSettings;
 pub use payments::{Payments, SimulatedFaults, StripeSettings, DEFAULT_STRIPE_API_BASE, DEFAULT_STRIPE_JS_URL};
@@ -40,6 +41,8 @@ pub struct Config {
     /// authenticating a payment. Never taken from a request's headers, which anyone can set.
     pub public_url: Option<String>,
     pub mail: MailSettings,
+    /// Make ticket codes and seal the events' signing keys (`NTS_TICKET_KEY`, newest key first).
+    pub ticket_keys: crate::checkin::ticket_keys::TicketKeys,
 }
 
 /// How many unpaid holds and orders one buyer may have at once, so that one
@@ -161,6 +164,7 @@ impl Config {
             });
         }
         let mail = mail_settings(get, raw, public_url.as_deref())?;
+        let ticket_keys = tickets::ticket_keys(raw, simulated)?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -187,6 +191,7 @@ impl Config {
                 .map(crate::metrics::MetricsToken),
             public_url,
             mail,
+            ticket_keys,
         })
     }
 }
