@@ -43,6 +43,7 @@ pub enum ErrorCode {
     // 401, 403
     Unauthorized,
     Forbidden,
+    DeviceRevoked,
     // 402
     CardDeclined,
     // 404
@@ -101,7 +102,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 53] = [
+    pub const ALL: [ErrorCode; 54] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidIdempotencyKey,
@@ -109,6 +110,7 @@ impl ErrorCode {
         ErrorCode::InvalidEvent,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
+        ErrorCode::DeviceRevoked,
         ErrorCode::CardDeclined,
         ErrorCode::NotFound,
         ErrorCode::UnknownTicket,
@@ -167,6 +169,7 @@ impl ErrorCode {
             ErrorCode::InvalidEvent => "invalid_event",
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::DeviceRevoked => "device_revoked",
             ErrorCode::CardDeclined => "card_declined",
             ErrorCode::NotFound => "not_found",
             ErrorCode::UnknownTicket => "unknown_ticket",
@@ -260,6 +263,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("the token is not valid")]
     Forbidden,
+    /// 403 `device_revoked`: the organiser revoked this check-in device.
+    #[error("{0}")]
+    DeviceRevoked(&'static str),
     /// 503: a dependency (database, provider) is unreachable; retrying later is fine.
     #[error("{message}")]
     Unavailable { code: ErrorCode, message: String },
@@ -298,6 +304,7 @@ impl ApiError {
             ApiError::RateLimited { .. } => ErrorCode::RateLimited,
             ApiError::Unauthorized => ErrorCode::Unauthorized,
             ApiError::Forbidden => ErrorCode::Forbidden,
+            ApiError::DeviceRevoked(_) => ErrorCode::DeviceRevoked,
             ApiError::Internal(_) => ErrorCode::InternalError,
         };
         Cow::Borrowed(code.as_str())

@@ -72,7 +72,7 @@
             revoke.addEventListener('click', () => withBusy(revoke, async () => {
               try {
                 await api(`${eventPath(ev)}/checkin-devices/${encodeURIComponent(d.id)}`, { method: 'DELETE', token: auth() });
-                say(`Revoked “${d.name}”: its token no longer works.`);
+                say(`Revoked “${d.name}”: its token no longer checks tickets in (for 24 hours it may still upload the scans it made offline before now).`);
                 if (tokenBox.dataset.deviceId === d.id) tokenBox.hidden = true;
                 await load();
               } catch (err) {

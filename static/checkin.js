@@ -3,12 +3,16 @@
 // event's public key, refuses tickets it knows to be revoked or already in,
 // admits the rest and queues them in IndexedDB; back online it uploads the
 // queue (each scan's scan_id makes the upload safe to repeat) and the server
-// reports tickets that two offline gates both let in.
+// reports tickets that two offline gates both let in. Each queued scan keeps
+// the device it was made by and goes up under that device's token, also after
+// the phone forgot it or the organiser revoked it. A service worker
+// (checkin-sw.js) keeps the page itself, so that it opens again offline.
 'use strict';
 
 (function () {
   const TOKEN_KEY = 'nts.checkin.token';
   const STATE_KEY = 'nts.checkin.state';
+  const CLOCK_KEY = 'nts.checkin.clock';
   const SIGNED_DOMAIN = 'nts-ticket:v1:';
   const SAME_CODE_PAUSE_MS = 3000;
   const REFRESH_MS = 15000;
@@ -28,19 +32,23 @@
   let busy = false;
   let setupScanning = false;
   let uploadNote = ''; // what the last upload found, until the next scan
+  // The server's clock minus this phone's (from the Date of its answers), so
+  // that offline scans carry the server's time even where the phone's is off.
+  let clockOffset = Number(localStorage.getItem(CLOCK_KEY)) || 0;
 
   // ---------- server ----------
 
   class Unreachable extends Error {}
 
-  async function call(method, path, body) {
+  // `as`: the device token to call with (the current device's by default).
+  async function call(method, path, body, as = token) {
     let res;
     try {
       res = await fetch(path, {
         method,
         headers: {
           Accept: 'application/json',
-          Authorization: `Bearer ${token}`,
+          Authorization: `Bearer ${as}`,
           ...(body ? { 'Content-Type': 'application/json' } : {}),
         },
         body: body ? JSON.stringify(body) : undefined,
@@ -51,6 +59,7 @@
       throw new Unreachable('the server cannot be reached');
     }
     if (res.status >= 500) throw new Unreachable(`the server answered ${res.status}`);
+    learnClock(res.headers.get('Date'));
     let json = null;
     try {
       json = await res.json();
@@ -58,6 +67,15 @@
       /* no body */
     }
     return { status: res.status, json: json || {} };
+  }
+
+  function learnClock(date) {
+    const server = Date.parse(date || '');
+    if (Number.isNaN(server)) return;
+    const offset = server - Date.now();
+    // The header is in whole seconds: only a phone clock off by more is corrected.
+    clockOffset = Math.abs(offset) > 2000 ? offset : 0;
+    localStorage.setItem(CLOCK_KEY, String(clockOffset));
   }
 
   // ---------- offline store (IndexedDB) ----------
@@ -91,6 +109,14 @@
   const queueRemove = (ids) => store('readwrite', (s) => {
     for (const id of ids) s.delete(id);
   });
+  // Scans queued by an older page carry no device: they are the current device's.
+  async function queueClaim() {
+    const untagged = (await queueAll()).filter((s) => !s.token);
+    if (!token || !gate || !untagged.length) return;
+    await store('readwrite', (s) => {
+      for (const scan of untagged) s.put({ ...scan, token, device_id: gate.device_id });
+    });
+  }
 
   // ---------- signatures ----------
 
@@ -158,7 +184,7 @@
     const pending = (queued ? ` — ${queued} ${queued === 1 ? 'scan' : 'scans'} to upload` : '') + uploadNote;
     if (!gate) {
       el.dataset.state = 'starting';
-      el.textContent = token ? 'Connecting…' : 'Not set up';
+      el.textContent = token ? 'Connecting…' : `Not set up${pending}`;
     } else if (online) {
       el.dataset.state = 'online';
       el.textContent = `Online${pending}`;
@@ -195,13 +221,16 @@
       return Boolean(gate);
     }
     if (r.status === 401 || r.status === 403) {
-      forget('This device token is not accepted (revoked or mistyped). Ask the organiser for a new one.');
+      forget(r.json.code === 'device_revoked'
+        ? 'The organiser revoked this device. Its offline scans are still uploaded. Ask the organiser for a new token.'
+        : 'This device token is not accepted (revoked or mistyped). Ask the organiser for a new one.');
       return false;
     }
     if (r.status !== 200) return Boolean(gate);
     setOnline(true);
     localStorage.setItem(STATE_KEY, JSON.stringify(r.json));
     await adoptState(r.json);
+    await queueClaim();
     showNet();
     return true;
   }
@@ -293,7 +322,15 @@
       show('bad', 'ALREADY IN', shortTicket(parsed.ticket), 'This ticket was already checked in.');
       return;
     }
-    await queueAdd({ scan_id: scanId, code: parsed.code, ticket: parsed.ticket, scanned_at: new Date().toISOString() });
+    await queueAdd({
+      scan_id: scanId,
+      code: parsed.code,
+      ticket: parsed.ticket,
+      scanned_at: new Date(Date.now() + clockOffset).toISOString(),
+      // The device this scan is made by: it is uploaded under this token, whatever the phone is set up as then.
+      device_id: gate.device_id,
+      token,
+    });
     admitted.add(parsed.ticket);
     queued += 1;
     gate.checked_in += 1;
@@ -304,41 +341,63 @@
 
   // ---------- upload ----------
 
+  // Outcomes of scans the server will never record: they leave the queue.
+  const REFUSED = new Set(['device_revoked', 'scanned_at_out_of_range']);
+
   let syncing = false;
   async function sync() {
-    if (syncing || !token || !online) return;
+    if (syncing || !online) return;
     syncing = true;
     try {
-      let pending = await queueAll();
+      const pending = await queueAll();
       queued = pending.length;
       showNet();
+      // Each scan goes up under the device that made it.
+      const byDevice = new Map();
+      for (const s of pending) {
+        const as = s.token || token;
+        if (!as) continue;
+        if (!byDevice.has(as)) byDevice.set(as, []);
+        byDevice.get(as).push(s);
+      }
       let doubled = 0;
-      while (pending.length) {
-        const batch = pending.slice(0, UPLOAD_BATCH);
-        let r;
-        try {
-          r = await call('POST', '/api/v1/checkins/offline', {
-            scans: batch.map((s) => ({ code: s.code, scan_id: s.scan_id, scanned_at: s.scanned_at })),
-          });
-        } catch (e) {
-          setOnline(false);
-          return;
+      let refused = 0;
+      for (const [as, scans] of byDevice) {
+        for (let i = 0; i < scans.length; i += UPLOAD_BATCH) {
+          const batch = scans.slice(i, i + UPLOAD_BATCH);
+          let r;
+          try {
+            r = await call('POST', '/api/v1/checkins/offline', {
+              scans: batch.map((s) => ({ code: s.code, scan_id: s.scan_id, scanned_at: s.scanned_at })),
+            }, as);
+          } catch (e) {
+            setOnline(false);
+            return;
+          }
+          if (r.status === 401 || r.status === 403) {
+            // This device's token is unknown, or was revoked too long ago: its scans can never be uploaded.
+            const lost = scans.slice(i);
+            refused += lost.length;
+            await queueRemove(lost.map((s) => s.scan_id));
+            queued -= lost.length;
+            if (as === token) forget('This device token is no longer accepted; its offline scans could not be uploaded.');
+            break;
+          }
+          if (r.status !== 200) return;
+          doubled += r.json.results.filter((x) => x.outcome === 'double_entry' || x.outcome === 'invalid_entry').length;
+          refused += r.json.results.filter((x) => REFUSED.has(x.outcome)).length;
+          await queueRemove(batch.map((s) => s.scan_id));
+          queued -= batch.length;
+          showNet();
         }
-        if (r.status === 401 || r.status === 403) {
-          forget('This device token is no longer accepted; its offline scans could not be uploaded.');
-          return;
-        }
-        if (r.status !== 200) return;
-        doubled += r.json.results.filter((x) => x.outcome === 'double_entry' || x.outcome === 'invalid_entry').length;
-        await queueRemove(batch.map((s) => s.scan_id));
-        pending = pending.slice(batch.length);
-        queued = pending.length;
-        showNet();
       }
-      if (doubled) {
-        uploadNote = ` — offline scans uploaded; ${doubled} double ${doubled === 1 ? 'entry' : 'entries'} reported to the organiser`;
-      }
-      await refresh();
+      queued = (await queueAll()).length;
+      const notes = [];
+      if (doubled) notes.push(`${doubled} double ${doubled === 1 ? 'entry' : 'entries'} reported to the organiser`);
+      if (refused) notes.push(`${refused} ${refused === 1 ? 'scan' : 'scans'} refused (device revoked or clock wrong)`);
+      if (notes.length) uploadNote = ` — offline scans uploaded; ${notes.join('; ')}`;
+      showNet();
+      if (token) await refresh();
     } finally {
       syncing = false;
     }
@@ -487,8 +546,15 @@
     input.value = '';
     check(code, false);
   });
-  $('forget').addEventListener('click', () => {
-    if (queued && !window.confirm(`${queued} offline scans are not uploaded yet. Forget this device anyway?`)) return;
+  // The scans this device made offline stay queued under its own token:
+  // uploaded first if the network is there, else whenever it is back.
+  $('forget').addEventListener('click', async () => {
+    if (online) await sync();
+    const left = (await queueAll()).filter((s) => (s.token || token) === token).length;
+    const them = left === 1 ? 'it' : 'them';
+    if (left && !window.confirm(`${left} offline ${left === 1 ? 'scan is' : 'scans are'} not uploaded yet; this phone `
+      + `keeps ${them} and uploads ${them} as this device's once online. Forget this device?`)) return;
+    await queueClaim();
     forget('');
   });
   window.addEventListener('online', () => setOnline(true));
@@ -504,6 +570,11 @@
   }, SYNC_MS);
 
   // ---------- start ----------
+
+  if ('serviceWorker' in navigator) {
+    // Keeps this page, so that it opens again without the network (checkin-sw.js).
+    navigator.serviceWorker.register('/checkin-sw.js', { scope: '/checkin' }).catch(() => {});
+  }
 
   (async function start() {
     const fromFragment = tokenFrom(location.hash.slice(1) ? `#${location.hash.slice(1)}` : '');

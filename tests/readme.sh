@@ -4,14 +4,21 @@
 #     (a fresh name here), with the demo event on sale, Swagger UI at /docs/ and
 #     simulated payments (because the command asks for them);
 #  2. the test command is the one CI runs (.ci/run), so the suite it starts is
-#     this very suite.
-# Needs: git, curl, cargo; PostgreSQL at DATABASE_URL's server; port 9000 free.
+#     this very suite;
+#  3. the purchase with curl (the second sh block), as written, against that
+#     demo, ends with a paid order and its tickets; the bad request after it
+#     (the third) is answered 422 with a code.
+# Needs: git, curl, jq, cargo; PostgreSQL at DATABASE_URL's server; port 9000 free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT="$PWD"
 
-# The first ```sh block of the README: its command lines, comments left out.
-mapfile -t commands < <(awk '/^```sh$/ {on = 1; next} on && /^```$/ {exit} on' README.md | grep -v '^[[:space:]]*#' | grep -v '^[[:space:]]*$')
+# The README's n-th ```sh block, as written.
+sh_block() {
+    awk -v n="$1" '/^```sh$/ {k++; if (k == n) {on = 1; next}} on && /^```$/ {exit} on' README.md
+}
+# The first block's command lines, comments left out.
+mapfile -t commands < <(sh_block 1 | grep -v '^[[:space:]]*#' | grep -v '^[[:space:]]*$')
 [ "${#commands[@]}" -eq 2 ] || { echo "readme: expected two commands in the README's first sh block, found ${#commands[@]}"; exit 1; }
 start="${commands[0]}"
 suite="${commands[1]}"
@@ -73,6 +80,18 @@ curl -sf http://localhost:9000/docs/ | grep -qi "swagger" || fail "/docs/ does n
 curl -sf http://localhost:9000/ | grep -qi "<html" || fail "/ does not serve the shop page"
 psql "${base%/*}/$db" -qtAc "SELECT count(*) FROM _sqlx_migrations" | grep -qv '^0$' || fail "database $db was not migrated"
 grep -q "SIMULATED PAYMENTS" "$log" || fail "the log does not say that no real money moves"
+
+# The purchase with curl, then the bad request, in one shell as a reader pastes them.
+purchase="$(sh_block 2)"
+bad="$(sh_block 3)"
+[ -n "$purchase" ] && [ -n "$bad" ] || fail "the README has no purchase with curl (its second and third sh blocks)"
+out="$(cd "$work" && bash -c "set -euo pipefail; $purchase"$'\n'"echo ---; $bad")" || fail "the purchase with curl failed: $out"
+echo "$out"
+paid="$(echo "$out" | sed -n '/^---$/q;p' | tail -n 8 | tr -d ' \n')"
+echo "$paid" | grep -q '"status":"paid"' || fail "the purchase with curl did not end with a paid order"
+echo "$paid" | grep -Eq '"tickets":\["[A-Za-z0-9_-]{24}\.[A-Za-z0-9_-]{86}","[A-Za-z0-9_-]{24}\.[A-Za-z0-9_-]{86}"\]' \
+    || fail "the paid order does not show its two tickets' signed codes"
+echo "$out" | sed -n '/^---$/,$p' | grep -q '"code":"' || fail "the bad request was not answered with a code"
 
 kill -TERM -- "-$pid"
 for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done

@@ -28,6 +28,8 @@ suite() {
 
 # docker-compose.yml: no literal secrets, one trusted proxy address, admin ports on localhost, one public port.
 suite "compose lint" bash tests/compose_lint.sh
+# Dependencies: allowed licences, no unlisted duplicate versions, crates.io only (deny.toml).
+suite "cargo deny" bash tests/deny.sh
 # The service binary (the tests that need a process, and every suite below, run $NTS_BIN),
 # then every crate's unit tests and the integration test binary (real PostgreSQL, real HTTP).
 suite "cargo test" bash -c 'cargo build --locked -p nts --bin nts && cargo test --locked --workspace'

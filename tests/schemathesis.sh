@@ -48,10 +48,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The fuzzer sends thousands of requests from one address: the rate limit
-# (tested on its own in tests/api/abuse.rs) is off here so every case reaches the handlers.
+# The fuzzer sends thousands of requests from one address: the rate limits
+# (tested on their own in tests/api/abuse.rs) are off here so every case reaches the handlers.
 DATABASE_URL="$DB_URL" NTS_ADDRESS="127.0.0.1:$PORT" NTS_PAYMENTS=simulated NTS_DEMO=true \
-    NTS_RATE_LIMIT_PER_MINUTE=0 NTS_MAX_UNPAID_PER_ADDRESS=0 NTS_MAX_UNPAID_PER_EMAIL=0 \
+    NTS_RATE_LIMIT_PER_MINUTE=0 NTS_READ_RATE_LIMIT_PER_MINUTE=0 NTS_MAX_UNPAID_PER_ADDRESS=0 \
     NTS_RECONCILE_MS=500 RUST_LOG=warn "$BIN_DIR/nts" >"$LOG" 2>&1 &
 NTS_PID=$!
 for _ in $(seq 1 100); do

@@ -52,6 +52,10 @@ fi
 if ! command -v curl >/dev/null; then
     apt_install curl
 fi
+# jq: the README's purchase with curl reads the answers with it (tests/readme.sh runs it).
+if ! command -v jq >/dev/null; then
+    apt_install jq
+fi
 if ! python3 -c 'import venv, ensurepip' >/dev/null 2>&1; then
     echo "setup: installing Python with venv"
     apt_install python3 python3-venv

@@ -8,17 +8,23 @@ use std::pin::Pin;
 
 use actix_web::{delete, dev::Payload, get, http::header, post, web, FromRequest, HttpRequest, HttpResponse};
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
+use time::{Duration, OffsetDateTime};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
 use crate::caller::Admin;
-use crate::domain::secret::{hash_secret, random_token};
+use crate::domain::secret::{hash_secret, is_random_token, random_token};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
 
 /// Device tokens start with this, so a token pasted in the wrong place is recognisable.
 const TOKEN_PREFIX: &str = "ntsdev_";
+/// Random bytes after the prefix.
+const TOKEN_BYTES: usize = 32;
+
+/// How long after its revocation a device may still upload the scans it made
+/// offline before it was revoked.
+pub const REVOKED_UPLOAD_WINDOW: Duration = Duration::hours(24);
 
 /// The device a request comes from (a valid, unrevoked device token).
 #[derive(Debug, Clone)]
@@ -28,33 +34,83 @@ pub struct Device {
     pub event_id: Uuid,
 }
 
+/// A device uploading the scans it made offline: unrevoked, or revoked less
+/// than [`REVOKED_UPLOAD_WINDOW`] ago (only its scans from before `revoked_at`
+/// count; `checkin::scans::OfflineTime` decides).
+#[derive(Debug, Clone)]
+pub struct UploadingDevice {
+    pub device: Device,
+    pub created_at: OffsetDateTime,
+    pub revoked_at: Option<OffsetDateTime>,
+}
+
+fn bearer_token(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim().to_owned())
+        .filter(|t| !t.is_empty())
+}
+
+/// The device of the request's token, revoked or not.
+fn authenticate(req: &HttpRequest) -> Pin<Box<dyn Future<Output = Result<UploadingDevice, ApiError>>>> {
+    let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
+    let token = bearer_token(req);
+    Box::pin(async move {
+        let token = token.ok_or(ApiError::Unauthorized)?;
+        // Only a token of the shape created below is looked up: garbage costs no query.
+        if !token.strip_prefix(TOKEN_PREFIX).is_some_and(|t| is_random_token(t, TOKEN_BYTES)) {
+            return Err(ApiError::Forbidden);
+        }
+        let row = sqlx::query!(
+            "SELECT id, name, event_id, created_at, revoked_at FROM checkin_devices WHERE token_hash = $1",
+            hash_secret(&token)
+        )
+        .fetch_optional(&state.pool)
+        .await?
+        .ok_or(ApiError::Forbidden)?;
+        Ok(UploadingDevice {
+            device: Device { id: row.id, name: row.name, event_id: row.event_id },
+            created_at: row.created_at,
+            revoked_at: row.revoked_at,
+        })
+    })
+}
+
+const REVOKED: &str = "the organiser revoked this check-in device";
+
 impl FromRequest for Device {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let state = req.app_data::<web::Data<AppState>>().expect("AppState is registered").clone();
-        let token = req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, token)| token.trim().to_owned())
-            .filter(|t| !t.is_empty());
+        let found = authenticate(req);
         Box::pin(async move {
-            let token = token.ok_or(ApiError::Unauthorized)?;
-            if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
-                return Err(ApiError::Forbidden);
+            let found = found.await?;
+            match found.revoked_at {
+                None => Ok(found.device),
+                Some(_) => Err(ApiError::DeviceRevoked(REVOKED)),
             }
-            sqlx::query_as!(
-                Device,
-                "SELECT id, name, event_id FROM checkin_devices WHERE token_hash = $1 AND revoked_at IS NULL",
-                hash_secret(&token)
-            )
-            .fetch_optional(&state.pool)
-            .await?
-            .ok_or(ApiError::Forbidden)
+        })
+    }
+}
+
+impl FromRequest for UploadingDevice {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, ApiError>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let found = authenticate(req);
+        Box::pin(async move {
+            let found = found.await?;
+            match found.revoked_at {
+                Some(at) if at + REVOKED_UPLOAD_WINDOW <= OffsetDateTime::now_utc() => Err(ApiError::DeviceRevoked(
+                    "the organiser revoked this check-in device too long ago for its offline scans to be uploaded",
+                )),
+                _ => Ok(found),
+            }
         })
     }
 }
@@ -136,7 +192,7 @@ pub async fn create_device(
     let event_id = path.into_inner();
     let name = device_name(&body.name)?;
     require_event(&state, event_id).await?;
-    let token = format!("{TOKEN_PREFIX}{}", random_token(32));
+    let token = format!("{TOKEN_PREFIX}{}", random_token(TOKEN_BYTES));
     let id = Uuid::new_v4();
     let created_at = sqlx::query_scalar!(
         "INSERT INTO checkin_devices (id, event_id, name, token_hash) VALUES ($1, $2, $3, $4) RETURNING created_at",
@@ -183,7 +239,8 @@ pub async fn list_devices(state: web::Data<AppState>, _admin: Admin, path: web::
     Ok(HttpResponse::Ok().json(devices))
 }
 
-/// Revoke a device: its token stops working at once. Revoking twice is fine.
+/// Revoke a device: its token checks no ticket in from now on (`device_revoked`); for 24 hours it may still upload
+/// the scans it made offline before now. Revoking twice is fine.
 #[utoipa::path(
     tag = "checkin",
     params(

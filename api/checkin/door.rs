@@ -9,7 +9,8 @@ use utoipa::ToSchema;
 use uuid::Uuid;
 
 use super::codes::{encode_key, EventKey, ScannedCode};
-use super::devices::Device;
+use super::devices::{Device, UploadingDevice, REVOKED_UPLOAD_WINDOW};
+use super::offline_time::{BadTime, OfflineTime, CLOCK_SKEW};
 use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
 use super::ticket_keys::StoredCode;
 use crate::domain::status::OrderStatus;
@@ -139,7 +140,7 @@ fn refusal(scan: &Scan) -> CheckinRefusal {
     responses(
         (status = 201, description = "Admitted", body = CheckinView),
         (status = 401, description = "No device token", body = ErrorBody),
-        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+        (status = 403, description = format!("Not a valid device token, or `{}`: a revoked one", ErrorCode::DeviceRevoked), body = ErrorBody),
         (status = 404, description = format!("`{}`: no such ticket, or a forged code", ErrorCode::UnknownTicket), body = ErrorBody),
         (status = 409, description = format!("`{}` (with when and by which device) or `{}` \
                                       (refunded or canceled)", ErrorCode::AlreadyCheckedIn, ErrorCode::TicketNotValid), body = CheckinRefusal),
@@ -174,7 +175,8 @@ pub struct OfflineScan {
     #[schema(max_length = 200)]
     pub code: String,
     pub scan_id: Uuid,
-    /// When the offline gate let the holder in (the device's clock; a time in the future counts as now).
+    /// When the offline gate let the holder in, by the device's clock: not before the device was created, nor
+    /// after it was revoked, nor more than 5 minutes ahead of the server's clock (a time ahead is recorded as now).
     #[serde(with = "time::serde::rfc3339")]
     #[schema(value_type = String, format = DateTime)]
     pub scanned_at: OffsetDateTime,
@@ -207,6 +209,10 @@ pub enum OfflineOutcome {
     OtherEvent,
     /// Not recorded: this device used the `scan_id` for another ticket.
     ScanIdReused,
+    /// Not recorded: `scanned_at` is before the device was created or more than 5 minutes ahead of the server.
+    ScannedAtOutOfRange,
+    /// Not recorded: `scanned_at` is not before the device's revocation.
+    DeviceRevoked,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -229,15 +235,19 @@ pub struct OfflineUploadResult {
 /// Upload the scans an offline gate admitted.
 ///
 /// Each scan is recorded once (its `scan_id` makes re-uploading harmless). A ticket that another gate had already
-/// let in is recorded as a `double_entry` and shown to the organiser.
+/// let in is recorded as a `double_entry` and shown to the organiser. A revoked device may still upload, for
+/// 24 hours after its revocation, the scans it made before it (later ones are answered `device_revoked`).
 #[utoipa::path(
     tag = "checkin",
     request_body = OfflineUpload,
     security(("device" = [])),
     responses(
-        (status = 200, description = "Every scan's outcome", body = OfflineUploadResult),
+        (status = 200, description = format!("Every scan's outcome; `scanned_at_out_of_range` for a time before the \
+                                              device was created or over {} minutes ahead", CLOCK_SKEW.whole_minutes()),
+         body = OfflineUploadResult),
         (status = 401, description = "No device token", body = ErrorBody),
-        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+        (status = 403, description = format!("Not a valid device token, or `{}`: revoked over {} hours ago",
+                                             ErrorCode::DeviceRevoked, REVOKED_UPLOAD_WINDOW.whole_hours()), body = ErrorBody),
         (status = 422, description = "Invalid body (1 to 100 scans)", body = ErrorBody),
         (status = 503, description = "A scan could not be recorded now; upload again", body = ErrorBody),
     )
@@ -245,18 +255,16 @@ pub struct OfflineUploadResult {
 #[post("/checkins/offline")]
 pub async fn upload_offline(
     state: web::Data<AppState>,
-    device: Device,
+    uploader: UploadingDevice,
     body: web::Json<OfflineUpload>,
 ) -> ApiResult<HttpResponse> {
     if body.scans.is_empty() || body.scans.len() > MAX_OFFLINE_BATCH {
         return Err(ApiError::validation(format!("send 1 to {MAX_OFFLINE_BATCH} scans")));
     }
+    let device = &uploader.device;
+    let now = OffsetDateTime::now_utc();
     let mut results = Vec::with_capacity(body.scans.len());
     for s in &body.scans {
-        let recorded = match ScannedCode::parse(&s.code) {
-            Some(code) => record(&state.pool, &device, s.scan_id, &code, Some(s.scanned_at)).await,
-            None => Err(NotRecorded::UnknownTicket),
-        };
         let unrecorded = |outcome| OfflineResult {
             scan_id: s.scan_id,
             outcome,
@@ -264,6 +272,21 @@ pub async fn upload_offline(
             name: None,
             ticket_type: None,
             checked_in: None,
+        };
+        let at = match OfflineTime::check(s.scanned_at, &uploader, now) {
+            Ok(at) => at,
+            Err(BadTime::OutOfRange) => {
+                results.push(unrecorded(OfflineOutcome::ScannedAtOutOfRange));
+                continue;
+            }
+            Err(BadTime::AfterRevocation) => {
+                results.push(unrecorded(OfflineOutcome::DeviceRevoked));
+                continue;
+            }
+        };
+        let recorded = match ScannedCode::parse(&s.code) {
+            Some(code) => record(&state.pool, device, s.scan_id, &code, Some(at)).await,
+            None => Err(NotRecorded::UnknownTicket),
         };
         results.push(match recorded {
             Ok(scan) => OfflineResult {
@@ -323,7 +346,7 @@ pub struct GateState {
     responses(
         (status = 200, description = "The device's event and what it needs offline", body = GateState),
         (status = 401, description = "No device token", body = ErrorBody),
-        (status = 403, description = "Not a valid device token (or a revoked one)", body = ErrorBody),
+        (status = 403, description = format!("Not a valid device token, or `{}`: a revoked one", ErrorCode::DeviceRevoked), body = ErrorBody),
     )
 )]
 #[get("/checkin")]

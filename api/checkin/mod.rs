@@ -5,6 +5,7 @@ pub mod at_rest;
 pub mod codes;
 pub mod devices;
 pub mod door;
+pub mod offline_time;
 pub mod report;
 pub mod scans;
 pub mod ticket_keys;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::codes::{self, ScannedCode};
 use super::devices::Device;
+use super::offline_time::OfflineTime;
 use super::ticket_keys::code_hash;
 use crate::domain::status::{DisputeStatus, OrderStatus};
 use crate::domain::DisputePolicy;
@@ -108,8 +109,9 @@ pub async fn record(
     device: &Device,
     scan_id: Uuid,
     code: &ScannedCode,
-    offline_at: Option<OffsetDateTime>,
+    offline_at: Option<OfflineTime>,
 ) -> Result<Scan, NotRecorded> {
+    let offline_at = offline_at.map(OfflineTime::at);
     if let Some(scan) = find(pool, device.id, scan_id).await? {
         return replay(scan, code);
     }

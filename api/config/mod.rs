@@ -45,14 +45,19 @@ pub struct Config {
     pub ticket_keys: crate::checkin::ticket_keys::TicketKeys,
 }
 
-/// How many unpaid holds and orders one buyer may have at once, so that one
-/// client cannot take a sale off the market without paying. 0 turns a cap off.
-#[derive(Clone, Copy, Debug)]
+/// How many unpaid holds and orders may be had at once from one place, so
+/// that one client cannot take a sale off the market without paying. 0 turns
+/// a cap off. There is no cap per buyer e-mail: anyone can type anyone's
+/// address, so such a cap locks its owner out and tells who has unpaid holds
+/// (`NTS_MAX_UNPAID_PER_EMAIL` is refused, see `removed_settings`).
+#[derive(Clone, Copy, Debug, Default)]
 pub struct HoldCaps {
     /// Per client address (IPv6 per /64), as the rate limit sees it.
     pub per_address: u32,
-    /// Per buyer e-mail address.
-    pub per_email: u32,
+    /// Per IPv6 /48 (all its /64s together): a site's or a provider's block, generous.
+    pub per_ipv6_48: u32,
+    /// Per IPv4 /24; off by default (carrier-grade NAT puts many buyers behind few addresses).
+    pub per_ipv4_24: u32,
 }
 
 impl Config {
@@ -100,6 +105,12 @@ pub struct EdgeConfig {
     pub rate_limit_per_minute: u32,
     /// How many of them may come at once before the per-minute pace applies.
     pub rate_limit_burst: u32,
+    /// Public API reads (GET, HEAD) allowed per client address and minute; 0 turns that limit off.
+    pub read_rate_limit_per_minute: u32,
+    pub read_rate_limit_burst: u32,
+    /// An IPv6 /48 together may make this many times a client's requests
+    /// (pace and burst, of each limit); 0 turns the aggregate off.
+    pub rate_limit_ipv6_48_times: u32,
     /// Peers whose `X-Forwarded-For` is believed (load balancers, reverse proxies).
     pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Browser origins allowed to call the API from other sites; empty turns CORS off.
@@ -165,6 +176,7 @@ impl Config {
         }
         let mail = mail_settings(get, raw, public_url.as_deref())?;
         let ticket_keys = tickets::ticket_keys(raw, simulated)?;
+        removed_settings(get)?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
             database_url: get("DATABASE_URL").unwrap_or_else(|| DEFAULT_DATABASE_URL.into()),
@@ -176,12 +188,16 @@ impl Config {
             order_duration: Duration::from_secs(parse(get, "NTS_ORDER_SECONDS", 900u64, 1..=86_400)?),
             hold_caps: HoldCaps {
                 per_address: parse(get, "NTS_MAX_UNPAID_PER_ADDRESS", 40u32, 0..=1_000_000)?,
-                per_email: parse(get, "NTS_MAX_UNPAID_PER_EMAIL", 4u32, 0..=1_000_000)?,
+                per_ipv6_48: parse(get, "NTS_MAX_UNPAID_PER_IPV6_48", 1000u32, 0..=1_000_000)?,
+                per_ipv4_24: parse(get, "NTS_MAX_UNPAID_PER_IPV4_24", 0u32, 0..=1_000_000)?,
             },
             demo,
             edge: EdgeConfig {
                 rate_limit_per_minute: parse(get, "NTS_RATE_LIMIT_PER_MINUTE", 1200u32, 0..=1_000_000)?,
                 rate_limit_burst: parse(get, "NTS_RATE_LIMIT_BURST", 600u32, 1..=1_000_000)?,
+                read_rate_limit_per_minute: parse(get, "NTS_READ_RATE_LIMIT_PER_MINUTE", 6000u32, 0..=1_000_000)?,
+                read_rate_limit_burst: parse(get, "NTS_READ_RATE_LIMIT_BURST", 2000u32, 1..=1_000_000)?,
+                rate_limit_ipv6_48_times: parse(get, "NTS_RATE_LIMIT_IPV6_48_TIMES", 16u32, 0..=1_000_000)?,
                 trusted_proxies: parse_list(get, "NTS_TRUSTED_PROXIES", parse_network)?,
                 cors_origins: parse_list(get, "NTS_CORS_ORIGINS", parse_origin)?,
             },
@@ -193,6 +209,23 @@ impl Config {
             mail,
             ticket_keys,
         })
+    }
+}
+
+/// Settings nts no longer has, refused so that nobody counts on them unawares.
+fn removed_settings(get: impl Fn(&'static str) -> Option<String>) -> Result<(), ConfigError> {
+    // 0 asked for what nts now does for everyone, so it is accepted.
+    match get("NTS_MAX_UNPAID_PER_EMAIL") {
+        Some(value) if value.trim() != "0" => Err(ConfigError {
+            variable: "NTS_MAX_UNPAID_PER_EMAIL",
+            problem: "removed: nobody proves an e-mail address is theirs, so a cap per address let anyone lock \
+                      its owner out (holds made with it from elsewhere) and told whether it had unpaid holds, \
+                      while a hoarder just types other addresses. Unpaid holds are capped per client address, \
+                      IPv6 /48 and optionally IPv4 /24 instead (NTS_MAX_UNPAID_PER_ADDRESS, \
+                      NTS_MAX_UNPAID_PER_IPV6_48, NTS_MAX_UNPAID_PER_IPV4_24); unset this variable"
+                .into(),
+        }),
+        _ => Ok(()),
     }
 }
 

@@ -32,6 +32,11 @@ pub struct StripeSettings {
     /// reconciler's look-ups, the audit) asks for and which grows with the
     /// account's history.
     pub list_timeout: Duration,
+    /// How long an attempt whose PaymentIntent nts does not know is looked
+    /// for before a listing without it fails the attempt
+    /// (`NTS_STRIPE_LOOK_FOR_SECS`): 48 h, twice the time Stripe keeps a
+    /// key's answer. Shorter only against a stand-in for Stripe.
+    pub look_for: Duration,
 }
 
 impl std::fmt::Debug for StripeSettings {
@@ -41,6 +46,7 @@ impl std::fmt::Debug for StripeSettings {
             .field("api_base", &self.api_base)
             .field("js_url", &self.js_url)
             .field("timeout", &self.timeout)
+            .field("look_for", &self.look_for)
             .finish_non_exhaustive()
     }
 }
@@ -58,6 +64,8 @@ pub struct SimulatedFaults {
 }
 
 pub const DEFAULT_STRIPE_API_BASE: &str = "https://api.stripe.com/";
+/// `StripeSettings::look_for`'s default and floor against Stripe itself.
+const LOOK_FOR_SECS: u64 = 48 * 3600;
 pub const DEFAULT_STRIPE_JS_URL: &str = "https://js.stripe.com/v3/";
 
 /// The simulated provider's fault knobs: accepted only with simulated payments.
@@ -103,7 +111,7 @@ pub(super) fn payments(get: impl Fn(&'static str) -> Option<String> + Copy) -> R
 
 /// Stripe is meant when any of its settings is given, and then needs all three secrets.
 fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Result<Option<StripeSettings>, ConfigError> {
-    const ALL: [&str; 7] = [
+    const ALL: [&str; 8] = [
         "NTS_STRIPE_SECRET_KEY",
         "NTS_STRIPE_PUBLISHABLE_KEY",
         "NTS_STRIPE_WEBHOOK_SECRET",
@@ -111,6 +119,7 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
         "NTS_STRIPE_JS_URL",
         "NTS_STRIPE_TIMEOUT_MS",
         "NTS_STRIPE_LIST_TIMEOUT_MS",
+        "NTS_STRIPE_LOOK_FOR_SECS",
     ];
     if ALL.iter().all(|v| get(v).is_none()) {
         return Ok(None);
@@ -142,6 +151,16 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
     if !api_base.ends_with('/') {
         api_base.push('/');
     }
+    let look_for = parse(get, "NTS_STRIPE_LOOK_FOR_SECS", LOOK_FOR_SECS, 300..=30 * 86_400)?;
+    if look_for < LOOK_FOR_SECS && api_base == DEFAULT_STRIPE_API_BASE {
+        return Err(ConfigError {
+            variable: "NTS_STRIPE_LOOK_FOR_SECS",
+            problem: format!(
+                "below {LOOK_FOR_SECS} s (48 h) only against a stand-in for Stripe (NTS_STRIPE_API_BASE): Stripe keeps \
+                 a key's answer for 24 h, and a PaymentIntent given up on sooner may still turn out charged"
+            ),
+        });
+    }
     Ok(Some(StripeSettings {
         secret_key: required("NTS_STRIPE_SECRET_KEY", &["sk_", "rk_"])?,
         publishable_key: required("NTS_STRIPE_PUBLISHABLE_KEY", &["pk_"])?,
@@ -150,6 +169,7 @@ fn stripe_settings(get: impl Fn(&'static str) -> Option<String> + Copy) -> Resul
         js_url: url("NTS_STRIPE_JS_URL", DEFAULT_STRIPE_JS_URL)?,
         timeout: Duration::from_millis(parse(get, "NTS_STRIPE_TIMEOUT_MS", 20_000u64, 100..=60_000)?),
         list_timeout: Duration::from_millis(parse(get, "NTS_STRIPE_LIST_TIMEOUT_MS", 60_000u64, 100..=600_000)?),
+        look_for: Duration::from_secs(look_for),
     }))
 }
 

@@ -25,7 +25,9 @@ fn defaults_need_nothing_but_the_payment_mode() {
     assert!(c.demo);
     assert!(c.admin_token.generated);
     assert!(c.admin_token.value.len() >= MIN_ADMIN_TOKEN_LEN);
-    assert!(c.hold_caps.per_address > 0 && c.hold_caps.per_email > 0, "hoarding caps are on by default");
+    assert!(c.hold_caps.per_address > 0 && c.hold_caps.per_ipv6_48 > 0, "hoarding caps are on by default");
+    assert!(c.hold_caps.per_ipv6_48 >= 10 * c.hold_caps.per_address, "the /48 cap is generous");
+    assert_eq!(c.hold_caps.per_ipv4_24, 0, "no /24 cap unless asked for: carrier-grade NAT");
 }
 
 #[test]
@@ -93,14 +95,29 @@ fn malformed_settings_name_their_variable() {
     assert_eq!(err.variable, "NTS_DEMO");
     let err = config(&[("NTS_SIM_DECLINE_RATE", "2")]).err().unwrap();
     assert_eq!(err.variable, "NTS_SIM_DECLINE_RATE");
-    let err = config(&[("NTS_MAX_UNPAID_PER_EMAIL", "-1")]).err().unwrap();
-    assert_eq!(err.variable, "NTS_MAX_UNPAID_PER_EMAIL");
+    let err = config(&[("NTS_MAX_UNPAID_PER_IPV6_48", "-1")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_MAX_UNPAID_PER_IPV6_48");
+}
+
+#[test]
+fn the_removed_cap_per_email_is_refused_with_the_reason() {
+    for value in ["4", "1", "many"] {
+        let err = config(&[("NTS_MAX_UNPAID_PER_EMAIL", value)]).err().unwrap();
+        assert_eq!(err.variable, "NTS_MAX_UNPAID_PER_EMAIL");
+        for words in ["removed", "lock", "NTS_MAX_UNPAID_PER_IPV6_48"] {
+            assert!(err.problem.contains(words), "{err}");
+        }
+    }
+    // Off is what nts does now: nothing to refuse.
+    assert!(config(&[("NTS_MAX_UNPAID_PER_EMAIL", "0")]).is_ok());
 }
 
 #[test]
 fn edge_settings_are_parsed_and_checked() {
     let c = config(&[]).unwrap();
     assert!(c.edge.rate_limit_per_minute > 0, "rate limiting is on by default");
+    assert!(c.edge.read_rate_limit_per_minute > c.edge.rate_limit_per_minute, "reads too, more generously");
+    assert!(c.edge.rate_limit_ipv6_48_times > 1, "a /48 has room for many clients");
     assert!(c.edge.trusted_proxies.is_empty() && c.edge.cors_origins.is_empty());
     let c = config(&[
         ("NTS_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1,::1"),
@@ -118,6 +135,8 @@ fn edge_settings_are_parsed_and_checked() {
         ("NTS_CORS_ORIGINS", "https://example.com/path"),
         ("NTS_CORS_ORIGINS", "ftp://example.com"),
         ("NTS_RATE_LIMIT_BURST", "0"),
+        ("NTS_READ_RATE_LIMIT_BURST", "0"),
+        ("NTS_READ_RATE_LIMIT_PER_MINUTE", "lots"),
     ] {
         assert_eq!(config(&[(variable, value)]).err().map(|e| e.variable), Some(variable), "{variable}={value}");
     }
@@ -154,8 +173,30 @@ fn stripe_with_its_keys_uses_stripe_defaults() {
     assert_eq!(s.api_base, DEFAULT_STRIPE_API_BASE);
     assert_eq!(s.js_url, DEFAULT_STRIPE_JS_URL);
     assert_eq!(s.timeout, Duration::from_secs(20));
+    assert_eq!(s.look_for, Duration::from_secs(48 * 3600));
     let shown = format!("{s:?}");
     assert!(!shown.contains("sk_test_secret") && !shown.contains("whsec_hook"), "{shown}");
+}
+
+#[test]
+fn giving_up_on_a_payment_intent_before_48_hours_needs_a_stand_in_for_stripe() {
+    let with = |extra: &[(&'static str, &'static str)]| {
+        let mut vars = STRIPE.to_vec();
+        vars.push(PUBLIC_URL);
+        vars.extend_from_slice(extra);
+        exactly(&vars)
+    };
+    let err = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "3600")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_STRIPE_LOOK_FOR_SECS");
+    assert!(err.problem.contains("stand-in"), "{}", err.problem);
+    let longer = with(&[("NTS_STRIPE_LOOK_FOR_SECS", "259200")]).unwrap();
+    assert_eq!(longer.stripe().unwrap().look_for, Duration::from_secs(259_200));
+    let stand_in =
+        with(&[("NTS_STRIPE_LOOK_FOR_SECS", "300"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).unwrap();
+    assert_eq!(stand_in.stripe().unwrap().look_for, Duration::from_secs(300));
+    let err =
+        with(&[("NTS_STRIPE_LOOK_FOR_SECS", "60"), ("NTS_STRIPE_API_BASE", "http://127.0.0.1:12111")]).err().unwrap();
+    assert_eq!(err.variable, "NTS_STRIPE_LOOK_FOR_SECS");
 }
 
 #[test]

@@ -28,6 +28,18 @@ pub fn is_ticket_code(code: &str) -> bool {
     code.len() == 24 && code.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
+/// Whether `token` has the shape of a [`random_token`] of `bytes`: checked
+/// before any query, so that a malformed credential costs no database connection.
+pub fn is_random_token(token: &str, bytes: usize) -> bool {
+    token.len() == (bytes * 4).div_ceil(3) && token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// Whether `token` can be a buyer secret: a hold's ([`new_buyer_secret`]) or
+/// an order's ([`derive_secret`]), both 32 bytes in base64url.
+pub fn is_buyer_secret(token: &str) -> bool {
+    is_random_token(token, 32)
+}
+
 pub fn hash_secret(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
@@ -51,6 +63,16 @@ mod tests {
         assert!(is_ticket_code(&new_ticket_code()));
         assert!(!is_ticket_code("abc") && !is_ticket_code(&format!("{}\0", "a".repeat(23))));
         assert_eq!(hash_secret("x").len(), 32);
+    }
+
+    #[test]
+    fn buyer_secrets_have_one_shape() {
+        let s = new_buyer_secret();
+        assert!(is_buyer_secret(&s) && is_buyer_secret(&derive_secret(&s, "order")));
+        assert!(is_random_token(&random_token(18), 18) && is_random_token(&random_token(7), 7));
+        for bad in ["", "short", &s[1..], &format!("{s}x"), &format!("{}+", &s[1..]), &format!("{}=", &s[1..])] {
+            assert!(!is_buyer_secret(bad), "{bad:?}");
+        }
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::{admin, checkin, error, mail, payments, sales};
 Errors are `{\"code\", \"message\"}` with a stable `code`. Every POST honours `Idempotency-Key`: \
 the same key and request replay the first answer (`Idempotent-Replayed: true`). \
 Request bodies are JSON (`Content-Type: application/json`) of at most 64 KiB; unknown fields are refused. \
-Public POSTs are rate limited per client address (429 with `Retry-After`). \
+The public API is rate limited per client address, writes and reads apart (429 with `Retry-After`). \
 Buyer calls authenticate with the `secret` of their hold or order; a missing or wrong secret answers 404, \
 exactly like an id that does not exist, so nobody learns which ids exist.",
         license(name = "MIT")
@@ -248,14 +248,16 @@ fn document_operation(path: &str, is_post: bool, op: &mut Operation) {
                 );
             }
         }
-        if !admin && !path.contains("/stripe/") {
-            error(
-                op,
-                429,
-                &format!("`{}`: too many requests from this address", error::ErrorCode::RateLimited),
-                &[("Retry-After", "Seconds to wait")],
-            );
-        }
+    }
+    // As `http::rate_limit` counts them: the public API, reads and writes, but
+    // not the organiser's calls nor the provider's webhooks.
+    if path.starts_with("/api/v1/") && !path.starts_with("/api/v1/admin/") && !path.contains("/stripe/") {
+        error(
+            op,
+            429,
+            &format!("`{}`: too many requests from this address", error::ErrorCode::RateLimited),
+            &[("Retry-After", "Seconds to wait")],
+        );
     }
     if uses_database {
         error(

@@ -1,10 +1,16 @@
-//! Per-client rate limit of public POSTs (holds, checkouts, payments): a
-//! token bucket per client address (`NTS_RATE_LIMIT_PER_MINUTE`, burst
-//! `NTS_RATE_LIMIT_BURST`, off at 0), answered with 429 and `Retry-After`.
-//! Admin calls and provider webhooks are not limited. The client address is
-//! the peer's, or, when the peer is a configured proxy (`NTS_TRUSTED_PROXIES`),
-//! the nearest untrusted address in `X-Forwarded-For`. IPv6 clients are
-//! counted per /64, the block one subscriber usually gets.
+//! Per-client rate limits of the public API, answered with 429 and
+//! `Retry-After`: a token bucket per client address for writes (POST, DELETE:
+//! holds, checkouts, payments; `NTS_RATE_LIMIT_PER_MINUTE`, burst
+//! `NTS_RATE_LIMIT_BURST`) and another, more generous, for reads (GET, HEAD:
+//! orders, holds, the door's state; `NTS_READ_RATE_LIMIT_*`), so that bogus
+//! credentials from one client cannot take the database pool from everyone.
+//! Each is off at 0. Admin calls and provider webhooks are not limited. The
+//! client address is the peer's, or, when the peer is a configured proxy
+//! (`NTS_TRUSTED_PROXIES`), the nearest untrusted address in
+//! `X-Forwarded-For`. IPv6 clients are counted per /64, the block one
+//! subscriber usually gets, and each IPv6 /48 also has a bucket of
+//! `NTS_RATE_LIMIT_IPV6_48_TIMES` clients' worth, so that the 65,536 /64s of
+//! one /48 do not each get a full limit.
 
 use std::net::IpAddr;
 use std::num::NonZeroU32;
@@ -26,31 +32,80 @@ use crate::error::ApiError;
 /// Forgotten buckets are dropped every this many limited requests.
 const CLEANUP_EVERY: u64 = 4096;
 
+/// Which limit a request counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Write,
+    Read,
+}
+
 pub struct ClientRateLimiter {
-    limiter: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    writes: Limit,
+    reads: Limit,
     trusted_proxies: Vec<IpNet>,
+}
+
+/// One limit: a bucket per client, and one per IPv6 /48 holding `times` clients' worth.
+struct Limit {
+    per_client: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    per_48: Option<DefaultKeyedRateLimiter<IpAddr>>,
     checked: AtomicU64,
+}
+
+impl Limit {
+    fn new(per_minute: u32, burst: u32, times: u32) -> Self {
+        let keyed = |per_minute: u32, burst: u32| {
+            NonZeroU32::new(per_minute).map(|per_minute| {
+                let burst = NonZeroU32::new(burst).unwrap_or(NonZeroU32::MIN);
+                governor::RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
+            })
+        };
+        let per_48 = if per_minute > 0 && times > 0 {
+            keyed(per_minute.saturating_mul(times), burst.saturating_mul(times))
+        } else {
+            None
+        };
+        Limit { per_client: keyed(per_minute, burst), per_48, checked: AtomicU64::new(0) }
+    }
+
+    /// Err(seconds to wait) when `client` (or its /48) is over its limit.
+    fn check(&self, client: IpAddr) -> Result<(), u64> {
+        let Some(per_client) = &self.per_client else { return Ok(()) };
+        if self.checked.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
+            per_client.retain_recent();
+            self.per_48.iter().for_each(|l| l.retain_recent());
+        }
+        take(per_client, bucket(client))?;
+        match (&self.per_48, network_48(client)) {
+            (Some(per_48), Some(network)) => take(per_48, network),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn take(limiter: &DefaultKeyedRateLimiter<IpAddr>, key: IpAddr) -> Result<(), u64> {
+    limiter.check_key(&key).map_err(|not_until| {
+        let wait = not_until.wait_time_from(limiter.clock().now());
+        wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
+    })
 }
 
 impl ClientRateLimiter {
     pub fn new(edge: &EdgeConfig) -> Self {
-        let limiter = NonZeroU32::new(edge.rate_limit_per_minute).map(|per_minute| {
-            let burst = NonZeroU32::new(edge.rate_limit_burst).unwrap_or(NonZeroU32::MIN);
-            governor::RateLimiter::keyed(Quota::per_minute(per_minute).allow_burst(burst))
-        });
-        ClientRateLimiter { limiter, trusted_proxies: edge.trusted_proxies.clone(), checked: AtomicU64::new(0) }
+        let times = edge.rate_limit_ipv6_48_times;
+        ClientRateLimiter {
+            writes: Limit::new(edge.rate_limit_per_minute, edge.rate_limit_burst, times),
+            reads: Limit::new(edge.read_rate_limit_per_minute, edge.read_rate_limit_burst, times),
+            trusted_proxies: edge.trusted_proxies.clone(),
+        }
     }
 
-    /// Err(seconds to wait) when `client` is over its limit.
-    fn check(&self, client: IpAddr) -> Result<(), u64> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
-        if self.checked.fetch_add(1, Ordering::Relaxed) % CLEANUP_EVERY == CLEANUP_EVERY - 1 {
-            limiter.retain_recent();
+    /// Err(seconds to wait) when `client` is over its limit of this kind.
+    fn check(&self, kind: Kind, client: IpAddr) -> Result<(), u64> {
+        match kind {
+            Kind::Write => self.writes.check(client),
+            Kind::Read => self.reads.check(client),
         }
-        limiter.check_key(&bucket(client)).map_err(|not_until| {
-            let wait = not_until.wait_time_from(limiter.clock().now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
     }
 }
 
@@ -77,6 +132,17 @@ pub fn client_address(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNe
         }
     }
     client
+}
+
+/// The IPv6 /48 of a client (none for IPv4).
+fn network_48(ip: IpAddr) -> Option<IpAddr> {
+    match bucket(ip) {
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            Some(IpAddr::from([s[0], s[1], s[2], 0, 0, 0, 0, 0]))
+        }
+        IpAddr::V4(_) => None,
+    }
 }
 
 fn bucket(ip: IpAddr) -> IpAddr {
@@ -108,18 +174,27 @@ fn client_of(req: &HttpRequest) -> ClientAddress {
     ClientAddress(bucket(client_address(peer, Some(&forwarded.join(",")), trusted)))
 }
 
-fn is_limited(req: &ServiceRequest) -> bool {
+/// Which limit `req` counts against, if any: the organiser's calls (their
+/// token is checked without the database) and the provider's webhooks are not limited.
+fn limit_of(req: &ServiceRequest) -> Option<Kind> {
     let path = req.path();
-    req.method() == Method::POST && !path.starts_with("/api/v1/admin/") && !path.starts_with("/api/v1/payments/stripe/")
+    if path.starts_with("/api/v1/admin/") || path.starts_with("/api/v1/payments/stripe/") {
+        return None;
+    }
+    match *req.method() {
+        Method::GET | Method::HEAD => Some(Kind::Read),
+        Method::POST | Method::PUT | Method::PATCH | Method::DELETE => Some(Kind::Write),
+        _ => None,
+    }
 }
 
 pub async fn middleware(
     req: ServiceRequest,
     next: Next<BoxBody>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    if is_limited(&req) {
+    if let Some(kind) = limit_of(&req) {
         if let Some(limits) = req.app_data::<web::Data<ClientRateLimiter>>() {
-            if let Err(retry_after_secs) = limits.check(client_of(req.request()).0) {
+            if let Err(retry_after_secs) = limits.check(kind, client_of(req.request()).0) {
                 return Ok(req.into_response(ApiError::RateLimited { retry_after_secs }.error_response()));
             }
         }
@@ -159,18 +234,55 @@ mod tests {
         assert_eq!(bucket(ip("192.0.2.1")), ip("192.0.2.1"));
     }
 
+    fn edge(per_minute: u32, burst: u32, times: u32) -> EdgeConfig {
+        EdgeConfig {
+            rate_limit_per_minute: per_minute,
+            rate_limit_burst: burst,
+            read_rate_limit_per_minute: 0,
+            read_rate_limit_burst: 1,
+            rate_limit_ipv6_48_times: times,
+            trusted_proxies: vec![],
+            cors_origins: vec![],
+        }
+    }
+
     #[test]
     fn a_bucket_refuses_past_its_burst_and_says_how_long_to_wait() {
-        let edge =
-            EdgeConfig { rate_limit_per_minute: 2, rate_limit_burst: 3, trusted_proxies: vec![], cors_origins: vec![] };
+        let edge = edge(2, 3, 0);
         let limits = ClientRateLimiter::new(&edge);
         for _ in 0..3 {
-            assert!(limits.check(ip("192.0.2.1")).is_ok());
+            assert!(limits.check(Kind::Write, ip("192.0.2.1")).is_ok());
         }
-        let wait = limits.check(ip("192.0.2.1")).unwrap_err();
+        let wait = limits.check(Kind::Write, ip("192.0.2.1")).unwrap_err();
         assert!((1..=30).contains(&wait), "one token every 30 s: {wait}");
-        assert!(limits.check(ip("192.0.2.2")).is_ok(), "another client has its own bucket");
+        assert!(limits.check(Kind::Write, ip("192.0.2.2")).is_ok(), "another client has its own bucket");
+        assert!(limits.check(Kind::Read, ip("192.0.2.1")).is_ok(), "reads have a limit of their own (off here)");
         let off = ClientRateLimiter::new(&EdgeConfig { rate_limit_per_minute: 0, ..edge });
-        assert!((0..100).all(|_| off.check(ip("192.0.2.1")).is_ok()));
+        assert!((0..100).all(|_| off.check(Kind::Write, ip("192.0.2.1")).is_ok()));
+    }
+
+    #[test]
+    fn reads_and_writes_are_counted_apart() {
+        let edge = EdgeConfig { read_rate_limit_per_minute: 1, read_rate_limit_burst: 2, ..edge(1, 1, 0) };
+        let limits = ClientRateLimiter::new(&edge);
+        assert!(limits.check(Kind::Read, ip("192.0.2.1")).is_ok() && limits.check(Kind::Read, ip("192.0.2.1")).is_ok());
+        assert!(limits.check(Kind::Read, ip("192.0.2.1")).is_err());
+        assert!(limits.check(Kind::Write, ip("192.0.2.1")).is_ok(), "spent reads leave the writes");
+        assert!(limits.check(Kind::Write, ip("192.0.2.1")).is_err());
+    }
+
+    #[test]
+    fn the_64s_of_one_48_share_a_bucket_of_several_clients() {
+        let limits = ClientRateLimiter::new(&edge(1, 2, 3));
+        // Each /64 gets its burst of 2 until the /48 has had 3 × 2.
+        let granted = (0..10u16)
+            .flat_map(|i| [i, i])
+            .filter(|i| limits.check(Kind::Write, ip(&format!("2001:db8:1:{i:x}::1"))).is_ok())
+            .count();
+        assert_eq!(granted, 6);
+        assert!(limits.check(Kind::Write, ip("2001:db8:2::1")).is_ok(), "another /48 has its own");
+        assert!(limits.check(Kind::Write, ip("192.0.2.1")).is_ok(), "IPv4 has no /48");
+        let apart = ClientRateLimiter::new(&edge(1, 2, 0));
+        assert!((0..10u16).all(|i| apart.check(Kind::Write, ip(&format!("2001:db8:1:{i:x}::1"))).is_ok()));
     }
 }

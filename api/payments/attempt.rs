@@ -25,13 +25,6 @@ pub const SEND_WITHIN: time::Duration = time::Duration::minutes(2);
 /// attempt or from expiring, and the reconciler keeps looking for it.
 pub const IN_FLIGHT_UNTIL: time::Duration = time::Duration::minutes(4);
 
-/// How long the reconciler keeps looking for the PaymentIntent of an
-/// indeterminate attempt: Stripe keeps the key's answer (a stored 5xx says
-/// nothing about whether it acted) for 24 hours, and then some. Only a
-/// complete listing of the attempt's creation window made after this, which
-/// still does not have it, lets the attempt fail.
-pub const LOOK_FOR: time::Duration = time::Duration::hours(48);
-
 /// One attempt as stored, with what the provider needs to find it again.
 pub struct Attempt {
     pub id: Uuid,

@@ -124,6 +124,14 @@ pub enum GatewayError {
     Refused { code: String, message: String },
 }
 
+/// How long the reconciler keeps looking for the PaymentIntent of an
+/// indeterminate attempt, by default (see [`PaymentGateway::look_for`]):
+/// Stripe keeps the key's answer (a stored 5xx says nothing about whether it
+/// acted) for 24 hours, and then some. Only a complete listing of the
+/// attempt's creation window made after this, which still does not have it,
+/// lets the attempt fail.
+pub const LOOK_FOR: time::Duration = time::Duration::hours(48);
+
 /// How far nts's clock and the provider's may disagree, when nts asks for
 /// objects created after one of its own timestamps.
 pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(10);
@@ -131,6 +139,13 @@ pub const CLOCK_MARGIN: time::Duration = time::Duration::minutes(10);
 #[async_trait]
 pub trait PaymentGateway: Send + Sync + 'static {
     fn provider(&self) -> Provider;
+
+    /// How long an attempt whose object nts does not know is looked for
+    /// before a listing without it is taken as the provider's word that it
+    /// never made one.
+    fn look_for(&self) -> time::Duration {
+        LOOK_FOR
+    }
 
     /// Creates the provider object for an attempt, or returns the one already
     /// created with the same idempotency key.

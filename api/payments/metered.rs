@@ -84,6 +84,10 @@ impl PaymentGateway for Metered {
         self.0.provider()
     }
 
+    fn look_for(&self) -> time::Duration {
+        self.0.look_for()
+    }
+
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {
         let result = self.call("create_intent", self.0.create_intent(req)).await;
         self.count_attempt(req, &result);

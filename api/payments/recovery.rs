@@ -8,7 +8,7 @@
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use super::attempt::{Attempt, LOOK_FOR};
+use super::attempt::Attempt;
 use super::gateway::{GatewayError, Intent, IntentStatus};
 use super::guard::backoff;
 use super::service::{buyer_error, failure_code, PaymentService, PROVIDER_ERROR};
@@ -89,8 +89,9 @@ impl PaymentService {
     /// is looked for in the window in which it can have been created, and
     /// the attempt settled from what is found. A listing without it says
     /// nothing yet (a 5xx leaves Stripe's part unknown): the attempt stays
-    /// `processing`, and the reconciler looks again, until [`LOOK_FOR`] after
-    /// the attempt was recorded, long after Stripe forgot its key. Only a
+    /// `processing`, and the reconciler looks again, until the gateway's
+    /// `look_for` (48 h against Stripe) after the attempt was recorded, long
+    /// after Stripe forgot its key. Only a
     /// whole listing of the window made after that, still without it, is
     /// taken as the provider's word that it never made one: nothing was
     /// charged, and the attempt failed.
@@ -100,7 +101,7 @@ impl PaymentService {
             let status = self.apply_and_close(attempt.id, &intent).await.map_err(recorded)?;
             return Ok(Checked::Answered(status));
         }
-        if OffsetDateTime::now_utc() - attempt.created_at >= LOOK_FOR {
+        if OffsetDateTime::now_utc() - attempt.created_at >= self.gateway.look_for() {
             tracing::warn!(payment_id = %attempt.id, "the provider never made a PaymentIntent for this attempt; it failed");
             self.fail(attempt.id, PROVIDER_ERROR).await.map_err(recorded)?;
             return Ok(Checked::Answered(PaymentStatus::Failed));

@@ -44,6 +44,7 @@ pub struct StripeGateway {
     /// For listings, which may take longer per page than any buyer should wait.
     lister: Client,
     guard: CallGuard,
+    look_for: time::Duration,
 }
 
 /// The creation of a PaymentIntent, as sent. Fields serialise in declaration
@@ -108,7 +109,12 @@ impl StripeGateway {
                 .build()
                 .map_err(|e| anyhow::anyhow!("NTS_STRIPE_SECRET_KEY / NTS_STRIPE_API_BASE: {e}"))
         };
-        Ok(Self { client: client(settings.timeout)?, lister: client(settings.list_timeout)?, guard: CallGuard::new() })
+        Ok(Self {
+            client: client(settings.timeout)?,
+            lister: client(settings.list_timeout)?,
+            guard: CallGuard::new(),
+            look_for: time::Duration::try_from(settings.look_for).expect("at most 30 days"),
+        })
     }
 
     /// Every call to Stripe goes through here: admitted by the guard
@@ -255,6 +261,10 @@ fn classify(e: StripeError) -> GatewayError {
 impl PaymentGateway for StripeGateway {
     fn provider(&self) -> Provider {
         Provider::Stripe
+    }
+
+    fn look_for(&self) -> time::Duration {
+        self.look_for
     }
 
     async fn create_intent(&self, req: &IntentRequest) -> Result<Intent, GatewayError> {

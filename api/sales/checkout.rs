@@ -60,13 +60,13 @@ pub async fn take_over_all(
                WHERE h.id = req.hold_id AND h.secret_hash = req.hold_secret_hash
                  AND h.status = ANY($6) AND h.expires_at > clock_timestamp()
                RETURNING h.id, h.event_id, h.buyer_name, h.buyer_email, h.quantity, h.amount_minor, h.currency,
-                         h.client_address, req.order_id, req.order_secret_hash
+                         h.client_address, h.client_network, req.order_id, req.order_secret_hash
            ), ins AS (
                INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email,
-                                   quantity, amount_minor, currency, expires_at, client_address)
+                                   quantity, amount_minor, currency, expires_at, client_address, client_network)
                SELECT hold.order_id, hold.order_secret_hash, hold.id, hold.event_id, hold.buyer_name,
                       hold.buyer_email, hold.quantity, hold.amount_minor, hold.currency,
-                      clock_timestamp() + make_interval(secs => $5), hold.client_address
+                      clock_timestamp() + make_interval(secs => $5), hold.client_address, hold.client_network
                FROM hold
                RETURNING *
            )

@@ -48,7 +48,7 @@ use std::collections::HashMap;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
-use super::hoarding::{over_caps, Claimant};
+use super::hoarding::{over_caps, Claimant, Origin};
 use super::hold_rules::refusal;
 pub use super::hold_rules::Refusal;
 use super::hold_rules::{first_fit, Lines};
@@ -72,8 +72,8 @@ pub struct Seats {
     pub name: String,
     pub email: String,
     pub hold_seconds: f64,
-    /// The client address the hoarding caps count by.
-    pub address: Option<String>,
+    /// Where the request comes from, for the hoarding caps.
+    pub origin: Option<Origin>,
     /// The request's Idempotency-Key, whose answer the flush stores with the hold.
     pub keyed: Option<Keyed>,
 }
@@ -137,7 +137,7 @@ type Waiting = Member<Seats, Outcome>;
 impl HoldBatcher {
     /// Without hoarding caps; see [`with_caps`](Self::with_caps).
     pub fn new(pool: PgPool) -> Self {
-        HoldBatcher { pool, caps: HoldCaps { per_address: 0, per_email: 0 }, batches: Batches::new(MAX_BATCH) }
+        HoldBatcher { pool, caps: HoldCaps::default(), batches: Batches::new(MAX_BATCH) }
     }
 
     pub fn with_caps(self, caps: HoldCaps) -> Self {
@@ -291,8 +291,7 @@ async fn grant<'a>(
     event_id: Uuid,
     all: &[&'a Seats],
 ) -> Result<(Priced<'a>, Refused), sqlx::Error> {
-    let claimants: Vec<Claimant> =
-        all.iter().map(|s| Claimant { id: s.id, address: s.address.as_deref(), email: &s.email }).collect();
+    let claimants: Vec<Claimant> = all.iter().map(|s| Claimant { id: s.id, origin: s.origin.as_ref() }).collect();
     let mut refused: Refused =
         over_caps(tx, caps, &claimants).await?.into_iter().map(|(id, cap)| (id, Refusal::Capped(cap))).collect();
     let nothing = |refused| Ok((Priced::none(), refused));
@@ -328,7 +327,7 @@ async fn grant<'a>(
                 email: &seats.email,
                 lines: seats.lines.as_slice(),
                 hold_seconds: seats.hold_seconds,
-                address: seats.address.as_deref(),
+                origin: seats.origin.as_ref(),
             }),
             Err(short) => {
                 refused.insert(seats.id, Refusal::SoldOut(short));

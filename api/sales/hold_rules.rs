@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::hoarding::Cap;
+use super::hoarding::{Cap, Origin, CAPPED};
 use crate::domain::{BuyerName, Email, Quantity};
 use crate::error::{ApiError, ErrorCode, Shortfall};
 use crate::idempotency::KeyContext;
@@ -75,8 +75,8 @@ pub struct NewHold {
     pub lines: Lines,
     pub name: BuyerName,
     pub email: Email,
-    /// The client address, as the rate limit sees it, for the hoarding caps.
-    pub address: Option<String>,
+    /// Where the request comes from, for the hoarding caps.
+    pub origin: Option<Origin>,
     /// The request's Idempotency-Key: its answer is stored with the hold.
     pub key: Option<Arc<KeyContext>>,
 }
@@ -96,7 +96,7 @@ pub enum Refusal {
         max_tickets_per_order: i32,
     },
     SalesClosed,
-    /// The buyer has as many unpaid holds and orders as a cap allows.
+    /// The buyer's address or network has as many unpaid holds and orders as a cap allows.
     Capped(Cap),
     /// These lines did not fit (the others did, but all or none are held).
     SoldOut(Vec<Shortfall>),
@@ -118,7 +118,8 @@ impl From<Refusal> for ApiError {
             Refusal::SalesClosed => {
                 ApiError::conflict(ErrorCode::SalesClosed, "this event has started; tickets are no longer on sale")
             }
-            Refusal::Capped(cap) => ApiError::conflict(ErrorCode::TooManyUnpaid, cap.message()),
+            // One answer whatever the cap: a refusal tells nothing about which one, nor whose.
+            Refusal::Capped(_) => ApiError::conflict(ErrorCode::TooManyUnpaid, CAPPED),
             Refusal::SoldOut(lines) => ApiError::SoldOut { lines },
         }
     }

@@ -11,6 +11,7 @@ use sqlx::PgPool;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
+use super::hoarding::Origin;
 use super::hold_batcher::{HoldBatcher, Keyed, Outcome, Render, Seats, Taken};
 use super::hold_rules::{Line, Lines, NewHold};
 use super::views::{single_type, HoldView, LineView};
@@ -88,7 +89,7 @@ impl HoldRequest {
     responses(
         (status = 201, description = "Seats held; keep the secret", body = HoldView),
         (status = 404, description = format!("`{}`: no such event", ErrorCode::NotFound), body = ErrorBody),
-        (status = 409, description = format!("`{}`: not enough seats left (nothing is held; `lines` names the lines that did not fit); `{}`: the event has started; or `{}`: this address or e-mail already has as many unpaid holds and orders as nts allows", ErrorCode::SoldOut, ErrorCode::SalesClosed, ErrorCode::TooManyUnpaid), body = ErrorBody),
+        (status = 409, description = format!("`{}`: not enough seats left (nothing is held; `lines` names the lines that did not fit); `{}`: the event has started; or `{}`: as many unpaid holds and orders come from this client address or its network as nts allows (one answer whichever cap)", ErrorCode::SoldOut, ErrorCode::SalesClosed, ErrorCode::TooManyUnpaid), body = ErrorBody),
         (status = 422, description = format!("`{}`: bad name, email, lines or quantity, a quantity past a type's `max_per_order` or the order past the event's `max_tickets_per_order`, or not a ticket type of this event", ErrorCode::ValidationFailed), body = ErrorBody),
     )
 )]
@@ -105,9 +106,9 @@ pub async fn create_hold(
     let name = BuyerName::parse(&req.name).map_err(ApiError::validation)?;
     let email = Email::parse(&req.email).map_err(ApiError::validation)?;
     let lines = req.lines()?;
-    let address = Some(client.to_string());
+    let origin = Some(Origin::of(client));
     let key = KeyContext::of(&http);
-    let hold = NewHold { event_id, lines, name, email, address, key };
+    let hold = NewHold { event_id, lines, name, email, origin, key };
     let view = take_seats(&state.holds, &hold, state.config.hold_duration.as_secs() as i64).await?;
     idempotency::debug_stall("hold").await;
     Ok(HttpResponse::Created().json(view))
@@ -151,7 +152,7 @@ pub async fn take_seats(holds: &HoldBatcher, hold: &NewHold, hold_seconds: i64) 
         name: hold.name.as_str().to_owned(),
         email: hold.email.as_str().to_owned(),
         hold_seconds: hold_seconds as f64,
-        address: hold.address.clone(),
+        origin: hold.origin.clone(),
         keyed,
     };
     let outcome = match holds.take(seats.clone()).await {

@@ -21,6 +21,7 @@ use sqlx::PgExecutor;
 use time::OffsetDateTime;
 use uuid::Uuid;
 
+use super::hoarding::Origin;
 use super::hold_rules::{Facts, Line, TypeFacts};
 use super::views::LineView;
 use crate::domain::status::{checked, HoldStatus};
@@ -166,8 +167,8 @@ pub struct Claim<'a> {
     pub email: &'a str,
     pub lines: &'a [Line],
     pub hold_seconds: f64,
-    /// The client address the hoarding caps count by.
-    pub address: Option<&'a str>,
+    /// Where the request came from, which the hoarding caps count by.
+    pub origin: Option<&'a Origin>,
 }
 
 /// A hold priced by the ticket types' prices, dated from the locks.
@@ -267,19 +268,20 @@ pub async fn store(
     let totals: Vec<i32> = held.iter().map(|(_, t)| t.lines.iter().map(|l| l.quantity).sum()).collect();
     let amounts: Vec<i64> = held.iter().map(|(_, t)| t.amount.minor()).collect();
     let expiries: Vec<OffsetDateTime> = held.iter().map(|(_, t)| t.expires_at).collect();
-    let addresses: Vec<Option<&str>> = held.iter().map(|(c, _)| c.address).collect();
+    let addresses: Vec<Option<&str>> = held.iter().map(|(c, _)| c.origin.map(|o| o.address.as_str())).collect();
+    let networks: Vec<Option<&str>> = held.iter().map(|(c, _)| c.origin.map(|o| o.network.as_str())).collect();
     let (types, adds): (Vec<Uuid>, Vec<i32>) = added.into_iter().unzip();
     let key = KeyColumns::of(keys);
     let row = sqlx::query!(
         r#"WITH ins AS (
                INSERT INTO holds (id, secret_hash, event_id, buyer_name, buyer_email, quantity, amount_minor,
-                                  currency, expires_at, client_address)
+                                  currency, expires_at, client_address, client_network)
                SELECT r.id, r.secret_hash, e.id, r.name, r.email, r.quantity, r.amount, e.currency, r.expires_at,
-                      r.address
+                      r.address, r.network
                FROM events e,
                     unnest($2::uuid[], $3::bytea[], $4::text[], $5::text[], $6::int4[], $7::int8[],
-                           $8::timestamptz[], $9::text[])
-                      AS r(id, secret_hash, name, email, quantity, amount, expires_at, address)
+                           $8::timestamptz[], $9::text[], $21::text[])
+                      AS r(id, secret_hash, name, email, quantity, amount, expires_at, address, network)
                WHERE e.id = $1
                RETURNING 1
            ), lines AS (
@@ -318,6 +320,7 @@ pub async fn store(
         &key.request_hashes as &[&[u8]],
         &key.statuses,
         &key.bodies as &[&[u8]],
+        &networks as &[Option<&str>],
     )
     .fetch_one(db)
     .await?;

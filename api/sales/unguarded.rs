@@ -76,7 +76,7 @@ pub async fn take_seats(pool: &PgPool, hold: &NewHold, hold_seconds: i64) -> Api
         email: hold.email.as_str(),
         lines: hold.lines.as_slice(),
         hold_seconds: hold_seconds as f64,
-        address: None,
+        origin: None,
     };
     let priced = seats::price(&Locked::unlocked(facts), vec![claim])?;
     seats::store(pool, hold.event_id, &priced, &[]).await?;

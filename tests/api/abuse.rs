@@ -1,10 +1,12 @@
 //! Rate limits, CORS, security headers, the admin token and stored secrets.
 
+use futures_util::future::join_all;
 use nts_testkit::process as binary;
 use nts_testkit::wire::{HoldRequest, SimulatedOutcome};
 use nts_testkit::{ada, spawn_app, spawn_app_with, Expect, TestDb, ADMIN_TOKEN};
 use reqwest::Method;
 use serde_json::json;
+use uuid::Uuid;
 
 #[tokio::test]
 async fn public_posts_are_rate_limited_per_client_with_retry_after() {
@@ -18,7 +20,7 @@ async fn public_posts_are_rate_limited_per_client_with_retry_after() {
     let wait: u64 = limited.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=60).contains(&wait), "Retry-After {wait}");
     assert_eq!(app.sold_and_held(tt).await, (0, 3), "a refused request does nothing");
-    // Reads and the organiser are not limited.
+    // Reads have a limit of their own (off in tests unless asked for); the organiser has none.
     app.api().event(event).await.unwrap();
     app.create_event(&[("More", 100, 10, 2)]).await;
     // A client cannot dodge the limit by claiming another address: no proxy is trusted.
@@ -52,6 +54,48 @@ async fn behind_a_trusted_proxy_each_forwarded_client_has_its_own_limit() {
     assert_eq!(send("198.51.100.8").await, 201, "another client behind the same proxy");
     // What the client itself wrote before our proxy's entry does not count.
     assert_eq!(send("203.0.113.1, 198.51.100.7").await, 429);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn bogus_reads_from_one_client_are_limited_and_never_starve_buyers_elsewhere() {
+    let app = spawn_app_with(&[
+        ("NTS_READ_RATE_LIMIT_PER_MINUTE", "1"),
+        ("NTS_READ_RATE_LIMIT_BURST", "10"),
+        ("NTS_RATE_LIMIT_PER_MINUTE", "60"),
+        ("NTS_RATE_LIMIT_BURST", "10"),
+        ("NTS_TRUSTED_PROXIES", "127.0.0.1"),
+    ])
+    .await;
+    let (event, tt) = app.simple_event(100, 1).await;
+    let attacker = app.api().with_header("x-forwarded-for", "198.51.100.66");
+    // Well-formed credentials of nothing, so that each would cost a query.
+    let order_secret = "A".repeat(43);
+    let device_token = format!("ntsdev_{}", "B".repeat(43));
+    let bogus = (0..500).map(|i| {
+        let (attacker, order_secret, device_token) = (&attacker, &order_secret, &device_token);
+        async move {
+            let answer = if i % 2 == 0 {
+                attacker.order(Uuid::new_v4(), order_secret).await.map(|_| ())
+            } else {
+                attacker.gate_state(device_token).await.map(|_| ())
+            };
+            answer.expect_err("no such order or device").status.as_u16()
+        }
+    });
+    let buyers = (0..20).map(|i| {
+        let buyer = app.api().with_header("x-forwarded-for", &format!("203.0.113.{i}"));
+        let email = format!("buyer{i}@example.com");
+        let body = HoldRequest { ticket_type_id: tt, quantity: 1, name: "Ada".into(), email };
+        async move { buyer.create_hold(event, &body).await.map_or_else(|e| e.status, |r| r.http_status).as_u16() }
+    });
+    let (bogus, buyers) = futures_util::future::join(join_all(bogus), join_all(buyers)).await;
+
+    assert!(buyers.iter().all(|s| *s == 201), "every buyer elsewhere holds: {buyers:?}");
+    let limited = bogus.iter().filter(|s| **s == 429).count();
+    assert!(limited >= 500 - 11, "all but the burst (and a token a minute) are refused: {limited} of 500");
+    assert!(bogus.iter().all(|s| [403, 404, 429].contains(s)), "never a 5xx: {bogus:?}");
+    // Other clients' reads have their own bucket.
+    app.api().with_header("x-forwarded-for", "203.0.113.200").event(event).await.unwrap();
 }
 
 #[tokio::test]

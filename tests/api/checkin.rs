@@ -29,6 +29,15 @@ async fn device(app: &TestApp, event: Uuid, name: &str) -> String {
     app.api().create_device(event, name).await.unwrap().body.token
 }
 
+/// Makes the event's devices a day old, so that their offline scans may be from the last hours.
+async fn backdate_devices(app: &TestApp, event: Uuid) {
+    sqlx::query("UPDATE checkin_devices SET created_at = created_at - interval '1 day' WHERE event_id = $1")
+        .bind(event)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+}
+
 /// A time `minutes` ago, in whole seconds.
 fn ago(minutes: i64) -> OffsetDateTime {
     let at = OffsetDateTime::now_utc() - time::Duration::minutes(minutes);
@@ -138,8 +147,8 @@ async fn devices_are_created_listed_and_revoked_and_can_do_nothing_else() {
     api.revoke_device(event, created.id).await.unwrap();
     api.revoke_device(event, created.id).await.unwrap();
     api.revoke_device(event, Uuid::new_v4()).await.expect_error(404, "not_found");
-    scan(&app, &token, &signed(&ours, 0), Uuid::new_v4()).await.expect_error(403, "forbidden");
-    api.gate_state(&token).await.expect_error(403, "forbidden");
+    scan(&app, &token, &signed(&ours, 0), Uuid::new_v4()).await.expect_error(403, "device_revoked");
+    api.gate_state(&token).await.expect_error(403, "device_revoked");
     assert!(api.devices(event).await.unwrap()[0].revoked_at.is_some());
 }
 
@@ -302,6 +311,7 @@ async fn a_refunded_ticket_is_refused_online_and_revoked_for_offline_gates() {
     let (event, tt) = app.simple_event(10, 4).await;
     let order = buy(&app, event, tt, 1).await;
     let gate = device(&app, event, "Gate").await;
+    backdate_devices(&app, event).await;
     api.refund(order.id, true).await.expect_status(200);
     let refused = scan(&app, &gate, &signed(&order, 0), Uuid::new_v4()).await;
     let refused: CheckinRefusal = refused.expect_error(409, "ticket_not_valid").body_as();
@@ -362,6 +372,7 @@ async fn offline_gates_upload_their_scans_and_double_entries_are_reported() {
     let order = buy(&app, event, tt, 3).await;
     let north = device(&app, event, "North door").await;
     let south = device(&app, event, "South door").await;
+    backdate_devices(&app, event).await;
     let ticket = signed(&order, 0);
     let (north_at, south_at) = (ago(50), ago(45));
     let north_batch = offline(&[(&ticket, north_at), (&signed(&order, 1), ago(49))]);
@@ -376,8 +387,9 @@ async fn offline_gates_upload_their_scans_and_double_entries_are_reported() {
     // Uploading again (a lost answer) changes nothing.
     assert_eq!(outcomes(&api.upload_offline(&north, &north_batch).await.unwrap()), [Admitted, Admitted]);
     assert_eq!(outcomes(&api.upload_offline(&south, &south_batch).await.unwrap()), [DoubleEntry, UnknownTicket]);
-    // A clock in the future counts as now.
-    let future = api.upload_offline(&south, &offline(&[(&signed(&order, 2), datetime!(2999-01-01 0:00 UTC))])).await;
+    // A clock a little ahead counts as now.
+    let ahead = OffsetDateTime::now_utc() + time::Duration::minutes(2);
+    let future = api.upload_offline(&south, &offline(&[(&signed(&order, 2), ahead)])).await;
     assert_eq!(future.unwrap().results[0].outcome, Admitted);
     let at: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkin_scans WHERE scanned_at > now()")
         .fetch_one(&app.pool)
@@ -413,4 +425,77 @@ async fn offline_gates_upload_their_scans_and_double_entries_are_reported() {
     .expect_error(422, "validation_failed");
     let scans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkin_scans").fetch_one(&app.pool).await.unwrap();
     assert_eq!(scans, 4);
+}
+
+#[tokio::test]
+async fn offline_scan_times_outside_the_devices_life_are_refused_one_by_one() {
+    let app = spawn_app().await;
+    let api = app.api();
+    let (event, tt) = app.simple_event(10, 4).await;
+    let order = buy(&app, event, tt, 2).await;
+    let created = api.create_device(event, "Gate").await.unwrap();
+    let gate = created.token.clone();
+    let before = created.created_at - time::Duration::minutes(1);
+    let far_ahead = OffsetDateTime::now_utc() + time::Duration::hours(1);
+    let batch = offline(&[
+        (&signed(&order, 0), before),
+        (&signed(&order, 0), far_ahead),
+        (&signed(&order, 0), datetime!(2999-01-01 0:00 UTC)),
+        (&signed(&order, 1), created.created_at),
+    ]);
+    use OfflineOutcome::{Admitted, ScannedAtOutOfRange};
+    let answer = api.upload_offline(&gate, &batch).await.unwrap();
+    assert_eq!(outcomes(&answer), [ScannedAtOutOfRange, ScannedAtOutOfRange, ScannedAtOutOfRange, Admitted]);
+    assert_eq!(answer.results[0].ticket, None, "a refused scan is not looked at further");
+    // Uploading the batch again answers the same; the refused scans were not recorded.
+    let again = api.upload_offline(&gate, &batch).await.unwrap();
+    assert_eq!(outcomes(&again), outcomes(&answer));
+    let rows: Vec<(String, OffsetDateTime)> =
+        sqlx::query_as("SELECT ticket_code, scanned_at FROM checkin_scans").fetch_all(&app.pool).await.unwrap();
+    assert_eq!(rows, [(plain(&order, 1), created.created_at)]);
+    // The ticket of the refused scans is not in: a scan with a believable time admits it.
+    let now = OffsetDateTime::now_utc().replace_nanosecond(0).unwrap().max(created.created_at);
+    let good = api.upload_offline(&gate, &offline(&[(&signed(&order, 0), now)])).await.unwrap();
+    assert_eq!(outcomes(&good), [Admitted]);
+}
+
+#[tokio::test]
+async fn a_revoked_device_uploads_what_it_scanned_before_its_revocation_and_nothing_else() {
+    let app = spawn_app().await;
+    let api = app.api();
+    let (event, tt) = app.simple_event(10, 4).await;
+    let order = buy(&app, event, tt, 3).await;
+    let created = api.create_device(event, "Lost phone").await.unwrap();
+    let gate = created.token.clone();
+    backdate_devices(&app, event).await;
+    api.revoke_device(event, created.id).await.unwrap();
+    let revoked_at = api.devices(event).await.unwrap()[0].revoked_at.unwrap();
+
+    // What it let in while offline before the organiser revoked it is uploaded; what came after is refused.
+    let before = revoked_at - time::Duration::minutes(10);
+    let batch = offline(&[(&signed(&order, 0), before), (&signed(&order, 1), revoked_at)]);
+    use OfflineOutcome::{Admitted, DeviceRevoked};
+    let answer = api.upload_offline(&gate, &batch).await.unwrap();
+    assert_eq!(outcomes(&answer), [Admitted, DeviceRevoked]);
+    assert_eq!(outcomes(&api.upload_offline(&gate, &batch).await.unwrap()), [Admitted, DeviceRevoked]);
+    let guests = api.guests(event).await.unwrap();
+    let admitted: Vec<_> = guests.iter().flat_map(|g| g.checked_in.iter()).collect();
+    assert_eq!(admitted.len(), 1);
+    assert_eq!((admitted[0].device.as_str(), admitted[0].checked_in_at), ("Lost phone", before));
+    assert_eq!(api.devices(event).await.unwrap()[0].admitted, 1);
+    // Online it checks nothing in any more, and gets no gate state.
+    scan(&app, &gate, &signed(&order, 2), Uuid::new_v4()).await.expect_error(403, "device_revoked");
+    api.gate_state(&gate).await.expect_error(403, "device_revoked");
+
+    // A day after its revocation, the device uploads nothing at all.
+    sqlx::query(
+        "UPDATE checkin_devices SET revoked_at = now() - interval '25 hours', created_at = now() - interval '2 days'",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let late = offline(&[(&signed(&order, 2), OffsetDateTime::now_utc() - time::Duration::hours(30))]);
+    api.upload_offline(&gate, &late).await.expect_error(403, "device_revoked");
+    let scans: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM checkin_scans").fetch_one(&app.pool).await.unwrap();
+    assert_eq!(scans, 1);
 }

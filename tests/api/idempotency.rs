@@ -276,7 +276,7 @@ async fn the_same_key_on_the_same_route_written_otherwise_replays() {
 
 #[tokio::test]
 async fn a_refused_hold_is_replayed_with_its_refusal_even_after_seats_come_back() {
-    let app = spawn_app_with(&[("NTS_MAX_UNPAID_PER_EMAIL", "1")]).await;
+    let app = spawn_app_with(&[("NTS_MAX_UNPAID_PER_ADDRESS", "1")]).await;
     let (event, tt) = app.simple_event(50, 4).await;
     let first = app.api_on(0).with_key("cap-1").create_hold(event, &ada(tt, 1)).await.unwrap();
     let capped = app.api_on(0).with_key("cap-2");

@@ -78,6 +78,40 @@ fn through_proxy(url: &str, proxy_port: u16) -> (String, String) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_credential_is_refused_without_the_database() {
+    let db = TestDb::unborn();
+    let (upstream, _) = through_proxy(&db.url, 0);
+    let proxy = DbProxy::start(upstream).await;
+    let (_, url) = through_proxy(&db.url, proxy.port);
+    let config = config_for(&url, &Default::default());
+    let pool = nts::db::connect(&url, config.db_pool_size).await.unwrap();
+    let gateway = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated().cloned().unwrap_or_default()));
+    let app = Application::build_with(config, pool, gateway).unwrap();
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let handle = app.handle();
+    tokio::spawn(app.run_until_stopped());
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
+    let api = Client::new(http, base, ADMIN_TOKEN);
+
+    proxy.set(DOWN);
+    let id = Uuid::new_v4();
+    // A credential of the right shape is looked up: the database is down.
+    let (secret, device) = ("A".repeat(43), format!("ntsdev_{}", "B".repeat(43)));
+    assert_eq!(api.order(id, &secret).await.unwrap_err().status, 503);
+    assert_eq!(api.gate_state(&device).await.unwrap_err().status, 503);
+    // Any other shape is no credential of ours, refused before any query (so
+    // bogus tokens cost no connection of the pool).
+    for token in ["short", &"A".repeat(42), &"A".repeat(44), &format!("{}+", "A".repeat(42)), &"A".repeat(128)] {
+        let (order, hold) = (api.order(id, token).await.unwrap_err(), api.hold(id, token).await.unwrap_err());
+        assert_eq!((order.status.as_u16(), hold.status.as_u16()), (404, 404), "{token}: {order} / {hold}");
+        let gate = api.gate_state(&format!("ntsdev_{token}")).await.unwrap_err();
+        assert_eq!(gate.status, 403, "{token}: {gate}");
+    }
+    proxy.set(UP);
+    handle.stop(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resumes_by_itself() {
     let db = TestDb::unborn();
     let (upstream, _) = through_proxy(&db.url, 0);

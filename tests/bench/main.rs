@@ -296,6 +296,7 @@ async fn run_mode(
                 ("NTS_HOLD_SECONDS".to_owned(), o.hold_secs.unwrap_or(3600).to_string()),
                 // Every client comes from 127.0.0.1, standing in for thousands of buyers' addresses.
                 ("NTS_RATE_LIMIT_PER_MINUTE".to_owned(), "0".to_owned()),
+                ("NTS_READ_RATE_LIMIT_PER_MINUTE".to_owned(), "0".to_owned()),
             ];
             env.extend(o.env.iter().cloned());
             for i in 0..o.instances {

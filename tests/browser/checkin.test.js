@@ -221,3 +221,109 @@ test('offline gates admit, queue, upload when back, and a ticket let in twice is
   assert.equal((await report(ev)).checked_in, 1);
   admin.assertNoProblems();
 });
+
+// Chromium logs the requests that failed while the network was cut; the page expects them.
+function assertNoProblemsButOffline(gate) {
+  const expected = (p) => /ERR_INTERNET_DISCONNECTED/.test(p);
+  gate.problems.splice(0, gate.problems.length, ...gate.problems.filter((p) => !expected(p)));
+  gate.assertNoProblems();
+}
+
+async function devices(ev) {
+  return h.expectStatus(h.call(server, 'GET', `/api/v1/admin/events/${ev.id}/checkin-devices`, { token: server.adminToken }),
+    200, 'devices');
+}
+
+test('a forgotten device\'s offline scans go up as that device\'s, not as the next device\'s', async () => {
+  const ev = await h.createEvent(server, { name: 'Handover Night' });
+  const order = await h.buy(server, ev.id, ev.ticket_types[0].id, 1, { name: 'Hal Handover' });
+  const [ticket] = order.tickets;
+  const morning = await device(ev, 'Morning phone');
+  const evening = await device(ev, 'Evening phone');
+  const gate = await h.openPage(browser, server, { viewport: { width: 412, height: 915 } });
+  const dialogs = [];
+  gate.page.on('dialog', (d) => {
+    dialogs.push(d.message());
+    d.accept();
+  });
+  await gate.page.goto(`${server.base}/checkin.html#token=${morning}`);
+  await gate.page.locator('#net[data-state="online"]').waitFor();
+  await gate.context.setOffline(true);
+  await gate.page.locator('#net[data-state="offline"]').waitFor();
+  await enter(gate.page, ticket.signed_code);
+  assert.equal((await verdict(gate.page, 'ok')).verdict, 'IN');
+  await gate.page.locator('#net', { hasText: '1 scan to upload' }).waitFor();
+
+  // The phone is handed over and set up as another device while the scan is still queued.
+  await gate.page.getByRole('button', { name: 'Forget this device' }).click();
+  await gate.page.locator('#setup').waitFor();
+  const forgotten = await gate.page.locator('#net').innerText();
+  await h.screenshot(gate.page, 'checkin-forgotten-with-queue');
+  await gate.context.setOffline(false);
+  await gate.page.getByLabel('Device token').fill(evening);
+  await gate.page.getByRole('button', { name: 'Use token' }).click();
+  await gate.page.locator('#device-name', { hasText: 'Evening phone' }).waitFor();
+  await gate.page.waitForFunction(() => !document.getElementById('net').textContent.includes('to upload'), null,
+    { timeout: 20000 });
+
+  // The scan is the morning phone's, uploaded with its token; the evening phone let nobody in.
+  const byName = Object.fromEntries((await devices(ev)).map((d) => [d.name, d.admitted]));
+  assert.deepEqual(byName, { 'Morning phone': 1, 'Evening phone': 0 });
+  const uploads = h.posts(gate.requests, /^\/api\/v1\/checkins\/offline$/);
+  assert.ok(uploads.length >= 1);
+  for (const u of uploads) assert.equal(u.headers.authorization, `Bearer ${morning}`);
+  const guests = await h.expectStatus(h.call(server, 'GET', `/api/v1/admin/events/${ev.id}/guests`, { token: server.adminToken }),
+    200, 'guests');
+  assert.equal(guests[0].checked_in[0].device, 'Morning phone');
+  // Forgetting the device offline asked first, said what becomes of the scan, and showed it waiting.
+  assert.equal(forgotten, 'Not set up — 1 scan to upload');
+  assert.equal(dialogs.length, 1);
+  assert.match(dialogs[0], /^1 offline scan is not uploaded yet; this phone keeps it and uploads it as this device's/);
+  await h.screenshot(gate.page, 'checkin-handed-over');
+  assertNoProblemsButOffline(gate);
+  await gate.context.close();
+});
+
+test('a door phone that reloads the scanner offline still checks signed codes, and uploads when back', async () => {
+  const ev = await h.createEvent(server, { name: 'Reload Night' });
+  const order = await h.buy(server, ev.id, ev.ticket_types[0].id, 2, { name: 'Rita Reload' });
+  const [ticket, other] = order.tickets;
+  // A refunded ticket: on the gate's list of revoked tickets.
+  const refunded = await h.buy(server, ev.id, ev.ticket_types[0].id, 1, { name: 'Ron Refunded' });
+  await h.expectStatus(h.call(server, 'POST', `/api/v1/admin/orders/${refunded.id}/refund`, {
+    token: server.adminToken,
+    body: { release_seats: false },
+  }), 200, 'refund');
+  const gate = await h.openPage(browser, server, { viewport: { width: 412, height: 915 } });
+  await gate.page.goto(`${server.base}/checkin.html#token=${await device(ev, 'Reload door')}`);
+  await gate.page.locator('#net[data-state="online"]').waitFor();
+  // The service worker controls the page once it has kept the page's files.
+  await gate.page.waitForFunction(() => navigator.serviceWorker.controller !== null, null, { timeout: 20000 })
+    .catch(() => assert.fail('no service worker controls the scanner page'));
+
+  await gate.context.setOffline(true);
+  await gate.page.reload();
+  await gate.page.locator('#net[data-state="offline"]').waitFor();
+  assert.equal(await gate.page.locator('#event-name').innerText(), 'Reload Night');
+  assert.ok(await gate.page.locator('#scanner').isVisible());
+  await enter(gate.page, ticket.signed_code);
+  assert.equal((await verdict(gate.page, 'ok')).verdict, 'IN');
+  await gate.page.locator('#net', { hasText: '1 scan to upload' }).waitFor();
+  await h.screenshot(gate.page, 'checkin-reloaded-offline');
+  // The public key and the revoked tickets came back with the page: a forged code and a refunded ticket are refused.
+  await enter(gate.page, `${other.code}.${ticket.signed_code.split('.')[1]}`);
+  assert.match((await verdict(gate.page, 'bad')).detail, /signature is wrong/);
+  await enter(gate.page, refunded.tickets[0].signed_code);
+  assert.match((await verdict(gate.page, 'bad')).detail, /refunded or canceled/);
+  assert.equal((await report(ev)).checked_in, 0, 'nothing reached the server while offline');
+
+  await gate.context.setOffline(false);
+  await gate.page.locator('#net[data-state="online"]', { hasText: /^Online/ }).waitFor({ timeout: 20000 });
+  await gate.page.waitForFunction(() => !document.getElementById('net').textContent.includes('to upload'), null,
+    { timeout: 20000 });
+  const r = await report(ev);
+  assert.equal(r.checked_in, 1);
+  await h.screenshot(gate.page, 'checkin-reloaded-synced');
+  assertNoProblemsButOffline(gate);
+  await gate.context.close();
+});

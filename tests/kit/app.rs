@@ -38,11 +38,11 @@ pub fn config_for(url: &str, settings: &HashMap<String, String>) -> Config {
         ("NTS_DEMO".into(), "false".into()),
         ("NTS_RECONCILE_MS".into(), "200".into()),
         ("NTS_DB_POOL_SIZE".into(), "10".into()),
-        // Tests send hundreds of requests from 127.0.0.1 (and reuse e-mail
-        // addresses); the rate limit and hoarding tests turn these on.
+        // Tests send hundreds of requests from 127.0.0.1; the rate limit
+        // and hoarding tests turn these on.
         ("NTS_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
+        ("NTS_READ_RATE_LIMIT_PER_MINUTE".into(), "0".into()),
         ("NTS_MAX_UNPAID_PER_ADDRESS".into(), "0".into()),
-        ("NTS_MAX_UNPAID_PER_EMAIL".into(), "0".into()),
     ]);
     vars.extend(settings.clone());
     // Simulated payments unless the test configures Stripe.

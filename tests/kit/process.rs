@@ -27,8 +27,8 @@ fn base_env(database_url: &str) -> Vec<(String, String)> {
         ("NTS_PAYMENTS", "simulated"),
         ("NTS_DEMO", "false"),
         ("NTS_RATE_LIMIT_PER_MINUTE", "0"),
+        ("NTS_READ_RATE_LIMIT_PER_MINUTE", "0"),
         ("NTS_MAX_UNPAID_PER_ADDRESS", "0"),
-        ("NTS_MAX_UNPAID_PER_EMAIL", "0"),
         ("NTS_RECONCILE_MS", "200"),
         ("RUST_LOG", "info"),
     ]

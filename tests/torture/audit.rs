@@ -52,8 +52,8 @@ pub struct Audit {
     pub orders: Vec<(String, i64)>,
     pub payments: Vec<(String, i64)>,
     pub intents: Vec<(String, i64)>,
-    /// `--gateway stripe`: indeterminate attempts, each verified against Stripe.
-    pub indeterminate: Option<i64>,
+    /// `--gateway stripe`: attempts failed as never made by Stripe, each verified against Stripe.
+    pub given_up: Option<i64>,
     pub checks: Vec<Check>,
 }
 
@@ -78,15 +78,9 @@ fn worst_of(name: &str, at_end: i64, peak: &Counter, stats: &Stats) -> Check {
 }
 
 /// Seats, money and steps still in flight: live holds, unpaid orders, open
-/// payments (an indeterminate attempt is not in flight: nts has stopped
-/// waiting for it; the Stripe checks verify each).
+/// payments (an indeterminate attempt among them: a run ends with none).
 pub async fn unsettled(pool: &PgPool) -> Result<(i64, i64, i64), sqlx::Error> {
-    let (h, o, p) = open_rows(pool).await?;
-    let indeterminate: i64 =
-        sqlx::query_scalar(&format!("SELECT COUNT(*) FROM payments WHERE {}", crate::stripe::INDETERMINATE))
-            .fetch_one(pool)
-            .await?;
-    Ok((h, o, p - indeterminate))
+    open_rows(pool).await
 }
 
 async fn open_rows(pool: &PgPool) -> Result<(i64, i64, i64), sqlx::Error> {
@@ -219,8 +213,8 @@ pub async fn audit(
     )
     .fetch_one(pool)
     .await?;
-    let indeterminate = stripe.as_ref().map(|m| m.indeterminate);
-    let indeterminate_at_stripe = stripe.as_ref().map(|m| m.indeterminate_at_stripe);
+    let given_up = stripe.as_ref().map(|m| m.given_up);
+    let given_up_at_stripe = stripe.as_ref().map(|m| m.given_up_at_stripe);
     let intents = match &stripe {
         Some(m) => {
             money.double_charges = m.double_charges;
@@ -318,11 +312,11 @@ pub async fn audit(
         check("unexpected answers", stats.unexpected.get() as i64),
         check("5xx answers", stats.bad_5xx.get() as i64),
     ];
-    if let Some(found) = indeterminate_at_stripe {
-        checks.push(check("indeterminate, yet found at Stripe", found));
+    if let Some(found) = given_up_at_stripe {
+        checks.push(check("given up on, yet found at Stripe", found));
     }
     if let Some((mismatches, what)) = provider_audit {
         checks.push(Check { name: "payments audit mismatches".into(), value: mismatches, detail: what });
     }
-    Ok(Audit { types, holds, orders, payments, intents, indeterminate, checks })
+    Ok(Audit { types, holds, orders, payments, intents, given_up, checks })
 }

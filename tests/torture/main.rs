@@ -271,8 +271,8 @@ fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option
         ("NTS_DB_POOL_SIZE", "10".into()),
         // Every simulated buyer comes from 127.0.0.1: a per-address limit would throttle the whole crowd.
         ("NTS_RATE_LIMIT_PER_MINUTE", "0".into()),
+        ("NTS_READ_RATE_LIMIT_PER_MINUTE", "0".into()),
         ("NTS_MAX_UNPAID_PER_ADDRESS", "0".into()),
-        ("NTS_MAX_UNPAID_PER_EMAIL", "0".into()),
         ("NTS_HOLD_SECONDS", s.hold_seconds.to_string()),
         ("NTS_ORDER_SECONDS", s.order_seconds.to_string()),
         ("NTS_RECONCILE_MS", s.reconcile_ms.to_string()),
@@ -298,6 +298,7 @@ fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option
             ("NTS_PUBLIC_URL", "http://shop.nts.torture".into()),
             // Longer than a buyer waits, shorter than the proxy's late answers.
             ("NTS_STRIPE_TIMEOUT_MS", (s.faults.slow_ms / 2).max(500).to_string()),
+            ("NTS_STRIPE_LOOK_FOR_SECS", stripe::LOOK_FOR_SECS.to_string()),
         ],
     };
     env.extend(payments.into_iter().map(|(k, v)| (k.to_owned(), v)));

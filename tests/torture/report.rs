@@ -141,11 +141,14 @@ pub fn print(r: &Run) {
     }
     row("payment attempts", total(&a.payments).to_string(), list(&a.payments));
     row("provider intents", total(&a.intents).to_string(), list(&a.intents));
-    if let Some(n) = a.indeterminate {
+    if let Some(n) = a.given_up {
         row(
-            "indeterminate attempts",
+            "attempts Stripe never made",
             n.to_string(),
-            "no PaymentIntent known after 4 min; none at Stripe carries their nts_payment_id (checked below)".into(),
+            format!(
+                "refused before Stripe acted, or not found for {} s; none at Stripe may carry their nts_payment_id (checked below)",
+                crate::stripe::LOOK_FOR_SECS
+            ),
         );
     }
     for t in &a.types {

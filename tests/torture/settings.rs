@@ -263,11 +263,11 @@ pub fn parse(args: Vec<String>) -> Result<Option<Settings>, String> {
     }
     if let Some(faults) = s.stripe.as_mut() {
         *faults = stripe;
-        // An attempt whose creation Stripe answered with a stored 500 stays in
-        // flight until it is 4 minutes old (then it is indeterminate): the
-        // settling must outlast that.
+        // An attempt whose creation Stripe answered with a stored 500 is looked
+        // for until it is `LOOK_FOR_SECS` old, then at a tenth of its age:
+        // the settling must outlast that.
         if !settle_given {
-            s.settle = s.settle.max(Duration::from_secs(330));
+            s.settle = s.settle.max(Duration::from_secs(crate::stripe::LOOK_FOR_SECS + 120));
         }
     }
     Ok(Some(s))

@@ -8,7 +8,7 @@
 //! account to Stripe's rate limit. The money checks read Stripe's side
 //! straight from localstripe, without the proxy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::Path;
 use std::process::Child;
 use std::sync::Arc;
@@ -27,13 +27,18 @@ use crate::stats::Stats;
 
 pub const WEBHOOK_SECRET: &str = "whsec_nts_torture";
 
-/// Attempts whose creation Stripe may never have acted on (a stored 500,
-/// answers lost), whose PaymentIntent nts does not know, and which are old
-/// enough that no creation of theirs can still be on its way: nts keeps
-/// looking for them (for 48 hours) and they hold nothing back. The checker
+/// How long nts looks for the PaymentIntent of an attempt whose creation
+/// went unanswered before a listing without it fails the attempt
+/// (`NTS_STRIPE_LOOK_FOR_SECS`; 48 h against Stripe itself): short enough
+/// that every such attempt ends within a run, so that none is left open.
+pub const LOOK_FOR_SECS: u64 = 300;
+
+/// Attempts nts gave up looking for: failed as never made by Stripe (a
+/// refusal before it acted, or no PaymentIntent found after
+/// [`LOOK_FOR_SECS`]), so no PaymentIntent is known for them. The checker
 /// verifies each against Stripe itself.
-pub const INDETERMINATE: &str = "provider = 'stripe' AND provider_ref IS NULL \
-     AND status IN ('created', 'processing', 'requires_action') AND created_at <= now() - interval '4 minutes'";
+pub const GIVEN_UP: &str =
+    "provider = 'stripe' AND provider_ref IS NULL AND status = 'failed' AND failure_code = 'provider_error'";
 
 /// How long a 429 storm lasts, and how much of the traffic it refuses.
 const STORM: Duration = Duration::from_secs(2);
@@ -108,10 +113,10 @@ pub struct Money {
     pub payments_disagree: i64,
     /// PaymentIntent statuses (and refunds) at Stripe, for the report.
     pub intents: Vec<(String, i64)>,
-    /// Indeterminate attempts (see [`INDETERMINATE`]), and those of them
-    /// Stripe has a PaymentIntent for after all (each one a failure).
-    pub indeterminate: i64,
-    pub indeterminate_at_stripe: i64,
+    /// Attempts given up on (see [`GIVEN_UP`]), and those of them Stripe
+    /// has a PaymentIntent for after all (each one a failure).
+    pub given_up: i64,
+    pub given_up_at_stripe: i64,
 }
 
 impl StripeRig {
@@ -260,13 +265,11 @@ impl StripeRig {
         )
         .fetch_all(pool)
         .await?;
-        let indeterminate: Vec<Uuid> =
-            sqlx::query_scalar(&format!("SELECT id FROM payments WHERE {INDETERMINATE}")).fetch_all(pool).await?;
-        let indeterminate_at_stripe = indeterminate.iter().filter(|id| by_payment.contains_key(id)).count() as i64;
-        let indeterminate: HashSet<Uuid> = indeterminate.into_iter().collect();
+        let given_up: Vec<Uuid> =
+            sqlx::query_scalar(&format!("SELECT id FROM payments WHERE {GIVEN_UP}")).fetch_all(pool).await?;
+        let given_up_at_stripe = given_up.iter().filter(|id| by_payment.contains_key(id)).count() as i64;
         let payments_disagree = payments
             .iter()
-            .filter(|(id, _, _)| !indeterminate.contains(id))
             .filter(|(id, status, provider_ref)| {
                 let pi = provider_ref.as_ref().and_then(|r| pis.get(r)).or_else(|| by_payment.get(id).copied());
                 let ok = match status.as_str() {
@@ -292,8 +295,8 @@ impl StripeRig {
             wrong_amounts,
             payments_disagree,
             intents,
-            indeterminate: indeterminate.len() as i64,
-            indeterminate_at_stripe,
+            given_up: given_up.len() as i64,
+            given_up_at_stripe,
         })
     }
 }

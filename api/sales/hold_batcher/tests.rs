@@ -29,7 +29,7 @@ fn seats(event_id: Uuid, ticket_type_id: Uuid, quantity: i32) -> Seats {
         name: "Ada Lovelace".into(),
         email: "ada@example.com".into(),
         hold_seconds: 300.0,
-        address: None,
+        origin: None,
         keyed: None,
     }
 }
@@ -279,7 +279,7 @@ async fn an_unreachable_database_fails_the_request_at_once() {
         lines: Lines::one(tt, Quantity::parse(1).unwrap()),
         name: BuyerName::parse("Ada").unwrap(),
         email: Email::parse("ada@example.com").unwrap(),
-        address: None,
+        origin: None,
         key: None,
     };
     let err = take_seats(&batcher, &hold, 300).await.err().expect("no database, no hold");

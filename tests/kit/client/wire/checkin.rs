@@ -118,6 +118,8 @@ pub enum OfflineOutcome {
     UnknownTicket,
     OtherEvent,
     ScanIdReused,
+    ScannedAtOutOfRange,
+    DeviceRevoked,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
