@@ -156,6 +156,8 @@ async fn tickets_issued_before_keep_their_codes_sealed_and_go_in_bare_online() {
         (Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4(), Uuid::new_v4());
     let codes = ["legacyCodeNumberOne_0001", "legacyCodeNumberTwo_0002"];
     let seed = [7u8; 32];
+    // A buyer secret's shape: 43 base64url characters.
+    const SECRET: &str = "old-order-secret-of-the-buyer-0123456789abc";
     let public_key = SigningKey::from_bytes(&seed).verifying_key().to_bytes();
     sqlx::raw_sql(&format!(
         "INSERT INTO events (id, name, venue, starts_at, currency) VALUES ('{event}', 'Old', 'Hall', '2099-01-01', 'GBP');
@@ -167,7 +169,7 @@ async fn tickets_issued_before_keep_their_codes_sealed_and_go_in_bare_online() {
                    'checked_out', now());
          INSERT INTO orders (id, secret_hash, hold_id, event_id, buyer_name, buyer_email, quantity,
                              amount_minor, currency, status, expires_at, paid_at)
-           VALUES ('{order}', sha256('old-order-secret'::bytea), '{hold}', '{event}', 'Ada', 'ada@example.com',
+           VALUES ('{order}', sha256('{secret}'::bytea), '{hold}', '{event}', 'Ada', 'ada@example.com',
                    2, 1998, 'GBP', 'paid', now(), now());
          INSERT INTO tickets (code, order_id, ticket_type_id, position)
            VALUES ('{c0}', '{order}', '{tt}', 1), ('{c1}', '{order}', '{tt}', 2);
@@ -175,6 +177,7 @@ async fn tickets_issued_before_keep_their_codes_sealed_and_go_in_bare_online() {
          INSERT INTO checkin_devices (id, event_id, name, token_hash) VALUES ('{device}', '{event}', 'Old gate', '\\x00');
          INSERT INTO checkin_scans (id, device_id, scan_id, ticket_code, event_id, outcome, offline, scanned_at)
            VALUES (gen_random_uuid(), '{device}', gen_random_uuid(), '{c1}', '{event}', 'admitted', false, now());",
+        secret = SECRET,
         c0 = codes[0],
         c1 = codes[1],
         pk = public_key.iter().map(|b| format!("{b:02x}")).collect::<String>(),
@@ -201,7 +204,7 @@ async fn tickets_issued_before_keep_their_codes_sealed_and_go_in_bare_online() {
     assert!(!bytes.iter().any(|b| b[..] == seed[..]), "the seed is still plain in the database");
 
     // The order page shows the same codes, signed by the same key.
-    let seen = app.api().order(order, "old-order-secret").await.unwrap().body;
+    let seen = app.api().order(order, SECRET).await.unwrap().body;
     assert_eq!(seen.tickets.iter().map(|t| t.code.as_str()).collect::<Vec<_>>(), codes);
     let signature = SigningKey::from_bytes(&seed).sign(&message(event, codes[0]));
     assert_eq!(seen.tickets[0].signed_code, format!("{}.{}", codes[0], URL_SAFE_NO_PAD.encode(signature.to_bytes())));
