@@ -89,6 +89,7 @@ pub enum ErrorCode {
     InvalidEmail,
     OtherEvent,
     ScanIdReused,
+    SignedCodeRequired,
     IdempotencyKeyReused,
     // 429
     RateLimited,
@@ -101,7 +102,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 53] = [
+    pub const ALL: [ErrorCode; 54] = [
         ErrorCode::InvalidJson,
         ErrorCode::InvalidBody,
         ErrorCode::InvalidIdempotencyKey,
@@ -149,6 +150,7 @@ impl ErrorCode {
         ErrorCode::InvalidEmail,
         ErrorCode::OtherEvent,
         ErrorCode::ScanIdReused,
+        ErrorCode::SignedCodeRequired,
         ErrorCode::IdempotencyKeyReused,
         ErrorCode::RateLimited,
         ErrorCode::InternalError,
@@ -207,6 +209,7 @@ impl ErrorCode {
             ErrorCode::InvalidEmail => "invalid_email",
             ErrorCode::OtherEvent => "other_event",
             ErrorCode::ScanIdReused => "scan_id_reused",
+            ErrorCode::SignedCodeRequired => "signed_code_required",
             ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::InternalError => "internal_error",

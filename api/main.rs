@@ -50,6 +50,12 @@ async fn main() -> ExitCode {
             tracing::warn!("NTS_ADMIN_TOKEN is not set: a random admin token was generated for this run and is not shown; set NTS_ADMIN_TOKEN to use the admin API");
         }
     }
+    if config.ticket_keys.is_dev() {
+        tracing::warn!(
+            "NTS_TICKET_KEY is not set: ticket codes are made with the well-known development key, which is allowed \
+             with simulated payments only; set NTS_TICKET_KEY before selling real tickets"
+        );
+    }
     let address = config.address.clone();
     let stripe = config.stripe().cloned();
     let app = match Application::build(config).await {

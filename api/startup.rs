@@ -38,6 +38,7 @@ impl Application {
     /// event, binds the listener and starts the reconciler.
     pub async fn build(config: Config) -> anyhow::Result<Self> {
         let pool = db::connect_with(&config.db_settings()).await?;
+        checkin::at_rest::prepare(&pool, &config.ticket_keys).await?;
         if config.demo {
             admin::demo::seed_if_empty(&pool).await.context("seeding the demo event")?;
         }
@@ -53,10 +54,15 @@ impl Application {
             TcpListener::bind(&config.address).with_context(|| format!("binding NTS_ADDRESS={}", config.address))?;
         let port = listener.local_addr()?.port();
         metrics::handle();
-        let payments = PaymentService::new(pool.clone(), gateway);
+        let payments = PaymentService::new(pool.clone(), gateway, config.ticket_keys.clone());
         let (stop_reconciler, stop_rx) = tokio::sync::watch::channel(false);
         let reconciler = tokio::spawn(reconciler::run(payments.clone(), config.reconcile_interval, stop_rx.clone()));
-        let mail_sender = tokio::spawn(mail::sender::run(pool.clone(), config.mail.clone(), stop_rx.clone()));
+        let mail_sender = tokio::spawn(mail::sender::run(
+            pool.clone(),
+            config.mail.clone(),
+            config.ticket_keys.clone(),
+            stop_rx.clone(),
+        ));
         let instance = uuid::Uuid::new_v4();
         let lease = tokio::spawn(instance::keep_lease(pool.clone(), instance, stop_rx));
         let (holds, event_pages) =

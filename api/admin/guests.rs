@@ -10,6 +10,7 @@ use utoipa::{IntoParams, ToSchema};
 use uuid::Uuid;
 
 use crate::caller::Admin;
+use crate::checkin::ticket_keys::StoredCode;
 use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -74,8 +75,8 @@ pub async fn guest_list(
     crate::checkin::devices::require_event(&state, event_id).await?;
     let rows = sqlx::query!(
         r#"SELECT o.id AS order_id, o.buyer_name AS name, o.buyer_email AS email,
-                  COALESCE(array_agg(k.code ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "tickets!",
-                  COALESCE(array_agg(t.name ORDER BY k.position) FILTER (WHERE k.code IS NOT NULL), '{}') AS "ticket_types!"
+                  COALESCE(array_agg(k.id ORDER BY k.position) FILTER (WHERE k.id IS NOT NULL), '{}') AS "tickets!",
+                  COALESCE(array_agg(t.name ORDER BY k.position) FILTER (WHERE k.id IS NOT NULL), '{}') AS "ticket_types!"
            FROM orders o
            LEFT JOIN tickets k ON k.order_id = o.id
            LEFT JOIN ticket_types t ON t.id = k.ticket_type_id
@@ -87,9 +88,27 @@ pub async fn guest_list(
     )
     .fetch_all(&state.pool)
     .await?;
-    let mut checkins: HashMap<String, GuestCheckin> = sqlx::query_as!(
-        GuestCheckin,
-        r#"SELECT s.ticket_code AS ticket, s.scanned_at AS checked_in_at, d.name AS device
+    // The codes are not stored: each is derived again (or opened) with the ticket keys.
+    let keys = &state.config.ticket_keys;
+    let codes: HashMap<Uuid, String> =
+        sqlx::query!("SELECT id, key_id, sealed_code, legacy_code FROM tickets WHERE event_id = $1", event_id)
+            .fetch_all(&state.pool)
+            .await?
+            .into_iter()
+            .map(|t| {
+                let code = keys.require_code(&StoredCode {
+                    event_id,
+                    ticket_id: t.id,
+                    key_id: t.key_id.as_deref(),
+                    sealed_code: t.sealed_code.as_deref(),
+                    legacy_code: t.legacy_code.as_deref(),
+                })?;
+                Ok((t.id, code))
+            })
+            .collect::<Result<_, sqlx::Error>>()?;
+    let code = |id: &Uuid| codes.get(id).cloned().unwrap_or_default();
+    let mut checkins: HashMap<Uuid, GuestCheckin> = sqlx::query!(
+        r#"SELECT s.ticket_id, s.scanned_at AS checked_in_at, d.name AS device
            FROM checkin_scans s JOIN checkin_devices d ON d.id = s.device_id
            WHERE s.event_id = $1 AND s.outcome = 'admitted' AND s.undone_at IS NULL"#,
         event_id
@@ -97,7 +116,9 @@ pub async fn guest_list(
     .fetch_all(&state.pool)
     .await?
     .into_iter()
-    .map(|c| (c.ticket.clone(), c))
+    .map(|c| {
+        (c.ticket_id, GuestCheckin { ticket: code(&c.ticket_id), checked_in_at: c.checked_in_at, device: c.device })
+    })
     .collect();
     let guests: Vec<Guest> = rows
         .into_iter()
@@ -106,7 +127,7 @@ pub async fn guest_list(
             order_id: r.order_id,
             name: r.name,
             email: r.email,
-            tickets: r.tickets,
+            tickets: r.tickets.iter().map(code).collect(),
             ticket_types: r.ticket_types,
         })
         .collect();

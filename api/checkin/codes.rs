@@ -1,11 +1,12 @@
 //! Signed ticket codes, verifiable at the door without the server.
 //!
-//! A ticket's code (`tickets.code`, 24 URL-safe characters) identifies it. The
-//! code shown in its QR is `<ticket code>.<signature>`: an Ed25519 signature,
-//! base64url, by the event's key over `nts-ticket:v1:` ‖ event id (16 bytes) ‖
-//! ticket code. Signing is deterministic, so a ticket's signed code never
-//! changes and need not be stored. A bare ticket code (as printed before codes
-//! were signed) still works, but only online.
+//! A ticket's code (24 URL-safe characters, derived from its id with a ticket
+//! key: `ticket_keys`) identifies it. The code shown in its QR is
+//! `<ticket code>.<signature>`: an Ed25519 signature, base64url, by the
+//! event's key over `nts-ticket:v1:` ‖ event id (16 bytes) ‖ ticket code.
+//! Signing is deterministic, so a ticket's signed code never changes and need
+//! not be stored. A bare ticket code works only for tickets issued before codes
+//! were derived (they may have been printed so), and only online.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -14,6 +15,7 @@ use rand::RngCore;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::ticket_keys::TicketKeys;
 use crate::domain::secret::is_ticket_code;
 
 const DOMAIN: &[u8] = b"nts-ticket:v1:";
@@ -60,6 +62,15 @@ pub struct EventKey {
     key: SigningKey,
 }
 
+/// An event's signing seed as `checkin_event_keys` keeps it: sealed with a
+/// ticket key (`sealed_secret`, `key_id`), or plain (`secret_key`) as stored
+/// before seeds were sealed, until the first start after that seals it.
+pub struct StoredSeed<'a> {
+    pub secret_key: Option<&'a [u8]>,
+    pub sealed_secret: Option<&'a [u8]>,
+    pub key_id: Option<&'a [u8]>,
+}
+
 impl EventKey {
     /// The code for the ticket's QR.
     pub fn signed_code(&self, ticket: &str) -> String {
@@ -76,41 +87,78 @@ impl EventKey {
         verify(&self.public_key(), self.event_id, ticket, signature)
     }
 
-    /// The event's key, made on first use. Instances racing to make it agree:
-    /// the first insert wins and every instance reads the stored one.
-    pub async fn for_event(pool: &PgPool, event_id: Uuid) -> Result<EventKey, sqlx::Error> {
-        if let Some(stored) = Self::stored(pool, event_id).await? {
+    /// The event's key, made on first use (its seed sealed with the newest
+    /// ticket key). Instances racing to make it agree: the first insert wins
+    /// and every instance reads the stored one.
+    pub async fn for_event(pool: &PgPool, keys: &TicketKeys, event_id: Uuid) -> Result<EventKey, sqlx::Error> {
+        if let Some(stored) = Self::stored(pool, keys, event_id).await? {
             return Ok(stored);
         }
         let mut secret = [0u8; 32];
         rand::rngs::OsRng.fill_bytes(&mut secret);
         let fresh = SigningKey::from_bytes(&secret);
+        let (sealed, key_id) = keys.seal_seed(event_id, &secret);
         sqlx::query!(
-            "INSERT INTO checkin_event_keys (event_id, public_key, secret_key) VALUES ($1, $2, $3)
+            "INSERT INTO checkin_event_keys (event_id, public_key, sealed_secret, key_id) VALUES ($1, $2, $3, $4)
              ON CONFLICT (event_id) DO NOTHING",
             event_id,
             &fresh.verifying_key().to_bytes()[..],
-            &secret[..]
+            &sealed,
+            &key_id[..]
         )
         .execute(pool)
         .await?;
-        Self::stored(pool, event_id).await?.ok_or(sqlx::Error::RowNotFound)
+        Self::stored(pool, keys, event_id).await?.ok_or(sqlx::Error::RowNotFound)
     }
 
-    async fn stored(pool: &PgPool, event_id: Uuid) -> Result<Option<EventKey>, sqlx::Error> {
-        let stored = sqlx::query_scalar!("SELECT secret_key FROM checkin_event_keys WHERE event_id = $1", event_id)
-            .fetch_optional(pool)
-            .await?;
-        stored.map(|secret| Self::from_stored(event_id, &secret)).transpose()
+    async fn stored(pool: &PgPool, keys: &TicketKeys, event_id: Uuid) -> Result<Option<EventKey>, sqlx::Error> {
+        let stored = sqlx::query!(
+            "SELECT secret_key, sealed_secret, key_id FROM checkin_event_keys WHERE event_id = $1",
+            event_id
+        )
+        .fetch_optional(pool)
+        .await?;
+        stored
+            .map(|s| {
+                let seed = StoredSeed {
+                    secret_key: s.secret_key.as_deref(),
+                    sealed_secret: s.sealed_secret.as_deref(),
+                    key_id: s.key_id.as_deref(),
+                };
+                Self::from_stored(keys, event_id, &seed)
+            })
+            .transpose()
     }
 
-    /// The key from its stored secret (`checkin_event_keys.secret_key`).
-    pub fn from_stored(event_id: Uuid, secret: &[u8]) -> Result<EventKey, sqlx::Error> {
-        let secret: [u8; 32] = secret
-            .try_into()
-            .map_err(|_| sqlx::Error::Decode("checkin_event_keys.secret_key is not 32 bytes".into()))?;
+    /// The key from its stored seed. An error if it is sealed with a ticket key
+    /// that is not listed (startup refuses to run so: `at_rest::prepare`).
+    pub fn from_stored(keys: &TicketKeys, event_id: Uuid, seed: &StoredSeed<'_>) -> Result<EventKey, sqlx::Error> {
+        let secret: [u8; 32] = match (seed.secret_key, seed.sealed_secret, seed.key_id) {
+            (Some(plain), _, _) => plain
+                .try_into()
+                .map_err(|_| sqlx::Error::Decode("checkin_event_keys.secret_key is not 32 bytes".into()))?,
+            (None, Some(sealed), Some(key_id)) => keys.open_seed(event_id, key_id, sealed).ok_or_else(|| {
+                sqlx::Error::Decode(
+                    format!(
+                        "the signing key of event {event_id} is sealed with ticket key {} which NTS_TICKET_KEY \
+                         does not list",
+                        hex::encode(key_id)
+                    )
+                    .into(),
+                )
+            })?,
+            _ => return Err(sqlx::Error::Decode("checkin_event_keys holds no seed".into())),
+        };
         Ok(EventKey { event_id, key: SigningKey::from_bytes(&secret) })
     }
+}
+
+/// The event's public key, if it has one: all a door needs to check a signed code.
+pub async fn public_key(pool: &PgPool, event_id: Uuid) -> Result<Option<[u8; 32]>, sqlx::Error> {
+    let stored = sqlx::query_scalar!("SELECT public_key FROM checkin_event_keys WHERE event_id = $1", event_id)
+        .fetch_optional(pool)
+        .await?;
+    Ok(stored.and_then(|k| k.try_into().ok()))
 }
 
 /// Verifies with a public key alone, as a scanner does.

@@ -12,6 +12,7 @@ use super::codes::{encode_key, EventKey, ScannedCode};
 use super::devices::{Device, UploadingDevice, REVOKED_UPLOAD_WINDOW};
 use super::offline_time::{BadTime, OfflineTime, CLOCK_SKEW};
 use super::scans::{record, Admission, CheckinOutcome, NotRecorded, Scan};
+use super::ticket_keys::StoredCode;
 use crate::domain::status::OrderStatus;
 use crate::error::{ApiError, ApiResult, ErrorBody, ErrorCode};
 use crate::idempotency::REPLAYED_HEADER;
@@ -22,7 +23,8 @@ pub const MAX_OFFLINE_BATCH: usize = 100;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewCheckin {
-    /// What the scanner read: a ticket's signed code from its QR (`<ticket>.<signature>`), or a bare ticket code.
+    /// What the scanner read: a ticket's signed code from its QR (`<ticket>.<signature>`), or a bare ticket code
+    /// (accepted only for tickets issued before codes were derived from a server key).
     #[schema(max_length = 200)]
     pub code: String,
     /// Chosen by the device for this scan; sending it again replays the first answer.
@@ -64,6 +66,10 @@ impl From<NotRecorded> for ApiError {
             NotRecorded::UnknownTicket => ApiError::NotFoundCode {
                 code: ErrorCode::UnknownTicket,
                 message: "no ticket has this code (or its signature is not valid)",
+            },
+            NotRecorded::SignedCodeRequired => ApiError::Validation {
+                code: ErrorCode::SignedCodeRequired,
+                message: "this ticket is only accepted with its signature: scan its QR code".into(),
             },
             NotRecorded::OtherEvent => {
                 ApiError::Validation { code: ErrorCode::OtherEvent, message: "this ticket is for another event".into() }
@@ -138,7 +144,8 @@ fn refusal(scan: &Scan) -> CheckinRefusal {
         (status = 404, description = format!("`{}`: no such ticket, or a forged code", ErrorCode::UnknownTicket), body = ErrorBody),
         (status = 409, description = format!("`{}` (with when and by which device) or `{}` \
                                       (refunded or canceled)", ErrorCode::AlreadyCheckedIn, ErrorCode::TicketNotValid), body = CheckinRefusal),
-        (status = 422, description = format!("`{}`, `{}` or an invalid body", ErrorCode::OtherEvent, ErrorCode::ScanIdReused), body = ErrorBody),
+        (status = 422, description = format!("`{}`, `{}`, `{}` (a bare code of a ticket that must be shown signed) \
+                                      or an invalid body", ErrorCode::OtherEvent, ErrorCode::ScanIdReused, ErrorCode::SignedCodeRequired), body = ErrorBody),
     )
 )]
 #[post("/checkins")]
@@ -296,7 +303,10 @@ pub async fn upload_offline(
                 ticket_type: Some(scan.ticket_type),
                 checked_in: scan.admission,
             },
-            Err(NotRecorded::UnknownTicket) => unrecorded(OfflineOutcome::UnknownTicket),
+            // Offline gates never admit a bare code: one uploaded is no ticket an offline gate checked.
+            Err(NotRecorded::UnknownTicket | NotRecorded::SignedCodeRequired) => {
+                unrecorded(OfflineOutcome::UnknownTicket)
+            }
             Err(NotRecorded::OtherEvent) => unrecorded(OfflineOutcome::OtherEvent),
             Err(NotRecorded::ScanIdReused) => unrecorded(OfflineOutcome::ScanIdReused),
             // Scans recorded so far stay recorded; the device uploads the batch again.
@@ -341,16 +351,17 @@ pub struct GateState {
 )]
 #[get("/checkin")]
 pub async fn gate_state(state: web::Data<AppState>, device: Device) -> ApiResult<HttpResponse> {
-    let key = EventKey::for_event(&state.pool, device.event_id).await?;
+    let keys = &state.config.ticket_keys;
+    let key = EventKey::for_event(&state.pool, keys, device.event_id).await?;
     let event = sqlx::query!("SELECT name, venue, starts_at FROM events WHERE id = $1", device.event_id)
         .fetch_one(&state.pool)
         .await?;
     let tickets = sqlx::query!(
-        r#"SELECT t.code, o.status = $2 AS "valid!",
-                  EXISTS (SELECT 1 FROM checkin_scans s WHERE s.ticket_code = t.code
+        r#"SELECT t.id, t.key_id, t.sealed_code, t.legacy_code, o.status = $2 AS "valid!",
+                  EXISTS (SELECT 1 FROM checkin_scans s WHERE s.event_id = t.event_id AND s.ticket_id = t.id
                           AND s.outcome = 'admitted' AND s.undone_at IS NULL) AS "admitted!"
            FROM tickets t JOIN orders o ON o.id = t.order_id
-           WHERE o.event_id = $1"#,
+           WHERE t.event_id = $1"#,
         device.event_id,
         OrderStatus::Paid as OrderStatus,
     )
@@ -370,14 +381,23 @@ pub async fn gate_state(state: web::Data<AppState>, device: Device) -> ApiResult
         admitted: Vec::new(),
     };
     for t in tickets {
+        let code = || {
+            keys.require_code(&StoredCode {
+                event_id: device.event_id,
+                ticket_id: t.id,
+                key_id: t.key_id.as_deref(),
+                sealed_code: t.sealed_code.as_deref(),
+                legacy_code: t.legacy_code.as_deref(),
+            })
+        };
         if t.valid {
             gate.sold += 1;
         } else {
-            gate.revoked.push(t.code.clone());
+            gate.revoked.push(code()?);
         }
         if t.admitted {
             gate.checked_in += 1;
-            gate.admitted.push(t.code);
+            gate.admitted.push(code()?);
         }
     }
     Ok(HttpResponse::Ok().json(gate))

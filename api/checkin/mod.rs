@@ -1,12 +1,14 @@
 //! Check-in at the door: devices, signed ticket codes, scans (online and
 //! uploaded from offline gates), and the organiser's report.
 
+pub mod at_rest;
 pub mod codes;
 pub mod devices;
 pub mod door;
 pub mod offline_time;
 pub mod report;
 pub mod scans;
+pub mod ticket_keys;
 
 use actix_web::web;
 

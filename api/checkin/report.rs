@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::devices::require_event;
 use super::scans::{Admission, CheckinOutcome};
+use super::ticket_keys::{code_hash, StoredCode};
 use crate::caller::Admin;
 use crate::domain::secret::is_ticket_code;
 use crate::domain::status::OrderStatus;
@@ -77,12 +78,13 @@ pub async fn checkin_report(
     let ticket_types = sqlx::query_as!(
         TicketTypeCheckins,
         r#"SELECT tt.id, tt.name,
-                  COUNT(t.code) FILTER (WHERE o.status = $2) AS "sold!",
+                  COUNT(t.id) FILTER (WHERE o.status = $2) AS "sold!",
                   COUNT(s.id) AS "checked_in!"
            FROM ticket_types tt
            LEFT JOIN tickets t ON t.ticket_type_id = tt.id
            LEFT JOIN orders o ON o.id = t.order_id
-           LEFT JOIN checkin_scans s ON s.ticket_code = t.code AND s.outcome = 'admitted' AND s.undone_at IS NULL
+           LEFT JOIN checkin_scans s ON s.event_id = t.event_id AND s.ticket_id = t.id
+                                     AND s.outcome = 'admitted' AND s.undone_at IS NULL
            WHERE tt.event_id = $1
            GROUP BY tt.id ORDER BY tt.position"#,
         event_id,
@@ -91,13 +93,14 @@ pub async fn checkin_report(
     .fetch_all(&state.pool)
     .await?;
     let rows = sqlx::query!(
-        r#"SELECT s.id, s.outcome AS "outcome: CheckinOutcome", s.ticket_code, o.buyer_name, tt.name AS ticket_type,
+        r#"SELECT s.id, s.outcome AS "outcome: CheckinOutcome", t.id AS ticket_id, t.key_id, t.sealed_code,
+                  t.legacy_code, o.buyer_name, tt.name AS ticket_type,
                   s.device_id, d.name AS device, s.scanned_at, s.recorded_at,
                   a.id AS "a_id?", a.scanned_at AS "a_at?", a.device_id AS "a_device_id?",
                   ad.name AS "a_device?", a.offline AS "a_offline?"
            FROM checkin_scans s
            JOIN checkin_devices d ON d.id = s.device_id
-           JOIN tickets t ON t.code = s.ticket_code
+           JOIN tickets t ON t.event_id = s.event_id AND t.id = s.ticket_id
            JOIN orders o ON o.id = t.order_id
            JOIN ticket_types tt ON tt.id = t.ticket_type_id
            LEFT JOIN checkin_scans a ON a.id = s.admission_id
@@ -108,26 +111,35 @@ pub async fn checkin_report(
     )
     .fetch_all(&state.pool)
     .await?;
+    let keys = &state.config.ticket_keys;
     let double_entries = rows
         .into_iter()
-        .map(|r| DoubleEntry {
-            id: r.id,
-            kind: r.outcome,
-            ticket: r.ticket_code,
-            name: r.buyer_name,
-            ticket_type: r.ticket_type,
-            device_id: r.device_id,
-            device: r.device,
-            scanned_at: r.scanned_at,
-            recorded_at: r.recorded_at,
-            first: match (r.a_id, r.a_at, r.a_device_id, r.a_device, r.a_offline) {
-                (Some(id), Some(checked_in_at), Some(device_id), Some(device), Some(offline)) => {
-                    Some(Admission { id, checked_in_at, device_id, device, offline })
-                }
-                _ => None,
-            },
+        .map(|r| {
+            Ok(DoubleEntry {
+                id: r.id,
+                kind: r.outcome,
+                ticket: keys.require_code(&StoredCode {
+                    event_id,
+                    ticket_id: r.ticket_id,
+                    key_id: r.key_id.as_deref(),
+                    sealed_code: r.sealed_code.as_deref(),
+                    legacy_code: r.legacy_code.as_deref(),
+                })?,
+                name: r.buyer_name,
+                ticket_type: r.ticket_type,
+                device_id: r.device_id,
+                device: r.device,
+                scanned_at: r.scanned_at,
+                recorded_at: r.recorded_at,
+                first: match (r.a_id, r.a_at, r.a_device_id, r.a_device, r.a_offline) {
+                    (Some(id), Some(checked_in_at), Some(device_id), Some(device), Some(offline)) => {
+                        Some(Admission { id, checked_in_at, device_id, device, offline })
+                    }
+                    _ => None,
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_, sqlx::Error>>()?;
     Ok(HttpResponse::Ok().json(CheckinReport {
         sold: ticket_types.iter().map(|t| t.sold).sum(),
         checked_in: ticket_types.iter().map(|t| t.checked_in).sum(),
@@ -194,14 +206,15 @@ pub async fn undo_checkin(
     let undone = sqlx::query_as!(
         UndoneCheckin,
         r#"UPDATE checkin_scans s SET undone_at = now(), undone_by = $3
-           FROM checkin_devices d
-           WHERE d.id = s.device_id AND s.event_id = $1 AND s.ticket_code = $2
-             AND s.outcome = 'admitted' AND s.undone_at IS NULL
-           RETURNING s.id, s.ticket_code AS ticket, s.scanned_at AS checked_in_at, d.name AS device,
+           FROM checkin_devices d, tickets t
+           WHERE d.id = s.device_id AND s.event_id = $1 AND t.event_id = s.event_id AND t.id = s.ticket_id
+             AND t.code_hash = $2 AND s.outcome = 'admitted' AND s.undone_at IS NULL
+           RETURNING s.id, $4::text AS "ticket!", s.scanned_at AS checked_in_at, d.name AS device,
                      s.undone_at AS "undone_at!", s.undone_by AS "undone_by!""#,
         event_id,
-        ticket,
-        by
+        code_hash(&ticket),
+        by,
+        ticket
     )
     .fetch_optional(&state.pool)
     .await?;
@@ -210,8 +223,8 @@ pub async fn undo_checkin(
         return Ok(HttpResponse::Ok().json(undone));
     }
     let exists = sqlx::query_scalar!(
-        "SELECT EXISTS (SELECT 1 FROM tickets t JOIN orders o ON o.id = t.order_id WHERE t.code = $1 AND o.event_id = $2)",
-        ticket,
+        "SELECT EXISTS (SELECT 1 FROM tickets WHERE code_hash = $1 AND event_id = $2)",
+        code_hash(&ticket),
         event_id
     )
     .fetch_one(&state.pool)

@@ -11,9 +11,10 @@ use time::OffsetDateTime;
 use utoipa::ToSchema;
 use uuid::Uuid;
 
-use super::codes::{EventKey, ScannedCode};
+use super::codes::{self, ScannedCode};
 use super::devices::Device;
 use super::offline_time::OfflineTime;
+use super::ticket_keys::code_hash;
 use crate::domain::status::{DisputeStatus, OrderStatus};
 use crate::domain::DisputePolicy;
 
@@ -41,6 +42,9 @@ pub enum CheckinOutcome {
 pub enum NotRecorded {
     /// No ticket has this code, or its signature is not the event's.
     UnknownTicket,
+    /// A bare code of a ticket that must be shown signed (any ticket issued
+    /// since codes are derived from a server key).
+    SignedCodeRequired,
     /// A ticket of another event.
     OtherEvent,
     /// The device already used this `scan_id` for another ticket.
@@ -74,7 +78,10 @@ pub struct Admission {
 #[derive(Debug, Clone)]
 pub struct Scan {
     pub id: Uuid,
+    /// The ticket's code, as scanned.
     pub ticket: String,
+    /// The hash of the scanned ticket's code, which a retry's must match.
+    ticket_hash: Vec<u8>,
     pub name: String,
     pub ticket_type: String,
     pub outcome: CheckinOutcome,
@@ -88,9 +95,11 @@ pub struct Scan {
 }
 
 struct Ticket {
-    code: String,
+    id: Uuid,
     order_id: Uuid,
     event_id: Uuid,
+    /// Issued before codes were derived: its bare code may have been printed.
+    legacy: bool,
 }
 
 /// Records one scan by `device`: online (`offline_at` none: the server's clock
@@ -108,16 +117,22 @@ pub async fn record(
     }
     let ticket = sqlx::query_as!(
         Ticket,
-        "SELECT t.code, t.order_id, o.event_id FROM tickets t JOIN orders o ON o.id = t.order_id WHERE t.code = $1",
-        code.ticket()
+        r#"SELECT id, order_id, event_id, legacy_code IS NOT NULL OR sealed_code IS NOT NULL AS "legacy!"
+           FROM tickets WHERE code_hash = $1"#,
+        code_hash(code.ticket())
     )
     .fetch_optional(pool)
     .await?
     .ok_or(NotRecorded::UnknownTicket)?;
-    if let ScannedCode::Signed { ticket: t, signature } = code {
-        if !EventKey::for_event(pool, ticket.event_id).await?.verifies(t, signature) {
-            return Err(NotRecorded::UnknownTicket);
+    match code {
+        ScannedCode::Signed { ticket: t, signature } => {
+            let key = codes::public_key(pool, ticket.event_id).await?;
+            if !key.is_some_and(|key| codes::verify(&key, ticket.event_id, t, signature)) {
+                return Err(NotRecorded::UnknownTicket);
+            }
         }
+        ScannedCode::Plain { .. } if !ticket.legacy => return Err(NotRecorded::SignedCodeRequired),
+        ScannedCode::Plain { .. } => {}
     }
     if ticket.event_id != device.event_id {
         return Err(NotRecorded::OtherEvent);
@@ -165,13 +180,13 @@ async fn insert(
         // Conflicts either with the ticket's active admission or with this
         // device's scan_id (a concurrent retry); both leave the row alone.
         let admitted = sqlx::query_scalar!(
-            "INSERT INTO checkin_scans (id, device_id, scan_id, ticket_code, event_id, outcome, offline, scanned_at)
+            "INSERT INTO checkin_scans (id, device_id, scan_id, ticket_id, event_id, outcome, offline, scanned_at)
              VALUES ($1, $2, $3, $4, $5, 'admitted', $6, LEAST(COALESCE($7, now()), now()))
              ON CONFLICT DO NOTHING RETURNING id",
             Uuid::new_v4(),
             device.id,
             scan_id,
-            ticket.code,
+            ticket.id,
             device.event_id,
             offline,
             offline_at
@@ -183,8 +198,10 @@ async fn insert(
             return Ok(true);
         }
         let active = sqlx::query_scalar!(
-            "SELECT id FROM checkin_scans WHERE ticket_code = $1 AND outcome = 'admitted' AND undone_at IS NULL",
-            ticket.code
+            "SELECT id FROM checkin_scans
+             WHERE event_id = $1 AND ticket_id = $2 AND outcome = 'admitted' AND undone_at IS NULL",
+            ticket.event_id,
+            ticket.id
         )
         .fetch_optional(&mut *tx)
         .await?;
@@ -207,13 +224,13 @@ async fn insert(
         }
     };
     sqlx::query!(
-        "INSERT INTO checkin_scans (id, device_id, scan_id, ticket_code, event_id, outcome, offline, scanned_at, admission_id)
+        "INSERT INTO checkin_scans (id, device_id, scan_id, ticket_id, event_id, outcome, offline, scanned_at, admission_id)
          VALUES ($1, $2, $3, $4, $5, $6, $7, LEAST(COALESCE($8, now()), now()), $9)
          ON CONFLICT (device_id, scan_id) DO NOTHING",
         Uuid::new_v4(),
         device.id,
         scan_id,
-        ticket.code,
+        ticket.id,
         device.event_id,
         outcome as CheckinOutcome,
         offline,
@@ -227,21 +244,22 @@ async fn insert(
 }
 
 fn replay(scan: Scan, code: &ScannedCode) -> Result<Scan, NotRecorded> {
-    if scan.ticket != code.ticket() {
+    if scan.ticket_hash != code_hash(code.ticket()) {
         return Err(NotRecorded::ScanIdReused);
     }
-    Ok(scan)
+    Ok(Scan { ticket: code.ticket().to_owned(), ..scan })
 }
 
+/// The scan a device recorded under `scan_id`; [`replay`] fills in its ticket code.
 async fn find(pool: &PgPool, device_id: Uuid, scan_id: Uuid) -> Result<Option<Scan>, sqlx::Error> {
     let row = sqlx::query!(
-        r#"SELECT s.id, s.ticket_code, o.buyer_name, tt.name AS ticket_type, s.outcome AS "outcome: CheckinOutcome",
+        r#"SELECT s.id, t.code_hash, o.buyer_name, tt.name AS ticket_type, s.outcome AS "outcome: CheckinOutcome",
                   s.offline, s.scanned_at, d.name AS device,
                   a.id AS "a_id?", a.scanned_at AS "a_at?", a.device_id AS "a_device_id?",
                   ad.name AS "a_device?", a.offline AS "a_offline?"
            FROM checkin_scans s
            JOIN checkin_devices d ON d.id = s.device_id
-           JOIN tickets t ON t.code = s.ticket_code
+           JOIN tickets t ON t.event_id = s.event_id AND t.id = s.ticket_id
            JOIN orders o ON o.id = t.order_id
            JOIN ticket_types tt ON tt.id = t.ticket_type_id
            LEFT JOIN checkin_scans a ON a.id = s.admission_id
@@ -254,7 +272,8 @@ async fn find(pool: &PgPool, device_id: Uuid, scan_id: Uuid) -> Result<Option<Sc
     .await?;
     Ok(row.map(|r| Scan {
         id: r.id,
-        ticket: r.ticket_code,
+        ticket: String::new(),
+        ticket_hash: r.code_hash,
         name: r.buyer_name,
         ticket_type: r.ticket_type,
         outcome: r.outcome,

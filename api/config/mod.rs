@@ -7,6 +7,7 @@ mod parse;
 mod payments;
 #[cfg(test)]
 mod tests;
+mod tickets;
 
 pub use mail::MailSettings;
 pub use payments::{Payments, SimulatedFaults, StripeSettings, DEFAULT_STRIPE_API_BASE, DEFAULT_STRIPE_JS_URL};
@@ -40,6 +41,8 @@ pub struct Config {
     /// authenticating a payment. Never taken from a request's headers, which anyone can set.
     pub public_url: Option<String>,
     pub mail: MailSettings,
+    /// Make ticket codes and seal the events' signing keys (`NTS_TICKET_KEY`, newest key first).
+    pub ticket_keys: crate::checkin::ticket_keys::TicketKeys,
 }
 
 /// How many unpaid holds and orders may be had at once from one place, so
@@ -172,6 +175,7 @@ impl Config {
             });
         }
         let mail = mail_settings(get, raw, public_url.as_deref())?;
+        let ticket_keys = tickets::ticket_keys(raw, simulated)?;
         removed_settings(get)?;
         Ok(Config {
             address: get("NTS_ADDRESS").unwrap_or_else(|| "0.0.0.0:9000".into()),
@@ -203,6 +207,7 @@ impl Config {
                 .map(crate::metrics::MetricsToken),
             public_url,
             mail,
+            ticket_keys,
         })
     }
 }

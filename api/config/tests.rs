@@ -9,8 +9,11 @@ fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
     exactly(&all)
 }
 
+/// `vars` alone, but for a ticket key (which real payments need) unless they set
+/// `NTS_TICKET_KEY` (to "" for none).
 fn exactly(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
-    let map: HashMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut map: HashMap<String, String> = HashMap::from([("NTS_TICKET_KEY".into(), TICKET_KEY.into())]);
+    map.extend(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     Config::from_lookup(|name| map.get(name).cloned())
 }
 
@@ -252,7 +255,7 @@ fn secrets_lose_surrounding_whitespace_and_refuse_inner_or_only_whitespace() {
     assert_eq!(c.admin_token.value, token);
     assert!(!c.admin_token.generated);
     assert_eq!(c.metrics_token.unwrap().0, "0123456789abcdef");
-    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN", "NTS_MAIL_KEY"] {
+    for variable in ["NTS_ADMIN_TOKEN", "NTS_METRICS_TOKEN", "NTS_MAIL_KEY", "NTS_TICKET_KEY"] {
         for value in ["\n", "   ", &format!("{token} {token}"), &format!("{token}\t{token}\n")] {
             let err = config(&[(variable, value)]).err().unwrap();
             assert_eq!(err.variable, variable, "{variable}={value:?}");
@@ -315,5 +318,37 @@ fn the_mail_key_rotates_newest_first() {
     assert_eq!(key(NEW).open(order, &sealed), None, "a key no longer listed opens nothing");
     for list in [&format!("{NEW},"), &format!("{NEW},short"), &format!("{NEW},,{OLD}")] {
         assert_eq!(config(&[("NTS_MAIL_KEY", list)]).err().unwrap().variable, "NTS_MAIL_KEY", "{list}");
+    }
+}
+
+const TICKET_KEY: &str = "a-ticket-key-of-32-characters-or-more";
+
+#[test]
+fn real_payments_need_a_ticket_key_and_the_demo_says_it_uses_the_development_key() {
+    let stripe = [&STRIPE[..], &[PUBLIC_URL]].concat();
+    assert!(!exactly(&stripe).unwrap().ticket_keys.is_dev());
+    let err = exactly(&[&stripe[..], &[("NTS_TICKET_KEY", "")]].concat()).err().unwrap();
+    assert_eq!(err.variable, "NTS_TICKET_KEY", "{err}");
+    assert!(err.problem.contains("missing") && err.problem.contains("openssl rand"), "{err}");
+    // Simulated payments (the demo, tests): the well-known development key.
+    assert!(config(&[("NTS_TICKET_KEY", "")]).unwrap().ticket_keys.is_dev());
+    assert!(!config(&[]).unwrap().ticket_keys.is_dev());
+}
+
+#[test]
+fn the_ticket_key_rotates_newest_first() {
+    use crate::checkin::ticket_keys::StoredCode;
+    const OLD: &str = "an-old-ticket-key-of-32-characters-or-more";
+    const NEW: &str = "a-new-ticket-key-of-32-characters-or-more";
+    let keys = |list: &str| config(&[("NTS_TICKET_KEY", list)]).unwrap().ticket_keys;
+    let (event_id, ticket_id) = (uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let (code, old_id) = keys(OLD).new_code(event_id, ticket_id);
+    let rotated = keys(&format!(" {NEW} , {OLD}\n"));
+    let stored = StoredCode { event_id, ticket_id, key_id: Some(&old_id), sealed_code: None, legacy_code: None };
+    assert_eq!(rotated.code_of(&stored), Some(code), "a code made with the old key is the same");
+    assert_eq!(rotated.newest_id(), keys(NEW).newest_id(), "the first key makes new codes");
+    assert_eq!(keys(NEW).code_of(&stored), None, "a key no longer listed derives nothing");
+    for list in [&format!("{NEW},"), &format!("{NEW},short"), &format!("{NEW},,{OLD}")] {
+        assert_eq!(config(&[("NTS_TICKET_KEY", list)]).err().unwrap().variable, "NTS_TICKET_KEY", "{list}");
     }
 }

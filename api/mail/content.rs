@@ -5,6 +5,7 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 use super::links::{self, LinkKey};
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::domain::money::Money;
 use crate::domain::status::OrderStatus;
 use crate::sales::orders;
@@ -31,11 +32,12 @@ pub struct OrderMail {
 /// `None` when the order does not exist (any more).
 pub async fn load(
     pool: &PgPool,
+    ticket_keys: &TicketKeys,
     order_id: Uuid,
     public_url: Option<&str>,
     key: Option<&LinkKey>,
 ) -> Result<Option<OrderMail>, sqlx::Error> {
-    let Some(order) = orders::read(pool, order_id, None).await? else { return Ok(None) };
+    let Some(order) = orders::read(pool, ticket_keys, order_id, None).await? else { return Ok(None) };
     let event =
         sqlx::query!("SELECT venue, starts_at FROM events WHERE id = $1", order.event_id).fetch_one(pool).await?;
     let amount = Money::stored(order.amount_minor, &order.currency)?;

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use super::outbox::{self, Claimed, MailStatus};
 use super::{content, message};
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::config::MailSettings;
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
@@ -43,7 +44,8 @@ pub fn smtp_url(raw: &str) -> Result<String, String> {
 }
 
 /// Sends until `stop` says so.
-pub async fn run(pool: PgPool, settings: MailSettings, mut stop: watch::Receiver<bool>) {
+/// `ticket_keys` give the tickets' codes for their QR codes.
+pub async fn run(pool: PgPool, settings: MailSettings, ticket_keys: TicketKeys, mut stop: watch::Receiver<bool>) {
     let (Some(url), Some(from)) = (settings.smtp_url.clone(), settings.from.clone()) else {
         report_unsent(pool, settings, stop).await;
         return;
@@ -65,7 +67,7 @@ pub async fn run(pool: PgPool, settings: MailSettings, mut stop: watch::Receiver
             Ok(Some(job)) => {
                 // Stopping does not wait for a slow server: the row's lease runs out and it is sent again.
                 tokio::select! {
-                    _ = send(&pool, &settings, &transport, &from, owner, job) => continue,
+                    _ = send(&pool, &settings, &ticket_keys, &transport, &from, owner, job) => continue,
                     _ = stop.changed() => return,
                 }
             }
@@ -82,13 +84,15 @@ pub async fn run(pool: PgPool, settings: MailSettings, mut stop: watch::Receiver
 async fn send(
     pool: &PgPool,
     settings: &MailSettings,
+    ticket_keys: &TicketKeys,
     transport: &Transport,
     from: &lettre::message::Mailbox,
     owner: Uuid,
     job: Claimed,
 ) {
     let outcome = async {
-        let mail = content::load(pool, job.order_id, settings.public_url.as_deref(), settings.link_key.as_ref())
+        let public_url = settings.public_url.as_deref();
+        let mail = content::load(pool, ticket_keys, job.order_id, public_url, settings.link_key.as_ref())
             .await
             .map_err(|e| (true, format!("reading the order: {e}")))?
             .ok_or((false, "the order no longer exists".to_owned()))?;

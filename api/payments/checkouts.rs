@@ -251,14 +251,15 @@ impl CheckoutBatcher {
         orders: &[&OrderView],
     ) -> Result<HashMap<Uuid, (Option<OffsetDateTime>, Vec<TicketView>)>, sqlx::Error> {
         // The events' signing keys first: the counters' locks are not held over it.
+        let ticket_keys = self.payments.paid.ticket_keys();
         let mut keys: HashMap<Uuid, EventKey> = HashMap::new();
         for order in orders {
             if !keys.contains_key(&order.event_id) {
-                keys.insert(order.event_id, EventKey::for_event(&self.pool, order.event_id).await?);
+                keys.insert(order.event_id, EventKey::for_event(&self.pool, ticket_keys, order.event_id).await?);
             }
         }
         let order_ids: Vec<Uuid> = orders.iter().map(|o| o.id).collect();
-        let (moved, issued) = make_paid(tx, &order_ids).await?;
+        let (moved, issued) = make_paid(tx, ticket_keys, &order_ids).await?;
         let by_id: HashMap<Uuid, &OrderView> = orders.iter().map(|o| (o.id, *o)).collect();
         let mut paid: HashMap<Uuid, (Option<OffsetDateTime>, Vec<TicketView>)> =
             moved.into_iter().map(|m| (m.id, (m.paid_at, Vec::new()))).collect();

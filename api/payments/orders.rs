@@ -64,7 +64,7 @@ pub async fn checkout(
         Outcome::NotTaken | Outcome::Again => {
             // Checked out already: the same order again, with its latest attempt.
             let order_id = earlier_order(&state.pool, hold_id, &secret).await?;
-            let mut order = fetch_order_by_id(&state.pool, order_id).await?;
+            let mut order = fetch_order_by_id(&state.pool, &state.config.ticket_keys, order_id).await?;
             order.secret = Some(checkout.order_secret);
             Ok(HttpResponse::Created().json(CheckoutView { payment: order.payment.clone(), order }))
         }
@@ -88,13 +88,15 @@ pub async fn get_order(
     secret: BuyerSecret,
 ) -> ApiResult<HttpResponse> {
     let id = path.into_inner();
-    let order = fetch_order(&state.pool, id, Some(&secret.hash)).await?;
+    let order = fetch_order(&state.pool, &state.config.ticket_keys, id, Some(&secret.hash)).await?;
     let refreshed = match &order.payment {
         Some(latest) if order.status == OrderStatus::AwaitingPayment => state.payments.refresh_attempt(latest).await?,
         _ => false,
     };
     if refreshed {
-        return Ok(HttpResponse::Ok().json(fetch_order(&state.pool, id, Some(&secret.hash)).await?));
+        return Ok(
+            HttpResponse::Ok().json(fetch_order(&state.pool, &state.config.ticket_keys, id, Some(&secret.hash)).await?)
+        );
     }
     Ok(HttpResponse::Ok().json(order))
 }
@@ -139,7 +141,7 @@ pub async fn create_payment(
     }) {
         return Err(ApiError::validation("payment_method must be a PaymentMethod id such as pm_card_visa"));
     }
-    fetch_order(&state.pool, order_id, Some(&secret.hash)).await?;
+    fetch_order(&state.pool, &state.config.ticket_keys, order_id, Some(&secret.hash)).await?;
     let method = method.map(PaymentMethod::Provider);
     // Where Stripe sends the buyer back if authenticating needs a redirect:
     // this order's page at the configured origin (required with Stripe), never

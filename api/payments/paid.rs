@@ -22,7 +22,7 @@ use uuid::Uuid;
 use super::payment_status;
 use super::refund_rows::{self, RefundReason};
 use crate::batching::{Batches, Member};
-use crate::domain::secret::new_ticket_code;
+use crate::checkin::ticket_keys::{code_hash, TicketKeys};
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::idempotency::{store::answer_all, KeyRecord};
 use crate::mail::outbox::{self, MailKind};
@@ -46,6 +46,8 @@ const MAY_SUCCEED: [PaymentStatus; 5] = [
 #[derive(Clone)]
 pub struct PaidBatcher {
     pool: PgPool,
+    /// Derive the codes of the tickets issued.
+    keys: TicketKeys,
     batches: Batches<(), Paying, Option<PaymentStatus>>,
 }
 
@@ -57,12 +59,16 @@ struct Paying {
 }
 
 impl PaidBatcher {
-    pub fn new(pool: PgPool) -> Self {
-        PaidBatcher { pool, batches: Batches::new(MAX_BATCH) }
+    pub fn new(pool: PgPool, keys: TicketKeys) -> Self {
+        PaidBatcher { pool, keys, batches: Batches::new(MAX_BATCH) }
     }
 
     pub fn pool(&self) -> &PgPool {
         &self.pool
+    }
+
+    pub fn ticket_keys(&self) -> &TicketKeys {
+        &self.keys
     }
 
     /// The provider took the money of `payment_id`. If its order still awaits
@@ -82,24 +88,28 @@ impl PaidBatcher {
         payment_id: Uuid,
         answer: Option<KeyRecord>,
     ) -> Result<PaymentStatus, sqlx::Error> {
-        let pool = self.pool.clone();
+        let (pool, keys) = (self.pool.clone(), self.keys.clone());
         let paying = Paying { payment_id, answer: answer.clone() };
-        let batched = self.batches.join((), paying, move |(), members| serve(pool.clone(), members)).await;
+        let batched =
+            self.batches.join((), paying, move |(), members| serve(pool.clone(), keys.clone(), members)).await;
         if let Some(Some(status)) = batched {
             return Ok(status);
         }
         let answers: Vec<(Uuid, &KeyRecord)> = answer.iter().map(|a| (payment_id, a)).collect();
-        record_all(&self.pool, &[payment_id], &answers).await?.remove(&payment_id).ok_or(sqlx::Error::RowNotFound)
+        record_all(&self.pool, &self.keys, &[payment_id], &answers)
+            .await?
+            .remove(&payment_id)
+            .ok_or(sqlx::Error::RowNotFound)
     }
 }
 
-async fn serve(pool: PgPool, members: Vec<Member<Paying, Option<PaymentStatus>>>) {
+async fn serve(pool: PgPool, keys: TicketKeys, members: Vec<Member<Paying, Option<PaymentStatus>>>) {
     let mut ids: Vec<Uuid> = members.iter().map(|m| m.item.payment_id).collect();
     ids.sort_unstable();
     ids.dedup();
     let answers: Vec<(Uuid, &KeyRecord)> =
         members.iter().filter_map(|m| Some((m.item.payment_id, m.item.answer.as_ref()?))).collect();
-    match record_all(&pool, &ids, &answers).await {
+    match record_all(&pool, &keys, &ids, &answers).await {
         Ok(statuses) => members.into_iter().for_each(|m| {
             let status = statuses.get(&m.item.payment_id).copied();
             m.answer(status)
@@ -116,6 +126,7 @@ async fn serve(pool: PgPool, members: Vec<Member<Paying, Option<PaymentStatus>>>
 /// each payment that exists.
 pub async fn record_all(
     pool: &PgPool,
+    keys: &TicketKeys,
     ids: &[Uuid],
     answers: &[(Uuid, &KeyRecord)],
 ) -> Result<HashMap<Uuid, PaymentStatus>, sqlx::Error> {
@@ -174,7 +185,7 @@ pub async fn record_all(
         payment_status::transition_all(&mut *tx, &paying, &MAY_SUCCEED, PaymentStatus::Succeeded).await?;
         let order_ids: Vec<Uuid> = paid_orders.into_iter().collect();
         // Last before the commit: it moves the counters, every sale's rows, whose locks are held as briefly as can be.
-        make_paid(&mut tx, &order_ids).await?;
+        make_paid(&mut tx, keys, &order_ids).await?;
     }
     tx.commit().await?;
     Ok(statuses)
@@ -183,6 +194,7 @@ pub async fn record_all(
 /// A ticket [`make_paid`] issued.
 pub struct Issued {
     pub order_id: Uuid,
+    /// Derived from the ticket's id: shown to its buyer, never stored.
     pub code: String,
     pub ticket_type_id: Uuid,
 }
@@ -196,6 +208,7 @@ pub struct Issued {
 /// and their tickets.
 pub async fn make_paid(
     tx: &mut sqlx::PgConnection,
+    keys: &TicketKeys,
     order_ids: &[Uuid],
 ) -> Result<(Vec<Moved>, Vec<Issued>), sqlx::Error> {
     let moved =
@@ -203,7 +216,7 @@ pub async fn make_paid(
     if moved.is_empty() {
         return Ok((moved, Vec::new()));
     }
-    let issued = issue_tickets(&mut *tx, &moved).await?;
+    let issued = issue_tickets(&mut *tx, keys, &moved).await?;
     let paid: Vec<Uuid> = moved.iter().map(|m| m.id).collect();
     outbox::enqueue_all(&mut *tx, &paid, MailKind::OrderPaid).await?;
     let hold_ids: Vec<Uuid> = moved.iter().map(|m| m.hold_id).collect();
@@ -212,47 +225,62 @@ pub async fn make_paid(
 }
 
 /// One ticket per seat of each paid order's lines, numbered from 1 within
-/// its order in the lines' order.
-async fn issue_tickets(tx: &mut sqlx::PgConnection, orders: &[Moved]) -> Result<Vec<Issued>, sqlx::Error> {
+/// its order in the lines' order. Each code is derived from the ticket's id
+/// with the newest ticket key; the table keeps its hash and the key's id.
+async fn issue_tickets(
+    tx: &mut sqlx::PgConnection,
+    keys: &TicketKeys,
+    orders: &[Moved],
+) -> Result<Vec<Issued>, sqlx::Error> {
     let hold_ids: Vec<Uuid> = orders.iter().map(|o| o.hold_id).collect();
     // Planned afresh at every execution, as `lines::of_holds` (see there why).
-    let lines: Vec<(Uuid, Uuid, i32)> = sqlx::query_as(
-        "SELECT hold_id, ticket_type_id, quantity FROM hold_lines WHERE hold_id = ANY($1) ORDER BY hold_id, position",
+    let lines: Vec<(Uuid, Uuid, i32, Uuid)> = sqlx::query_as(
+        "SELECT l.hold_id, l.ticket_type_id, l.quantity, t.event_id
+         FROM hold_lines l JOIN ticket_types t ON t.id = l.ticket_type_id
+         WHERE l.hold_id = ANY($1) ORDER BY l.hold_id, l.position",
     )
     .bind(&hold_ids)
     .persistent(false)
     .fetch_all(&mut *tx)
     .await?;
     let order_of: HashMap<Uuid, Uuid> = orders.iter().map(|o| (o.hold_id, o.id)).collect();
-    let (mut codes, mut order_ids, mut types, mut positions) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut issued = Vec::new();
+    let (mut ids, mut events, mut hashes, mut order_ids, mut types, mut positions) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let key_id = keys.newest_id();
     let mut next: HashMap<Uuid, i32> = HashMap::new();
-    for (hold_id, ticket_type_id, quantity) in lines {
+    for (hold_id, ticket_type_id, quantity, event_id) in lines {
         let Some(&order_id) = order_of.get(&hold_id) else { continue };
         for _ in 0..quantity {
             let position = next.entry(order_id).or_insert(0);
             *position += 1;
-            codes.push(new_ticket_code());
+            let id = Uuid::new_v4();
+            let (code, _) = keys.new_code(event_id, id);
+            ids.push(id);
+            events.push(event_id);
+            hashes.push(code_hash(&code));
             order_ids.push(order_id);
             types.push(ticket_type_id);
             positions.push(*position);
+            issued.push(Issued { order_id, code, ticket_type_id });
         }
     }
     sqlx::query!(
-        "INSERT INTO tickets (code, order_id, ticket_type_id, position)
-         SELECT * FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::int4[])",
-        &codes,
+        "INSERT INTO tickets (event_id, id, code_hash, key_id, order_id, ticket_type_id, position)
+         SELECT u.event_id, u.id, u.code_hash, $4, u.order_id, u.ticket_type_id, u.position
+         FROM unnest($1::uuid[], $2::uuid[], $3::bytea[], $5::uuid[], $6::uuid[], $7::int4[])
+              AS u(event_id, id, code_hash, order_id, ticket_type_id, position)",
+        &events,
+        &ids,
+        &hashes,
+        &key_id[..],
         &order_ids,
         &types,
         &positions
     )
     .execute(&mut *tx)
     .await?;
-    Ok(codes
-        .into_iter()
-        .zip(order_ids)
-        .zip(types)
-        .map(|((code, order_id), ticket_type_id)| Issued { order_id, code, ticket_type_id })
-        .collect())
+    Ok(issued)
 }
 
 #[cfg(test)]

@@ -14,6 +14,7 @@ use uuid::Uuid;
 use super::attempt::Attempt;
 use super::gateway::{GatewayError, PaymentGateway, Provider};
 use super::paid::PaidBatcher;
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::domain::status::PaymentStatus;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::sales::views::PaymentView;
@@ -102,8 +103,13 @@ fn unavailable() -> ApiError {
 
 impl PaymentService {
     /// Every provider call is timed, counted and logged (see `metered`).
-    pub fn new(pool: PgPool, gateway: Arc<dyn PaymentGateway>) -> Self {
-        Self { paid: PaidBatcher::new(pool.clone()), pool, gateway: super::metered::Metered::wrap(gateway) }
+    /// `ticket_keys` derive the codes of the tickets its paid orders get.
+    pub fn new(pool: PgPool, gateway: Arc<dyn PaymentGateway>, ticket_keys: TicketKeys) -> Self {
+        Self {
+            paid: PaidBatcher::new(pool.clone(), ticket_keys),
+            pool,
+            gateway: super::metered::Metered::wrap(gateway),
+        }
     }
 
     pub fn provider(&self) -> Provider {

@@ -8,7 +8,8 @@ use uuid::Uuid;
 
 use super::views::{single_type, LineView, OrderView, PaymentView, TicketView};
 use crate::caller::BuyerSecret;
-use crate::checkin::codes::EventKey;
+use crate::checkin::codes::{EventKey, StoredSeed};
+use crate::checkin::ticket_keys::{code_hash, StoredCode, TicketKeys};
 use crate::domain::status::{OrderStatus, PaymentStatus};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::state::AppState;
@@ -32,16 +33,38 @@ struct OrderRow {
     payment_currency: Option<String>,
     payment_client_secret: Option<String>,
     payment_failure_code: Option<String>,
-    event_signing_key: Option<Vec<u8>>,
+    seed_plain: Option<Vec<u8>>,
+    seed_sealed: Option<Vec<u8>>,
+    seed_key_id: Option<Vec<u8>>,
     lines: Json<Vec<LineView>>,
     tickets: Json<Vec<TicketRow>>,
 }
 
+/// A ticket as stored: its code is derived again (or opened) with the ticket keys.
 #[derive(Deserialize)]
 struct TicketRow {
-    code: String,
+    id: Uuid,
+    /// Hex, as the JSON of the row carries bytes.
+    key_id: Option<String>,
+    sealed_code: Option<String>,
+    legacy_code: Option<String>,
     ticket_type_id: Uuid,
     ticket_type_name: String,
+}
+
+impl TicketRow {
+    fn code(&self, keys: &TicketKeys, event_id: Uuid) -> Result<String, sqlx::Error> {
+        let hex = |h: &Option<String>| h.as_deref().map(hex::decode).transpose();
+        let bad = |_| sqlx::Error::Decode("tickets: a key id or sealed code that is not hex".into());
+        let (key_id, sealed_code) = (hex(&self.key_id).map_err(bad)?, hex(&self.sealed_code).map_err(bad)?);
+        keys.require_code(&StoredCode {
+            event_id,
+            ticket_id: self.id,
+            key_id: key_id.as_deref(),
+            sealed_code: sealed_code.as_deref(),
+            legacy_code: self.legacy_code.as_deref(),
+        })
+    }
 }
 
 impl OrderRow {
@@ -60,14 +83,19 @@ impl OrderRow {
     }
 }
 
-pub(crate) async fn fetch_order_by_id(pool: &PgPool, id: Uuid) -> ApiResult<OrderView> {
-    fetch_order(pool, id, None).await
+pub(crate) async fn fetch_order_by_id(pool: &PgPool, keys: &TicketKeys, id: Uuid) -> ApiResult<OrderView> {
+    fetch_order(pool, keys, id, None).await
 }
 
 /// The order with its lines, tickets and latest payment; with `secret_hash`,
 /// only if it matches.
-pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u8]>) -> ApiResult<OrderView> {
-    read(pool, id, secret_hash).await?.ok_or(ApiError::NotFound("no such order"))
+pub(crate) async fn fetch_order(
+    pool: &PgPool,
+    keys: &TicketKeys,
+    id: Uuid,
+    secret_hash: Option<&[u8]>,
+) -> ApiResult<OrderView> {
+    read(pool, keys, id, secret_hash).await?.ok_or(ApiError::NotFound("no such order"))
 }
 
 /// The order with its lines, tickets (with their signed codes) and latest
@@ -76,6 +104,7 @@ pub(crate) async fn fetch_order(pool: &PgPool, id: Uuid, secret_hash: Option<&[u
 /// every e-mail about an order is written from it.
 pub(crate) async fn read(
     pool: &PgPool,
+    keys: &TicketKeys,
     id: Uuid,
     secret_hash: Option<&[u8]>,
 ) -> Result<Option<OrderView>, sqlx::Error> {
@@ -88,7 +117,7 @@ pub(crate) async fn read(
                   p.status AS "payment_status?: PaymentStatus", p.amount_minor AS "payment_amount_minor?",
                   p.currency AS "payment_currency?", p.client_secret AS payment_client_secret,
                   p.failure_code AS payment_failure_code,
-                  k.secret_key AS "event_signing_key?",
+                  k.secret_key AS seed_plain, k.sealed_secret AS seed_sealed, k.key_id AS seed_key_id,
                   (SELECT COALESCE(json_agg(json_build_object(
                               'ticket_type_id', l.ticket_type_id, 'ticket_type_name', t.name,
                               'quantity', l.quantity, 'unit_price_minor', l.unit_price_minor,
@@ -96,7 +125,9 @@ pub(crate) async fn read(
                    FROM hold_lines l JOIN ticket_types t ON t.id = l.ticket_type_id
                    WHERE l.hold_id = o.hold_id) AS "lines!: Json<Vec<LineView>>",
                   (SELECT COALESCE(json_agg(json_build_object(
-                              'code', c.code, 'ticket_type_id', c.ticket_type_id, 'ticket_type_name', t.name)
+                              'id', c.id, 'key_id', encode(c.key_id, 'hex'),
+                              'sealed_code', encode(c.sealed_code, 'hex'), 'legacy_code', c.legacy_code,
+                              'ticket_type_id', c.ticket_type_id, 'ticket_type_name', t.name)
                               ORDER BY c.position), '[]')
                    FROM tickets c JOIN ticket_types t ON t.id = c.ticket_type_id
                    WHERE c.order_id = o.id) AS "tickets!: Json<Vec<TicketRow>>"
@@ -117,18 +148,26 @@ pub(crate) async fn read(
     let tickets = if rows.is_empty() {
         Vec::new()
     } else {
-        let key = match row.event_signing_key.as_deref() {
-            Some(stored) => EventKey::from_stored(row.event_id, stored)?,
-            None => EventKey::for_event(pool, row.event_id).await?,
+        let seed = StoredSeed {
+            secret_key: row.seed_plain.as_deref(),
+            sealed_secret: row.seed_sealed.as_deref(),
+            key_id: row.seed_key_id.as_deref(),
+        };
+        let key = match (&seed.secret_key, &seed.sealed_secret) {
+            (None, None) => EventKey::for_event(pool, keys, row.event_id).await?,
+            _ => EventKey::from_stored(keys, row.event_id, &seed)?,
         };
         rows.into_iter()
-            .map(|t| TicketView {
-                signed_code: key.signed_code(&t.code),
-                code: t.code,
-                ticket_type_id: t.ticket_type_id,
-                ticket_type_name: t.ticket_type_name,
+            .map(|t| {
+                let code = t.code(keys, row.event_id)?;
+                Ok(TicketView {
+                    signed_code: key.signed_code(&code),
+                    code,
+                    ticket_type_id: t.ticket_type_id,
+                    ticket_type_name: t.ticket_type_name,
+                })
             })
-            .collect()
+            .collect::<Result<_, sqlx::Error>>()?
     };
     let Json(lines) = row.lines;
     let (ticket_type_id, ticket_type_name) = single_type(&lines);
@@ -176,11 +215,11 @@ pub async fn ticket_qr(
     if !crate::domain::secret::is_ticket_code(&code) {
         return Err(ApiError::NotFound("no such ticket"));
     }
-    let found = sqlx::query!(
-        r#"SELECT t.code, o.event_id FROM tickets t JOIN orders o ON o.id = t.order_id
-           WHERE t.order_id = $1 AND t.code = $2 AND o.secret_hash = $3 AND o.status = $4"#,
+    let event_id = sqlx::query_scalar!(
+        r#"SELECT t.event_id FROM tickets t JOIN orders o ON o.id = t.order_id
+           WHERE t.order_id = $1 AND t.code_hash = $2 AND o.secret_hash = $3 AND o.status = $4"#,
         order_id,
-        code,
+        code_hash(&code),
         secret.hash,
         OrderStatus::Paid as OrderStatus,
     )
@@ -188,7 +227,7 @@ pub async fn ticket_qr(
     .await?
     .ok_or(ApiError::NotFound("no such ticket"))?;
     // The QR carries the signed code, which gates can check offline.
-    let signed = EventKey::for_event(&state.pool, found.event_id).await?.signed_code(&found.code);
+    let signed = EventKey::for_event(&state.pool, &state.config.ticket_keys, event_id).await?.signed_code(&code);
     let qr = qrcode::QrCode::new(signed.as_bytes()).map_err(|e| ApiError::Internal(e.into()))?;
     let svg = qr.render::<qrcode::render::svg::Color>().min_dimensions(200, 200).quiet_zone(true).build();
     Ok(HttpResponse::Ok()

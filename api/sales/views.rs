@@ -77,7 +77,8 @@ pub struct HoldView {
 
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TicketView {
-    /// The ticket's code: it identifies the ticket (and is accepted at online gates).
+    /// The ticket's code: it identifies the ticket. Gates take it signed (`signed_code`); bare, only a ticket
+    /// issued before codes were derived from a server key, and only online.
     pub code: String,
     /// What the ticket's QR code holds: `code` signed by the event's key, which gates check even offline.
     pub signed_code: String,

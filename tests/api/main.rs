@@ -26,3 +26,4 @@ mod stripe_emulator;
 mod stripe_indeterminate;
 mod stripe_standin;
 mod stripe_strict;
+mod tickets_at_rest;

@@ -159,6 +159,7 @@ async function startServer(name, opts = {}) {
     ...(opts.stripe ? {
       NTS_PAYMENTS: 'stripe',
       NTS_STRIPE_SECRET_KEY: 'sk_test_nts',
+      NTS_TICKET_KEY: 'browser-test-ticket-key-0123456789abcdef',
       NTS_STRIPE_PUBLISHABLE_KEY: 'pk_test_nts',
       NTS_STRIPE_WEBHOOK_SECRET: opts.stripe.webhookSecret,
       NTS_STRIPE_API_BASE: opts.stripe.proxyUrl,

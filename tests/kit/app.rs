@@ -12,7 +12,7 @@ use sqlx::PgPool;
 
 use crate::client::Client;
 use crate::db::TestDb;
-use crate::ADMIN_TOKEN;
+use crate::{ADMIN_TOKEN, TICKET_KEY};
 
 /// One running nts instance.
 pub struct Instance {
@@ -34,6 +34,7 @@ pub fn config_for(url: &str, settings: &HashMap<String, String>) -> Config {
         ("NTS_ADDRESS".into(), "127.0.0.1:0".into()),
         ("DATABASE_URL".into(), url.to_owned()),
         ("NTS_ADMIN_TOKEN".into(), ADMIN_TOKEN.into()),
+        ("NTS_TICKET_KEY".into(), TICKET_KEY.into()),
         ("NTS_DEMO".into(), "false".into()),
         ("NTS_RECONCILE_MS".into(), "200".into()),
         ("NTS_DB_POOL_SIZE".into(), "10".into()),
@@ -93,6 +94,8 @@ impl TestApp {
         if config.demo {
             nts::admin::demo::seed_if_empty(&pool).await.expect("seed");
         }
+        // What `Application::build` does before serving.
+        nts::checkin::at_rest::prepare(&pool, &config.ticket_keys).await.expect("the ticket keys fit the database");
         let gateway = make(&config);
         let app = Application::build_with(config, pool, gateway).expect("build app");
         let address = format!("http://127.0.0.1:{}", app.port());

@@ -50,8 +50,22 @@ impl TestDb {
         Self::create_on(&server_url(), "nts_test").await
     }
 
+    /// A fresh database with nts's schema as it was before migration `version`
+    /// (for tests of what a migration does to the data it finds).
+    pub async fn create_before(version: i64) -> anyhow::Result<Self> {
+        let before = sqlx::migrate::Migrator {
+            migrations: nts::db::MIGRATOR.migrations.iter().filter(|m| m.version < version).cloned().collect(),
+            ..sqlx::migrate::Migrator::DEFAULT
+        };
+        Self::create_with(&server_url(), "nts_test", &before).await
+    }
+
     /// A fresh database `<prefix>_<random>` with nts's schema on `server` (a URL with or without a database).
     pub async fn create_on(server: &str, prefix: &str) -> anyhow::Result<Self> {
+        Self::create_with(server, prefix, &nts::db::MIGRATOR).await
+    }
+
+    async fn create_with(server: &str, prefix: &str, migrator: &sqlx::migrate::Migrator) -> anyhow::Result<Self> {
         let db = Self::named(server, prefix)?;
         let mut admin = PgConnection::connect(&db.admin_url)
             .await
@@ -62,7 +76,7 @@ impl TestDb {
             .with_context(|| format!("creating database {}", db.name))?;
         admin.close().await?;
         let mut conn = PgConnection::connect(&db.url).await.context("connecting to the fresh database")?;
-        nts::db::MIGRATOR.run(&mut conn).await.context("applying the migrations")?;
+        migrator.run(&mut conn).await.context("applying the migrations")?;
         conn.close().await?;
         Ok(db)
     }

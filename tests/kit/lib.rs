@@ -17,3 +17,5 @@ pub use scenario::ada;
 
 /// The admin token of every test instance.
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789abcdef0123";
+/// The ticket key (`NTS_TICKET_KEY`) test instances run with unless a test sets its own.
+pub const TICKET_KEY: &str = "test-ticket-key-0123456789abcdef01234";

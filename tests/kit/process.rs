@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::ADMIN_TOKEN;
+use crate::{ADMIN_TOKEN, TICKET_KEY};
 
 pub struct NtsProcess {
     pub child: Child,
@@ -23,6 +23,7 @@ fn base_env(database_url: &str) -> Vec<(String, String)> {
         ("NTS_ADDRESS", "127.0.0.1:0"),
         ("DATABASE_URL", database_url),
         ("NTS_ADMIN_TOKEN", ADMIN_TOKEN),
+        ("NTS_TICKET_KEY", TICKET_KEY),
         ("NTS_PAYMENTS", "simulated"),
         ("NTS_DEMO", "false"),
         ("NTS_RATE_LIMIT_PER_MINUTE", "0"),

@@ -291,6 +291,7 @@ fn instance_env(s: &Settings, db: &TestDb, admin_token: &str, stripe_api: Option
         ],
         Some(api) => vec![
             ("NTS_STRIPE_SECRET_KEY", "sk_test_torture".into()),
+            ("NTS_TICKET_KEY", "torture-ticket-key-0123456789abcdef0123".into()),
             ("NTS_STRIPE_PUBLISHABLE_KEY", "pk_test_torture".into()),
             ("NTS_STRIPE_WEBHOOK_SECRET", stripe::WEBHOOK_SECRET.into()),
             ("NTS_STRIPE_API_BASE", api.into()),

@@ -3,6 +3,7 @@
 use futures_util::future::join_all;
 
 use super::*;
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::config::SimulatedFaults;
 use crate::domain::secret::new_buyer_secret;
 use crate::domain::status::{HoldStatus, OrderStatus, PaymentStatus};
@@ -11,7 +12,7 @@ use crate::test_db::TestDb;
 
 fn batcher(db: &TestDb) -> CheckoutBatcher {
     let gateway = Arc::new(SimulatedGateway::new(db.pool.clone(), SimulatedFaults::default()));
-    let payments = PaymentService::new(db.pool.clone(), gateway);
+    let payments = PaymentService::new(db.pool.clone(), gateway, TicketKeys::dev());
     CheckoutBatcher::new(payments, Some(LinkKey::from_secret("checkout tests")), 900.0)
 }
 

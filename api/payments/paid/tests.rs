@@ -5,6 +5,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::*;
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::test_db::TestDb;
 
 /// An order of one seat of `tt` that expired unpaid, its one attempt still
@@ -54,7 +55,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
     }
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((40, 0), (40, 0)));
     let ids: Vec<Uuid> = orders.iter().map(|(_, p)| p[0]).collect();
-    let statuses = record_all(&db.pool, &ids, &[]).await.unwrap();
+    let statuses = record_all(&db.pool, &TicketKeys::dev(), &ids, &[]).await.unwrap();
     assert!(ids.iter().all(|id| statuses[id] == PaymentStatus::Succeeded), "{statuses:?}");
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
     for (i, (order, _)) in orders.iter().enumerate() {
@@ -68,7 +69,7 @@ async fn one_batch_pays_many_orders_and_moves_each_counter_once() {
         .unwrap();
     assert_eq!(mails, 40);
     // Recorded again (a webhook after the buyer's confirmation): nothing moves twice.
-    let again = record_all(&db.pool, &ids, &[]).await.unwrap();
+    let again = record_all(&db.pool, &TicketKeys::dev(), &ids, &[]).await.unwrap();
     assert!(ids.iter().all(|id| again[id] == PaymentStatus::Succeeded));
     assert_eq!((seats(&db, adult).await, seats(&db, child).await), ((0, 40), (0, 40)));
     assert_eq!(tickets(&db, orders[0].0).await.len(), 3);
@@ -82,7 +83,7 @@ async fn two_successes_of_one_order_in_one_batch_pay_it_once_and_owe_the_other_b
     let (expired, late) = expired_order(&db, event, tt).await;
     let mut ids = vec![attempts[0], attempts[1], late[0]];
     ids.sort_unstable();
-    let statuses = record_all(&db.pool, &ids, &[]).await.unwrap();
+    let statuses = record_all(&db.pool, &TicketKeys::dev(), &ids, &[]).await.unwrap();
     let of_order = [statuses[&attempts[0]], statuses[&attempts[1]]];
     assert!(of_order.contains(&PaymentStatus::Succeeded) && of_order.contains(&PaymentStatus::RefundPending));
     assert_eq!(statuses[&late[0]], PaymentStatus::RefundPending);
@@ -103,7 +104,7 @@ async fn concurrent_successes_share_transactions_and_each_gets_its_answer() {
     for _ in 0..200 {
         payments.push(db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await.1[0]);
     }
-    let batcher = PaidBatcher::new(db.pool.clone());
+    let batcher = PaidBatcher::new(db.pool.clone(), TicketKeys::dev());
     // Every payment twice at once (the buyer's confirmation and a webhook).
     let answers = join_all(payments.iter().chain(&payments).map(|&p| batcher.record(p))).await;
     assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
@@ -125,7 +126,7 @@ async fn a_batch_that_fails_sends_each_payment_alone() {
     // A ticket code already taken by another order's ticket would fail the
     // batch's insert; here a trigger fails every batch of more than one.
     db.refuse_batches("orders", "UPDATE").await;
-    let batcher = PaidBatcher::new(db.pool.clone());
+    let batcher = PaidBatcher::new(db.pool.clone(), TicketKeys::dev());
     let answers = join_all([good[0], bad[0]].map(|p| batcher.record(p))).await;
     assert!(answers.iter().all(|a| matches!(a, Ok(PaymentStatus::Succeeded))), "{answers:?}");
     assert_eq!(seats(&db, tt).await, (0, 2));
@@ -161,7 +162,10 @@ async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_c
     let (paid_answer, owed_answer) = (claimed_key(&db, "paid").await, claimed_key(&db, "owed").await);
     let mut ids = vec![paying[0], late[0]];
     ids.sort_unstable();
-    let statuses = record_all(&db.pool, &ids, &[(paying[0], &paid_answer), (late[0], &owed_answer)]).await.unwrap();
+    let statuses =
+        record_all(&db.pool, &TicketKeys::dev(), &ids, &[(paying[0], &paid_answer), (late[0], &owed_answer)])
+            .await
+            .unwrap();
     assert_eq!((statuses[&paying[0]], statuses[&late[0]]), (PaymentStatus::Succeeded, PaymentStatus::RefundPending));
     assert_eq!(key_row(&db, "paid").await, (Some(200), Some(paid_answer.body), false));
     // Its request answers something else (a 409), stored by the middleware.
@@ -170,7 +174,7 @@ async fn a_keyed_success_commits_its_answer_with_the_payment_and_a_refund_owed_c
     // Through the queue, as a buyer's confirmation goes.
     let (_, queued) = db.order(event, &[(tt, 1)], &[PaymentStatus::Processing]).await;
     let answer = claimed_key(&db, "queued").await;
-    let batcher = PaidBatcher::new(db.pool.clone());
+    let batcher = PaidBatcher::new(db.pool.clone(), TicketKeys::dev());
     assert_eq!(batcher.record_answering(queued[0], Some(answer.clone())).await.unwrap(), PaymentStatus::Succeeded);
     assert_eq!(key_row(&db, "queued").await, (Some(200), Some(answer.body), false));
 }

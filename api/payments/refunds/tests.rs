@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use super::*;
+use crate::checkin::ticket_keys::TicketKeys;
 use crate::config::SimulatedFaults;
 use crate::domain::status::{HoldStatus, RefundStatus};
 use crate::payments::simulated::SimulatedGateway;
@@ -87,7 +88,7 @@ async fn statuses(db: &TestDb, order: Uuid, payment: Uuid) -> (OrderStatus, Paym
 
 fn service(db: &TestDb) -> PaymentService {
     let gateway = Arc::new(SimulatedGateway::new(db.pool.clone(), SimulatedFaults::default()));
-    PaymentService::new(db.pool.clone(), gateway)
+    PaymentService::new(db.pool.clone(), gateway, TicketKeys::dev())
 }
 
 // Stripe sends a failed refund's news more than once (refund.failed,
