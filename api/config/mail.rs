@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::parse::{check_secret, parse};
+use super::parse::{parse, secret_list};
 use super::{ConfigError, MIN_ADMIN_TOKEN_LEN};
 
 /// E-mail to buyers (`NTS_SMTP_URL`, `NTS_MAIL_*`). Without SMTP the outbox
@@ -100,11 +100,6 @@ pub(super) fn mail_settings(
 fn link_keys(raw: impl Fn(&'static str) -> Option<String>) -> Result<Option<crate::mail::links::LinkKey>, ConfigError> {
     const VARIABLE: &str = "NTS_MAIL_KEY";
     let Some(list) = raw(VARIABLE) else { return Ok(None) };
-    let keys = list
-        .trim()
-        .split(',')
-        .map(|key| check_secret(key.trim(), MIN_ADMIN_TOKEN_LEN))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|problem| ConfigError { variable: VARIABLE, problem: format!("each key {problem}") })?;
-    Ok(Some(crate::mail::links::LinkKey::from_secrets(&keys)))
+    let keys = secret_list(VARIABLE, &list, MIN_ADMIN_TOKEN_LEN)?;
+    Ok(Some(crate::mail::links::LinkKey::from_secrets(&keys.iter().map(String::as_str).collect::<Vec<_>>())))
 }

@@ -88,6 +88,16 @@ pub(super) fn check_secret(value: &str, min_chars: usize) -> Result<&str, String
     }
 }
 
+/// A list of secret keys, comma-separated, newest first (`NTS_MAIL_KEY`,
+/// `NTS_TICKET_KEY`): each one checked as [`check_secret`].
+pub(super) fn secret_list(variable: &'static str, list: &str, min_chars: usize) -> Result<Vec<String>, ConfigError> {
+    list.trim()
+        .split(',')
+        .map(|key| check_secret(key.trim(), min_chars).map(str::to_owned))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|problem| ConfigError { variable, problem: format!("each key {problem}") })
+}
+
 /// An address (`10.0.0.7`) or a network (`10.0.0.0/8`).
 pub(super) fn parse_network(raw: &str) -> Result<ipnet::IpNet, String> {
     raw.parse::<ipnet::IpNet>()

@@ -1,7 +1,7 @@
 //! `NTS_TICKET_KEY`: the keys that make ticket codes and seal the events'
 //! signing keys (`checkin::ticket_keys`).
 
-use super::parse::check_secret;
+use super::parse::secret_list;
 use super::{ConfigError, MIN_ADMIN_TOKEN_LEN};
 use crate::checkin::ticket_keys::TicketKeys;
 
@@ -29,11 +29,6 @@ pub(super) fn ticket_keys(
             ),
         });
     };
-    let keys = list
-        .trim()
-        .split(',')
-        .map(|key| check_secret(key.trim(), MIN_ADMIN_TOKEN_LEN))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|problem| ConfigError { variable: VARIABLE, problem: format!("each key {problem}") })?;
-    Ok(TicketKeys::from_secrets(&keys))
+    let keys = secret_list(VARIABLE, &list, MIN_ADMIN_TOKEN_LEN)?;
+    Ok(TicketKeys::from_secrets(&keys.iter().map(String::as_str).collect::<Vec<_>>()))
 }

@@ -5,7 +5,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use nts_testkit::wire::{
     CheckinOutcome, CheckinRefusal, NewCheckin, OfflineOutcome, OfflineScan, OfflineUpload, OfflineUploadResult, Order,
-    OrderStatus, SimulatedOutcome,
+    SimulatedOutcome,
 };
 use nts_testkit::{spawn_app, ApiResult, Expect, TestApp, ADMIN_TOKEN};
 use reqwest::Method;
@@ -13,16 +13,6 @@ use serde_json::json;
 use time::macros::datetime;
 use time::OffsetDateTime;
 use uuid::Uuid;
-
-/// A paid order of `quantity` tickets; answers the order (with `tickets[].code` and `signed_code`).
-async fn buy(app: &TestApp, event: Uuid, tt: Uuid, quantity: i64) -> Order {
-    let c = app.checkout(event, tt, quantity).await;
-    let secret = c.order.secret.clone().unwrap();
-    app.confirm(c.payment.unwrap().id, &secret, SimulatedOutcome::Succeeded).await.expect_status(200);
-    let order = app.api().order(c.order.id, &secret).await.unwrap().body;
-    assert_eq!(order.status, OrderStatus::Paid);
-    order
-}
 
 /// A check-in device of `event`; answers its token.
 async fn device(app: &TestApp, event: Uuid, name: &str) -> String {
@@ -129,11 +119,11 @@ async fn devices_are_created_listed_and_revoked_and_can_do_nothing_else() {
     as_device.refund(Uuid::new_v4(), true).await.expect_error(403, "forbidden");
 
     // Of another event's tickets it checks none.
-    let theirs = buy(&app, other_event, other_tt, 1).await;
+    let theirs = app.buy(other_event, other_tt, 1).await;
     scan(&app, &token, &signed(&theirs, 0), Uuid::new_v4()).await.expect_error(422, "other_event");
     // Bare, it is refused before anything else: a ticket issued now goes in only signed.
     scan(&app, &token, &plain(&theirs, 0), Uuid::new_v4()).await.expect_error(422, "signed_code_required");
-    let ours = buy(&app, event, tt, 1).await;
+    let ours = app.buy(event, tt, 1).await;
     let other_device = device(&app, other_event, "Their gate").await;
     scan(&app, &other_device, &signed(&ours, 0), Uuid::new_v4()).await.expect_error(422, "other_event");
 
@@ -156,7 +146,7 @@ async fn devices_are_created_listed_and_revoked_and_can_do_nothing_else() {
 async fn a_ticket_goes_in_once_and_the_second_scan_says_when_and_where() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 2).await;
+    let order = app.buy(event, tt, 2).await;
     let gate1 = device(&app, event, "Gate 1").await;
     let gate2 = device(&app, event, "Gate 2").await;
 
@@ -201,7 +191,7 @@ async fn a_ticket_goes_in_once_and_the_second_scan_says_when_and_where() {
 async fn forged_and_malformed_codes_are_unknown_tickets() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 1).await;
+    let order = app.buy(event, tt, 1).await;
     let gate = device(&app, event, "Gate").await;
     let code = signed(&order, 0);
     let (ticket, signature) = code.split_once('.').unwrap();
@@ -211,7 +201,7 @@ async fn forged_and_malformed_codes_are_unknown_tickets() {
     scan(&app, &gate, &forged, Uuid::new_v4()).await.expect_error(404, "unknown_ticket");
     // A valid signature of another event's key does not make it ours.
     let (other_event, other_tt) = app.simple_event(10, 4).await;
-    let theirs = signed(&buy(&app, other_event, other_tt, 1).await, 0);
+    let theirs = signed(&app.buy(other_event, other_tt, 1).await, 0);
     let (_, their_sig) = theirs.split_once('.').unwrap();
     scan(&app, &gate, &format!("{ticket}.{their_sig}"), Uuid::new_v4()).await.expect_error(404, "unknown_ticket");
     for junk in ["", "hello", &"A".repeat(24), &format!("{ticket}.short"), &"x".repeat(5000)] {
@@ -238,7 +228,7 @@ async fn forged_and_malformed_codes_are_unknown_tickets() {
 async fn the_gate_state_has_the_key_that_verifies_the_codes() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 2).await;
+    let order = app.buy(event, tt, 2).await;
     let gate = device(&app, event, "Gate").await;
     let state = app.api().gate_state(&gate).await.unwrap();
     assert_eq!(state.event_id, event);
@@ -261,7 +251,7 @@ async fn twenty_gates_on_two_instances_admit_each_ticket_exactly_once() {
     let mut app = spawn_app().await;
     app.start_instance().await;
     let (event, tt) = app.simple_event(50, 5).await;
-    let order = buy(&app, event, tt, 5).await;
+    let order = app.buy(event, tt, 5).await;
     let mut gates = Vec::new();
     for i in 0..20 {
         gates.push(device(&app, event, &format!("Gate {i}")).await);
@@ -309,7 +299,7 @@ async fn a_refunded_ticket_is_refused_online_and_revoked_for_offline_gates() {
     let app = spawn_app().await;
     let api = app.api();
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 1).await;
+    let order = app.buy(event, tt, 1).await;
     let gate = device(&app, event, "Gate").await;
     backdate_devices(&app, event).await;
     api.refund(order.id, true).await.expect_status(200);
@@ -333,7 +323,7 @@ async fn the_organiser_undoes_a_check_in_and_it_is_recorded() {
     let app = spawn_app().await;
     let api = app.api();
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 1).await;
+    let order = app.buy(event, tt, 1).await;
     let gate = device(&app, event, "Gate 3").await;
     let ticket = plain(&order, 0);
     api.undo_checkin(event, &ticket, None).await.expect_error(409, "not_checked_in");
@@ -369,7 +359,7 @@ async fn offline_gates_upload_their_scans_and_double_entries_are_reported() {
     let app = spawn_app().await;
     let api = app.api();
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 3).await;
+    let order = app.buy(event, tt, 3).await;
     let north = device(&app, event, "North door").await;
     let south = device(&app, event, "South door").await;
     backdate_devices(&app, event).await;
@@ -432,7 +422,7 @@ async fn offline_scan_times_outside_the_devices_life_are_refused_one_by_one() {
     let app = spawn_app().await;
     let api = app.api();
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 2).await;
+    let order = app.buy(event, tt, 2).await;
     let created = api.create_device(event, "Gate").await.unwrap();
     let gate = created.token.clone();
     let before = created.created_at - time::Duration::minutes(1);
@@ -471,7 +461,7 @@ async fn a_revoked_device_uploads_what_it_scanned_before_its_revocation_and_noth
     let app = spawn_app().await;
     let api = app.api();
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 3).await;
+    let order = app.buy(event, tt, 3).await;
     let created = api.create_device(event, "Lost phone").await.unwrap();
     let gate = created.token.clone();
     backdate_devices(&app, event).await;

@@ -77,8 +77,9 @@ fn through_proxy(url: &str, proxy_port: u16) -> (String, String) {
     (hostport, format!("{scheme}://{at}127.0.0.1:{proxy_port}/{tail}"))
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_malformed_credential_is_refused_without_the_database() {
+/// An nts on a fresh database reached through a [`DbProxy`], serving; answers
+/// the database (kept until the test ends), the proxy, a client and the server's handle.
+async fn behind_a_proxy() -> (TestDb, DbProxy, Client, actix_web::dev::ServerHandle) {
     let db = TestDb::unborn();
     let (upstream, _) = through_proxy(&db.url, 0);
     let proxy = DbProxy::start(upstream).await;
@@ -92,6 +93,12 @@ async fn a_malformed_credential_is_refused_without_the_database() {
     tokio::spawn(app.run_until_stopped());
     let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
     let api = Client::new(http, base, ADMIN_TOKEN);
+    (db, proxy, api, handle)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_malformed_credential_is_refused_without_the_database() {
+    let (_db, proxy, api, handle) = behind_a_proxy().await;
 
     proxy.set(DOWN);
     let id = Uuid::new_v4();
@@ -113,20 +120,7 @@ async fn a_malformed_credential_is_refused_without_the_database() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn while_the_database_is_unreachable_requests_fail_fast_and_service_resumes_by_itself() {
-    let db = TestDb::unborn();
-    let (upstream, _) = through_proxy(&db.url, 0);
-    let proxy = DbProxy::start(upstream).await;
-    let (_, url) = through_proxy(&db.url, proxy.port);
-
-    let config = config_for(&url, &Default::default());
-    let pool = nts::db::connect(&url, config.db_pool_size).await.unwrap();
-    let gateway = Arc::new(SimulatedGateway::new(pool.clone(), config.simulated().cloned().unwrap_or_default()));
-    let app = Application::build_with(config, pool, gateway).unwrap();
-    let base = format!("http://127.0.0.1:{}", app.port());
-    let handle = app.handle();
-    tokio::spawn(app.run_until_stopped());
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(20)).build().unwrap();
-    let api = Client::new(http, base, ADMIN_TOKEN);
+    let (_db, proxy, api, handle) = behind_a_proxy().await;
 
     let event = api.create_event(&event_with_capacity(100)).await.unwrap();
     let (event_id, tt) = (event.id, event.ticket_types[0].id);

@@ -7,19 +7,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
 use nts_testkit::process::command;
-use nts_testkit::wire::{NewCheckin, Order, OrderStatus, SimulatedOutcome};
+use nts_testkit::wire::{NewCheckin, SimulatedOutcome};
 use nts_testkit::{spawn_app, spawn_app_with, ApiResult, Expect, TestApp, TestDb};
 use uuid::Uuid;
-
-/// A paid order of `quantity` tickets, as its buyer reads it.
-async fn buy(app: &TestApp, event: Uuid, tt: Uuid, quantity: i64) -> Order {
-    let c = app.checkout(event, tt, quantity).await;
-    let secret = c.order.secret.clone().unwrap();
-    app.confirm(c.payment.unwrap().id, &secret, SimulatedOutcome::Succeeded).await.expect_status(200);
-    let order = app.api().order(c.order.id, &secret).await.unwrap().body;
-    assert_eq!(order.status, OrderStatus::Paid);
-    order
-}
 
 async fn scan(app: &TestApp, token: &str, code: &str) -> ApiResult<nts_testkit::wire::Checkin> {
     app.api().check_in(token, &NewCheckin { code: code.to_owned(), scan_id: Uuid::new_v4() }).await
@@ -55,7 +45,7 @@ async fn dump(app: &TestApp) -> (Vec<String>, Vec<Vec<u8>>) {
 async fn no_column_of_a_dump_holds_a_code_the_door_accepts_or_a_seed_that_signs_one() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 2).await;
+    let order = app.buy(event, tt, 2).await;
     let gate = app.api().create_device(event, "Gate").await.unwrap().body.token;
     scan(&app, &gate, &order.tickets[1].signed_code).await.unwrap();
     let public_key = URL_SAFE_NO_PAD.decode(app.api().gate_state(&gate).await.unwrap().body.public_key).unwrap();
@@ -89,7 +79,7 @@ async fn no_column_of_a_dump_holds_a_code_the_door_accepts_or_a_seed_that_signs_
 async fn a_new_tickets_bare_code_is_refused_and_its_signed_code_admits() {
     let app = spawn_app().await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let order = buy(&app, event, tt, 1).await;
+    let order = app.buy(event, tt, 1).await;
     let gate = app.api().create_device(event, "Gate").await.unwrap().body.token;
     let refused = scan(&app, &gate, &order.tickets[0].code).await.expect_error(422, "signed_code_required");
     assert!(refused.message.contains("QR code"), "{refused:?}");
@@ -104,7 +94,7 @@ const NEW: &str = "the-ticket-key-after-rotation-01234567890";
 async fn after_rotation_old_tickets_keep_their_codes_and_new_ones_use_the_new_key() {
     let mut app = spawn_app_with(&[("NTS_TICKET_KEY", OLD)]).await;
     let (event, tt) = app.simple_event(10, 4).await;
-    let before = buy(&app, event, tt, 1).await;
+    let before = app.buy(event, tt, 1).await;
     let gate = app.api().create_device(event, "Gate").await.unwrap().body.token;
     let key_ids = |app: &TestApp| {
         let pool = app.pool.clone();

@@ -5,7 +5,7 @@ use uuid::Uuid;
 
 use crate::app::TestApp;
 use crate::client::wire::*;
-use crate::client::ApiResult;
+use crate::client::{ApiResult, Expect};
 
 impl TestApp {
     /// Creates an event (GBP, in 2099) through the admin API; `ticket_types` are (name, price, capacity, max per order).
@@ -46,6 +46,18 @@ impl TestApp {
         let hold = self.hold(event, ticket_type, quantity).await.expect("the hold is made");
         let secret = hold.secret.as_deref().expect("a new hold has its secret");
         self.api().checkout(hold.id, secret).await.expect("the checkout is made").body
+    }
+
+    /// A paid order of `quantity` tickets, as its buyer reads it (with `tickets[].code` and `signed_code`).
+    pub async fn buy(&self, event: Uuid, ticket_type: Uuid, quantity: i64) -> Order {
+        let c = self.checkout(event, ticket_type, quantity).await;
+        let secret = c.order.secret.clone().expect("a new order has its secret");
+        self.confirm(c.payment.expect("a simulated first attempt").id, &secret, SimulatedOutcome::Succeeded)
+            .await
+            .expect_status(200);
+        let order = self.api().order(c.order.id, &secret).await.expect("the order").body;
+        assert_eq!(order.status, OrderStatus::Paid);
+        order
     }
 
     /// Answers the simulated provider's payment page for `payment`.
