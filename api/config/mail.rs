@@ -44,9 +44,8 @@ pub(super) fn mail_settings(
     public_url: Option<&str>,
 ) -> Result<MailSettings, ConfigError> {
     let problem = |variable, problem: String| ConfigError { variable, problem };
-    let smtp_url = get("NTS_SMTP_URL")
-        .map(|raw| crate::mail::sender::smtp_url(raw.trim()).map_err(|p| problem("NTS_SMTP_URL", p)))
-        .transpose()?;
+    let smtp_url =
+        get("NTS_SMTP_URL").map(|raw| smtp_url(raw.trim()).map_err(|p| problem("NTS_SMTP_URL", p))).transpose()?;
     let from = get("NTS_MAIL_FROM")
         .map(|raw| {
             raw.trim().parse::<lettre::message::Mailbox>().map_err(|_| {
@@ -102,4 +101,48 @@ fn link_keys(raw: impl Fn(&'static str) -> Option<String>) -> Result<Option<crat
     let Some(list) = raw(VARIABLE) else { return Ok(None) };
     let keys = secret_list(VARIABLE, &list, MIN_ADMIN_TOKEN_LEN)?;
     Ok(Some(crate::mail::links::LinkKey::from_secrets(&keys.iter().map(String::as_str).collect::<Vec<_>>())))
+}
+
+/// Checks `NTS_SMTP_URL` and says it the way lettre reads it: `smtp://`
+/// requires STARTTLS unless `?tls=opportunistic` or `?tls=none` (a relay on
+/// the same host, tests) is given; `smtps://` is TLS from the first byte.
+fn smtp_url(raw: &str) -> Result<String, String> {
+    let problem = || "expected smtp://[user:password@]host[:port] or smtps://…".to_owned();
+    let (scheme, _) = raw.split_once("://").ok_or_else(problem)?;
+    let url = match scheme {
+        "smtps" => raw.to_owned(),
+        "smtp" if raw.contains("tls=none") => {
+            let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
+            let rest: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && *p != "tls=none").collect();
+            if rest.is_empty() {
+                base.to_owned()
+            } else {
+                format!("{base}?{}", rest.join("&"))
+            }
+        }
+        "smtp" if raw.contains("tls=") => raw.to_owned(),
+        "smtp" => format!("{raw}{}tls=required", if raw.contains('?') { '&' } else { '?' }),
+        _ => return Err(problem()),
+    };
+    lettre::AsyncSmtpTransport::<lettre::Tokio1Executor>::from_url(&url).map_err(|_| problem())?;
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn smtp_urls_default_to_starttls() {
+        assert_eq!(
+            smtp_url("smtp://u:p@mail.example.com:587").unwrap(),
+            "smtp://u:p@mail.example.com:587?tls=required"
+        );
+        assert_eq!(smtp_url("smtp://127.0.0.1:2525?tls=none").unwrap(), "smtp://127.0.0.1:2525");
+        assert_eq!(smtp_url("smtps://mail.example.com").unwrap(), "smtps://mail.example.com");
+        assert!(smtp_url("smtp://h?tls=opportunistic").is_ok());
+        for bad in ["mail.example.com", "http://mail.example.com", "smtp://h?tls=maybe"] {
+            assert!(smtp_url(bad).is_err(), "{bad}");
+        }
+    }
 }

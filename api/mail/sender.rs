@@ -18,31 +18,6 @@ use crate::config::MailSettings;
 
 type Transport = AsyncSmtpTransport<Tokio1Executor>;
 
-/// Checks `NTS_SMTP_URL` and says it the way lettre reads it: `smtp://`
-/// requires STARTTLS unless `?tls=opportunistic` or `?tls=none` (a relay on
-/// the same host, tests) is given; `smtps://` is TLS from the first byte.
-pub fn smtp_url(raw: &str) -> Result<String, String> {
-    let problem = || "expected smtp://[user:password@]host[:port] or smtps://…".to_owned();
-    let (scheme, _) = raw.split_once("://").ok_or_else(problem)?;
-    let url = match scheme {
-        "smtps" => raw.to_owned(),
-        "smtp" if raw.contains("tls=none") => {
-            let (base, query) = raw.split_once('?').unwrap_or((raw, ""));
-            let rest: Vec<&str> = query.split('&').filter(|p| !p.is_empty() && *p != "tls=none").collect();
-            if rest.is_empty() {
-                base.to_owned()
-            } else {
-                format!("{base}?{}", rest.join("&"))
-            }
-        }
-        "smtp" if raw.contains("tls=") => raw.to_owned(),
-        "smtp" => format!("{raw}{}tls=required", if raw.contains('?') { '&' } else { '?' }),
-        _ => return Err(problem()),
-    };
-    Transport::from_url(&url).map_err(|_| problem())?;
-    Ok(url)
-}
-
 /// Sends until `stop` says so.
 /// `ticket_keys` give the tickets' codes for their QR codes.
 pub async fn run(pool: PgPool, settings: MailSettings, ticket_keys: TicketKeys, mut stop: watch::Receiver<bool>) {
@@ -150,25 +125,6 @@ async fn report_unsent(pool: PgPool, settings: MailSettings, mut stop: watch::Re
         tokio::select! {
             _ = tokio::time::sleep(settings.poll.max(Duration::from_secs(5))) => {}
             _ = stop.changed() => {}
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn smtp_urls_default_to_starttls() {
-        assert_eq!(
-            smtp_url("smtp://u:p@mail.example.com:587").unwrap(),
-            "smtp://u:p@mail.example.com:587?tls=required"
-        );
-        assert_eq!(smtp_url("smtp://127.0.0.1:2525?tls=none").unwrap(), "smtp://127.0.0.1:2525");
-        assert_eq!(smtp_url("smtps://mail.example.com").unwrap(), "smtps://mail.example.com");
-        assert!(smtp_url("smtp://h?tls=opportunistic").is_ok());
-        for bad in ["mail.example.com", "http://mail.example.com", "smtp://h?tls=maybe"] {
-            assert!(smtp_url(bad).is_err(), "{bad}");
         }
     }
 }
