@@ -545,32 +545,40 @@
     });
   });
 
-  function renderRefunds(rows) {
-    const el = $('#admin-refunds');
+  // Refunds and disputes: a row per order with its event, buyer, an amount, a status and one more column.
+  function renderOrderRows(el, { cls, caption, last }, rows, rowAttrs, cells) {
     if (!rows.length) {
-      el.replaceChildren(h('p', { class: 'empty' }, 'No refunds.'));
+      el.replaceChildren(h('p', { class: 'empty' }, `No ${caption.toLowerCase()}.`));
       return;
     }
-    el.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'refunds' },
-      h('caption', { class: 'visually-hidden' }, 'Refunds'),
+    el.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: cls },
+      h('caption', { class: 'visually-hidden' }, caption),
       h('thead', {}, h('tr', {},
         h('th', { scope: 'col' }, 'Order'),
         h('th', { scope: 'col' }, 'Event'),
         h('th', { scope: 'col' }, 'Buyer'),
         h('th', { scope: 'col', class: 'num' }, 'Amount'),
         h('th', { scope: 'col' }, 'Status'),
-        h('th', { scope: 'col' }, 'Seats'))),
-      h('tbody', {}, rows.map((r) => h('tr', { 'data-order-id': r.order_id, 'data-refund-id': r.refund_id, 'data-status': r.status },
+        h('th', { scope: 'col' }, last))),
+      h('tbody', {}, rows.map((r) => h('tr', rowAttrs(r),
         h('td', { class: 'codes' }, r.order_id),
         h('td', {}, r.event_name),
         h('td', {}, r.buyer_email),
+        ...cells(r)))))));
+  }
+
+  function renderRefunds(rows) {
+    renderOrderRows($('#admin-refunds'), { cls: 'refunds', caption: 'Refunds', last: 'Seats' }, rows,
+      (r) => ({ 'data-order-id': r.order_id, 'data-refund-id': r.refund_id, 'data-status': r.status }),
+      (r) => [
         h('td', { class: 'num' }, formatMoney(r.amount_minor, r.currency),
           r.amount_minor !== r.payment_amount_minor ? ` of ${formatMoney(r.payment_amount_minor, r.currency)}` : ''),
         h('td', {}, REFUND_STATUS[r.status] || r.status,
           REFUND_REASON[r.reason] ? h('span', { class: 'hint' }, ` (${REFUND_REASON[r.reason]})`) : '',
           r.refund_failure && r.status !== 'succeeded' ? h('span', { class: 'hint' }, ` (${r.refund_failure})`) : '',
           r.payment_status === 'refund_failed' && r.status === 'failed' ? retryRefundButton(r.order_id) : ''),
-        h('td', {}, seatsCell(r))))))));
+        h('td', {}, seatsCell(r)),
+      ]);
   }
 
   // A failed refund asked for again goes out under a new key at the provider;
@@ -629,28 +637,14 @@
   };
 
   function renderDisputes(rows) {
-    const el = $('#admin-disputes');
-    if (!rows.length) {
-      el.replaceChildren(h('p', { class: 'empty' }, 'No disputes.'));
-      return;
-    }
-    el.replaceChildren(h('div', { class: 'table-scroll' }, h('table', { class: 'disputes' },
-      h('caption', { class: 'visually-hidden' }, 'Disputes'),
-      h('thead', {}, h('tr', {},
-        h('th', { scope: 'col' }, 'Order'),
-        h('th', { scope: 'col' }, 'Event'),
-        h('th', { scope: 'col' }, 'Buyer'),
-        h('th', { scope: 'col', class: 'num' }, 'Amount'),
-        h('th', { scope: 'col' }, 'Status'),
-        h('th', { scope: 'col' }, 'Reason'))),
-      h('tbody', {}, rows.map((d) => h('tr', { 'data-order-id': d.order_id, 'data-status': d.status },
-        h('td', { class: 'codes' }, d.order_id),
-        h('td', {}, d.event_name),
-        h('td', {}, d.buyer_email),
+    renderOrderRows($('#admin-disputes'), { cls: 'disputes', caption: 'Disputes', last: 'Reason' }, rows,
+      (d) => ({ 'data-order-id': d.order_id, 'data-status': d.status }),
+      (d) => [
         h('td', { class: 'num' }, formatMoney(d.amount_minor, d.currency)),
         h('td', {}, DISPUTE_STATUS[d.status] || d.status,
           d.funds_withdrawn ? h('span', { class: 'hint' }, ' (funds withdrawn)') : ''),
-        h('td', {}, d.reason)))))));
+        h('td', {}, d.reason),
+      ]);
   }
 
   async function refreshDisputes() {
